@@ -1,0 +1,9 @@
+//! The admin API on 127.0.0.1:15000: health, readiness, flows, datapath state, tags.
+//! It runs on its own thread and runtime so it answers while the proxy is saturated.
+
+pub mod routes;
+mod server;
+mod tags;
+
+pub use routes::AdminContext;
+pub use server::spawn;

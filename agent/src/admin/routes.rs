@@ -1,0 +1,89 @@
+//! The admin endpoints and what they answer.
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use arc_swap::ArcSwap;
+use hyper::{Method, StatusCode};
+use serde_json::json;
+
+use crate::{
+    datapath::{Counters, DatapathStatus, PinPaths, Records, SyncStats},
+    proxy::SharedState,
+    telemetry::flows::Flows,
+};
+
+/// What the inventory loop reports after each sync.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct SyncReport {
+    pub syncs: u64,
+    pub last: SyncStats,
+    pub unresolved_cgroups: Vec<String>,
+    pub last_error: Option<String>,
+}
+
+/// Everything the admin API reads.
+pub struct AdminContext {
+    pub ready: AtomicBool,
+    pub flows: Arc<Flows>,
+    pub status: DatapathStatus,
+    pub counters: Counters,
+    pub records: Arc<Records>,
+    pub pins: PinPaths,
+    pub state: SharedState,
+    pub sync: ArcSwap<SyncReport>,
+    pub inventory: PathBuf,
+}
+
+type Answer = (StatusCode, &'static str, String);
+
+impl AdminContext {
+    pub fn route(&self, method: &Method, path: &str) -> Answer {
+        if method != Method::GET {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        }
+        match path {
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" if self.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
+            "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: first sync pending\n"),
+            "/flows" => to_json(&self.flows.list()),
+            "/datapath" => self.datapath(),
+            "/tags" => match super::tags::read(&self.pins, &self.state.load().names) {
+                Ok(tags) => to_json(&tags),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
+            },
+            _ => text(StatusCode::NOT_FOUND, "endpoints: /healthz /readyz /flows /tags /datapath\n"),
+        }
+    }
+
+    fn datapath(&self) -> Answer {
+        let counters: serde_json::Map<String, serde_json::Value> = match self.counters.read() {
+            Ok(c) => c.into_iter().map(|(r, v)| (r.name().to_owned(), json!(v))).collect(),
+            Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
+        };
+        to_json(&json!({
+            "status": self.status,
+            "counters": counters,
+            "records": self.records.len(),
+            "refused_without_record": self.flows.refused_without_record_total(),
+            "sync": *self.sync.load_full(),
+            "inventory": self.inventory,
+        }))
+    }
+}
+
+fn text(status: StatusCode, body: &str) -> Answer {
+    (status, "text/plain; charset=utf-8", body.to_owned())
+}
+
+fn to_json(value: &impl serde::Serialize) -> Answer {
+    match serde_json::to_string_pretty(value) {
+        Ok(body) => (StatusCode::OK, "application/json", body),
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
+    }
+}

@@ -1,0 +1,48 @@
+//! HTTP/1.1 plumbing for the admin API.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+
+use super::AdminContext;
+
+/// Binds `addr` now (so errors surface at startup) and serves on a dedicated thread.
+pub fn spawn(addr: SocketAddr, ctx: Arc<AdminContext>) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    std::thread::Builder::new().name("admin".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return tracing::error!(error = %e, "admin runtime failed to start"),
+        };
+        rt.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                Ok(l) => l,
+                Err(e) => return tracing::error!(error = %e, "admin listener failed"),
+            };
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let ctx = ctx.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(&ctx, &req)) }
+                    });
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+    })
+}
+
+fn handle(ctx: &AdminContext, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = ctx.route(req.method(), req.uri().path());
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"internal error"))))
+}

@@ -1,0 +1,147 @@
+//! `graylane agent`: wires the datapath, the inventory, the proxy and the admin API.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
+};
+
+use arc_swap::ArcSwap;
+use tokio::sync::watch;
+
+use crate::{
+    admin::{self, AdminContext, routes::SyncReport},
+    config::AgentConfig,
+    datapath::{CgroupRoot, Datapath, DatapathConfig, MapSync, uninstall},
+    inventory::{CaptureConfig, FileSource, KernelView, Snapshot},
+    proxy::{self, ProxyState, SharedState},
+    telemetry::flows::Flows,
+};
+
+/// How many recent flows the table keeps.
+const FLOW_CAPACITY: usize = 4096;
+
+/// Removes every pin (links first) and reports what went.
+pub fn run_uninstall(cfg: &AgentConfig) -> anyhow::Result<()> {
+    let removed = uninstall(&cfg.pins)?;
+    tracing::info!(pins = removed.len(), dir = %cfg.pins.dir.display(), "uninstalled");
+    Ok(())
+}
+
+pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
+    let (source, mut inventory) = FileSource::open(&cfg.inventory)?;
+    let root = CgroupRoot::resolve(cfg.cgroup_root.as_deref())?;
+    let datapath = Datapath::install(&DatapathConfig { pins: cfg.pins.clone(), cgroup_root: root.clone() })?;
+    let Datapath { sync, records, counters, mut listeners, status, .. } = datapath;
+    let adopted = status.links.iter().filter(|l| l.adopted).count();
+    tracing::info!(
+        cgroup_root = %root.path.display(),
+        pin_dir = %cfg.pins.dir.display(),
+        links_adopted = adopted,
+        links_attached = status.links.len() - adopted,
+        maps_replaced = ?status.replaced_maps,
+        install_us = status.install_us,
+        "datapath ready"
+    );
+
+    std::thread::Builder::new().name("inventory-watch".into()).spawn(move || {
+        if let Err(e) = source.watch() {
+            tracing::error!(error = %e, "inventory watch stopped");
+        }
+    })?;
+
+    let state: SharedState = Arc::new(ArcSwap::from_pointee(ProxyState::default()));
+    let flows = Arc::new(Flows::new(FLOW_CAPACITY));
+    let ctx = Arc::new(AdminContext {
+        ready: AtomicBool::new(false),
+        flows: flows.clone(),
+        status,
+        counters,
+        records: records.clone(),
+        pins: cfg.pins.clone(),
+        state: state.clone(),
+        sync: ArcSwap::from_pointee(SyncReport::default()),
+        inventory: cfg.inventory.clone(),
+    });
+    admin::spawn(cfg.admin_addr, ctx.clone())?;
+
+    // Kernel and routing state first, then the listener: an adopted datapath already
+    // captures, and the proxy must know the inventory before it accepts.
+    let mut reconciler = Reconciler { sync, capture: cfg.capture(), root, state: state.clone(), ctx: ctx.clone() };
+    let first = inventory.borrow_and_update().clone();
+    let mut unresolved = reconciler.apply(&first);
+    ctx.ready.store(true, Ordering::Release);
+
+    let listener = proxy::bind_listener(cfg.proxy_addr)?;
+    listeners.register(0, &listener)?;
+    tracing::info!(addr = %cfg.proxy_addr, "proxy listening");
+    let proxy_task = tokio::spawn(proxy::serve(listener, cfg.proxy(), records, state, flows));
+
+    let reconcile = async move {
+        loop {
+            let retry = tokio::time::sleep(std::time::Duration::from_secs(1));
+            tokio::select! {
+                changed = inventory.changed() => if changed.is_err() { break },
+                () = retry, if unresolved => {},
+            }
+            let snapshot = inventory.borrow_and_update().clone();
+            unresolved = reconciler.apply(&snapshot);
+        }
+    };
+    tokio::select! {
+        () = reconcile => tracing::warn!("inventory source closed"),
+        r = proxy_task => tracing::error!(result = ?r, "proxy stopped"),
+        () = shutdown_signal() => tracing::info!("signal received; exiting (capture stays pinned)"),
+    }
+    Ok(())
+}
+
+/// Applies snapshots to the kernel maps and the proxy's routing state.
+struct Reconciler {
+    sync: MapSync,
+    capture: CaptureConfig,
+    root: CgroupRoot,
+    state: SharedState,
+    ctx: Arc<AdminContext>,
+}
+
+impl Reconciler {
+    /// Returns whether some local pod's cgroup is still missing (retry later).
+    fn apply(&mut self, snapshot: &Arc<Snapshot>) -> bool {
+        let view = KernelView::build(snapshot, &self.capture, &self.root);
+        let mut report = (*self.ctx.sync.load_full()).clone();
+        match self.sync.apply(&view.state) {
+            Ok(stats) => {
+                report.last = stats;
+                report.last_error = None;
+                tracing::debug!(written = stats.written, removed = stats.removed, "kernel maps synced");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "kernel map sync failed");
+                report.last_error = Some(e.to_string());
+            }
+        }
+        report.syncs += 1;
+        report.unresolved_cgroups.clone_from(&view.unresolved);
+        self.ctx.sync.store(Arc::new(report));
+        self.state.store(Arc::new(ProxyState { snapshot: snapshot.clone(), names: self.sync.names() }));
+        !view.unresolved.is_empty()
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}
+
+#[expect(dead_code, reason = "keeps the watch type in one place for future sources")]
+type InventoryRx = watch::Receiver<Arc<Snapshot>>;

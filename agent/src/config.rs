@@ -1,0 +1,147 @@
+//! Command line → validated, typed configuration, split by subsystem.
+
+use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand};
+use ipnetwork::IpNetwork;
+
+use crate::{
+    datapath::{PinPaths, ProxyTarget},
+    inventory::CaptureConfig,
+    proxy::ProxyConfig,
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "graylane", version, about = "Gray (canary) and tenant traffic routing for Kubernetes, without sidecars")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node agent: kernel capture, inventory sync, node proxy, admin API.
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Standalone inventory: a Kubernetes-style YAML file or a folder of them.
+    #[arg(long, env = "GRAYLANE_INVENTORY")]
+    pub inventory: Option<PathBuf>,
+    /// Address pods' captured connections are sent to; the proxy listens here.
+    #[arg(long, env = "GRAYLANE_PROXY_ADDR")]
+    pub proxy_addr: Option<SocketAddr>,
+    /// IPv6 proxy address, to capture native IPv6 destinations too.
+    #[arg(long, env = "GRAYLANE_PROXY_ADDR6")]
+    pub proxy_addr6: Option<SocketAddr>,
+    /// Service CIDRs to capture (pod IPs from the inventory are always captured).
+    #[arg(long = "service-cidr", default_value = "10.96.0.0/12")]
+    pub service_cidrs: Vec<IpNetwork>,
+    /// Destination ports never captured.
+    #[arg(long = "exclude-port")]
+    pub exclude_ports: Vec<u16>,
+    /// cgroup v2 directory above every pod cgroup (default: the detected cgroup v2 mount).
+    #[arg(long, env = "GRAYLANE_CGROUP_ROOT")]
+    pub cgroup_root: Option<PathBuf>,
+    /// Where kernel state is pinned.
+    #[arg(long, default_value = "/sys/fs/bpf/graylane", env = "GRAYLANE_PIN_DIR")]
+    pub pin_dir: PathBuf,
+    /// SO_MARK on the proxy's upstream sockets; marked sockets are never captured.
+    #[arg(long, default_value = "0x6c61", value_parser = parse_mark)]
+    pub bypass_mark: u32,
+    /// Admin API address (keep it on loopback).
+    #[arg(long, default_value = "127.0.0.1:15000")]
+    pub admin_addr: SocketAddr,
+    /// Upstream connect timeout in milliseconds.
+    #[arg(long, default_value_t = 5000)]
+    pub connect_timeout_ms: u64,
+    /// Log format.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+    /// Detach every program and remove every pin, then exit.
+    #[arg(long)]
+    pub uninstall: bool,
+    /// Validate the configuration and the inventory, print the effective config, and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+fn parse_mark(s: &str) -> Result<u32, String> {
+    let parsed = match s.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed.map_err(|e| format!("{s:?}: {e}"))
+}
+
+/// The agent's validated configuration.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct AgentConfig {
+    pub inventory: PathBuf,
+    pub cgroup_root: Option<PathBuf>,
+    #[serde(serialize_with = "display")]
+    pub pins: PinPaths,
+    pub proxy_addr: SocketAddr,
+    pub proxy_addr6: Option<SocketAddr>,
+    pub service_cidrs: Vec<IpNetwork>,
+    pub excluded_ports: BTreeSet<u16>,
+    pub bypass_mark: u32,
+    pub admin_addr: SocketAddr,
+    pub connect_timeout: Duration,
+}
+
+fn display<S: serde::Serializer>(p: &PinPaths, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.dir.display().to_string())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("--inventory <file|dir> is required (standalone mode)")]
+    NoInventory,
+    #[error("--proxy-addr <ip:port> is required: the address pods' connections are redirected to")]
+    NoProxyAddr,
+    #[error("--proxy-addr {0} must be IPv4 and not unspecified (0.0.0.0): the kernel rewrites destinations to it")]
+    BadProxyAddr(SocketAddr),
+    #[error("--proxy-addr6 {0} must be a specific IPv6 address")]
+    BadProxyAddr6(SocketAddr),
+}
+
+impl AgentConfig {
+    pub fn from_args(a: &AgentArgs) -> Result<Self, ConfigError> {
+        let inventory = a.inventory.clone().ok_or(ConfigError::NoInventory)?;
+        let proxy_addr = a.proxy_addr.ok_or(ConfigError::NoProxyAddr)?;
+        if !proxy_addr.is_ipv4() || proxy_addr.ip().is_unspecified() {
+            return Err(ConfigError::BadProxyAddr(proxy_addr));
+        }
+        if let Some(v6) = a.proxy_addr6
+            && (!v6.is_ipv6() || v6.ip().is_unspecified())
+        {
+            return Err(ConfigError::BadProxyAddr6(v6));
+        }
+        Ok(Self {
+            inventory,
+            cgroup_root: a.cgroup_root.clone(),
+            pins: PinPaths::new(&a.pin_dir),
+            proxy_addr,
+            proxy_addr6: a.proxy_addr6,
+            service_cidrs: a.service_cidrs.clone(),
+            excluded_ports: a.exclude_ports.iter().copied().collect(),
+            bypass_mark: a.bypass_mark,
+            admin_addr: a.admin_addr,
+            connect_timeout: Duration::from_millis(a.connect_timeout_ms),
+        })
+    }
+
+    pub fn capture(&self) -> CaptureConfig {
+        CaptureConfig {
+            service_cidrs: self.service_cidrs.clone(),
+            excluded_ports: self.excluded_ports.clone(),
+            proxy: ProxyTarget { v4: self.proxy_addr, v6: self.proxy_addr6, bypass_mark: self.bypass_mark },
+        }
+    }
+
+    pub fn proxy(&self) -> ProxyConfig {
+        ProxyConfig { bypass_mark: self.bypass_mark, connect_timeout: self.connect_timeout }
+    }
+}

@@ -1,0 +1,15 @@
+//! The cluster as graylane sees it: pods, services and their graylane annotations, as one
+//! immutable [`Snapshot`] fed by a source (standalone files today).
+
+mod annotations;
+mod error;
+mod files;
+mod kernel_view;
+mod model;
+mod yaml;
+
+pub use annotations::annotation;
+pub use error::InventoryError;
+pub use files::{FileSource, load_path};
+pub use kernel_view::{CaptureConfig, KernelView};
+pub use model::{Pod, Service, ServicePort, Snapshot, TargetPort};

@@ -1,0 +1,46 @@
+//! The `graylane` binary: the node agent and the CLI that talks to it.
+
+mod admin;
+mod agent;
+mod config;
+mod datapath;
+mod inventory;
+mod proxy;
+mod telemetry;
+
+use clap::Parser as _;
+
+use crate::config::{AgentConfig, Cli, Command};
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Agent(args) => {
+            init_logging(&args.log_format);
+            let cfg = AgentConfig::from_args(&args)?;
+            if args.uninstall {
+                return agent::run_uninstall(&cfg);
+            }
+            tracing::info!(config = %serde_json::to_string(&cfg)?, "effective configuration");
+            if args.check_config {
+                let snapshot = inventory::load_path(&cfg.inventory)?;
+                println!("{}", serde_json::to_string_pretty(&cfg)?);
+                println!("inventory ok: {} pods, {} services", snapshot.pods.len(), snapshot.services.len());
+                return Ok(());
+            }
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("proxy").build()?;
+            runtime.block_on(agent::run(cfg))
+        }
+    }
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

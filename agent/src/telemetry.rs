@@ -1,0 +1,3 @@
+//! What graylane tells about the traffic it carries.
+
+pub mod flows;

@@ -1,0 +1,189 @@
+//! The capture decision shared by `connect4` and `connect6`.
+
+use aya_ebpf::{
+    EbpfContext as _,
+    helpers::{
+        bpf_ktime_get_ns,
+        generated::{bpf_get_socket_cookie, bpf_map_lookup_elem, bpf_sk_release},
+    },
+    maps::lpm_trie::Key,
+    programs::SockAddrContext,
+};
+use aya_log_ebpf::debug;
+use graylane_common::{
+    Addr16, DatapathConfig, LISTENER_SLOTS, OrigDst, PodEntry, Reason, config_flags, pod_flags,
+};
+
+use crate::{
+    counters::count,
+    maps::{CAPTURE, CONFIG, EXCLUDED_PORTS, LISTENERS, PENDING},
+    pod::current_pod,
+};
+
+const SOCK_STREAM: u32 = 1;
+const IPPROTO_TCP: u32 = 6;
+
+/// A connect the hook was asked about.
+pub struct Connect {
+    /// Destination as the pod gave it.
+    pub dst: Addr16,
+    /// Destination port, host byte order.
+    pub port: u16,
+    /// `AF_INET` or `AF_INET6`: the socket's family.
+    pub family: u16,
+    /// A native IPv6 destination: needs an IPv6 proxy address.
+    pub needs_proxy6: bool,
+}
+
+/// What the hook does with a connect.
+pub enum Decision {
+    /// Leave the destination as it is.
+    Pass,
+    /// Refuse the connect (`EPERM`): fail-closed pod and no proxy.
+    Refuse,
+    /// Rewrite the destination to the proxy described here.
+    Redirect(DatapathConfig),
+}
+
+/// Decides, and for a redirect stores the pending record under the socket cookie.
+#[inline(always)]
+pub fn decide(ctx: &SockAddrContext, connect: &Connect) -> Decision {
+    let sa = ctx.sock_addr;
+    // SAFETY: `sa` is the kernel's context pointer.
+    let (sock_type, protocol) = unsafe { ((*sa).type_, (*sa).protocol) };
+    if sock_type != SOCK_STREAM || protocol != IPPROTO_TCP {
+        count(Reason::NotTcp);
+        return Decision::Pass;
+    }
+    let Some(cfg) = CONFIG.get(0) else {
+        count(Reason::NotReady);
+        return Decision::Pass;
+    };
+    let cfg = *cfg;
+    if cfg.flags & config_flags::READY == 0 {
+        count(Reason::NotReady);
+        return Decision::Pass;
+    }
+    if cfg.bypass_mark != 0 && socket_mark(ctx) == cfg.bypass_mark {
+        count(Reason::ProxyOwn);
+        return Decision::Pass;
+    }
+    let Some((cgroup_id, pod)) = current_pod() else {
+        count(Reason::Unmanaged);
+        return Decision::Pass;
+    };
+    if pod.flags & pod_flags::REDIRECT_OFF != 0 {
+        count(Reason::OptedOut);
+        return Decision::Pass;
+    }
+    if port_excluded(connect.port) {
+        count(Reason::ExcludedPort);
+        return Decision::Pass;
+    }
+    if !captured(&connect.dst) {
+        count(Reason::NotCaptured);
+        return Decision::Pass;
+    }
+    if is_proxy(&cfg, connect) {
+        count(Reason::ToProxy);
+        return Decision::Pass;
+    }
+    if connect.needs_proxy6 && cfg.flags & config_flags::HAS_PROXY6 == 0 {
+        count(Reason::NoProxy6);
+        return Decision::Pass;
+    }
+    if !proxy_alive() {
+        return no_proxy(ctx, &pod, Reason::FailOpen);
+    }
+    let orig = OrigDst {
+        addr: connect.dst,
+        port: connect.port,
+        family: connect.family,
+        pod_id: pod.pod_id,
+        tag_id: pod.tag_id,
+        tenant_id: pod.tenant_id,
+        cgroup_id,
+        // SAFETY: helper without arguments.
+        created_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    // SAFETY: the context is a socket-address context, which the helper accepts.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    if PENDING.insert(&cookie, &orig, 0).is_err() {
+        // Without a record the proxy could not route it: do not capture.
+        count(Reason::PendingFull);
+        return no_proxy(ctx, &pod, Reason::PendingFull);
+    }
+    count(Reason::Captured);
+    debug!(ctx, "captured pod {} port {}", pod.pod_id, connect.port);
+    Decision::Redirect(cfg)
+}
+
+/// The proxy cannot take the connect: fail open, or refuse a fail-closed pod.
+#[inline(always)]
+fn no_proxy(ctx: &SockAddrContext, pod: &PodEntry, why: Reason) -> Decision {
+    if pod.flags & pod_flags::FAIL_CLOSED != 0 {
+        count(Reason::FailClosed);
+        debug!(ctx, "refused pod {}: fail-closed and no proxy", pod.pod_id);
+        Decision::Refuse
+    } else {
+        if why == Reason::FailOpen {
+            count(Reason::FailOpen);
+        }
+        Decision::Pass
+    }
+}
+
+#[inline(always)]
+fn socket_mark(ctx: &SockAddrContext) -> u32 {
+    // SAFETY: `sk` is a valid full socket in connect hooks.
+    unsafe {
+        let sk = (*ctx.sock_addr).__bindgen_anon_1.sk;
+        if sk.is_null() { 0 } else { (*sk).mark }
+    }
+}
+
+#[inline(always)]
+fn port_excluded(port: u16) -> bool {
+    let word = u32::from(port) / 32;
+    let bit = u32::from(port) % 32;
+    match EXCLUDED_PORTS.get(word) {
+        Some(bits) => *bits & (1 << bit) != 0,
+        None => false,
+    }
+}
+
+#[inline(always)]
+fn captured(dst: &Addr16) -> bool {
+    let key = Key::new(128, dst.octets());
+    CAPTURE.get(&key).is_some()
+}
+
+#[inline(always)]
+fn is_proxy(cfg: &DatapathConfig, connect: &Connect) -> bool {
+    if connect.port != cfg.proxy_port {
+        return false;
+    }
+    match connect.dst.v4_be() {
+        Some(ip4) => ip4 == cfg.proxy_ip4,
+        None => connect.dst == cfg.proxy_ip6,
+    }
+}
+
+/// Whether any proxy listener is alive. The kernel removes a listener from the sockmap when
+/// its socket closes, so this is exact even after a kill -9.
+#[inline(always)]
+fn proxy_alive() -> bool {
+    let mut slot: u32 = 0;
+    while slot < LISTENER_SLOTS {
+        // SAFETY: a sockmap lookup returns a referenced socket or null; we release it.
+        unsafe {
+            let sk = bpf_map_lookup_elem(LISTENERS.as_ptr(), (&raw const slot).cast());
+            if !sk.is_null() {
+                bpf_sk_release(sk);
+                return true;
+            }
+        }
+        slot += 1;
+    }
+    false
+}
