@@ -6,12 +6,10 @@ use std::sync::{
 };
 
 use arc_swap::ArcSwap;
-use tokio::sync::watch;
-
 use crate::{
     admin::{self, AdminContext, routes::SyncReport},
     config::AgentConfig,
-    datapath::{CgroupRoot, Datapath, DatapathConfig, MapSync, uninstall},
+    datapath::{CgroupRoot, Datapath, DatapathConfig, MapSync, PinPaths, uninstall},
     inventory::{CaptureConfig, FileSource, KernelView, Snapshot},
     proxy::{self, ProxyState, SharedState},
     telemetry::flows::Flows,
@@ -21,9 +19,9 @@ use crate::{
 const FLOW_CAPACITY: usize = 4096;
 
 /// Removes every pin (links first) and reports what went.
-pub fn run_uninstall(cfg: &AgentConfig) -> anyhow::Result<()> {
-    let removed = uninstall(&cfg.pins)?;
-    tracing::info!(pins = removed.len(), dir = %cfg.pins.dir.display(), "uninstalled");
+pub fn run_uninstall(pins: &PinPaths) -> anyhow::Result<()> {
+    let removed = uninstall(pins)?;
+    tracing::info!(pins = removed.len(), dir = %pins.dir.display(), "uninstalled");
     Ok(())
 }
 
@@ -142,6 +140,3 @@ async fn shutdown_signal() {
         () = term => {},
     }
 }
-
-#[expect(dead_code, reason = "keeps the watch type in one place for future sources")]
-type InventoryRx = watch::Receiver<Arc<Snapshot>>;

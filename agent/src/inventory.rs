@@ -8,8 +8,9 @@ mod kernel_view;
 mod model;
 mod yaml;
 
-pub use annotations::annotation;
 pub use error::InventoryError;
 pub use files::{FileSource, load_path};
 pub use kernel_view::{CaptureConfig, KernelView};
-pub use model::{Pod, Service, ServicePort, Snapshot, TargetPort};
+pub use model::{Pod, Snapshot};
+#[cfg(test)]
+pub use model::{Service, ServicePort, TargetPort};

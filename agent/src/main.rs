@@ -17,10 +17,10 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Agent(args) => {
             init_logging(&args.log_format);
-            let cfg = AgentConfig::from_args(&args)?;
             if args.uninstall {
-                return agent::run_uninstall(&cfg);
+                return agent::run_uninstall(&datapath::PinPaths::new(&args.pin_dir));
             }
+            let cfg = AgentConfig::from_args(&args)?;
             tracing::info!(config = %serde_json::to_string(&cfg)?, "effective configuration");
             if args.check_config {
                 let snapshot = inventory::load_path(&cfg.inventory)?;

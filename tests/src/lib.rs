@@ -1,1 +1,30 @@
-//! sandbox
+//! graylane's real-kernel test sandbox.
+//!
+//! A [`Sandbox`] is a node network namespace with the agent in it, and pods: each a network
+//! namespace with a veth to the node and a cgroup of its own under the sandbox's cgroup.
+//! Pods get a blackhole route for the service range, so a connect the kernel did not redirect
+//! fails inside the pod. Everything is removed on drop, even after a panic, and resources
+//! left by a killed test run are swept on the next start.
+
+mod admin;
+mod agent;
+mod cgroup;
+mod names;
+mod netns;
+mod pod;
+mod privilege;
+mod process;
+mod sandbox;
+mod sweep;
+
+pub use admin::Admin;
+pub use agent::{Agent, AgentOptions};
+pub use pod::{Pod, PodSpec};
+pub use privilege::{Privileged, privileged};
+pub use process::Spawned;
+pub use sandbox::{SERVICE_CIDR, Sandbox, ServiceSpec};
+
+/// Path of a fixture script under `tests/fixtures/`.
+pub fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+}

@@ -70,6 +70,7 @@ impl AdminContext {
             "status": self.status,
             "counters": counters,
             "records": self.records.len(),
+            "pending": self.records.pending_len(),
             "refused_without_record": self.flows.refused_without_record_total(),
             "sync": *self.sync.load_full(),
             "inventory": self.inventory,

@@ -101,7 +101,10 @@ impl Datapath {
             agent_pid: std::process::id(),
             _pad: 0,
         })?;
-        let records = Records::new(typed(&mut ebpf, map_names::RECORDS, |m| HashMap::try_from(m))?);
+        let records = Records::new(
+            typed(&mut ebpf, map_names::RECORDS, |m| HashMap::try_from(m))?,
+            typed(&mut ebpf, map_names::PENDING, |m| HashMap::try_from(m))?,
+        );
         let counters =
             Counters::new(typed(&mut ebpf, map_names::COUNTERS, |m| PerCpuArray::try_from(m))?);
         let listeners =

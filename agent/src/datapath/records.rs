@@ -22,11 +22,12 @@ pub struct OrigDstRecord {
 /// Read-only handle on `RECORDS`; shared by every proxy task.
 pub struct Records {
     map: HashMap<MapData, FlowKey, OrigDst>,
+    pending: HashMap<MapData, u64, OrigDst>,
 }
 
 impl Records {
-    pub(crate) fn new(map: HashMap<MapData, FlowKey, OrigDst>) -> Self {
-        Self { map }
+    pub(crate) fn new(map: HashMap<MapData, FlowKey, OrigDst>, pending: HashMap<MapData, u64, OrigDst>) -> Self {
+        Self { map, pending }
     }
 
     /// The record of the connection `peer` → `local` as accepted by the proxy, if any.
@@ -58,6 +59,11 @@ impl Records {
     /// How many connections are recorded now.
     pub fn len(&self) -> usize {
         self.map.keys().filter(Result::is_ok).count()
+    }
+
+    /// How many connects wait for `sock_ops` now (normally 0 between connects).
+    pub fn pending_len(&self) -> usize {
+        self.pending.keys().filter(Result::is_ok).count()
     }
 }
 

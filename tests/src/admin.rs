@@ -1,0 +1,53 @@
+//! A client for the agent's admin API, which listens on loopback inside the node netns.
+//! Requests run on a thread that joined that netns: no traffic leaves the sandbox.
+
+use std::{
+    io::{Read as _, Write as _},
+    net::{SocketAddr, TcpStream},
+    path::PathBuf,
+    time::Duration,
+};
+
+use anyhow::{Context as _, anyhow};
+use nix::sched::{CloneFlags, setns};
+
+#[derive(Clone, Debug)]
+pub struct Admin {
+    pub netns: PathBuf,
+    pub addr: SocketAddr,
+}
+
+impl Admin {
+    /// `GET path` → (status, body).
+    pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        let (netns, addr, path) = (self.netns.clone(), self.addr, path.to_owned());
+        std::thread::spawn(move || -> anyhow::Result<(u16, String)> {
+            let ns = std::fs::File::open(&netns).with_context(|| format!("open {}", netns.display()))?;
+            setns(&ns, CloneFlags::CLONE_NEWNET).context("setns")?;
+            let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            write!(s, "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")?;
+            let mut raw = Vec::new();
+            s.read_to_end(&mut raw)?;
+            let text = String::from_utf8_lossy(&raw);
+            let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("bad response: {text}"))?;
+            let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+            Ok((status, body.to_owned()))
+        })
+        .join()
+        .map_err(|_| anyhow!("admin client thread panicked"))?
+    }
+
+    /// `GET path` as JSON, requiring 200.
+    pub fn json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let (status, body) = self.get(path)?;
+        anyhow::ensure!(status == 200, "GET {path}: {status}: {body}");
+        serde_json::from_str(&body).with_context(|| format!("GET {path}: not JSON: {body}"))
+    }
+
+    /// A kernel counter from `/datapath` (e.g. `captured`, `fail_open`).
+    pub fn counter(&self, name: &str) -> anyhow::Result<u64> {
+        let v = self.json("/datapath")?;
+        v["counters"][name].as_u64().ok_or_else(|| anyhow!("no counter {name}"))
+    }
+}

@@ -1,0 +1,106 @@
+//! The agent under test, started inside the node netns.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context as _, bail};
+use nix::sys::signal::Signal;
+
+use crate::{netns::NetNs, process::Spawned};
+
+/// How to start the agent.
+#[derive(Clone, Debug, Default)]
+pub struct AgentOptions {
+    /// More command-line arguments.
+    pub args: Vec<String>,
+    /// Run the agent inside this cgroup (e.g. inside the captured subtree).
+    pub cgroup: Option<PathBuf>,
+    /// `RUST_LOG` for the agent (default `info,graylane=debug`).
+    pub log: Option<String>,
+}
+
+pub struct Agent {
+    proc: Spawned,
+    pub log: PathBuf,
+}
+
+/// The `graylane` binary under test: `$GRAYLANE_BIN`, or the workspace's debug build.
+pub fn binary() -> anyhow::Result<PathBuf> {
+    let path = match std::env::var_os("GRAYLANE_BIN") {
+        Some(p) => PathBuf::from(p),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/graylane"),
+    };
+    if !path.exists() {
+        bail!("{} not found: build it first (`cargo xtask test` does)", path.display());
+    }
+    Ok(path)
+}
+
+/// The arguments every sandbox agent gets.
+pub struct AgentPaths<'a> {
+    pub inventory: &'a Path,
+    pub cgroup_root: &'a Path,
+    pub pin_dir: &'a Path,
+    pub proxy_addr: &'a str,
+    pub log: PathBuf,
+}
+
+impl Agent {
+    pub fn start(node: &NetNs, paths: &AgentPaths<'_>, opts: &AgentOptions) -> anyhow::Result<Self> {
+        let bin = binary()?;
+        let mut args: Vec<String> = vec![
+            "agent".into(),
+            "--inventory".into(),
+            paths.inventory.display().to_string(),
+            "--cgroup-root".into(),
+            paths.cgroup_root.display().to_string(),
+            "--pin-dir".into(),
+            paths.pin_dir.display().to_string(),
+            "--proxy-addr".into(),
+            paths.proxy_addr.into(),
+        ];
+        args.extend(opts.args.iter().cloned());
+        let net = format!("--net={}", node.path().display());
+        let mut cmd = match &opts.cgroup {
+            Some(cg) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(r#"cg=$1; shift; echo $$ > "$cg" && exec nsenter "$@""#)
+                    .arg("sh")
+                    .arg(cg.join("cgroup.procs"))
+                    .arg(&net)
+                    .arg("--")
+                    .arg(&bin);
+                c
+            }
+            None => {
+                let mut c = Command::new("nsenter");
+                c.arg(&net).arg("--").arg(&bin);
+                c
+            }
+        };
+        let level = opts.log.clone().unwrap_or_else(|| "info,graylane=debug".into());
+        cmd.args(&args).env("RUST_LOG", level).env("RUST_BACKTRACE", "0");
+        let proc = Spawned::spawn(cmd, "graylane agent", Some(&paths.log)).context("start agent")?;
+        Ok(Self { proc, log: paths.log.clone() })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
+    /// kill -9: no cleanup runs in the agent.
+    pub fn kill9(&mut self) {
+        self.proc.kill(Signal::SIGKILL);
+    }
+
+    pub fn exited(&mut self) -> bool {
+        self.proc.exited()
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}

@@ -1,0 +1,92 @@
+//! Processes the sandbox starts: killed by pid on drop, never by name.
+
+use std::{
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+};
+
+use anyhow::{Context as _, bail};
+use nix::{sys::signal::Signal, unistd::Pid};
+
+/// Runs a command to completion; fails with its stderr.
+pub fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new(program).args(args).output().with_context(|| format!("run {program}"))?;
+    if !out.status.success() {
+        bail!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+/// A command that joins `cgroup_procs` first, then enters the network namespace at `netns`
+/// (joining the cgroup first matters: `ip netns exec` remounts /sys).
+pub fn in_pod(cgroup_procs: &Path, netns: &Path, program: &str, args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(r#"cg=$1; ns=$2; shift 2; echo $$ > "$cg" && exec nsenter --net="$ns" -- "$@""#)
+        .arg("sh")
+        .arg(cgroup_procs)
+        .arg(netns)
+        .arg(program)
+        .args(args);
+    cmd
+}
+
+/// A child process we own.
+pub struct Spawned {
+    child: Option<Child>,
+    pub label: String,
+}
+
+impl Spawned {
+    pub fn spawn(mut cmd: Command, label: &str, log: Option<&Path>) -> anyhow::Result<Self> {
+        cmd.stdin(Stdio::null());
+        match log {
+            Some(path) => {
+                let file = std::fs::File::create(path)?;
+                cmd.stdout(file.try_clone()?).stderr(file);
+            }
+            None => {
+                cmd.stdout(Stdio::null()).stderr(Stdio::null());
+            }
+        }
+        let child = cmd.spawn().with_context(|| format!("spawn {label}"))?;
+        Ok(Self { child: Some(child), label: label.to_owned() })
+    }
+
+    /// Wraps a child started by the caller (its stdout/stderr may be piped).
+    pub fn from_child(child: Child, label: &str) -> Self {
+        Self { child: Some(child), label: label.to_owned() }
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Sends `signal` to our child and reaps it.
+    pub fn kill(&mut self, signal: Signal) {
+        if let Some(mut child) = self.child.take() {
+            let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), signal);
+            let _ = child.wait();
+        }
+    }
+
+    /// Whether it has exited already.
+    pub fn exited(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().ok().flatten().is_some(),
+            None => true,
+        }
+    }
+
+    /// Waits for exit and returns the output (stdout must have been piped by the caller).
+    pub fn wait_output(mut self) -> anyhow::Result<Output> {
+        let child = self.child.take().context("already reaped")?;
+        Ok(child.wait_with_output()?)
+    }
+}
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        self.kill(Signal::SIGKILL);
+    }
+}
