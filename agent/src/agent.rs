@@ -5,7 +5,6 @@ use std::sync::{
     atomic::{AtomicBool, Ordering},
 };
 
-use arc_swap::ArcSwap;
 use crate::{
     admin::{self, AdminContext, routes::SyncReport},
     config::AgentConfig,
@@ -14,6 +13,7 @@ use crate::{
     proxy::{self, ProxyState, SharedState},
     telemetry::flows::Flows,
 };
+use arc_swap::ArcSwap;
 
 /// How many recent flows the table keeps.
 const FLOW_CAPACITY: usize = 4096;
@@ -28,8 +28,18 @@ pub fn run_uninstall(pins: &PinPaths) -> anyhow::Result<()> {
 pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     let (source, mut inventory) = FileSource::open(&cfg.inventory)?;
     let root = CgroupRoot::resolve(cfg.cgroup_root.as_deref())?;
-    let datapath = Datapath::install(&DatapathConfig { pins: cfg.pins.clone(), cgroup_root: root.clone() })?;
-    let Datapath { sync, records, counters, mut listeners, status, .. } = datapath;
+    let datapath = Datapath::install(&DatapathConfig {
+        pins: cfg.pins.clone(),
+        cgroup_root: root.clone(),
+    })?;
+    let Datapath {
+        sync,
+        records,
+        counters,
+        mut listeners,
+        status,
+        ..
+    } = datapath;
     let adopted = status.links.iter().filter(|l| l.adopted).count();
     tracing::info!(
         cgroup_root = %root.path.display(),
@@ -41,11 +51,13 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         "datapath ready"
     );
 
-    std::thread::Builder::new().name("inventory-watch".into()).spawn(move || {
-        if let Err(e) = source.watch() {
-            tracing::error!(error = %e, "inventory watch stopped");
-        }
-    })?;
+    std::thread::Builder::new()
+        .name("inventory-watch".into())
+        .spawn(move || {
+            if let Err(e) = source.watch() {
+                tracing::error!(error = %e, "inventory watch stopped");
+            }
+        })?;
 
     let state: SharedState = Arc::new(ArcSwap::from_pointee(ProxyState::default()));
     let flows = Arc::new(Flows::new(FLOW_CAPACITY));
@@ -64,7 +76,13 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 
     // Kernel and routing state first, then the listener: an adopted datapath already
     // captures, and the proxy must know the inventory before it accepts.
-    let mut reconciler = Reconciler { sync, capture: cfg.capture(), root, state: state.clone(), ctx: ctx.clone() };
+    let mut reconciler = Reconciler {
+        sync,
+        capture: cfg.capture(),
+        root,
+        state: state.clone(),
+        ctx: ctx.clone(),
+    };
     let first = inventory.borrow_and_update().clone();
     let mut unresolved = reconciler.apply(&first);
     ctx.ready.store(true, Ordering::Release);
@@ -111,7 +129,11 @@ impl Reconciler {
             Ok(stats) => {
                 report.last = stats;
                 report.last_error = None;
-                tracing::debug!(written = stats.written, removed = stats.removed, "kernel maps synced");
+                tracing::debug!(
+                    written = stats.written,
+                    removed = stats.removed,
+                    "kernel maps synced"
+                );
             }
             Err(e) => {
                 tracing::error!(error = %e, "kernel map sync failed");
@@ -121,7 +143,10 @@ impl Reconciler {
         report.syncs += 1;
         report.unresolved_cgroups.clone_from(&view.unresolved);
         self.ctx.sync.store(Arc::new(report));
-        self.state.store(Arc::new(ProxyState { snapshot: snapshot.clone(), names: self.sync.names() }));
+        self.state.store(Arc::new(ProxyState {
+            snapshot: snapshot.clone(),
+            names: self.sync.names(),
+        }));
         !view.unresolved.is_empty()
     }
 }

@@ -12,7 +12,11 @@ use crate::{
 };
 
 #[derive(Debug, Parser)]
-#[command(name = "graylane", version, about = "Gray (canary) and tenant traffic routing for Kubernetes, without sidecars")]
+#[command(
+    name = "graylane",
+    version,
+    about = "Gray (canary) and tenant traffic routing for Kubernetes, without sidecars"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -101,7 +105,9 @@ pub enum ConfigError {
     NoInventory,
     #[error("--proxy-addr <ip:port> is required: the address pods' connections are redirected to")]
     NoProxyAddr,
-    #[error("--proxy-addr {0} must be IPv4 and not unspecified (0.0.0.0): the kernel rewrites destinations to it")]
+    #[error(
+        "--proxy-addr {0} must be IPv4 and not unspecified (0.0.0.0): the kernel rewrites destinations to it"
+    )]
     BadProxyAddr(SocketAddr),
     #[error("--proxy-addr6 {0} must be a specific IPv6 address")]
     BadProxyAddr6(SocketAddr),
@@ -137,11 +143,18 @@ impl AgentConfig {
         CaptureConfig {
             service_cidrs: self.service_cidrs.clone(),
             excluded_ports: self.excluded_ports.clone(),
-            proxy: ProxyTarget { v4: self.proxy_addr, v6: self.proxy_addr6, bypass_mark: self.bypass_mark },
+            proxy: ProxyTarget {
+                v4: self.proxy_addr,
+                v6: self.proxy_addr6,
+                bypass_mark: self.bypass_mark,
+            },
         }
     }
 
     pub fn proxy(&self) -> ProxyConfig {
-        ProxyConfig { bypass_mark: self.bypass_mark, connect_timeout: self.connect_timeout }
+        ProxyConfig {
+            bypass_mark: self.bypass_mark,
+            connect_timeout: self.connect_timeout,
+        }
     }
 }

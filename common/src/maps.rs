@@ -15,7 +15,16 @@ pub mod map_names {
     pub const LISTENERS: &str = "LISTENERS";
     /// Every pinned map.
     pub const ALL: [&str; 11] = [
-        CONFIG, META, PODS, POD_IPS, CAPTURE, EXCLUDED_PORTS, PENDING, RECORDS, NAMES, COUNTERS,
+        CONFIG,
+        META,
+        PODS,
+        POD_IPS,
+        CAPTURE,
+        EXCLUDED_PORTS,
+        PENDING,
+        RECORDS,
+        NAMES,
+        COUNTERS,
         LISTENERS,
     ];
 }

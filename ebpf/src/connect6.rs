@@ -13,7 +13,12 @@ pub fn connect6(ctx: SockAddrContext) -> i32 {
     // SAFETY: `sa` is the kernel's context pointer; user_ip6 allows 4-byte loads.
     let (words, port_be) = unsafe {
         (
-            [(*sa).user_ip6[0], (*sa).user_ip6[1], (*sa).user_ip6[2], (*sa).user_ip6[3]],
+            [
+                (*sa).user_ip6[0],
+                (*sa).user_ip6[1],
+                (*sa).user_ip6[2],
+                (*sa).user_ip6[3],
+            ],
             (*sa).user_port,
         )
     };

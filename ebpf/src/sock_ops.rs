@@ -2,9 +2,7 @@
 
 use aya_ebpf::{
     EbpfContext as _,
-    bindings::{
-        BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG, BPF_SOCK_OPS_TCP_CONNECT_CB,
-    },
+    bindings::{BPF_SOCK_OPS_STATE_CB, BPF_SOCK_OPS_STATE_CB_FLAG, BPF_SOCK_OPS_TCP_CONNECT_CB},
     helpers::generated::bpf_get_socket_cookie,
     macros::sock_ops,
     programs::SockOpsContext,
@@ -92,12 +90,22 @@ fn flow_key(ctx: &SockOpsContext) -> FlowKey {
     } else {
         (Addr16::from_v6_be(lip6), Addr16::from_v6_be(rip6))
     };
-    FlowKey { src, dst, src_port: lport as u16, dst_port: remote_port(rport), _pad: 0 }
+    FlowKey {
+        src,
+        dst,
+        src_port: lport as u16,
+        dst_port: remote_port(rport),
+        _pad: 0,
+    }
 }
 
 /// `remote_port` is network byte order; little-endian kernels also shift it into the upper
 /// half of the word. Accept both encodings.
 #[inline(always)]
 fn remote_port(raw: u32) -> u16 {
-    if raw > 0xffff { u32::from_be(raw) as u16 } else { u16::from_be(raw as u16) }
+    if raw > 0xffff {
+        u32::from_be(raw) as u16
+    } else {
+        u16::from_be(raw as u16)
+    }
 }

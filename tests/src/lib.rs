@@ -26,5 +26,7 @@ pub use sandbox::{SERVICE_CIDR, Sandbox, ServiceSpec};
 
 /// Path of a fixture script under `tests/fixtures/`.
 pub fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
 }

@@ -41,7 +41,12 @@ pub struct ServiceSpec {
 
 impl ServiceSpec {
     pub fn new(name: &str, vip: Ipv4Addr) -> Self {
-        Self { name: name.into(), vip, ports: Vec::new(), selector: Vec::new() }
+        Self {
+            name: name.into(),
+            vip,
+            ports: Vec::new(),
+            selector: Vec::new(),
+        }
     }
     pub fn port(mut self, port: u16, target: u16) -> Self {
         self.ports.push((port, target));
@@ -70,31 +75,65 @@ impl Sandbox {
         let mount = cgroup2_mount()?;
         sweep(&mount, Path::new(BPFFS));
         let names = Names::fresh();
-        let dir = tempfile::Builder::new().prefix(&format!("{}-", names.id)).tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{}-", names.id))
+            .tempdir()?;
         let cgroup = Cgroup::create(mount.join(&names.id))?;
         let node = NetNs::create(&names.node_netns())?;
         node.ip(&["addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"])?;
         node.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
         tune_tcp(&node)?;
         let pin_dir = PathBuf::from(BPFFS).join(&names.id);
-        Ok(Self { agent: None, pods: Vec::new(), services: Vec::new(), node, cgroup, pin_dir, dir, names })
+        Ok(Self {
+            agent: None,
+            pods: Vec::new(),
+            services: Vec::new(),
+            node,
+            cgroup,
+            pin_dir,
+            dir,
+            names,
+        })
     }
 
     /// Adds a pod: a netns with a veth to the node and a cgroup, or inventory-only if remote.
     pub fn add_pod(&mut self, spec: PodSpec) -> anyhow::Result<&mut Pod> {
         let index = self.pods.len();
         if let Some(ip) = spec.remote_ip {
-            self.pods.push(Pod { spec, ip, cgroup_rel: None, procs: Vec::new(), cgroup: None, netns: None });
+            self.pods.push(Pod {
+                spec,
+                ip,
+                cgroup_rel: None,
+                procs: Vec::new(),
+                cgroup: None,
+                netns: None,
+            });
             return self.pods.last_mut().context("pod");
         }
         let ip = Ipv4Addr::new(10, 244, 0, 10 + index as u8);
         let netns = NetNs::create(&self.names.pod_netns(index))?;
         let veth = self.names.veth(index);
-        run("ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns.name])?;
+        run(
+            "ip",
+            &[
+                "link",
+                "add",
+                &veth,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "eth0",
+                "netns",
+                &netns.name,
+            ],
+        )?;
         run("ip", &["link", "set", &veth, "netns", &self.node.name])?;
-        self.node.ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", &veth])?;
+        self.node
+            .ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", &veth])?;
         self.node.ip(&["link", "set", &veth, "up"])?;
-        self.node.ip(&["route", "add", &format!("{ip}/32"), "dev", &veth])?;
+        self.node
+            .ip(&["route", "add", &format!("{ip}/32"), "dev", &veth])?;
         netns.ip(&["link", "set", "eth0", "up"])?;
         netns.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"])?;
         netns.ip(&["route", "add", GATEWAY, "dev", "eth0", "scope", "link"])?;
@@ -103,7 +142,14 @@ impl Sandbox {
         tune_tcp(&netns)?;
         let rel = format!("pod-{}", spec.name);
         let cgroup = Cgroup::create(self.cgroup.path.join(&rel))?;
-        self.pods.push(Pod { spec, ip, cgroup_rel: Some(rel), procs: Vec::new(), cgroup: Some(cgroup), netns: Some(netns) });
+        self.pods.push(Pod {
+            spec,
+            ip,
+            cgroup_rel: Some(rel),
+            procs: Vec::new(),
+            cgroup: Some(cgroup),
+            netns: Some(netns),
+        });
         self.pods.last_mut().context("pod")
     }
 
@@ -112,11 +158,17 @@ impl Sandbox {
     }
 
     pub fn pod(&self, name: &str) -> &Pod {
-        self.pods.iter().find(|p| p.name() == name).unwrap_or_else(|| panic!("no pod {name}"))
+        self.pods
+            .iter()
+            .find(|p| p.name() == name)
+            .unwrap_or_else(|| panic!("no pod {name}"))
     }
 
     pub fn pod_mut(&mut self, name: &str) -> &mut Pod {
-        self.pods.iter_mut().find(|p| p.name() == name).unwrap_or_else(|| panic!("no pod {name}"))
+        self.pods
+            .iter_mut()
+            .find(|p| p.name() == name)
+            .unwrap_or_else(|| panic!("no pod {name}"))
     }
 
     /// Sets (or with `None` removes) an annotation and rewrites the inventory.
@@ -137,7 +189,11 @@ impl Sandbox {
     pub fn write_inventory(&self) -> anyhow::Result<()> {
         let mut y = String::new();
         for p in &self.pods {
-            let _ = writeln!(y, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\n  namespace: default", p.name());
+            let _ = writeln!(
+                y,
+                "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\n  namespace: default",
+                p.name()
+            );
             y.push_str("  labels:\n");
             for (k, v) in &p.spec.labels {
                 let _ = writeln!(y, "    {k}: {v:?}");
@@ -152,7 +208,11 @@ impl Sandbox {
             let _ = writeln!(y, "status:\n  podIP: {}", p.ip);
         }
         for s in &self.services {
-            let _ = writeln!(y, "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {}\n  namespace: default\nspec:\n  clusterIP: {}\n  selector:", s.name, s.vip);
+            let _ = writeln!(
+                y,
+                "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {}\n  namespace: default\nspec:\n  clusterIP: {}\n  selector:",
+                s.name, s.vip
+            );
             for (k, v) in &s.selector {
                 let _ = writeln!(y, "    {k}: {v:?}");
             }
@@ -175,7 +235,10 @@ impl Sandbox {
     }
 
     pub fn admin(&self) -> Admin {
-        Admin { netns: self.node.path(), addr: SocketAddr::from(([127, 0, 0, 1], 15000)) }
+        Admin {
+            netns: self.node.path(),
+            addr: SocketAddr::from(([127, 0, 0, 1], 15000)),
+        }
     }
 
     pub fn cgroup_root(&self) -> &Path {
@@ -189,7 +252,15 @@ impl Sandbox {
     /// Writes the inventory and starts the agent, waiting until `/readyz` answers 200.
     pub fn start_agent(&mut self, opts: &AgentOptions) -> anyhow::Result<Duration> {
         self.write_inventory()?;
-        let n = self.dir.path().read_dir()?.filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))).count();
+        let n = self
+            .dir
+            .path()
+            .read_dir()?
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
+            })
+            .count();
         let paths = AgentPaths {
             inventory: &self.inventory_path(),
             cgroup_root: &self.cgroup.path,
@@ -215,7 +286,9 @@ impl Sandbox {
     }
 
     pub fn agent(&mut self) -> anyhow::Result<&mut Agent> {
-        self.agent.as_mut().ok_or_else(|| anyhow!("no agent running"))
+        self.agent
+            .as_mut()
+            .ok_or_else(|| anyhow!("no agent running"))
     }
 
     /// Kills the agent with SIGKILL and forgets it (its pins stay).
@@ -232,7 +305,11 @@ impl Sandbox {
             .arg(&self.pin_dir)
             .env("RUST_BACKTRACE", "0")
             .output()?;
-        anyhow::ensure!(out.status.success(), "uninstall: {}", String::from_utf8_lossy(&out.stderr));
+        anyhow::ensure!(
+            out.status.success(),
+            "uninstall: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Ok(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
@@ -243,7 +320,11 @@ impl Sandbox {
             .arg(&self.cgroup.path)
             .output()
             .context("bpftool (install it: cargo xtask setup)")?;
-        anyhow::ensure!(out.status.success(), "bpftool: {}", String::from_utf8_lossy(&out.stderr));
+        anyhow::ensure!(
+            out.status.success(),
+            "bpftool: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8_lossy(&out.stdout);
         if text.trim().is_empty() {
             return Ok(Vec::new());
@@ -253,7 +334,10 @@ impl Sandbox {
             .map(|a| {
                 a.iter()
                     .map(|e| {
-                        (e["attach_type"].as_str().unwrap_or("").to_owned(), e["name"].as_str().unwrap_or("").to_owned())
+                        (
+                            e["attach_type"].as_str().unwrap_or("").to_owned(),
+                            e["name"].as_str().unwrap_or("").to_owned(),
+                        )
                     })
                     .collect()
             })
@@ -267,8 +351,18 @@ impl Sandbox {
 
     /// Routes `ip` on the node to `pod`'s veth (as a misconfigured or hostile network might).
     pub fn route_to_pod(&self, ip: Ipv4Addr, pod: &str) -> anyhow::Result<()> {
-        let index = self.pods.iter().position(|p| p.name() == pod).context("no such pod")?;
-        self.node.ip(&["route", "replace", &format!("{ip}/32"), "dev", &self.names.veth(index)])
+        let index = self
+            .pods
+            .iter()
+            .position(|p| p.name() == pod)
+            .context("no such pod")?;
+        self.node.ip(&[
+            "route",
+            "replace",
+            &format!("{ip}/32"),
+            "dev",
+            &self.names.veth(index),
+        ])
     }
 
     /// The cgroup directory of a pod.
@@ -280,7 +374,14 @@ impl Sandbox {
 /// Node-like TCP settings: reuse TIME_WAIT ports for new connects and use the wide port
 /// range, so bounded connection storms do not run out of ephemeral ports.
 fn tune_tcp(ns: &NetNs) -> anyhow::Result<()> {
-    ns.exec("sysctl", &["-qw", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65535"])?;
+    ns.exec(
+        "sysctl",
+        &[
+            "-qw",
+            "net.ipv4.tcp_tw_reuse=1",
+            "net.ipv4.ip_local_port_range=1024 65535",
+        ],
+    )?;
     Ok(())
 }
 

@@ -10,16 +10,23 @@ fn dead(name: &str) -> bool {
 }
 
 pub fn sweep(cgroup_mount: &Path, bpffs: &Path) {
-    if let Ok(out) = std::process::Command::new("ip").args(["netns", "list"]).output() {
+    if let Ok(out) = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+    {
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let name = line.split_whitespace().next().unwrap_or("");
             if dead(name) {
-                let _ = std::process::Command::new("ip").args(["netns", "del", name]).output();
+                let _ = std::process::Command::new("ip")
+                    .args(["netns", "del", name])
+                    .output();
             }
         }
     }
     for (dir, is_cgroup) in [(cgroup_mount, true), (bpffs, false)] {
-        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            continue;
+        };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if !dead(&name) {

@@ -14,13 +14,21 @@ use serde_json::Value;
 const WEB_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 
 fn flows(sb: &Sandbox) -> Vec<Value> {
-    sb.admin().json("/flows").expect("flows").as_array().cloned().unwrap_or_default()
+    sb.admin()
+        .json("/flows")
+        .expect("flows")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Duration {
     let start = Instant::now();
     while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            start.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(2));
     }
     start.elapsed()
@@ -30,53 +38,112 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Du
 fn web_sandbox(extra_args: &[&str]) -> Option<Sandbox> {
     let p = privileged("datapath")?;
     let mut sb = Sandbox::new(&p).expect("sandbox");
-    sb.add_pod(PodSpec::new("client").tag("gray").tenant("acme")).expect("client");
-    sb.add_pod(PodSpec::new("optout").annotate("graylane.io/redirect", "false")).expect("optout");
-    sb.add_pod(PodSpec::new("server").label("app", "web")).expect("server").serve_echo(&[8080, 9999]).expect("echo");
-    sb.add_service(ServiceSpec::new("web", WEB_VIP).port(80, 8080).select("app", "web"));
-    let opts = AgentOptions { args: extra_args.iter().map(|s| (*s).to_owned()).collect(), ..Default::default() };
+    sb.add_pod(PodSpec::new("client").tag("gray").tenant("acme"))
+        .expect("client");
+    sb.add_pod(PodSpec::new("optout").annotate("graylane.io/redirect", "false"))
+        .expect("optout");
+    sb.add_pod(PodSpec::new("server").label("app", "web"))
+        .expect("server")
+        .serve_echo(&[8080, 9999])
+        .expect("echo");
+    sb.add_service(
+        ServiceSpec::new("web", WEB_VIP)
+            .port(80, 8080)
+            .select("app", "web"),
+    );
+    let opts = AgentOptions {
+        args: extra_args.iter().map(|s| (*s).to_owned()).collect(),
+        ..Default::default()
+    };
     sb.start_agent(&opts).expect("agent");
     Some(sb)
 }
 
 #[test]
 fn captures_service_and_pod_destinations_but_not_excluded_ports_or_opted_out_pods() {
-    let Some(sb) = web_sandbox(&["--exclude-port", "9999"]) else { return };
+    let Some(sb) = web_sandbox(&["--exclude-port", "9999"]) else {
+        return;
+    };
     let server_ip = sb.pod("server").ip;
     let client = sb.pod("client");
 
     // A service VIP is blackholed in the pod: only the redirect can reach it.
     let (code, body) = client.curl(&format!("http://{WEB_VIP}/")).expect("curl");
-    assert_eq!((code, body.trim()), (200, "port=8080"), "{}", sb.agent_log());
+    assert_eq!(
+        (code, body.trim()),
+        (200, "port=8080"),
+        "{}",
+        sb.agent_log()
+    );
     // A pod IP destination is captured too.
-    let (code, _) = client.curl(&format!("http://{server_ip}:8080/")).expect("curl");
+    let (code, _) = client
+        .curl(&format!("http://{server_ip}:8080/"))
+        .expect("curl");
     assert_eq!(code, 200);
     // IPv4 through an IPv6 socket (::ffff:a.b.c.d), as Java apps do.
     let v6 = client
-        .python_json("concurrent_client.py", &["1", &format!("::ffff:{WEB_VIP}:80")])
+        .python_json(
+            "concurrent_client.py",
+            &["1", &format!("::ffff:{WEB_VIP}:80")],
+        )
         .expect("v6 client");
-    assert!(v6[0]["reply"].as_str().unwrap_or("").starts_with("port=8080"), "{v6:?}");
+    assert!(
+        v6[0]["reply"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("port=8080"),
+        "{v6:?}"
+    );
 
     let all = flows(&sb);
-    let from_client: Vec<&Value> = all.iter().filter(|f| f["src_pod"] == "default/client").collect();
+    let from_client: Vec<&Value> = all
+        .iter()
+        .filter(|f| f["src_pod"] == "default/client")
+        .collect();
     assert_eq!(from_client.len(), 3, "{all:#?}");
     for f in &from_client {
         assert_eq!(f["tag"], "gray");
         assert_eq!(f["tenant"], "acme");
     }
-    assert!(from_client.iter().any(|f| f["orig_dst"] == format!("{WEB_VIP}:80") && f["service"] == "default/web"));
-    assert!(from_client.iter().any(|f| f["orig_dst"] == format!("{server_ip}:8080")));
+    assert!(
+        from_client
+            .iter()
+            .any(|f| f["orig_dst"] == format!("{WEB_VIP}:80") && f["service"] == "default/web")
+    );
+    assert!(
+        from_client
+            .iter()
+            .any(|f| f["orig_dst"] == format!("{server_ip}:8080"))
+    );
 
     // Excluded port: reaches the server directly, no flow, counted.
-    let (code, _) = client.curl(&format!("http://{server_ip}:9999/")).expect("curl");
+    let (code, _) = client
+        .curl(&format!("http://{server_ip}:9999/"))
+        .expect("curl");
     assert_eq!(code, 200);
     // Opted-out pod: pod IPs go direct; a service VIP fails inside the pod (not captured).
     let optout = sb.pod("optout");
-    assert_eq!(optout.curl(&format!("http://{server_ip}:8080/")).expect("curl").0, 200);
-    assert_eq!(optout.curl(&format!("http://{WEB_VIP}/")).expect("curl").0, 0);
+    assert_eq!(
+        optout
+            .curl(&format!("http://{server_ip}:8080/"))
+            .expect("curl")
+            .0,
+        200
+    );
+    assert_eq!(
+        optout.curl(&format!("http://{WEB_VIP}/")).expect("curl").0,
+        0
+    );
     let all = flows(&sb);
-    assert!(all.iter().all(|f| !f["orig_dst"].as_str().unwrap_or("").ends_with(":9999")), "{all:#?}");
-    assert!(all.iter().all(|f| f["src_pod"] != "default/optout"), "{all:#?}");
+    assert!(
+        all.iter()
+            .all(|f| !f["orig_dst"].as_str().unwrap_or("").ends_with(":9999")),
+        "{all:#?}"
+    );
+    assert!(
+        all.iter().all(|f| f["src_pod"] != "default/optout"),
+        "{all:#?}"
+    );
     let admin = sb.admin();
     assert!(admin.counter("excluded_port").expect("counter") >= 1);
     assert!(admin.counter("opted_out").expect("counter") >= 2);
@@ -85,18 +152,38 @@ fn captures_service_and_pod_destinations_but_not_excluded_ports_or_opted_out_pod
 
 #[test]
 fn exact_original_destination_and_source_pod_for_200_concurrent_connections_from_4_pods() {
-    let Some(p) = privileged("exact_original_destination") else { return };
+    let Some(p) = privileged("exact_original_destination") else {
+        return;
+    };
     let mut sb = Sandbox::new(&p).expect("sandbox");
     for i in 0..4 {
-        sb.add_pod(PodSpec::new(&format!("c{i}")).tag(&format!("t{i}"))).expect("client");
+        sb.add_pod(PodSpec::new(&format!("c{i}")).tag(&format!("t{i}")))
+            .expect("client");
     }
-    sb.add_pod(PodSpec::new("server").label("app", "echo")).expect("server").serve_echo(&[8001, 8002, 8003, 8004, 8005]).expect("echo");
+    sb.add_pod(PodSpec::new("server").label("app", "echo"))
+        .expect("server")
+        .serve_echo(&[8001, 8002, 8003, 8004, 8005])
+        .expect("echo");
     let (vip_a, vip_b) = (Ipv4Addr::new(10, 96, 0, 20), Ipv4Addr::new(10, 96, 0, 21));
-    sb.add_service(ServiceSpec::new("svc-a", vip_a).port(80, 8001).select("app", "echo"));
-    sb.add_service(ServiceSpec::new("svc-b", vip_b).port(81, 8002).select("app", "echo"));
+    sb.add_service(
+        ServiceSpec::new("svc-a", vip_a)
+            .port(80, 8001)
+            .select("app", "echo"),
+    );
+    sb.add_service(
+        ServiceSpec::new("svc-b", vip_b)
+            .port(81, 8002)
+            .select("app", "echo"),
+    );
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let server = sb.pod("server").ip;
-    let dests = [format!("{vip_a}:80"), format!("{vip_b}:81"), format!("{server}:8003"), format!("{server}:8004"), format!("{server}:8005")];
+    let dests = [
+        format!("{vip_a}:80"),
+        format!("{vip_b}:81"),
+        format!("{server}:8003"),
+        format!("{server}:8004"),
+        format!("{server}:8005"),
+    ];
     let expected_port: HashMap<&str, &str> = [
         (dests[0].as_str(), "8001"),
         (dests[1].as_str(), "8002"),
@@ -115,13 +202,22 @@ fn exact_original_destination_and_source_pod_for_200_concurrent_connections_from
             let mut all = vec![script.display().to_string()];
             all.extend(args);
             let refs: Vec<&str> = all.iter().map(String::as_str).collect();
-            (i, sb.pod(&format!("c{i}")).start("python3", &refs).expect("start client"))
+            (
+                i,
+                sb.pod(&format!("c{i}"))
+                    .start("python3", &refs)
+                    .expect("start client"),
+            )
         })
         .collect();
     let mut conns = Vec::new();
     for (i, run) in runs {
         let out = run.wait_output().expect("client output");
-        assert!(out.status.success(), "c{i}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "c{i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let v: Value = serde_json::from_str(line).expect("json");
             conns.push((i, v));
@@ -129,32 +225,56 @@ fn exact_original_destination_and_source_pod_for_200_concurrent_connections_from
     }
     assert_eq!(conns.len(), 200);
 
-    let by_client: HashMap<String, Value> =
-        flows(&sb).into_iter().map(|f| (f["client"].as_str().unwrap_or("").to_owned(), f)).collect();
+    let by_client: HashMap<String, Value> = flows(&sb)
+        .into_iter()
+        .map(|f| (f["client"].as_str().unwrap_or("").to_owned(), f))
+        .collect();
     for (i, c) in &conns {
         let dest = c["dest"].as_str().expect("dest");
-        let reply = c["reply"].as_str().unwrap_or_else(|| panic!("c{i} {dest}: {c}"));
-        assert!(reply.starts_with(&format!("port={} ", expected_port[dest])), "c{i} → {dest} reached {reply}");
+        let reply = c["reply"]
+            .as_str()
+            .unwrap_or_else(|| panic!("c{i} {dest}: {c}"));
+        assert!(
+            reply.starts_with(&format!("port={} ", expected_port[dest])),
+            "c{i} → {dest} reached {reply}"
+        );
         let local = c["local"].as_str().expect("local");
-        let flow = by_client.get(local).unwrap_or_else(|| panic!("no flow for {local}"));
+        let flow = by_client
+            .get(local)
+            .unwrap_or_else(|| panic!("no flow for {local}"));
         assert_eq!(flow["orig_dst"], dest, "{flow}");
         assert_eq!(flow["src_pod"], format!("default/c{i}"), "{flow}");
         assert_eq!(flow["tag"], format!("t{i}"), "{flow}");
     }
-    eprintln!("measured: 200/200 concurrent connections with exact original destination and source pod");
+    eprintln!(
+        "measured: 200/200 concurrent connections with exact original destination and source pod"
+    );
 }
 
 #[test]
 fn a_pod_using_another_pods_ip_as_source_keeps_its_own_identity() {
-    let Some(p) = privileged("spoofed_source") else { return };
+    let Some(p) = privileged("spoofed_source") else {
+        return;
+    };
     let mut sb = Sandbox::new(&p).expect("sandbox");
     let victim_ip = Ipv4Addr::new(10, 244, 1, 99);
     sb.add_pod(PodSpec::new("mallory")).expect("mallory");
-    sb.add_pod(PodSpec::new("victim").tag("gray").tenant("bank").remote(victim_ip)).expect("victim");
-    sb.add_pod(PodSpec::new("server").label("app", "web")).expect("server").serve_echo(&[8080]).expect("echo");
+    sb.add_pod(
+        PodSpec::new("victim")
+            .tag("gray")
+            .tenant("bank")
+            .remote(victim_ip),
+    )
+    .expect("victim");
+    sb.add_pod(PodSpec::new("server").label("app", "web"))
+        .expect("server")
+        .serve_echo(&[8080])
+        .expect("echo");
     sb.start_agent(&AgentOptions::default()).expect("agent");
     // Mallory takes the victim's address; the network delivers it to mallory.
-    sb.pod("mallory").ip(&["addr", "add", &format!("{victim_ip}/32"), "dev", "eth0"]).expect("addr");
+    sb.pod("mallory")
+        .ip(&["addr", "add", &format!("{victim_ip}/32"), "dev", "eth0"])
+        .expect("addr");
     sb.route_to_pod(victim_ip, "mallory").expect("route");
 
     let server = sb.pod("server").ip;
@@ -162,23 +282,50 @@ fn a_pod_using_another_pods_ip_as_source_keeps_its_own_identity() {
         "import socket; s=socket.socket(); s.bind(('{victim_ip}',0)); s.settimeout(5); s.connect(('{server}',8080)); \
          s.sendall(b'hi\\n'); print(s.makefile().readline().strip())"
     );
-    let (ok, out, err) = sb.pod("mallory").run("python3", &["-c", &code]).expect("run");
-    assert!(ok && out.starts_with("port=8080"), "{out} {err}\n{}", sb.agent_log());
+    let (ok, out, err) = sb
+        .pod("mallory")
+        .run("python3", &["-c", &code])
+        .expect("run");
+    assert!(
+        ok && out.starts_with("port=8080"),
+        "{out} {err}\n{}",
+        sb.agent_log()
+    );
     let all = flows(&sb);
-    let spoofed: Vec<&Value> =
-        all.iter().filter(|f| f["client"].as_str().unwrap_or("").starts_with(&format!("{victim_ip}:"))).collect();
+    let spoofed: Vec<&Value> = all
+        .iter()
+        .filter(|f| {
+            f["client"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(&format!("{victim_ip}:"))
+        })
+        .collect();
     assert_eq!(spoofed.len(), 1, "{all:#?}");
     assert_eq!(spoofed[0]["src_pod"], "default/mallory");
-    assert_eq!(spoofed[0]["tag"], Value::Null, "the victim's gray tag must not be inherited");
-    assert_eq!(spoofed[0]["tenant"], Value::Null, "the victim's tenant must not be inherited");
+    assert_eq!(
+        spoofed[0]["tag"],
+        Value::Null,
+        "the victim's gray tag must not be inherited"
+    );
+    assert_eq!(
+        spoofed[0]["tenant"],
+        Value::Null,
+        "the victim's tenant must not be inherited"
+    );
 }
 
 #[test]
 fn tags_reach_the_kernel_and_follow_an_annotation_change_within_100ms() {
-    let Some(p) = privileged("tags_follow_annotations") else { return };
+    let Some(p) = privileged("tags_follow_annotations") else {
+        return;
+    };
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("app").tag("v1")).expect("app");
-    sb.add_pod(PodSpec::new("server").label("app", "web")).expect("server").serve_echo(&[8080]).expect("echo");
+    sb.add_pod(PodSpec::new("server").label("app", "web"))
+        .expect("server")
+        .serve_echo(&[8080])
+        .expect("echo");
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let admin = sb.admin();
     let app_ip = sb.pod("app").ip.to_string();
@@ -186,7 +333,11 @@ fn tags_reach_the_kernel_and_follow_an_annotation_change_within_100ms() {
         let tags = admin.json("/tags").ok()?;
         tags.as_array()?
             .iter()
-            .find(|t| t["pod"] == "default/app" && (t["cgroup_id"].is_u64() == by_cgroup) && (by_cgroup || t["ip"] == app_ip.as_str()))
+            .find(|t| {
+                t["pod"] == "default/app"
+                    && (t["cgroup_id"].is_u64() == by_cgroup)
+                    && (by_cgroup || t["ip"] == app_ip.as_str())
+            })
             .map(|t| t["tag"].as_str().unwrap_or("").to_owned())
     };
     assert_eq!(kernel_tag(true).as_deref(), Some("v1"));
@@ -194,39 +345,73 @@ fn tags_reach_the_kernel_and_follow_an_annotation_change_within_100ms() {
 
     let mut worst = Duration::ZERO;
     for next in ["v2", "canary", "v3"] {
-        sb.annotate("app", "graylane.io/tag", Some(next)).expect("annotate");
+        sb.annotate("app", "graylane.io/tag", Some(next))
+            .expect("annotate");
         let took = wait_for("tag change in the kernel", Duration::from_secs(2), || {
             kernel_tag(true).as_deref() == Some(next) && kernel_tag(false).as_deref() == Some(next)
         });
         worst = worst.max(took);
     }
-    eprintln!("measured: annotation change → kernel map, worst of 3: {} ms", worst.as_millis());
+    eprintln!(
+        "measured: annotation change → kernel map, worst of 3: {} ms",
+        worst.as_millis()
+    );
     assert!(worst <= Duration::from_millis(100), "took {worst:?}");
 
     // New connections carry the new tag.
     let server = sb.pod("server").ip;
-    assert_eq!(sb.pod("app").curl(&format!("http://{server}:8080/")).expect("curl").0, 200);
+    assert_eq!(
+        sb.pod("app")
+            .curl(&format!("http://{server}:8080/"))
+            .expect("curl")
+            .0,
+        200
+    );
     let last = flows(&sb).into_iter().last().expect("a flow");
     assert_eq!(last["tag"], "v3");
 }
 
 #[test]
 fn the_proxys_own_upstream_connections_are_never_captured_even_inside_a_managed_cgroup() {
-    let Some(p) = privileged("no_loop") else { return };
+    let Some(p) = privileged("no_loop") else {
+        return;
+    };
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("client")).expect("client");
-    sb.add_pod(PodSpec::new("server").label("app", "web")).expect("server").serve_echo(&[8080]).expect("echo");
+    sb.add_pod(PodSpec::new("server").label("app", "web"))
+        .expect("server")
+        .serve_echo(&[8080])
+        .expect("echo");
     // The agent itself runs as a managed pod, under the captured cgroup root.
-    sb.add_pod(PodSpec::new("graylane-agent").tag("gray")).expect("agent pod");
-    sb.add_service(ServiceSpec::new("web", WEB_VIP).port(80, 8080).select("app", "web"));
-    let opts = AgentOptions { cgroup: Some(sb.pod_cgroup("graylane-agent")), ..Default::default() };
+    sb.add_pod(PodSpec::new("graylane-agent").tag("gray"))
+        .expect("agent pod");
+    sb.add_service(
+        ServiceSpec::new("web", WEB_VIP)
+            .port(80, 8080)
+            .select("app", "web"),
+    );
+    let opts = AgentOptions {
+        cgroup: Some(sb.pod_cgroup("graylane-agent")),
+        ..Default::default()
+    };
     sb.start_agent(&opts).expect("agent");
     for _ in 0..5 {
-        let (code, _) = sb.pod("client").curl(&format!("http://{WEB_VIP}/")).expect("curl");
+        let (code, _) = sb
+            .pod("client")
+            .curl(&format!("http://{WEB_VIP}/"))
+            .expect("curl");
         assert_eq!(code, 200, "{}", sb.agent_log());
     }
     let admin = sb.admin();
-    assert_eq!(admin.counter("captured").expect("captured"), 5, "only the client's connects");
-    assert_eq!(admin.counter("proxy_own").expect("proxy_own"), 5, "each upstream connect bypassed by mark");
+    assert_eq!(
+        admin.counter("captured").expect("captured"),
+        5,
+        "only the client's connects"
+    );
+    assert_eq!(
+        admin.counter("proxy_own").expect("proxy_own"),
+        5,
+        "each upstream connect bypassed by mark"
+    );
     assert_eq!(flows(&sb).len(), 5, "no flow of the proxy to itself");
 }

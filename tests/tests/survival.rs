@@ -15,7 +15,11 @@ fn ids(v: &Value, list: &str, key: &str) -> Vec<(String, u64)> {
         .map(|a| {
             a.iter()
                 .map(|e| {
-                    let name = e["name"].as_str().or_else(|| e["hook"].as_str()).unwrap_or("").to_owned();
+                    let name = e["name"]
+                        .as_str()
+                        .or_else(|| e["hook"].as_str())
+                        .unwrap_or("")
+                        .to_owned();
                     (name, e[key].as_u64().unwrap_or(0))
                 })
                 .collect()
@@ -28,7 +32,16 @@ fn assert_one_link_per_hook(sb: &Sandbox) {
     let mut attached = sb.attached().expect("bpftool");
     attached.sort();
     let types: Vec<&str> = attached.iter().map(|(t, _)| t.as_str()).collect();
-    assert_eq!(types, ["cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_inet_sock_release", "cgroup_sock_ops"], "{attached:?}");
+    assert_eq!(
+        types,
+        [
+            "cgroup_inet4_connect",
+            "cgroup_inet6_connect",
+            "cgroup_inet_sock_release",
+            "cgroup_sock_ops"
+        ],
+        "{attached:?}"
+    );
 }
 
 /// Connects from `pod` to the server: "connected" or the Python error's type name.
@@ -36,16 +49,28 @@ fn probe(sb: &Sandbox, pod: &str, server: Ipv4Addr) -> String {
     let code = format!(
         "import socket\ntry:\n s=socket.create_connection(('{server}',8080),timeout=3); print('connected')\nexcept OSError as e:\n print(type(e).__name__)"
     );
-    sb.pod(pod).run("python3", &["-c", &code]).expect("probe").1.trim().to_owned()
+    sb.pod(pod)
+        .run("python3", &["-c", &code])
+        .expect("probe")
+        .1
+        .trim()
+        .to_owned()
 }
 
 #[test]
 fn kill_9_fails_open_refuses_fail_closed_pods_and_a_new_agent_adopts_pinned_state() {
-    let Some(p) = privileged("kill_9_and_adopt") else { return };
+    let Some(p) = privileged("kill_9_and_adopt") else {
+        return;
+    };
     let mut sb = Sandbox::new(&p).expect("sandbox");
-    sb.add_pod(PodSpec::new("client").tag("gray")).expect("client");
-    sb.add_pod(PodSpec::new("strict").annotate("graylane.io/fail-mode", "closed")).expect("strict");
-    sb.add_pod(PodSpec::new("server").label("app", "web")).expect("server").serve_echo(&[8080]).expect("echo");
+    sb.add_pod(PodSpec::new("client").tag("gray"))
+        .expect("client");
+    sb.add_pod(PodSpec::new("strict").annotate("graylane.io/fail-mode", "closed"))
+        .expect("strict");
+    sb.add_pod(PodSpec::new("server").label("app", "web"))
+        .expect("server")
+        .serve_echo(&[8080])
+        .expect("echo");
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let before = sb.admin().json("/datapath").expect("datapath");
     assert_one_link_per_hook(&sb);
@@ -54,7 +79,13 @@ fn kill_9_fails_open_refuses_fail_closed_pods_and_a_new_agent_adopts_pinned_stat
 
     // Traffic every 20 ms for 3 s; kill -9 the agent 1 s in.
     let script = graylane_tests::fixture("connect_loop.py");
-    let looping = sb.pod("client").start("python3", &[script.to_str().unwrap_or_default(), &dest, "20", "3"]).expect("loop");
+    let looping = sb
+        .pod("client")
+        .start(
+            "python3",
+            &[script.to_str().unwrap_or_default(), &dest, "20", "3"],
+        )
+        .expect("loop");
     std::thread::sleep(Duration::from_secs(1));
     let killed = Instant::now();
     sb.kill_agent().expect("kill");
@@ -62,9 +93,15 @@ fn kill_9_fails_open_refuses_fail_closed_pods_and_a_new_agent_adopts_pinned_stat
     let summary: Value = serde_json::from_slice(&out.stdout).expect("summary");
     eprintln!("measured: kill -9 under traffic: {summary}");
     let errors = summary["errors"].as_object().cloned().unwrap_or_default();
-    assert!(!errors.contains_key("ConnectionRefusedError"), "graylane refused a fail-open pod: {summary}");
+    assert!(
+        !errors.contains_key("ConnectionRefusedError"),
+        "graylane refused a fail-open pod: {summary}"
+    );
     let failed = summary["attempts"].as_u64().unwrap_or(0) - summary["ok"].as_u64().unwrap_or(0);
-    assert!(failed <= 1, "only a connection in flight at the kill may fail: {summary}");
+    assert!(
+        failed <= 1,
+        "only a connection in flight at the kill may fail: {summary}"
+    );
     assert!(summary["ok"].as_u64().unwrap_or(0) > 100, "{summary}");
 
     // Fail-closed pod: refused while no proxy listens; fail-open pod: direct.
@@ -75,27 +112,61 @@ fn kill_9_fails_open_refuses_fail_closed_pods_and_a_new_agent_adopts_pinned_stat
     // A new agent adopts: same maps, same links, one link per hook, capture resumes.
     let adopt = sb.start_agent(&AgentOptions::default()).expect("new agent");
     let after = sb.admin().json("/datapath").expect("datapath");
-    eprintln!("measured: new agent ready (adopting pinned state) in {} ms; install {} us", adopt.as_millis(), after["status"]["install_us"]);
-    assert_eq!(ids(&before, "maps", "id"), ids(&after, "maps", "id"), "map ids changed");
-    assert_eq!(ids(&before, "links", "link_id"), ids(&after, "links", "link_id"), "link ids changed");
-    assert!(after["status"]["links"].as_array().expect("links").iter().all(|l| l["adopted"] == true), "{after}");
+    eprintln!(
+        "measured: new agent ready (adopting pinned state) in {} ms; install {} us",
+        adopt.as_millis(),
+        after["status"]["install_us"]
+    );
+    assert_eq!(
+        ids(&before, "maps", "id"),
+        ids(&after, "maps", "id"),
+        "map ids changed"
+    );
+    assert_eq!(
+        ids(&before, "links", "link_id"),
+        ids(&after, "links", "link_id"),
+        "link ids changed"
+    );
+    assert!(
+        after["status"]["links"]
+            .as_array()
+            .expect("links")
+            .iter()
+            .all(|l| l["adopted"] == true),
+        "{after}"
+    );
     assert!(after["counters"]["fail_open"].as_u64().unwrap_or(0) >= 1);
     assert!(after["counters"]["fail_closed"].as_u64().unwrap_or(0) >= 1);
     assert_one_link_per_hook(&sb);
     assert_eq!(probe(&sb, "strict", server), "connected");
-    let (code, _) = sb.pod("client").curl(&format!("http://{dest}/")).expect("curl");
+    let (code, _) = sb
+        .pod("client")
+        .curl(&format!("http://{dest}/"))
+        .expect("curl");
     assert_eq!(code, 200);
     let flows = sb.admin().json("/flows").expect("flows");
-    assert!(flows.as_array().expect("flows").iter().any(|f| f["src_pod"] == "default/client" && f["tag"] == "gray"), "{flows}");
+    assert!(
+        flows
+            .as_array()
+            .expect("flows")
+            .iter()
+            .any(|f| f["src_pod"] == "default/client" && f["tag"] == "gray"),
+        "{flows}"
+    );
     eprintln!("measured: kill → checks done {} ms", gap.as_millis());
 }
 
 #[test]
 fn a_pinned_map_with_another_layout_is_replaced_not_reused() {
-    let Some(p) = privileged("layout_replaced") else { return };
+    let Some(p) = privileged("layout_replaced") else {
+        return;
+    };
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("client")).expect("client");
-    sb.add_pod(PodSpec::new("server")).expect("server").serve_echo(&[8080]).expect("echo");
+    sb.add_pod(PodSpec::new("server"))
+        .expect("server")
+        .serve_echo(&[8080])
+        .expect("echo");
     sb.start_agent(&AgentOptions::default()).expect("agent");
     sb.kill_agent().expect("kill");
     // An "older version" left RECORDS with a smaller value.
@@ -104,33 +175,66 @@ fn a_pinned_map_with_another_layout_is_replaced_not_reused() {
     let status = std::process::Command::new("bpftool")
         .args(["map", "create"])
         .arg(&pin)
-        .args(["type", "hash", "key", "40", "value", "16", "entries", "64", "name", "RECORDS"])
+        .args([
+            "type", "hash", "key", "40", "value", "16", "entries", "64", "name", "RECORDS",
+        ])
         .status()
         .expect("bpftool");
     assert!(status.success());
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let dp = sb.admin().json("/datapath").expect("datapath");
-    assert_eq!(dp["status"]["replaced_maps"], serde_json::json!(["RECORDS"]), "{dp}");
-    assert!(dp["status"]["links"].as_array().expect("links").iter().all(|l| l["adopted"] == false), "programs using the old map are replaced");
+    assert_eq!(
+        dp["status"]["replaced_maps"],
+        serde_json::json!(["RECORDS"]),
+        "{dp}"
+    );
+    assert!(
+        dp["status"]["links"]
+            .as_array()
+            .expect("links")
+            .iter()
+            .all(|l| l["adopted"] == false),
+        "programs using the old map are replaced"
+    );
     assert_one_link_per_hook(&sb);
     let server = sb.pod("server").ip;
-    assert_eq!(sb.pod("client").curl(&format!("http://{server}:8080/")).expect("curl").0, 200);
+    assert_eq!(
+        sb.pod("client")
+            .curl(&format!("http://{server}:8080/"))
+            .expect("curl")
+            .0,
+        200
+    );
     assert_eq!(sb.admin().counter("captured").expect("captured"), 1);
 }
 
 #[test]
 fn records_return_to_zero_after_100k_connections() {
-    let Some(p) = privileged("records_bounded") else { return };
+    let Some(p) = privileged("records_bounded") else {
+        return;
+    };
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("client")).expect("client");
-    sb.add_pod(PodSpec::new("server")).expect("server").serve_echo(&[8080]).expect("echo");
-    let opts = AgentOptions { log: Some("warn".into()), ..Default::default() };
+    sb.add_pod(PodSpec::new("server"))
+        .expect("server")
+        .serve_echo(&[8080])
+        .expect("echo");
+    let opts = AgentOptions {
+        log: Some("warn".into()),
+        ..Default::default()
+    };
     sb.start_agent(&opts).expect("agent");
     let server = sb.pod("server").ip;
-    let total: u64 = std::env::var("GL_TOTAL").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let total: u64 = std::env::var("GL_TOTAL")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
     let out = sb
         .pod("client")
-        .python_json("many_connections.py", &[&format!("{server}:8080"), &total.to_string(), "8", "600"])
+        .python_json(
+            "many_connections.py",
+            &[&format!("{server}:8080"), &total.to_string(), "8", "600"],
+        )
         .expect("many connections");
     eprintln!("measured: {}", out[0]);
     assert_eq!(out[0]["ok"].as_u64(), Some(total), "{}", out[0]);
@@ -139,22 +243,38 @@ fn records_return_to_zero_after_100k_connections() {
     loop {
         let dp = admin.json("/datapath").expect("datapath");
         if dp["records"] == 0 && dp["pending"] == 0 {
-            eprintln!("measured: records and pending back to 0 in {} ms; counters {}", start.elapsed().as_millis(), dp["counters"]);
-            assert_eq!(dp["counters"]["record_stored"], dp["counters"]["record_deleted"]);
+            eprintln!(
+                "measured: records and pending back to 0 in {} ms; counters {}",
+                start.elapsed().as_millis(),
+                dp["counters"]
+            );
+            assert_eq!(
+                dp["counters"]["record_stored"],
+                dp["counters"]["record_deleted"]
+            );
             assert_eq!(dp["counters"]["captured"].as_u64(), Some(total));
             assert_eq!(dp["refused_without_record"], 0);
             break;
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "left: records {} pending {}; {}", dp["records"], dp["pending"], dp["counters"]);
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "left: records {} pending {}; {}",
+            dp["records"],
+            dp["pending"],
+            dp["counters"]
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 #[test]
 fn uninstall_leaves_no_pins_and_no_links() {
-    let Some(p) = privileged("uninstall") else { return };
+    let Some(p) = privileged("uninstall") else {
+        return;
+    };
     let mut sb = Sandbox::new(&p).expect("sandbox");
-    sb.add_pod(PodSpec::new("client").remote(Ipv4Addr::new(10, 244, 9, 9))).expect("pod");
+    sb.add_pod(PodSpec::new("client").remote(Ipv4Addr::new(10, 244, 9, 9)))
+        .expect("pod");
     sb.start_agent(&AgentOptions::default()).expect("agent");
     assert_one_link_per_hook(&sb);
     sb.kill_agent().expect("kill");
@@ -164,7 +284,11 @@ fn uninstall_leaves_no_pins_and_no_links() {
     // Links are released once no fd holds them; give the kernel a moment.
     let start = Instant::now();
     while !sb.attached().expect("bpftool").is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(2), "still attached: {:?}", sb.attached());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "still attached: {:?}",
+            sb.attached()
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -1,1 +1,55 @@
-fn main() {}
+//! `cargo xtask <task>`: everything a developer or CI runs, from a fresh machine.
+
+mod cmd;
+mod demo;
+mod setup;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what is missing (nightly rust-src, LLVM 22, bpf-linker, bpftool, clients).
+    Setup,
+    /// Build the agent (and its eBPF programs, once).
+    Build {
+        #[arg(long)]
+        release: bool,
+    },
+    /// Lint, unit tests, and the privileged real-kernel sandbox tests.
+    Test {
+        /// Allow privileged tests to skip when not root (never in CI).
+        #[arg(long)]
+        allow_skip: bool,
+        /// Extra arguments for the test binaries (e.g. a test name filter).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// Run the demo: pods in namespaces, the agent, traffic, and what graylane saw.
+    Demo,
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().task {
+        Task::Setup => setup::run(),
+        Task::Build { release } => {
+            setup::run()?;
+            cmd::build_agent(release).map(|_| ())
+        }
+        Task::Test { allow_skip, args } => {
+            setup::run()?;
+            test::run(allow_skip, &args)
+        }
+        Task::Demo => {
+            setup::run()?;
+            demo::run()
+        }
+    }
+}

@@ -5,7 +5,7 @@ use std::{fs::File, path::PathBuf, sync::Arc, time::Instant};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, LpmTrie, MapInfo, PerCpuArray, SockMap},
+    maps::MapInfo,
     programs::{
         CgroupAttachMode, CgroupSock, CgroupSockAddr, SockOps,
         links::{FdLink, PinnedLink},
@@ -54,7 +54,9 @@ impl Datapath {
             && meta.is_some_and(|m| m.program_hash == program_hash && m.cgroup_id == cgroup_id);
 
         let maps_dir = pins.maps();
-        let mut ebpf = EbpfLoader::new().default_map_pin_directory(&maps_dir).load(super::EBPF_OBJECT)?;
+        let mut ebpf = EbpfLoader::new()
+            .default_map_pin_directory(&maps_dir)
+            .load(super::EBPF_OBJECT)?;
         let cgroup = File::open(&cfg.cgroup_root.path).map_err(|source| DatapathError::Cgroup {
             path: cfg.cgroup_root.path.clone(),
             source,
@@ -86,13 +88,13 @@ impl Datapath {
         init_logger(&mut ebpf, &link_status);
 
         let mut sync = MapSync::adopt(SyncMaps {
-            config: typed(&mut ebpf, map_names::CONFIG, |m| Array::try_from(m))?,
-            meta: typed(&mut ebpf, map_names::META, |m| Array::try_from(m))?,
-            pods: typed(&mut ebpf, map_names::PODS, |m| HashMap::try_from(m))?,
-            pod_ips: typed(&mut ebpf, map_names::POD_IPS, |m| HashMap::try_from(m))?,
-            capture: typed(&mut ebpf, map_names::CAPTURE, |m| LpmTrie::try_from(m))?,
-            excluded_ports: typed(&mut ebpf, map_names::EXCLUDED_PORTS, |m| Array::try_from(m))?,
-            names: typed(&mut ebpf, map_names::NAMES, |m| HashMap::try_from(m))?,
+            config: typed(&mut ebpf, map_names::CONFIG)?,
+            meta: typed(&mut ebpf, map_names::META)?,
+            pods: typed(&mut ebpf, map_names::PODS)?,
+            pod_ips: typed(&mut ebpf, map_names::POD_IPS)?,
+            capture: typed(&mut ebpf, map_names::CAPTURE)?,
+            excluded_ports: typed(&mut ebpf, map_names::EXCLUDED_PORTS)?,
+            names: typed(&mut ebpf, map_names::NAMES)?,
         });
         sync.write_meta(Meta {
             layout_hash: LAYOUT_HASH,
@@ -102,13 +104,11 @@ impl Datapath {
             _pad: 0,
         })?;
         let records = Records::new(
-            typed(&mut ebpf, map_names::RECORDS, |m| HashMap::try_from(m))?,
-            typed(&mut ebpf, map_names::PENDING, |m| HashMap::try_from(m))?,
+            typed(&mut ebpf, map_names::RECORDS)?,
+            typed(&mut ebpf, map_names::PENDING)?,
         );
-        let counters =
-            Counters::new(typed(&mut ebpf, map_names::COUNTERS, |m| PerCpuArray::try_from(m))?);
-        let listeners =
-            Listeners::new(typed(&mut ebpf, map_names::LISTENERS, |m| SockMap::try_from(m))?);
+        let counters = Counters::new(typed(&mut ebpf, map_names::COUNTERS)?);
+        let listeners = Listeners::new(typed(&mut ebpf, map_names::LISTENERS)?);
 
         let status = DatapathStatus {
             pin_dir: pins.dir.clone(),
@@ -119,7 +119,15 @@ impl Datapath {
             replaced_maps,
             install_us: started.elapsed().as_micros() as u64,
         };
-        Ok(Self { _ebpf: ebpf, _links: links, sync, records: Arc::new(records), counters, listeners, status })
+        Ok(Self {
+            _ebpf: ebpf,
+            _links: links,
+            sync,
+            records: Arc::new(records),
+            counters,
+            listeners,
+            status,
+        })
     }
 }
 
@@ -134,7 +142,10 @@ fn attach(
     let prog = ebpf
         .program_mut(name)
         .ok_or(DatapathError::Object(format!("program {name} missing")))?;
-    let perr = |source| DatapathError::Program { program: name, source };
+    let perr = |source| DatapathError::Program {
+        program: name,
+        source,
+    };
     let prog_pin = pins.progs().join(name);
     replace_pin(&prog_pin)?;
     let link: FdLink = match hook {
@@ -143,21 +154,30 @@ fn attach(
             p.load().map_err(perr)?;
             p.pin(&prog_pin).map_err(|e| link_err(&prog_pin, e))?;
             let id = p.attach(cgroup, CgroupAttachMode::Single).map_err(perr)?;
-            p.take_link(id).map_err(perr)?.try_into().map_err(|e| link_err(&prog_pin, e))?
+            p.take_link(id)
+                .map_err(perr)?
+                .try_into()
+                .map_err(|e| link_err(&prog_pin, e))?
         }
         Hook::SockOps => {
             let p: &mut SockOps = prog.try_into().map_err(perr)?;
             p.load().map_err(perr)?;
             p.pin(&prog_pin).map_err(|e| link_err(&prog_pin, e))?;
             let id = p.attach(cgroup, CgroupAttachMode::Single).map_err(perr)?;
-            p.take_link(id).map_err(perr)?.try_into().map_err(|e| link_err(&prog_pin, e))?
+            p.take_link(id)
+                .map_err(perr)?
+                .try_into()
+                .map_err(|e| link_err(&prog_pin, e))?
         }
         Hook::SockRelease => {
             let p: &mut CgroupSock = prog.try_into().map_err(perr)?;
             p.load().map_err(perr)?;
             p.pin(&prog_pin).map_err(|e| link_err(&prog_pin, e))?;
             let id = p.attach(cgroup, CgroupAttachMode::Single).map_err(perr)?;
-            p.take_link(id).map_err(perr)?.try_into().map_err(|e| link_err(&prog_pin, e))?
+            p.take_link(id)
+                .map_err(perr)?
+                .try_into()
+                .map_err(|e| link_err(&prog_pin, e))?
         }
     };
     Ok(link)
@@ -169,21 +189,29 @@ fn replace_pin(path: &PathBuf) -> Result<(), DatapathError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(DatapathError::Pin { path: path.clone(), source }),
+        Err(source) => Err(DatapathError::Pin {
+            path: path.clone(),
+            source,
+        }),
     }
 }
 
 fn link_err(path: &std::path::Path, e: impl std::fmt::Display) -> DatapathError {
-    DatapathError::Link { path: path.into(), message: e.to_string() }
+    DatapathError::Link {
+        path: path.into(),
+        message: e.to_string(),
+    }
 }
 
-fn typed<T>(
-    ebpf: &mut Ebpf,
-    name: &'static str,
-    convert: impl FnOnce(aya::maps::Map) -> Result<T, aya::maps::MapError>,
-) -> Result<T, DatapathError> {
-    let map = ebpf.take_map(name).ok_or(DatapathError::MissingMap { map: name })?;
-    convert(map).map_err(DatapathError::map(name))
+/// Takes map `name` out of the object as the typed handle `T`.
+fn typed<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, DatapathError>
+where
+    T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
+{
+    let map = ebpf
+        .take_map(name)
+        .ok_or(DatapathError::MissingMap { map: name })?;
+    T::try_from(map).map_err(DatapathError::map(name))
 }
 
 fn map_status(pins: &PinPaths) -> Vec<MapStatus> {
@@ -191,7 +219,10 @@ fn map_status(pins: &PinPaths) -> Vec<MapStatus> {
         .iter()
         .filter_map(|name| {
             let info = MapInfo::from_pin(pins.map(name)).ok()?;
-            Some(MapStatus { name: (*name).to_owned(), id: info.id() })
+            Some(MapStatus {
+                name: (*name).to_owned(),
+                id: info.id(),
+            })
         })
         .collect()
 }

@@ -21,8 +21,7 @@ pub struct MapDef {
 
 /// Every map of the object that is pinned by name.
 pub fn pinned_defs(object: &[u8]) -> Result<BTreeMap<String, MapDef>, DatapathError> {
-    let obj =
-        aya_obj::Object::parse(object).map_err(|e| DatapathError::Object(e.to_string()))?;
+    let obj = aya_obj::Object::parse(object).map_err(|e| DatapathError::Object(e.to_string()))?;
     Ok(obj
         .maps
         .iter()

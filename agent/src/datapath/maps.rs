@@ -33,8 +33,10 @@ impl Counters {
         Reason::ALL
             .iter()
             .map(|r| {
-                let values =
-                    self.map.get(&(*r as u32), 0).map_err(DatapathError::map(map_names::COUNTERS))?;
+                let values = self
+                    .map
+                    .get(&(*r as u32), 0)
+                    .map_err(DatapathError::map(map_names::COUNTERS))?;
                 Ok((*r, values.iter().sum()))
             })
             .collect()
@@ -57,6 +59,8 @@ impl Listeners {
         slot: u32,
         listener: &impl std::os::fd::AsRawFd,
     ) -> Result<(), DatapathError> {
-        self.map.set(slot, listener, 0).map_err(DatapathError::map(map_names::LISTENERS))
+        self.map
+            .set(slot, listener, 0)
+            .map_err(DatapathError::map(map_names::LISTENERS))
     }
 }

@@ -26,7 +26,10 @@ pub struct Records {
 }
 
 impl Records {
-    pub(crate) fn new(map: HashMap<MapData, FlowKey, OrigDst>, pending: HashMap<MapData, u64, OrigDst>) -> Self {
+    pub(crate) fn new(
+        map: HashMap<MapData, FlowKey, OrigDst>,
+        pending: HashMap<MapData, u64, OrigDst>,
+    ) -> Self {
         Self { map, pending }
     }
 
@@ -52,7 +55,10 @@ impl Records {
                 cgroup_id: v.cgroup_id,
             })),
             Err(MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(DatapathError::Map { map: map_names::RECORDS, source: e }),
+            Err(e) => Err(DatapathError::Map {
+                map: map_names::RECORDS,
+                source: e,
+            }),
         }
     }
 
@@ -96,6 +102,9 @@ mod tests {
         assert!(k.is_v4_mapped());
         assert_eq!(socket_addr(&k, 80), "10.96.0.10:80".parse().expect("sa"));
         let b: IpAddr = "fd00::1".parse().expect("ip");
-        assert_eq!(socket_addr(&addr16(b), 80), "[fd00::1]:80".parse().expect("sa"));
+        assert_eq!(
+            socket_addr(&addr16(b), 80),
+            "[fd00::1]:80".parse().expect("sa")
+        );
     }
 }

@@ -7,11 +7,15 @@ use super::{DatapathError, PinPaths};
 pub fn uninstall(pins: &PinPaths) -> Result<Vec<std::path::PathBuf>, DatapathError> {
     let mut removed = Vec::new();
     for dir in [pins.links(), pins.progs(), pins.maps()] {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
-            std::fs::remove_file(&path)
-                .map_err(|source| DatapathError::Pin { path: path.clone(), source })?;
+            std::fs::remove_file(&path).map_err(|source| DatapathError::Pin {
+                path: path.clone(),
+                source,
+            })?;
             removed.push(path);
         }
         let _ = std::fs::remove_dir(&dir);

@@ -20,8 +20,10 @@ pub fn load_path(path: &Path) -> Result<Snapshot, InventoryError> {
     let mut services = Vec::new();
     let mut seen: BTreeMap<(&'static str, String), PathBuf> = BTreeMap::new();
     for file in files {
-        let text = std::fs::read_to_string(&file)
-            .map_err(|source| InventoryError::Read { path: file.clone(), source })?;
+        let text = std::fs::read_to_string(&file).map_err(|source| InventoryError::Read {
+            path: file.clone(),
+            source,
+        })?;
         let parsed = yaml::parse_documents(&file, &text)?;
         for w in &parsed.warnings {
             tracing::warn!("{w}");
@@ -30,7 +32,12 @@ pub fn load_path(path: &Path) -> Result<Snapshot, InventoryError> {
             check_unique(&mut seen, &file, "pod", p.key().0)?;
         }
         for s in &parsed.services {
-            check_unique(&mut seen, &file, "service", format!("{}/{}", s.namespace, s.name))?;
+            check_unique(
+                &mut seen,
+                &file,
+                "service",
+                format!("{}/{}", s.namespace, s.name),
+            )?;
         }
         pods.extend(parsed.pods);
         services.extend(parsed.services);
@@ -45,20 +52,29 @@ fn check_unique(
     name: String,
 ) -> Result<(), InventoryError> {
     if let Some(first) = seen.get(&(kind, name.clone())) {
-        return Err(InventoryError::Duplicate { path: file.into(), kind, name, first: first.clone() });
+        return Err(InventoryError::Duplicate {
+            path: file.into(),
+            kind,
+            name,
+            first: first.clone(),
+        });
     }
     seen.insert((kind, name), file.into());
     Ok(())
 }
 
 fn files_of(path: &Path) -> Result<Vec<PathBuf>, InventoryError> {
-    let meta = std::fs::metadata(path)
-        .map_err(|source| InventoryError::Read { path: path.into(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| InventoryError::Read {
+        path: path.into(),
+        source,
+    })?;
     if !meta.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries = std::fs::read_dir(path)
-        .map_err(|source| InventoryError::Read { path: path.into(), source })?;
+    let entries = std::fs::read_dir(path).map_err(|source| InventoryError::Read {
+        path: path.into(),
+        source,
+    })?;
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
@@ -79,13 +95,22 @@ impl FileSource {
     pub fn open(path: &Path) -> Result<(Self, watch::Receiver<Arc<Snapshot>>), InventoryError> {
         let first = load_path(path)?;
         let (tx, rx) = watch::channel(Arc::new(first));
-        Ok((Self { path: path.to_path_buf(), tx }, rx))
+        Ok((
+            Self {
+                path: path.to_path_buf(),
+                tx,
+            },
+            rx,
+        ))
     }
 
     /// Watches for changes until the receivers are gone. Runs on its own thread: inotify
     /// events arrive on a std channel.
     pub fn watch(self) -> Result<(), InventoryError> {
-        let werr = |e: notify::Error| InventoryError::Watch { path: self.path.clone(), message: e.to_string() };
+        let werr = |e: notify::Error| InventoryError::Watch {
+            path: self.path.clone(),
+            message: e.to_string(),
+        };
         let (events_tx, events_rx) = std::sync::mpsc::channel();
         let mut watcher = notify::recommended_watcher(move |res| {
             let _ = events_tx.send(res);
@@ -95,9 +120,14 @@ impl FileSource {
         let target = if self.path.is_dir() {
             self.path.clone()
         } else {
-            self.path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+            self.path
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("."))
         };
-        watcher.watch(&target, RecursiveMode::NonRecursive).map_err(werr)?;
+        watcher
+            .watch(&target, RecursiveMode::NonRecursive)
+            .map_err(werr)?;
         while let Ok(event) = events_rx.recv() {
             if let Err(e) = event {
                 tracing::warn!(error = %e, "inventory watch error");
@@ -118,11 +148,17 @@ impl FileSource {
             Ok(next) => {
                 let changed = **self.tx.borrow() != next;
                 if changed {
-                    tracing::info!(pods = next.pods.len(), services = next.services.len(), "inventory reloaded");
+                    tracing::info!(
+                        pods = next.pods.len(),
+                        services = next.services.len(),
+                        "inventory reloaded"
+                    );
                     self.tx.send_replace(Arc::new(next));
                 }
             }
-            Err(e) => tracing::error!(error = %e, "inventory reload rejected; keeping the last good snapshot"),
+            Err(e) => {
+                tracing::error!(error = %e, "inventory reload rejected; keeping the last good snapshot")
+            }
         }
     }
 }

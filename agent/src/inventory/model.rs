@@ -78,7 +78,10 @@ impl Service {
     pub fn selects(&self, pod: &Pod) -> bool {
         !self.selector.is_empty()
             && pod.namespace == self.namespace
-            && self.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
+            && self
+                .selector
+                .iter()
+                .all(|(k, v)| pod.labels.get(k) == Some(v))
     }
 }
 
@@ -105,11 +108,19 @@ impl Snapshot {
             .enumerate()
             .flat_map(|(si, s)| {
                 s.cluster_ips.iter().flat_map(move |ip| {
-                    s.ports.iter().enumerate().map(move |(pi, p)| (SocketAddr::new(*ip, p.port), (si, pi)))
+                    s.ports
+                        .iter()
+                        .enumerate()
+                        .map(move |(pi, p)| (SocketAddr::new(*ip, p.port), (si, pi)))
                 })
             })
             .collect();
-        Self { pods, services, by_ip, by_vip }
+        Self {
+            pods,
+            services,
+            by_ip,
+            by_vip,
+        }
     }
 
     /// The pod that owns `ip`.
@@ -131,14 +142,17 @@ impl Snapshot {
         service: &'a Service,
         port: &'a ServicePort,
     ) -> impl Iterator<Item = (&'a Arc<Pod>, SocketAddr)> + 'a {
-        self.pods.iter().filter(|p| p.ready && service.selects(p)).filter_map(move |pod| {
-            let ip = *pod.ips.first()?;
-            let target = match &port.target_port {
-                TargetPort::Number(n) => *n,
-                TargetPort::Name(name) => *pod.named_ports.get(name)?,
-            };
-            Some((pod, SocketAddr::new(ip, target)))
-        })
+        self.pods
+            .iter()
+            .filter(|p| p.ready && service.selects(p))
+            .filter_map(move |pod| {
+                let ip = *pod.ips.first()?;
+                let target = match &port.target_port {
+                    TargetPort::Number(n) => *n,
+                    TargetPort::Name(name) => *pod.named_ports.get(name)?,
+                };
+                Some((pod, SocketAddr::new(ip, target)))
+            })
     }
 }
 

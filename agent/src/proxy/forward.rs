@@ -1,6 +1,9 @@
 //! The accept loop and per-connection L4 forwarding.
 
-use std::{sync::Arc, time::{Duration, Instant}};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use graylane_common::NameKind;
 use tokio::net::{TcpListener, TcpStream};
@@ -68,7 +71,9 @@ impl Connection {
         let started = Instant::now();
         let local = match downstream.local_addr() {
             Ok(a) => a,
-            Err(e) => return tracing::warn!(%client, error = %e, "accepted socket has no local address"),
+            Err(e) => {
+                return tracing::warn!(%client, error = %e, "accepted socket has no local address");
+            }
         };
         let record = match self.records.lookup(client.0, local) {
             Ok(Some(r)) => r,
@@ -89,12 +94,22 @@ impl Connection {
             Ok(r) => r,
             Err(e) => {
                 let id = self.flows.open(start, None, None);
-                self.flows.close(id, FlowOutcome::Failed(e.to_string()), 0, 0, started.elapsed());
+                self.flows.close(
+                    id,
+                    FlowOutcome::Failed(e.to_string()),
+                    0,
+                    0,
+                    started.elapsed(),
+                );
                 return tracing::warn!(%client, %orig, error = %e, "no upstream");
             }
         };
         drop(state);
-        let id = self.flows.open(start.clone(), resolved.service.clone(), Some(resolved.upstream.0));
+        let id = self.flows.open(
+            start.clone(),
+            resolved.service.clone(),
+            Some(resolved.upstream.0),
+        );
         tracing::info!(
             target: "graylane::flow",
             src_pod = start.src_pod.as_deref().unwrap_or("?"),
@@ -105,18 +120,38 @@ impl Connection {
             service = resolved.service.as_deref().unwrap_or(""),
             "flow"
         );
-        let mut upstream =
-            match upstream::connect(resolved.upstream, self.cfg.bypass_mark, self.cfg.connect_timeout).await {
-                Ok(s) => s,
-                Err(e) => {
-                    self.flows.close(id, FlowOutcome::Failed(format!("connect {}: {e}", resolved.upstream)), 0, 0, started.elapsed());
-                    return tracing::warn!(%client, upstream = %resolved.upstream, error = %e, "upstream connect failed");
-                }
-            };
+        let mut upstream = match upstream::connect(
+            resolved.upstream,
+            self.cfg.bypass_mark,
+            self.cfg.connect_timeout,
+        )
+        .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                self.flows.close(
+                    id,
+                    FlowOutcome::Failed(format!("connect {}: {e}", resolved.upstream)),
+                    0,
+                    0,
+                    started.elapsed(),
+                );
+                return tracing::warn!(%client, upstream = %resolved.upstream, error = %e, "upstream connect failed");
+            }
+        };
         let _ = downstream.set_nodelay(true);
         match tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
-            Ok((up, down)) => self.flows.close(id, FlowOutcome::Closed, up, down, started.elapsed()),
-            Err(e) => self.flows.close(id, FlowOutcome::Failed(e.to_string()), 0, 0, started.elapsed()),
+            Ok((up, down)) => {
+                self.flows
+                    .close(id, FlowOutcome::Closed, up, down, started.elapsed())
+            }
+            Err(e) => self.flows.close(
+                id,
+                FlowOutcome::Failed(e.to_string()),
+                0,
+                0,
+                started.elapsed(),
+            ),
         }
     }
 }

@@ -37,9 +37,13 @@ impl Resolver {
         if let Some((svc, port)) = snapshot.service_by_vip(dst.0) {
             let endpoints: Vec<_> = snapshot.endpoints(svc, port).collect();
             if endpoints.is_empty() {
-                return Err(ResolveError::NoEndpoints { service: format!("{}/{}", svc.namespace, svc.name), port: port.port });
+                return Err(ResolveError::NoEndpoints {
+                    service: format!("{}/{}", svc.namespace, svc.name),
+                    port: port.port,
+                });
             }
-            let (pod, addr) = &endpoints[self.next.fetch_add(1, Ordering::Relaxed) % endpoints.len()];
+            let (pod, addr) =
+                &endpoints[self.next.fetch_add(1, Ordering::Relaxed) % endpoints.len()];
             return Ok(Resolved {
                 upstream: UpstreamAddr(*addr),
                 service: Some(format!("{}/{}", svc.namespace, svc.name)),
@@ -47,7 +51,11 @@ impl Resolver {
             });
         }
         if let Some(pod) = snapshot.pod_by_ip(dst.0.ip()) {
-            return Ok(Resolved { upstream: UpstreamAddr(dst.0), service: None, pod: Some(pod.key().0) });
+            return Ok(Resolved {
+                upstream: UpstreamAddr(dst.0),
+                service: None,
+                pod: Some(pod.key().0),
+            });
         }
         Err(ResolveError::Unknown(dst))
     }
@@ -84,10 +92,18 @@ mod tests {
             namespace: "default".into(),
             name: "web".into(),
             cluster_ips: vec!["10.96.0.10".parse().expect("ip")],
-            ports: vec![ServicePort { name: None, port: 80, target_port: TargetPort::Number(8080), app_protocol: None }],
+            ports: vec![ServicePort {
+                name: None,
+                port: 80,
+                target_port: TargetPort::Number(8080),
+                app_protocol: None,
+            }],
             selector: BTreeMap::from([("app".into(), "web".into())]),
         };
-        let snap = Snapshot::new(vec![pod("a", "10.244.0.2"), pod("b", "10.244.0.3")], vec![svc]);
+        let snap = Snapshot::new(
+            vec![pod("a", "10.244.0.2"), pod("b", "10.244.0.3")],
+            vec![svc],
+        );
         let r = Resolver::default();
         let vip = OrigDstAddr("10.96.0.10:80".parse().expect("sa"));
         let first = r.resolve(&snap, vip).expect("endpoint");
@@ -97,6 +113,9 @@ mod tests {
         let direct = OrigDstAddr("10.244.0.3:9000".parse().expect("sa"));
         assert_eq!(r.resolve(&snap, direct).expect("pod").upstream.0, direct.0);
         let unknown = OrigDstAddr("10.96.0.99:80".parse().expect("sa"));
-        assert_eq!(r.resolve(&snap, unknown), Err(ResolveError::Unknown(unknown)));
+        assert_eq!(
+            r.resolve(&snap, unknown),
+            Err(ResolveError::Unknown(unknown))
+        );
     }
 }

@@ -65,9 +65,17 @@ impl Flows {
         }
     }
 
-    pub fn open(&self, start: FlowStart, service: Option<String>, upstream: Option<SocketAddr>) -> u64 {
+    pub fn open(
+        &self,
+        start: FlowStart,
+        service: Option<String>,
+        upstream: Option<SocketAddr>,
+    ) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let started_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
+        let started_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
         let flow = Flow {
             id,
             start,
@@ -108,7 +116,12 @@ impl Flows {
 
     /// A copy of the ring, oldest first.
     pub fn list(&self) -> Vec<Flow> {
-        self.ring.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
+        self.ring
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 

@@ -1,0 +1,76 @@
+//! Installs what the build and the tests need, only what is missing, and says so.
+
+use std::process::Command;
+
+use anyhow::bail;
+
+use crate::cmd::run as sh;
+use crate::cmd::{output, succeeds};
+
+/// Debian packages: LLVM for bpf-linker, bpftool for tests, real clients and peers.
+const PACKAGES: &[&str] = &[
+    "llvm-22-dev",
+    "libclang-22-dev",
+    "bpftool",
+    "iproute2",
+    "curl",
+    "python3",
+];
+const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
+
+pub fn run() -> anyhow::Result<()> {
+    let missing: Vec<&str> = PACKAGES.iter().copied().filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        eprintln!("xtask: setup: Debian packages present");
+    } else {
+        eprintln!("xtask: setup: installing {}", missing.join(" "));
+        sh(Command::new("apt-get").args(["update", "-qq"]))?;
+        sh(Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing))?;
+    }
+    if !output("rustup", &["toolchain", "list"])
+        .lines()
+        .any(|l| l.starts_with("nightly"))
+    {
+        bail!(
+            "the nightly toolchain is missing (the eBPF programs build with nightly): rustup toolchain install nightly"
+        );
+    }
+    if output(
+        "rustup",
+        &["component", "list", "--toolchain", "nightly", "--installed"],
+    )
+    .lines()
+    .any(|l| l.starts_with("rust-src"))
+    {
+        eprintln!("xtask: setup: nightly rust-src present");
+    } else {
+        sh(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+    if succeeds("bpf-linker", &["--version"]) {
+        eprintln!("xtask: setup: bpf-linker present");
+    } else {
+        sh(Command::new("cargo")
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--no-default-features",
+                "--features",
+                "llvm-22",
+            ])
+            .env("LLVM_PREFIX", LLVM_PREFIX))?;
+    }
+    Ok(())
+}
+
+fn installed(package: &str) -> bool {
+    output("dpkg-query", &["-W", "-f=${Status}", package]).contains("install ok installed")
+}
