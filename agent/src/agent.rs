@@ -31,6 +31,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     let datapath = Datapath::install(&DatapathConfig {
         pins: cfg.pins.clone(),
         cgroup_root: root.clone(),
+        records_max: cfg.max_connections,
     })?;
     let Datapath {
         sync,

@@ -57,6 +57,10 @@ pub struct AgentArgs {
     /// Admin API address (keep it on loopback).
     #[arg(long, default_value = "127.0.0.1:15000")]
     pub admin_addr: SocketAddr,
+    /// Capacity of the kernel's connection record table: beyond it connects are not
+    /// captured (fail-open, or refused for fail-closed pods).
+    #[arg(long, default_value_t = graylane_common::max_entries::RECORDS)]
+    pub max_connections: u32,
     /// Upstream connect timeout in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub connect_timeout_ms: u64,
@@ -93,6 +97,7 @@ pub struct AgentConfig {
     pub bypass_mark: u32,
     pub admin_addr: SocketAddr,
     pub connect_timeout: Duration,
+    pub max_connections: u32,
 }
 
 fn display<S: serde::Serializer>(p: &PinPaths, s: S) -> Result<S::Ok, S::Error> {
@@ -111,6 +116,8 @@ pub enum ConfigError {
     BadProxyAddr(SocketAddr),
     #[error("--proxy-addr6 {0} must be a specific IPv6 address")]
     BadProxyAddr6(SocketAddr),
+    #[error("--max-connections must be at least 1")]
+    NoConnections,
 }
 
 impl AgentConfig {
@@ -125,7 +132,11 @@ impl AgentConfig {
         {
             return Err(ConfigError::BadProxyAddr6(v6));
         }
+        if a.max_connections == 0 {
+            return Err(ConfigError::NoConnections);
+        }
         Ok(Self {
+            max_connections: a.max_connections,
             inventory,
             cgroup_root: a.cgroup_root.clone(),
             pins: PinPaths::new(&a.pin_dir),
@@ -148,6 +159,7 @@ impl AgentConfig {
                 v6: self.proxy_addr6,
                 bypass_mark: self.bypass_mark,
             },
+            records_max: self.max_connections,
         }
     }
 

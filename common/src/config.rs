@@ -17,9 +17,13 @@ pub struct DatapathConfig {
     pub bypass_mark: u32,
     /// [`config_flags`].
     pub flags: u32,
+    /// Capacity of `RECORDS`: at this many live records, connects are not captured
+    /// (fail-open, or refused for fail-closed pods) instead of being captured without one.
+    pub records_max: u32,
+    pub _pad1: u32,
 }
 
-const _: () = assert!(size_of::<DatapathConfig>() == 32);
+const _: () = assert!(size_of::<DatapathConfig>() == 40);
 
 /// Bits of [`DatapathConfig::flags`].
 pub mod config_flags {

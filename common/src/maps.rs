@@ -10,11 +10,12 @@ pub mod map_names {
     pub const EXCLUDED_PORTS: &str = "EXCLUDED_PORTS";
     pub const PENDING: &str = "PENDING";
     pub const RECORDS: &str = "RECORDS";
+    pub const RECORD_COUNT: &str = "RECORD_COUNT";
     pub const NAMES: &str = "NAMES";
     pub const COUNTERS: &str = "COUNTERS";
     pub const LISTENERS: &str = "LISTENERS";
     /// Every pinned map.
-    pub const ALL: [&str; 11] = [
+    pub const ALL: [&str; 12] = [
         CONFIG,
         META,
         PODS,
@@ -23,6 +24,7 @@ pub mod map_names {
         EXCLUDED_PORTS,
         PENDING,
         RECORDS,
+        RECORD_COUNT,
         NAMES,
         COUNTERS,
         LISTENERS,

@@ -37,11 +37,13 @@ pub enum Reason {
     NotReady = 14,
     /// The destination is the proxy itself.
     ToProxy = 15,
+    /// `RECORDS` is at capacity: not captured (fail-open, or refused for fail-closed pods).
+    RecordsAtCapacity = 16,
 }
 
 impl Reason {
     /// Number of counter slots (highest value + 1).
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 17;
 
     /// Every reason, in value order.
     pub const ALL: [Reason; Self::COUNT as usize] = [
@@ -61,6 +63,7 @@ impl Reason {
         Reason::NotTcp,
         Reason::NotReady,
         Reason::ToProxy,
+        Reason::RecordsAtCapacity,
     ];
 
     /// A stable snake_case name for metrics and the CLI.
@@ -82,6 +85,7 @@ impl Reason {
             Reason::NotTcp => "not_tcp",
             Reason::NotReady => "not_ready",
             Reason::ToProxy => "to_proxy",
+            Reason::RecordsAtCapacity => "records_at_capacity",
         }
     }
 }

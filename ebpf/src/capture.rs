@@ -15,7 +15,7 @@ use graylane_common::{
 };
 
 use crate::{
-    counters::count,
+    counters::{count, records},
     maps::{CAPTURE, CONFIG, EXCLUDED_PORTS, LISTENERS, PENDING},
     pod::current_pod,
 };
@@ -94,6 +94,12 @@ pub fn decide(ctx: &SockAddrContext, connect: &Connect) -> Decision {
     }
     if !proxy_alive() {
         return no_proxy(ctx, &pod, Reason::FailOpen);
+    }
+    // Signed: a count seeded late (agent upgrade) may dip below zero; never block on that.
+    if records() as i64 >= i64::from(cfg.records_max) {
+        // Captured without a record, the proxy would have to refuse it: do not capture.
+        count(Reason::RecordsAtCapacity);
+        return no_proxy(ctx, &pod, Reason::RecordsAtCapacity);
     }
     let orig = OrigDst {
         addr: connect.dst,

@@ -6,6 +6,11 @@
 //! `sock_release` drops stashes of connects that never reached `sock_ops`.
 #![no_std]
 #![no_main]
+#![feature(core_intrinsics)]
+#![allow(
+    internal_features,
+    reason = "atomic_xadd: the bpf target has no atomic RMW types"
+)]
 
 mod capture;
 mod connect4;

@@ -46,6 +46,11 @@ pub static PENDING: HashMap<u64, OrigDst> = HashMap::pinned(max_entries::PENDING
 #[map]
 pub static RECORDS: HashMap<FlowKey, OrigDst> = HashMap::pinned(max_entries::RECORDS, 0);
 
+/// Live entries of `RECORDS` (index 0), kept with atomic adds: the connect hooks read it to
+/// fail open before the record table is full instead of capturing without a record.
+#[map]
+pub static RECORD_COUNT: Array<u64> = Array::pinned(1, 0);
+
 /// Interned names (pods, tags, tenants). Only the agent reads and writes it.
 #[map]
 pub static NAMES: HashMap<NameKey, NameValue> = HashMap::pinned(max_entries::NAMES, 0);

@@ -12,7 +12,7 @@ use core::ptr::read_volatile;
 use graylane_common::{Addr16, FlowKey, Reason};
 
 use crate::{
-    counters::count,
+    counters::{add_records, count},
     maps::{PENDING, RECORDS},
 };
 
@@ -46,6 +46,7 @@ fn on_connect(ctx: &SockOpsContext) {
         return;
     }
     count(Reason::RecordStored);
+    add_records(1);
     let _ = ctx.set_cb_flags((ctx.cb_flags() | BPF_SOCK_OPS_STATE_CB_FLAG) as i32);
 }
 
@@ -53,6 +54,7 @@ fn on_connect(ctx: &SockOpsContext) {
 fn on_close(ctx: &SockOpsContext) {
     if RECORDS.remove(&flow_key(ctx)).is_ok() {
         count(Reason::RecordDeleted);
+        add_records(u64::MAX);
     }
 }
 

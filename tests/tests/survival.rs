@@ -242,7 +242,7 @@ fn records_return_to_zero_after_100k_connections() {
     let start = Instant::now();
     loop {
         let dp = admin.json("/datapath").expect("datapath");
-        if dp["records"] == 0 && dp["pending"] == 0 {
+        if dp["records"] == 0 && dp["pending"] == 0 && dp["record_count"] == 0 {
             eprintln!(
                 "measured: records and pending back to 0 in {} ms; counters {}",
                 start.elapsed().as_millis(),
@@ -291,4 +291,69 @@ fn uninstall_leaves_no_pins_and_no_links() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn a_full_record_table_fails_open_instead_of_refusing() {
+    let Some(p) = privileged("record_table_full") else {
+        return;
+    };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    sb.add_pod(PodSpec::new("strict").annotate("graylane.io/fail-mode", "closed"))
+        .expect("strict");
+    sb.add_pod(PodSpec::new("server"))
+        .expect("server")
+        .serve_echo(&[8080])
+        .expect("echo");
+    let opts = AgentOptions {
+        args: vec!["--max-connections".into(), "4".into()],
+        ..Default::default()
+    };
+    sb.start_agent(&opts).expect("agent");
+    let server = sb.pod("server").ip;
+    let admin = sb.admin();
+
+    // Fill the table: four proxied connections held open.
+    let hold = format!(
+        "import socket,time\nss=[socket.create_connection(('{server}',8080),timeout=5) for _ in range(4)]\n\
+         for s in ss:\n s.sendall(b'hi\\n'); s.makefile().readline()\nprint('held',flush=True)\ntime.sleep(4)"
+    );
+    let holder = sb
+        .pod("client")
+        .start("python3", &["-c", &hold])
+        .expect("holder");
+    let start = Instant::now();
+    while admin.json("/datapath").expect("datapath")["record_count"] != 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "table never filled"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Full: the next connect goes direct (fail-open), a fail-closed pod is refused.
+    assert_eq!(probe(&sb, "client", server), "connected");
+    assert_eq!(probe(&sb, "strict", server), "PermissionError");
+    let dp = admin.json("/datapath").expect("datapath");
+    assert!(
+        dp["counters"]["records_at_capacity"].as_u64().unwrap_or(0) >= 2,
+        "{dp}"
+    );
+    assert_eq!(dp["counters"]["captured"], 4, "{dp}");
+    assert_eq!(dp["refused_without_record"], 0, "{dp}");
+    assert_eq!(dp["counters"]["record_map_full"], 0, "{dp}");
+
+    // Room again once they close: capture resumes.
+    let out = holder.wait_output().expect("holder");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("held"));
+    let start = Instant::now();
+    while admin.json("/datapath").expect("datapath")["record_count"] != 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "records not released"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(probe(&sb, "client", server), "connected");
+    assert_eq!(admin.counter("captured").expect("captured"), 5);
 }

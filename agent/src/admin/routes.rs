@@ -80,6 +80,7 @@ impl AdminContext {
             "counters": counters,
             "records": self.records.len(),
             "pending": self.records.pending_len(),
+            "record_count": self.records.count(),
             "refused_without_record": self.flows.refused_without_record_total(),
             "sync": *self.sync.load_full(),
             "inventory": self.inventory,

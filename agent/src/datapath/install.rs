@@ -23,6 +23,8 @@ use super::{
 pub struct DatapathConfig {
     pub pins: PinPaths,
     pub cgroup_root: CgroupRoot,
+    /// Capacity of the record table (`RECORDS` max entries).
+    pub records_max: u32,
 }
 
 /// The installed datapath: attached links, and the map handles handed to their users.
@@ -47,15 +49,24 @@ impl Datapath {
         let cgroup_id = cfg.cgroup_root.id()?;
         let program_hash = program_hash();
 
-        let defs = layout::pinned_defs(super::EBPF_OBJECT)?;
+        let mut defs = layout::pinned_defs(super::EBPF_OBJECT)?;
+        if let Some(def) = defs.get_mut(map_names::RECORDS) {
+            def.max_entries = cfg.records_max;
+        }
         let meta = layout::read_meta(pins);
         let replaced_maps = layout::replace_incompatible(pins, &defs, meta.as_ref())?;
         let links_reusable = replaced_maps.is_empty()
             && meta.is_some_and(|m| m.program_hash == program_hash && m.cgroup_id == cgroup_id);
 
+        // A new record table or count (first run, replaced layout, upgrade) needs the
+        // count seeded from the table after loading.
+        let seed_count = [map_names::RECORDS, map_names::RECORD_COUNT]
+            .iter()
+            .any(|m| !pins.map(m).exists());
         let maps_dir = pins.maps();
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps_dir)
+            .map_max_entries(map_names::RECORDS, cfg.records_max)
             .load(super::EBPF_OBJECT)?;
         let cgroup = File::open(&cfg.cgroup_root.path).map_err(|source| DatapathError::Cgroup {
             path: cfg.cgroup_root.path.clone(),
@@ -103,10 +114,14 @@ impl Datapath {
             agent_pid: std::process::id(),
             _pad: 0,
         })?;
-        let records = Records::new(
+        let mut records = Records::new(
             typed(&mut ebpf, map_names::RECORDS)?,
             typed(&mut ebpf, map_names::PENDING)?,
+            typed(&mut ebpf, map_names::RECORD_COUNT)?,
         );
+        if seed_count {
+            records.seed_count()?;
+        }
         let counters = Counters::new(typed(&mut ebpf, map_names::COUNTERS)?);
         let listeners = Listeners::new(typed(&mut ebpf, map_names::LISTENERS)?);
 

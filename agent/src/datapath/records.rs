@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use aya::maps::{HashMap, MapData, MapError};
+use aya::maps::{Array, HashMap, MapData, MapError};
 use graylane_common::{Addr16, FlowKey, OrigDst, map_names};
 
 use super::DatapathError;
@@ -23,14 +23,34 @@ pub struct OrigDstRecord {
 pub struct Records {
     map: HashMap<MapData, FlowKey, OrigDst>,
     pending: HashMap<MapData, u64, OrigDst>,
+    count: Array<MapData, u64>,
 }
 
 impl Records {
     pub(crate) fn new(
         map: HashMap<MapData, FlowKey, OrigDst>,
         pending: HashMap<MapData, u64, OrigDst>,
+        count: Array<MapData, u64>,
     ) -> Self {
-        Self { map, pending }
+        Self {
+            map,
+            pending,
+            count,
+        }
+    }
+
+    /// Sets the kernel's live-record count to the table's size (after a table or count was
+    /// created anew).
+    pub(crate) fn seed_count(&mut self) -> Result<(), DatapathError> {
+        let n = self.len() as u64;
+        self.count
+            .set(0, n, 0)
+            .map_err(DatapathError::map(map_names::RECORD_COUNT))
+    }
+
+    /// The kernel's live-record count (what the connect hooks compare to capacity).
+    pub fn count(&self) -> u64 {
+        self.count.get(&0, 0).unwrap_or(0)
     }
 
     /// The record of the connection `peer` → `local` as accepted by the proxy, if any.

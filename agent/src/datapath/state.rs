@@ -31,6 +31,8 @@ pub struct KernelState {
     pub excluded_ports: BTreeSet<u16>,
     /// Where captured connections go.
     pub proxy: ProxyTarget,
+    /// Live connections the record table holds; beyond it connects are not captured.
+    pub records_max: u32,
 }
 
 /// The proxy addresses and the mark of its own sockets.

@@ -144,7 +144,7 @@ impl MapSync {
         for port in &state.excluded_ports {
             *out.excluded.entry(u32::from(*port) / 32).or_default() |= 1 << (u32::from(*port) % 32);
         }
-        out.config = Some(kernel_config(&state.proxy));
+        out.config = Some(kernel_config(&state.proxy, state.records_max));
         Ok(out)
     }
 
@@ -208,7 +208,7 @@ fn lpm_key(net: &IpNetwork) -> (u32, [u8; 16]) {
     }
 }
 
-fn kernel_config(proxy: &ProxyTarget) -> KernelConfig {
+fn kernel_config(proxy: &ProxyTarget, records_max: u32) -> KernelConfig {
     let proxy_ip4 = match proxy.v4.ip() {
         IpAddr::V4(v4) => u32::from_ne_bytes(v4.octets()),
         IpAddr::V6(_) => 0,
@@ -228,6 +228,8 @@ fn kernel_config(proxy: &ProxyTarget) -> KernelConfig {
         proxy_ip6,
         bypass_mark: proxy.bypass_mark,
         flags,
+        records_max,
+        _pad1: 0,
     }
 }
 

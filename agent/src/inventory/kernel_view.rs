@@ -15,6 +15,7 @@ pub struct CaptureConfig {
     pub service_cidrs: Vec<IpNetwork>,
     pub excluded_ports: BTreeSet<u16>,
     pub proxy: crate::datapath::ProxyTarget,
+    pub records_max: u32,
 }
 
 /// The kernel state for a snapshot, and which local pods have no cgroup yet.
@@ -30,6 +31,7 @@ impl KernelView {
             capture: capture.service_cidrs.iter().copied().collect(),
             excluded_ports: capture.excluded_ports.clone(),
             proxy: capture.proxy.clone(),
+            records_max: capture.records_max,
             ..KernelState::default()
         };
         let mut unresolved = Vec::new();
