@@ -88,10 +88,26 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     let mut unresolved = reconciler.apply(&first);
     ctx.ready.store(true, Ordering::Release);
 
-    let listener = proxy::bind_listener(cfg.proxy_addr)?;
-    listeners.register(0, &listener)?;
-    tracing::info!(addr = %cfg.proxy_addr, "proxy listening");
-    let proxy_task = tokio::spawn(proxy::serve(listener, cfg.proxy(), records, state, flows));
+    // One listener per family, each in its own sockmap slot: the kernel drops them when
+    // this process dies, which is how the connect hooks know to fail open.
+    let mut proxy_tasks = tokio::task::JoinSet::new();
+    for (slot, addr) in [Some(cfg.proxy_addr), cfg.proxy_addr6]
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let listener = proxy::bind_listener(addr)?;
+        listeners.register(slot as u32, &listener)?;
+        tracing::info!(%addr, "proxy listening");
+        let serve = proxy::serve(
+            listener,
+            cfg.proxy(),
+            records.clone(),
+            state.clone(),
+            flows.clone(),
+        );
+        proxy_tasks.spawn(serve);
+    }
 
     let reconcile = async move {
         loop {
@@ -106,7 +122,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     };
     tokio::select! {
         () = reconcile => tracing::warn!("inventory source closed"),
-        r = proxy_task => tracing::error!(result = ?r, "proxy stopped"),
+        r = proxy_tasks.join_next() => tracing::error!(result = ?r, "proxy stopped"),
         () = shutdown_signal() => tracing::info!("signal received; exiting (capture stays pinned)"),
     }
     Ok(())

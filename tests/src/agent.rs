@@ -47,6 +47,7 @@ pub struct AgentPaths<'a> {
     pub cgroup_root: &'a Path,
     pub pin_dir: &'a Path,
     pub proxy_addr: &'a str,
+    pub proxy_addr6: &'a str,
     pub log: PathBuf,
 }
 
@@ -67,6 +68,12 @@ impl Agent {
             paths.pin_dir.display().to_string(),
             "--proxy-addr".into(),
             paths.proxy_addr.into(),
+            "--proxy-addr6".into(),
+            paths.proxy_addr6.into(),
+            "--service-cidr".into(),
+            crate::SERVICE_CIDR.into(),
+            "--service-cidr".into(),
+            crate::sandbox::SERVICE_CIDR6.into(),
         ];
         args.extend(opts.args.iter().cloned());
         let net = format!("--net={}", node.path().display());

@@ -22,7 +22,7 @@ pub use agent::{Agent, AgentOptions};
 pub use pod::{Pod, PodSpec};
 pub use privilege::{Privileged, privileged};
 pub use process::Spawned;
-pub use sandbox::{SERVICE_CIDR, Sandbox, ServiceSpec};
+pub use sandbox::{NODE_IP6, SERVICE_CIDR, SERVICE_CIDR6, Sandbox, ServiceSpec};
 
 /// Path of a fixture script under `tests/fixtures/`.
 pub fn fixture(name: &str) -> std::path::PathBuf {

@@ -1,6 +1,9 @@
 //! A pod: network namespace + veth to the node + its own cgroup, and the processes run in it.
 
-use std::{net::Ipv4Addr, process::Stdio};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    process::Stdio,
+};
 
 use anyhow::{Context as _, bail};
 
@@ -52,6 +55,7 @@ impl PodSpec {
 pub struct Pod {
     pub spec: PodSpec,
     pub ip: Ipv4Addr,
+    pub ip6: Ipv6Addr,
     /// Relative to the agent's cgroup root (the sandbox cgroup).
     pub cgroup_rel: Option<String>,
     // Field order matters for drop: processes, then cgroup, then netns.
@@ -123,8 +127,8 @@ impl Pod {
     /// Starts the echo server fixture on `ports` and waits until they listen.
     pub fn serve_echo(&mut self, ports: &[u16]) -> anyhow::Result<()> {
         let script = crate::fixture("echo_server.py");
-        let ip = self.ip.to_string();
-        let mut args = vec![script.to_str().unwrap_or_default(), ip.as_str()];
+        // "" binds every address of the pod, IPv4 and IPv6.
+        let mut args = vec![script.to_str().unwrap_or_default(), ""];
         let port_strings: Vec<String> = ports.iter().map(u16::to_string).collect();
         args.extend(port_strings.iter().map(String::as_str));
         self.spawn("python3", &args)?;

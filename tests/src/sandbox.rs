@@ -2,7 +2,7 @@
 
 use std::{
     fmt::Write as _,
-    net::{Ipv4Addr, SocketAddr},
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr},
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
@@ -23,10 +23,15 @@ use crate::{
 
 /// Service VIPs come from here; pods blackhole it, so only a redirect can reach a service.
 pub const SERVICE_CIDR: &str = "10.96.0.0/12";
+/// IPv6 service VIPs come from here (blackholed in pods too).
+pub const SERVICE_CIDR6: &str = "fd00:96::/112";
 /// The node's address inside the node netns: the proxy listens here.
 pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
+/// The node's IPv6 address: the IPv6 proxy listens here.
+pub const NODE_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 1);
 /// Pods' next hop: the node side of every veth.
 const GATEWAY: &str = "169.254.1.1";
+const GATEWAY6: &str = "fd00:169::1";
 const BPFFS: &str = "/sys/fs/bpf";
 
 /// A service in the inventory.
@@ -34,6 +39,8 @@ const BPFFS: &str = "/sys/fs/bpf";
 pub struct ServiceSpec {
     pub name: String,
     pub vip: Ipv4Addr,
+    /// An IPv6 cluster IP too (dual-stack service).
+    pub vip6: Option<Ipv6Addr>,
     /// (port, targetPort)
     pub ports: Vec<(u16, u16)>,
     pub selector: Vec<(String, String)>,
@@ -44,9 +51,14 @@ impl ServiceSpec {
         Self {
             name: name.into(),
             vip,
+            vip6: None,
             ports: Vec::new(),
             selector: Vec::new(),
         }
+    }
+    pub fn vip6(mut self, vip6: Ipv6Addr) -> Self {
+        self.vip6 = Some(vip6);
+        self
     }
     pub fn port(mut self, port: u16, target: u16) -> Self {
         self.ports.push((port, target));
@@ -81,7 +93,23 @@ impl Sandbox {
         let cgroup = Cgroup::create(mount.join(&names.id))?;
         let node = NetNs::create(&names.node_netns())?;
         node.ip(&["addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"])?;
-        node.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
+        node.exec(
+            "sysctl",
+            &[
+                "-qw",
+                "net.ipv4.ip_forward=1",
+                "net.ipv6.conf.all.forwarding=1",
+            ],
+        )?;
+        node.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{NODE_IP6}/128"),
+            "dev",
+            "lo",
+            "nodad",
+        ])?;
         tune_tcp(&node)?;
         let pin_dir = PathBuf::from(BPFFS).join(&names.id);
         Ok(Self {
@@ -100,9 +128,11 @@ impl Sandbox {
     pub fn add_pod(&mut self, spec: PodSpec) -> anyhow::Result<&mut Pod> {
         let index = self.pods.len();
         if let Some(ip) = spec.remote_ip {
+            let ip6 = pod_ip6(index);
             self.pods.push(Pod {
                 spec,
                 ip,
+                ip6,
                 cgroup_rel: None,
                 procs: Vec::new(),
                 cgroup: None,
@@ -139,12 +169,39 @@ impl Sandbox {
         netns.ip(&["route", "add", GATEWAY, "dev", "eth0", "scope", "link"])?;
         netns.ip(&["route", "add", "default", "via", GATEWAY, "dev", "eth0"])?;
         netns.ip(&["route", "add", "blackhole", SERVICE_CIDR])?;
+        let ip6 = pod_ip6(index);
+        self.node.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{GATEWAY6}/128"),
+            "dev",
+            &veth,
+            "nodad",
+        ])?;
+        self.node
+            .ip(&["-6", "route", "add", &format!("{ip6}/128"), "dev", &veth])?;
+        netns.ip(&[
+            "-6",
+            "addr",
+            "add",
+            &format!("{ip6}/128"),
+            "dev",
+            "eth0",
+            "nodad",
+        ])?;
+        netns.ip(&["-6", "route", "add", GATEWAY6, "dev", "eth0"])?;
+        netns.ip(&[
+            "-6", "route", "add", "default", "via", GATEWAY6, "dev", "eth0",
+        ])?;
+        netns.ip(&["-6", "route", "add", "blackhole", SERVICE_CIDR6])?;
         tune_tcp(&netns)?;
         let rel = format!("pod-{}", spec.name);
         let cgroup = Cgroup::create(self.cgroup.path.join(&rel))?;
         self.pods.push(Pod {
             spec,
             ip,
+            ip6,
             cgroup_rel: Some(rel),
             procs: Vec::new(),
             cgroup: Some(cgroup),
@@ -205,13 +262,20 @@ impl Sandbox {
             for (k, v) in &p.spec.annotations {
                 let _ = writeln!(y, "    {k}: {v:?}");
             }
-            let _ = writeln!(y, "status:\n  podIP: {}", p.ip);
+            let _ = writeln!(
+                y,
+                "status:\n  podIP: {}\n  podIPs:\n  - ip: {}\n  - ip: {}",
+                p.ip, p.ip, p.ip6
+            );
         }
         for s in &self.services {
             let _ = writeln!(
                 y,
-                "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {}\n  namespace: default\nspec:\n  clusterIP: {}\n  selector:",
-                s.name, s.vip
+                "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {}\n  namespace: default\nspec:\n  clusterIP: {}\n  clusterIPs: [{}{}]\n  selector:",
+                s.name,
+                s.vip,
+                s.vip,
+                s.vip6.map(|v| format!(", \"{v}\"")).unwrap_or_default()
             );
             for (k, v) in &s.selector {
                 let _ = writeln!(y, "    {k}: {v:?}");
@@ -266,6 +330,7 @@ impl Sandbox {
             cgroup_root: &self.cgroup.path,
             pin_dir: &self.pin_dir,
             proxy_addr: &self.proxy_addr().to_string(),
+            proxy_addr6: &SocketAddr::from((NODE_IP6, 15001)).to_string(),
             log: self.dir.path().join(format!("agent-{n}.log")),
         };
         let started = Instant::now();
@@ -383,6 +448,11 @@ fn tune_tcp(ns: &NetNs) -> anyhow::Result<()> {
         ],
     )?;
     Ok(())
+}
+
+/// Pod `index`'s IPv6 address.
+fn pod_ip6(index: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0x244, 0, 0, 0, 0, 0, 10 + index as u16)
 }
 
 impl Drop for Sandbox {

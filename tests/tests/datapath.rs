@@ -415,3 +415,61 @@ fn the_proxys_own_upstream_connections_are_never_captured_even_inside_a_managed_
     );
     assert_eq!(flows(&sb).len(), 5, "no flow of the proxy to itself");
 }
+
+#[test]
+fn native_ipv6_destinations_are_captured_through_the_ipv6_proxy() {
+    let Some(p) = privileged("ipv6") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client").tag("gray"))
+        .expect("client");
+    sb.add_pod(PodSpec::new("server").label("app", "web"))
+        .expect("server")
+        .serve_echo(&[8080])
+        .expect("echo");
+    let vip6: std::net::Ipv6Addr = "fd00:96::10".parse().expect("vip6");
+    sb.add_service(
+        ServiceSpec::new("web", WEB_VIP)
+            .vip6(vip6)
+            .port(80, 8080)
+            .select("app", "web"),
+    );
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let server6 = sb.pod("server").ip6;
+    let client = sb.pod("client");
+    // The v6 VIP is blackholed in the pod: only the redirect reaches it.
+    let (code, body) = client.curl(&format!("http://[{vip6}]/")).expect("curl");
+    assert_eq!(
+        (code, body.trim()),
+        (200, "port=8080"),
+        "{}",
+        sb.agent_log()
+    );
+    let (code, _) = client
+        .curl(&format!("http://[{server6}]:8080/"))
+        .expect("curl");
+    assert_eq!(code, 200);
+    let all = flows(&sb);
+    let v6: Vec<&Value> = all
+        .iter()
+        .filter(|f| f["orig_dst"].as_str().unwrap_or("").starts_with('['))
+        .collect();
+    assert_eq!(v6.len(), 2, "{all:#?}");
+    for f in &v6 {
+        assert_eq!(f["src_pod"], "default/client");
+        assert_eq!(f["tag"], "gray");
+        assert!(
+            f["upstream"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with(&format!("[{server6}]")),
+            "{f}"
+        );
+    }
+    assert_eq!(
+        flows(&sb)
+            .iter()
+            .filter(|f| f["orig_dst"] == format!("[{vip6}]:80"))
+            .count(),
+        1
+    );
+}

@@ -156,17 +156,26 @@ fn kill_9_fails_open_refuses_fail_closed_pods_and_a_new_agent_adopts_pinned_stat
     eprintln!("measured: kill → checks done {} ms", gap.as_millis());
 }
 
-#[test]
-fn a_pinned_map_with_another_layout_is_replaced_not_reused() {
-    let Some(p) = privileged("layout_replaced") else {
-        return;
-    };
+/// A sandbox with a `client` pod, an echo `server` pod on 8080, and `more` pods.
+fn client_and_server(test: &str, more: &[PodSpec]) -> Option<Sandbox> {
+    let p = privileged(test)?;
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("client")).expect("client");
+    for spec in more {
+        sb.add_pod(spec.clone()).expect("pod");
+    }
     sb.add_pod(PodSpec::new("server"))
         .expect("server")
         .serve_echo(&[8080])
         .expect("echo");
+    Some(sb)
+}
+
+#[test]
+fn a_pinned_map_with_another_layout_is_replaced_not_reused() {
+    let Some(mut sb) = client_and_server("layout_replaced", &[]) else {
+        return;
+    };
     sb.start_agent(&AgentOptions::default()).expect("agent");
     sb.kill_agent().expect("kill");
     // An "older version" left RECORDS with a smaller value.
@@ -210,15 +219,9 @@ fn a_pinned_map_with_another_layout_is_replaced_not_reused() {
 
 #[test]
 fn records_return_to_zero_after_100k_connections() {
-    let Some(p) = privileged("records_bounded") else {
+    let Some(mut sb) = client_and_server("records_bounded", &[]) else {
         return;
     };
-    let mut sb = Sandbox::new(&p).expect("sandbox");
-    sb.add_pod(PodSpec::new("client")).expect("client");
-    sb.add_pod(PodSpec::new("server"))
-        .expect("server")
-        .serve_echo(&[8080])
-        .expect("echo");
     let opts = AgentOptions {
         log: Some("warn".into()),
         ..Default::default()
@@ -295,17 +298,10 @@ fn uninstall_leaves_no_pins_and_no_links() {
 
 #[test]
 fn a_full_record_table_fails_open_instead_of_refusing() {
-    let Some(p) = privileged("record_table_full") else {
+    let strict = PodSpec::new("strict").annotate("graylane.io/fail-mode", "closed");
+    let Some(mut sb) = client_and_server("record_table_full", &[strict]) else {
         return;
     };
-    let mut sb = Sandbox::new(&p).expect("sandbox");
-    sb.add_pod(PodSpec::new("client")).expect("client");
-    sb.add_pod(PodSpec::new("strict").annotate("graylane.io/fail-mode", "closed"))
-        .expect("strict");
-    sb.add_pod(PodSpec::new("server"))
-        .expect("server")
-        .serve_echo(&[8080])
-        .expect("echo");
     let opts = AgentOptions {
         args: vec!["--max-connections".into(), "4".into()],
         ..Default::default()

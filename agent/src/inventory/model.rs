@@ -136,17 +136,19 @@ impl Snapshot {
         })
     }
 
-    /// Ready endpoints of a service port: (pod, endpoint address).
+    /// Ready endpoints of a service port, addressed in the family of the cluster IP the
+    /// caller used (a dual-stack pod answers a v6 VIP on its v6 address).
     pub fn endpoints<'a>(
         &'a self,
         service: &'a Service,
         port: &'a ServicePort,
+        v6: bool,
     ) -> impl Iterator<Item = (&'a Arc<Pod>, SocketAddr)> + 'a {
         self.pods
             .iter()
             .filter(|p| p.ready && service.selects(p))
             .filter_map(move |pod| {
-                let ip = *pod.ips.first()?;
+                let ip = *pod.ips.iter().find(|ip| ip.is_ipv6() == v6)?;
                 let target = match &port.target_port {
                     TargetPort::Number(n) => *n,
                     TargetPort::Name(name) => *pod.named_ports.get(name)?,

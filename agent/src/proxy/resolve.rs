@@ -35,7 +35,7 @@ pub struct Resolver {
 impl Resolver {
     pub fn resolve(&self, snapshot: &Snapshot, dst: OrigDstAddr) -> Result<Resolved, ResolveError> {
         if let Some((svc, port)) = snapshot.service_by_vip(dst.0) {
-            let endpoints: Vec<_> = snapshot.endpoints(svc, port).collect();
+            let endpoints: Vec<_> = snapshot.endpoints(svc, port, dst.0.is_ipv6()).collect();
             if endpoints.is_empty() {
                 return Err(ResolveError::NoEndpoints {
                     service: format!("{}/{}", svc.namespace, svc.name),
