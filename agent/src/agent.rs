@@ -10,7 +10,7 @@ use crate::{
     config::AgentConfig,
     datapath::{CgroupRoot, Datapath, DatapathConfig, MapSync, PinPaths, uninstall},
     inventory::{CaptureConfig, FileSource, KernelView, Snapshot},
-    proxy::{self, ProxyState, SharedState},
+    proxy::{self, Proxy, ProxyState, SharedState},
     telemetry::flows::Flows,
 };
 use arc_swap::ArcSwap;
@@ -90,6 +90,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 
     // One listener per family, each in its own sockmap slot: the kernel drops them when
     // this process dies, which is how the connect hooks know to fail open.
+    let proxy = Proxy::new(cfg.proxy(), records, state, flows);
     let mut proxy_tasks = tokio::task::JoinSet::new();
     for (slot, addr) in [Some(cfg.proxy_addr), cfg.proxy_addr6]
         .into_iter()
@@ -99,14 +100,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         let listener = proxy::bind_listener(addr)?;
         listeners.register(slot as u32, &listener)?;
         tracing::info!(%addr, "proxy listening");
-        let serve = proxy::serve(
-            listener,
-            cfg.proxy(),
-            records.clone(),
-            state.clone(),
-            flows.clone(),
-        );
-        proxy_tasks.spawn(serve);
+        proxy_tasks.spawn(proxy.clone().serve(listener));
     }
 
     let reconcile = async move {
@@ -160,10 +154,10 @@ impl Reconciler {
         report.syncs += 1;
         report.unresolved_cgroups.clone_from(&view.unresolved);
         self.ctx.sync.store(Arc::new(report));
-        self.state.store(Arc::new(ProxyState {
-            snapshot: snapshot.clone(),
-            names: self.sync.names(),
-        }));
+        self.state.store(Arc::new(ProxyState::new(
+            snapshot.clone(),
+            self.sync.names(),
+        )));
         !view.unresolved.is_empty()
     }
 }

@@ -64,6 +64,10 @@ pub struct AgentArgs {
     /// Upstream connect timeout in milliseconds.
     #[arg(long, default_value_t = 5000)]
     pub connect_timeout_ms: u64,
+    /// How long to wait for a client's first bytes before treating the connection as
+    /// opaque TCP (server-speaks-first protocols); at most 100.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100))]
+    pub detect_timeout_ms: u64,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -97,6 +101,7 @@ pub struct AgentConfig {
     pub bypass_mark: u32,
     pub admin_addr: SocketAddr,
     pub connect_timeout: Duration,
+    pub detect_timeout: Duration,
     pub max_connections: u32,
 }
 
@@ -147,6 +152,7 @@ impl AgentConfig {
             bypass_mark: a.bypass_mark,
             admin_addr: a.admin_addr,
             connect_timeout: Duration::from_millis(a.connect_timeout_ms),
+            detect_timeout: Duration::from_millis(a.detect_timeout_ms),
         })
     }
 
@@ -167,6 +173,7 @@ impl AgentConfig {
         ProxyConfig {
             bypass_mark: self.bypass_mark,
             connect_timeout: self.connect_timeout,
+            detect_timeout: self.detect_timeout,
         }
     }
 }

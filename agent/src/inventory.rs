@@ -6,11 +6,12 @@ mod error;
 mod files;
 mod kernel_view;
 mod model;
+pub mod policy;
 mod yaml;
 
 pub use error::InventoryError;
 pub use files::{FileSource, load_path};
 pub use kernel_view::{CaptureConfig, KernelView};
-pub use model::{Pod, Snapshot};
+pub use model::{Pod, ServicePort, Snapshot};
 #[cfg(test)]
-pub use model::{Service, ServicePort, TargetPort};
+pub use model::{Service, TargetPort};

@@ -1,14 +1,20 @@
 //! The node proxy: accepts captured connections on 15001, learns each one's original
-//! destination and source pod from the kernel, and forwards it (L4 for now).
+//! destination and source pod from the kernel, detects the protocol, resolves the request's
+//! lane, and routes it to a tag subset of the destination service.
 
+mod accept;
 mod addrs;
-mod forward;
+mod connect;
+mod detect;
+mod http;
 mod listener;
-mod resolve;
+mod opaque;
+mod prefixed;
+pub mod routing;
+mod source;
 mod state;
-mod upstream;
 
+pub use accept::{Proxy, ProxyConfig};
 pub use addrs::{ClientAddr, OrigDstAddr};
-pub use forward::{ProxyConfig, serve};
 pub use listener::bind_listener;
 pub use state::{ProxyState, SharedState};

@@ -18,6 +18,8 @@ pub fn load_path(path: &Path) -> Result<Snapshot, InventoryError> {
     let files = files_of(path)?;
     let mut pods = Vec::new();
     let mut services = Vec::new();
+    let mut policies = Vec::new();
+    let mut rules = Vec::new();
     let mut seen: BTreeMap<(&'static str, String), PathBuf> = BTreeMap::new();
     for file in files {
         let text = std::fs::read_to_string(&file).map_err(|source| InventoryError::Read {
@@ -39,10 +41,28 @@ pub fn load_path(path: &Path) -> Result<Snapshot, InventoryError> {
                 format!("{}/{}", s.namespace, s.name),
             )?;
         }
+        for p in &parsed.policies {
+            check_unique(
+                &mut seen,
+                &file,
+                "TrafficPolicy",
+                format!("{}/{}", p.namespace, p.name),
+            )?;
+        }
+        for r in &parsed.rules {
+            check_unique(
+                &mut seen,
+                &file,
+                "TrafficLabelRule",
+                format!("{}/{}", r.namespace, r.name),
+            )?;
+        }
         pods.extend(parsed.pods);
         services.extend(parsed.services);
+        policies.extend(parsed.policies);
+        rules.extend(parsed.rules);
     }
-    Ok(Snapshot::new(pods, services))
+    Ok(Snapshot::with_policies(pods, services, policies, rules))
 }
 
 fn check_unique(

@@ -1,5 +1,6 @@
 //! The inventory's objects and the immutable snapshot the rest of the agent reads.
 
+use super::policy::{Named, TrafficLabelRuleSpec, TrafficPolicySpec};
 use std::{
     collections::{BTreeMap, HashMap},
     net::{IpAddr, SocketAddr},
@@ -90,12 +91,24 @@ impl Service {
 pub struct Snapshot {
     pub pods: Vec<Arc<Pod>>,
     pub services: Vec<Arc<Service>>,
+    pub policies: Vec<Named<TrafficPolicySpec>>,
+    pub rules: Vec<Named<TrafficLabelRuleSpec>>,
     by_ip: HashMap<IpAddr, usize>,
-    by_vip: HashMap<SocketAddr, (usize, usize)>,
+    by_name: HashMap<String, usize>,
 }
 
 impl Snapshot {
+    #[cfg(test)]
     pub fn new(pods: Vec<Pod>, services: Vec<Service>) -> Self {
+        Self::with_policies(pods, services, Vec::new(), Vec::new())
+    }
+
+    pub fn with_policies(
+        pods: Vec<Pod>,
+        services: Vec<Service>,
+        policies: Vec<Named<TrafficPolicySpec>>,
+        rules: Vec<Named<TrafficLabelRuleSpec>>,
+    ) -> Self {
         let pods: Vec<Arc<Pod>> = pods.into_iter().map(Arc::new).collect();
         let services: Vec<Arc<Service>> = services.into_iter().map(Arc::new).collect();
         let by_ip = pods
@@ -103,37 +116,29 @@ impl Snapshot {
             .enumerate()
             .flat_map(|(i, p)| p.ips.iter().map(move |ip| (*ip, i)))
             .collect();
-        let by_vip = services
+        let by_name = pods
             .iter()
             .enumerate()
-            .flat_map(|(si, s)| {
-                s.cluster_ips.iter().flat_map(move |ip| {
-                    s.ports
-                        .iter()
-                        .enumerate()
-                        .map(move |(pi, p)| (SocketAddr::new(*ip, p.port), (si, pi)))
-                })
-            })
+            .map(|(i, p)| (p.key().0, i))
             .collect();
         Self {
             pods,
             services,
+            policies,
+            rules,
             by_ip,
-            by_vip,
+            by_name,
         }
+    }
+
+    /// The pod named `namespace/name`.
+    pub fn pod_by_name(&self, key: &str) -> Option<&Arc<Pod>> {
+        self.by_name.get(key).map(|i| &self.pods[*i])
     }
 
     /// The pod that owns `ip`.
     pub fn pod_by_ip(&self, ip: IpAddr) -> Option<&Arc<Pod>> {
         self.by_ip.get(&ip).map(|i| &self.pods[*i])
-    }
-
-    /// The service and port behind a cluster IP and port.
-    pub fn service_by_vip(&self, addr: SocketAddr) -> Option<(&Arc<Service>, &ServicePort)> {
-        self.by_vip.get(&addr).map(|(s, p)| {
-            let svc = &self.services[*s];
-            (svc, &svc.ports[*p])
-        })
     }
 
     /// Ready endpoints of a service port, addressed in the family of the cluster IP the
@@ -160,6 +165,9 @@ impl Snapshot {
 
 impl PartialEq for Snapshot {
     fn eq(&self, other: &Self) -> bool {
-        self.pods == other.pods && self.services == other.services
+        self.pods == other.pods
+            && self.services == other.services
+            && self.policies == other.policies
+            && self.rules == other.rules
     }
 }

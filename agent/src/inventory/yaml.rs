@@ -1,4 +1,5 @@
-//! Kubernetes-style YAML documents (v1 Pod, v1 Service) into model objects. Unknown fields
+//! Kubernetes-style YAML documents (v1 Pod, v1 Service, graylane.io/v1alpha1 TrafficPolicy
+//! and TrafficLabelRule) into model objects. Unknown fields
 //! are ignored; invalid documents are rejected naming the document and the field.
 
 use std::{collections::BTreeMap, net::IpAddr, path::Path};
@@ -8,6 +9,7 @@ use serde::Deserialize;
 use super::{
     InventoryError, annotations,
     model::{Pod, Service, ServicePort, TargetPort},
+    policy::{self, Named, TrafficLabelRuleSpec, TrafficPolicySpec},
 };
 
 /// What one file contributes.
@@ -15,6 +17,8 @@ use super::{
 pub struct Parsed {
     pub pods: Vec<Pod>,
     pub services: Vec<Service>,
+    pub policies: Vec<Named<TrafficPolicySpec>>,
+    pub rules: Vec<Named<TrafficLabelRuleSpec>>,
     /// Non-fatal findings (unknown annotations, skipped kinds), for the log.
     pub warnings: Vec<String>,
 }
@@ -54,6 +58,26 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Parsed, InventoryError
                 out.services
                     .push(service(raw).map_err(|(f, m)| err(&f, m))?);
             }
+            ("graylane.io/v1alpha1", "TrafficPolicy") => {
+                let raw: RawObject<TrafficPolicySpec> =
+                    typed(value).map_err(|(f, m)| err(&f, m))?;
+                policy::validate_policy(&raw.spec).map_err(|(f, m)| err(&f, m))?;
+                out.policies.push(named(raw).map_err(|(f, m)| err(&f, m))?);
+            }
+            ("graylane.io/v1alpha1", "TrafficLabelRule") => {
+                let raw: RawObject<TrafficLabelRuleSpec> =
+                    typed(value).map_err(|(f, m)| err(&f, m))?;
+                policy::validate_rule(&raw.spec).map_err(|(f, m)| err(&f, m))?;
+                out.rules.push(named(raw).map_err(|(f, m)| err(&f, m))?);
+            }
+            ("graylane.io/v1alpha1", kind) => {
+                return Err(err(
+                    "kind",
+                    format!(
+                        "{kind:?} is not a graylane.io/v1alpha1 kind (TrafficPolicy, TrafficLabelRule)"
+                    ),
+                ));
+            }
             ("", _) | (_, "") => return Err(err("apiVersion/kind", "missing".into())),
             (api, kind) => out.warnings.push(format!(
                 "{}: document {index}: {api} {kind} is not used by this source; skipped",
@@ -87,6 +111,21 @@ struct Meta {
     namespace: Option<String>,
     labels: BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct RawObject<T> {
+    metadata: Meta,
+    spec: T,
+}
+
+fn named<T>(raw: RawObject<T>) -> Result<Named<T>, FieldError> {
+    let (namespace, name) = name_of(&raw.metadata)?;
+    Ok(Named {
+        namespace,
+        name,
+        spec: raw.spec,
+    })
 }
 
 #[derive(Deserialize)]
@@ -342,6 +381,26 @@ metadata: {name: ignored}
         );
         assert_eq!(parsed.warnings.len(), 2, "{:?}", parsed.warnings);
         assert!(parsed.warnings[0].contains("graylane.io/colour"));
+    }
+
+    #[test]
+    fn reads_graylane_kinds_and_rejects_unknown_ones() {
+        let text = "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: app}\nspec: {service: app, fallback: fail}\n---\n\
+                    apiVersion: graylane.io/v1alpha1\nkind: TrafficLabelRule\nmetadata: {name: r}\nspec: {tag: gray}\n";
+        let parsed = parse_documents(Path::new("p.yaml"), text).expect("valid");
+        assert_eq!(parsed.policies[0].spec.fallback, policy::Fallback::Fail);
+        assert_eq!(parsed.rules[0].spec.tag.as_deref(), Some("gray"));
+        let typo =
+            "apiVersion: graylane.io/v1alpha1\nkind: TraficPolicy\nmetadata: {name: x}\nspec: {}\n";
+        let e = parse_documents(Path::new("p.yaml"), typo)
+            .expect_err("unknown kind")
+            .to_string();
+        assert!(e.contains("document 0: kind:"), "{e}");
+        let bad = "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: x}\nspec: {service: a, routes: [{match: {path: {regex: '['}}}]}\n";
+        let e = parse_documents(Path::new("p.yaml"), bad)
+            .expect_err("bad regex")
+            .to_string();
+        assert!(e.contains("spec.routes[0].match.path.regex"), "{e}");
     }
 
     #[test]

@@ -4,13 +4,27 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use super::routing::RoutingTable;
 use crate::{datapath::Names, inventory::Snapshot};
 
-/// The inventory and the kernel's name table as of the last sync.
+/// The inventory, the kernel's name table and the compiled routing table as of the last
+/// sync.
 #[derive(Default)]
 pub struct ProxyState {
     pub snapshot: Arc<Snapshot>,
     pub names: Names,
+    pub routing: RoutingTable,
+}
+
+impl ProxyState {
+    pub fn new(snapshot: Arc<Snapshot>, names: Names) -> Self {
+        let routing = RoutingTable::build(&snapshot);
+        Self {
+            snapshot,
+            names,
+            routing,
+        }
+    }
 }
 
 /// Shared, lock-free for readers.

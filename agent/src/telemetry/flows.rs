@@ -1,10 +1,12 @@
-//! The flow table: active and recent connections in a bounded ring.
+//! The flow table: active and recent connections in a bounded ring. Each connection owns
+//! its entry and updates it per request under its own (uncontended) lock; the ring's lock
+//! is taken once per connection, at accept.
 
 use std::{
     collections::VecDeque,
     net::SocketAddr,
     sync::{
-        Mutex,
+        Arc, Mutex,
         atomic::{AtomicU64, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -20,6 +22,7 @@ pub struct FlowStart {
     /// `namespace/name` of the pod the kernel attested (by cgroup).
     pub src_pod: Option<String>,
     pub src_cgroup: u64,
+    /// The pod's tag and tenant (at connect time).
     pub tag: Option<String>,
     pub tenant: Option<String>,
 }
@@ -32,24 +35,70 @@ pub enum FlowOutcome {
     Failed(String),
 }
 
+/// What changes over a connection's life.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct Flow {
-    pub id: u64,
-    #[serde(flatten)]
-    pub start: FlowStart,
+pub struct FlowState {
+    /// `tcp`, `http1`, `http2`.
+    pub protocol: &'static str,
     pub service: Option<String>,
     pub upstream: Option<SocketAddr>,
     pub outcome: FlowOutcome,
     pub bytes_up: u64,
     pub bytes_down: u64,
     pub duration_ms: u64,
+    pub requests: u64,
+    pub last_status: Option<u16>,
+    /// The last request's lane and routing explanation.
+    pub lane_tag: Option<String>,
+    pub tag_source: Option<&'static str>,
+    pub subset: Option<String>,
+    /// Why that subset: lane, route, base, fallback_base, fallback_chain.
+    pub reason: Option<String>,
+    /// The matched route and coloring rule, if any.
+    pub route: Option<String>,
+    pub rule: Option<String>,
+    /// The endpoint pod that served the last request.
+    pub endpoint_pod: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct FlowEntry {
+    pub id: u64,
+    pub start: FlowStart,
+    pub started_ms: u64,
+    state: Mutex<FlowState>,
+}
+
+impl FlowEntry {
+    /// Applies `f` to this flow's state.
+    pub fn update(&self, f: impl FnOnce(&mut FlowState)) {
+        f(&mut self.state.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+
+    pub fn close(&self, outcome: FlowOutcome, up: u64, down: u64, took: Duration) {
+        self.update(|s| {
+            s.outcome = outcome;
+            s.bytes_up = up;
+            s.bytes_down = down;
+            s.duration_ms = took.as_millis() as u64;
+        });
+    }
+}
+
+/// A flow as the admin API shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Flow {
+    pub id: u64,
+    #[serde(flatten)]
+    pub start: FlowStart,
+    #[serde(flatten)]
+    pub state: FlowState,
     /// Unix time of accept, milliseconds.
     pub started_ms: u64,
 }
 
-/// Bounded: the oldest flows fall off. One short lock per connection open and close.
 pub struct Flows {
-    ring: Mutex<VecDeque<Flow>>,
+    ring: Mutex<VecDeque<Arc<FlowEntry>>>,
     capacity: usize,
     next_id: AtomicU64,
     refused_without_record: AtomicU64,
@@ -65,48 +114,43 @@ impl Flows {
         }
     }
 
-    pub fn open(
-        &self,
-        start: FlowStart,
-        service: Option<String>,
-        upstream: Option<SocketAddr>,
-    ) -> u64 {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+    pub fn open(&self, start: FlowStart, protocol: &'static str) -> Arc<FlowEntry> {
         let started_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
-        let flow = Flow {
-            id,
+        let entry = Arc::new(FlowEntry {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
             start,
-            service,
-            upstream,
-            outcome: FlowOutcome::Open,
-            bytes_up: 0,
-            bytes_down: 0,
-            duration_ms: 0,
             started_ms,
-        };
+            state: Mutex::new(FlowState {
+                protocol,
+                service: None,
+                upstream: None,
+                outcome: FlowOutcome::Open,
+                bytes_up: 0,
+                bytes_down: 0,
+                duration_ms: 0,
+                requests: 0,
+                last_status: None,
+                lane_tag: None,
+                tag_source: None,
+                subset: None,
+                reason: None,
+                route: None,
+                rule: None,
+                endpoint_pod: None,
+            }),
+        });
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
         if ring.len() == self.capacity {
             ring.pop_front();
         }
-        ring.push_back(flow);
-        id
+        ring.push_back(entry.clone());
+        entry
     }
 
-    pub fn close(&self, id: u64, outcome: FlowOutcome, up: u64, down: u64, took: Duration) {
-        let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
-        // Ids grow along the ring, so search from the back (recent flows).
-        if let Some(flow) = ring.iter_mut().rev().find(|f| f.id == id) {
-            flow.outcome = outcome;
-            flow.bytes_up = up;
-            flow.bytes_down = down;
-            flow.duration_ms = took.as_millis() as u64;
-        }
-    }
-
-    pub fn refused_without_record(&self, _client: ClientAddr) {
+    pub fn refused_without_record(&self) {
         self.refused_without_record.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -116,11 +160,21 @@ impl Flows {
 
     /// A copy of the ring, oldest first.
     pub fn list(&self) -> Vec<Flow> {
-        self.ring
+        let entries: Vec<Arc<FlowEntry>> = self
+            .ring
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
             .cloned()
+            .collect();
+        entries
+            .iter()
+            .map(|e| Flow {
+                id: e.id,
+                start: e.start.clone(),
+                state: e.state.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                started_ms: e.started_ms,
+            })
             .collect()
     }
 }
@@ -141,15 +195,17 @@ mod tests {
     }
 
     #[test]
-    fn ring_is_bounded_and_close_updates() {
+    fn ring_is_bounded_and_entries_update_in_place() {
         let flows = Flows::new(2);
-        let a = flows.open(start(), None, None);
-        let b = flows.open(start(), None, None);
-        let c = flows.open(start(), None, None);
-        flows.close(c, FlowOutcome::Closed, 1, 2, Duration::from_millis(3));
-        flows.close(a, FlowOutcome::Closed, 0, 0, Duration::ZERO);
+        let _a = flows.open(start(), "tcp");
+        let b = flows.open(start(), "tcp");
+        let c = flows.open(start(), "http1");
+        c.close(FlowOutcome::Closed, 1, 2, Duration::from_millis(3));
         let list = flows.list();
-        assert_eq!(list.iter().map(|f| f.id).collect::<Vec<_>>(), vec![b, c]);
-        assert_eq!(list[1].bytes_down, 2);
+        assert_eq!(
+            list.iter().map(|f| f.id).collect::<Vec<_>>(),
+            vec![b.id, c.id]
+        );
+        assert_eq!(list[1].state.bytes_down, 2);
     }
 }

@@ -1,0 +1,410 @@
+//! graylane's own objects (`graylane.io/v1alpha1`): `TrafficPolicy` (per service: routes,
+//! subsets and fallback, load balancing) and `TrafficLabelRule` (entry coloring).
+//! These are the serde shapes users write; `proxy::routing` compiles them.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+/// Routing policy of one service.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficPolicySpec {
+    /// Name of the service (same namespace).
+    pub service: String,
+    /// What a tagged request gets when its subset has no ready endpoint.
+    #[serde(default)]
+    pub fallback: Fallback,
+    #[serde(default)]
+    pub load_balancer: LoadBalancer,
+    /// Ordered: the first route that matches wins.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+/// Subset fallback: `base` (the untagged endpoints; default), `fail` (503, fail fast), or an
+/// ordered chain of subsets such as `[v3, v2, base]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fallback {
+    Base,
+    Fail,
+    Chain(Vec<String>),
+}
+
+impl Default for Fallback {
+    fn default() -> Self {
+        Self::Base
+    }
+}
+
+impl<'de> Deserialize<'de> for Fallback {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Word(String),
+            Chain(Vec<String>),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Word(w) if w == "base" => Ok(Self::Base),
+            Raw::Word(w) if w == "fail" => Ok(Self::Fail),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "{w:?}: expected \"base\", \"fail\" or a list of subsets"
+            ))),
+            Raw::Chain(c) if c.is_empty() => Err(serde::de::Error::custom("empty fallback chain")),
+            Raw::Chain(c) => Ok(Self::Chain(c)),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum LbPolicy {
+    #[default]
+    RoundRobin,
+    LeastRequest,
+    Random,
+    RingHash,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoadBalancer {
+    #[serde(default)]
+    pub policy: LbPolicy,
+    /// For `ringHash`: what to hash.
+    pub hash_on: Option<HashOn>,
+    /// For `ringHash`: virtual nodes on the ring (default 1024).
+    pub min_ring_size: Option<u32>,
+    /// Deterministic subsetting: each source workload uses this many endpoints.
+    pub subset_size: Option<u32>,
+}
+
+/// What ring hash keys on; exactly one is set.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HashOn {
+    pub header: Option<String>,
+    pub cookie: Option<String>,
+    #[serde(rename = "sourceIP", alias = "sourceIp")]
+    pub source_ip: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Route {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default, rename = "match")]
+    pub matches: RouteMatch,
+    /// Weighted subsets; empty = the request's lane decides.
+    #[serde(default)]
+    pub destinations: Vec<Destination>,
+    #[serde(default)]
+    pub headers: HeaderRewrite,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RouteMatch {
+    pub path: Option<StringMatch>,
+    pub method: Option<String>,
+    #[serde(default)]
+    pub headers: Vec<KeyMatch>,
+    #[serde(default)]
+    pub query: Vec<KeyMatch>,
+}
+
+/// How a string is compared; exactly one is set.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StringMatch {
+    pub exact: Option<String>,
+    pub prefix: Option<String>,
+    pub regex: Option<String>,
+}
+
+/// A named value (header, query parameter) and how it must look.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeyMatch {
+    pub name: String,
+    pub exact: Option<String>,
+    pub prefix: Option<String>,
+    pub regex: Option<String>,
+    /// `true`: present with any value; `false`: absent.
+    pub present: Option<bool>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Destination {
+    pub subset: String,
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeaderRewrite {
+    #[serde(default)]
+    pub add: BTreeMap<String, String>,
+    #[serde(default)]
+    pub remove: Vec<String>,
+}
+
+/// Entry coloring (OpenSergo's TrafficLabelRule): requests from the selected source
+/// workloads that match get a tag (and optionally a tenant).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TrafficLabelRuleSpec {
+    /// Labels of the source pods whose requests this rule colors (empty: every source).
+    #[serde(default)]
+    pub selector: BTreeMap<String, String>,
+    /// The tag given (`trafficLabel` in OpenSergo).
+    #[serde(alias = "trafficLabel")]
+    pub tag: Option<String>,
+    pub tenant: Option<String>,
+    /// All must match.
+    #[serde(default, rename = "match")]
+    pub matches: Vec<LabelMatch>,
+    /// Share of matching requests colored, 0-100 (default 100).
+    pub percentage: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum LabelMatchType {
+    Header,
+    Cookie,
+    Query,
+    Path,
+    SourceLabel,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LabelMatch {
+    #[serde(rename = "type")]
+    pub kind: LabelMatchType,
+    /// Header, cookie, query or label name (unused for `path`).
+    #[serde(default)]
+    pub key: String,
+    /// `==` (default), `!=`, `prefix`, `regex`, `present`.
+    #[serde(default = "default_condition")]
+    pub condition: String,
+    #[serde(default)]
+    pub value: String,
+}
+
+fn default_condition() -> String {
+    "==".into()
+}
+
+/// A policy object with its identity.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Named<T> {
+    pub namespace: String,
+    pub name: String,
+    pub spec: T,
+}
+
+/// Checks what serde cannot: regexes compile, weights and percentages are in range,
+/// conditions are known. The error names the field.
+pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), (String, String)> {
+    if spec.service.is_empty() {
+        return Err(("spec.service".into(), "missing".into()));
+    }
+    for (i, r) in spec.routes.iter().enumerate() {
+        let at = |f: &str| format!("spec.routes[{i}].{f}");
+        if let Some(path) = &r.matches.path {
+            let set = [&path.exact, &path.prefix, &path.regex]
+                .iter()
+                .filter(|v| v.is_some())
+                .count();
+            if set != 1 {
+                return Err((
+                    at("match.path"),
+                    "give exactly one of exact, prefix, regex".into(),
+                ));
+            }
+            if let Some(re) = &path.regex {
+                regex::Regex::new(re).map_err(|e| (at("match.path.regex"), e.to_string()))?;
+            }
+        }
+        for (j, m) in r.matches.headers.iter().chain(&r.matches.query).enumerate() {
+            check_key_match(m).map_err(|e| (at(&format!("match.headers/query[{j}]")), e))?;
+        }
+        if !r.destinations.is_empty() && r.destinations.iter().all(|d| d.weight == 0) {
+            return Err((at("destinations"), "all weights are 0".into()));
+        }
+        for (j, d) in r.destinations.iter().enumerate() {
+            if d.weight > 10_000 {
+                return Err((
+                    at(&format!("destinations[{j}].weight")),
+                    "must be 0-10000".into(),
+                ));
+            }
+        }
+    }
+    match &spec.load_balancer.hash_on {
+        None if spec.load_balancer.policy == LbPolicy::RingHash => {
+            return Err((
+                "spec.loadBalancer.hashOn".into(),
+                "required for ringHash".into(),
+            ));
+        }
+        Some(h)
+            if [
+                h.header.is_some(),
+                h.cookie.is_some(),
+                h.source_ip == Some(true),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count()
+                != 1 =>
+        {
+            return Err((
+                "spec.loadBalancer.hashOn".into(),
+                "give exactly one of header, cookie, sourceIP: true".into(),
+            ));
+        }
+        _ => {}
+    }
+    if spec
+        .load_balancer
+        .min_ring_size
+        .is_some_and(|n| !(1..=1 << 20).contains(&n))
+    {
+        return Err((
+            "spec.loadBalancer.minRingSize".into(),
+            "must be 1-1048576".into(),
+        ));
+    }
+    if spec.load_balancer.subset_size == Some(0) {
+        return Err((
+            "spec.loadBalancer.subsetSize".into(),
+            "must be at least 1".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn check_key_match(m: &KeyMatch) -> Result<(), String> {
+    let set = [
+        m.exact.is_some(),
+        m.prefix.is_some(),
+        m.regex.is_some(),
+        m.present.is_some(),
+    ];
+    if set.iter().filter(|s| **s).count() > 1 {
+        return Err(format!(
+            "{}: give one of exact, prefix, regex, present",
+            m.name
+        ));
+    }
+    if let Some(re) = &m.regex {
+        regex::Regex::new(re).map_err(|e| format!("{}: {e}", m.name))?;
+    }
+    Ok(())
+}
+
+pub fn validate_rule(spec: &TrafficLabelRuleSpec) -> Result<(), (String, String)> {
+    if spec.tag.is_none() && spec.tenant.is_none() {
+        return Err((
+            "spec.tag".into(),
+            "a rule must give a tag or a tenant".into(),
+        ));
+    }
+    if spec.percentage.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
+        return Err(("spec.percentage".into(), "must be 0-100".into()));
+    }
+    for (i, m) in spec.matches.iter().enumerate() {
+        let field = format!("spec.match[{i}]");
+        match m.condition.as_str() {
+            "==" | "!=" | "prefix" | "present" => {}
+            "regex" => {
+                regex::Regex::new(&m.value)
+                    .map_err(|e| (format!("{field}.value"), e.to_string()))?;
+            }
+            other => {
+                return Err((
+                    format!("{field}.condition"),
+                    format!("{other:?}: expected ==, !=, prefix, regex, present"),
+                ));
+            }
+        }
+        if m.kind != LabelMatchType::Path && m.key.is_empty() {
+            return Err((format!("{field}.key"), "required".into()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(yaml: &str) -> TrafficPolicySpec {
+        serde_norway::from_str(yaml).expect("valid yaml")
+    }
+
+    #[test]
+    fn parses_routes_fallback_and_lb() {
+        let p = policy(
+            "service: app\nfallback: [v3, v2, base]\nloadBalancer: {policy: ringHash, hashOn: {header: x-user}}\n\
+             routes:\n- match: {path: {prefix: /api}, headers: [{name: x-beta, present: true}]}\n  \
+             destinations: [{subset: v1, weight: 20}, {subset: v2, weight: 80}]\n",
+        );
+        assert_eq!(
+            p.fallback,
+            Fallback::Chain(vec!["v3".into(), "v2".into(), "base".into()])
+        );
+        assert_eq!(
+            p.load_balancer
+                .hash_on
+                .as_ref()
+                .and_then(|h| h.header.as_deref()),
+            Some("x-user")
+        );
+        assert_eq!(p.routes[0].destinations[1].weight, 80);
+        assert!(validate_policy(&p).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_regex_and_unknown_fallback() {
+        let p = policy("service: app\nroutes:\n- match: {path: {regex: '('}}\n");
+        let (field, _) = validate_policy(&p).expect_err("bad regex");
+        assert_eq!(field, "spec.routes[0].match.path.regex");
+        assert!(
+            serde_norway::from_str::<TrafficPolicySpec>("service: a\nfallback: maybe\n").is_err()
+        );
+        let p = policy("service: app\nloadBalancer: {policy: ringHash}\n");
+        assert_eq!(
+            validate_policy(&p).expect_err("no hashOn").0,
+            "spec.loadBalancer.hashOn"
+        );
+    }
+
+    #[test]
+    fn label_rules_accept_opensergo_names() {
+        let r: TrafficLabelRuleSpec = serde_norway::from_str(
+            "selector: {app: gateway}\ntrafficLabel: gray\nmatch:\n- {condition: '==', type: header, key: location, value: cn-shenzhen}\n",
+        )
+        .expect("valid");
+        assert_eq!(r.tag.as_deref(), Some("gray"));
+        assert!(validate_rule(&r).is_ok());
+        let bad: TrafficLabelRuleSpec =
+            serde_norway::from_str("tag: g\nmatch: [{type: header, key: k, condition: '~'}]\n")
+                .expect("yaml");
+        assert_eq!(
+            validate_rule(&bad).expect_err("condition").0,
+            "spec.match[0].condition"
+        );
+    }
+}

@@ -1,0 +1,151 @@
+//! The accept loop: record lookup (exact, never guessed), protocol detection, dispatch.
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{
+    SharedState,
+    addrs::{ClientAddr, OrigDstAddr},
+    detect::{Detected, detect},
+    http::{self, Upstreams},
+    opaque,
+    prefixed::PrefixedIo,
+    routing::Protocol,
+    source::ConnContext,
+};
+use crate::{
+    datapath::Records,
+    telemetry::flows::{FlowOutcome, FlowStart, Flows},
+};
+
+/// The forwarding part of the agent's configuration.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// `SO_MARK` of upstream sockets; the connect hooks skip marked sockets.
+    pub bypass_mark: u32,
+    pub connect_timeout: Duration,
+    /// How long to wait for a client's first bytes before treating it as opaque TCP.
+    pub detect_timeout: Duration,
+}
+
+/// Everything a connection needs, shared.
+pub struct Proxy {
+    pub cfg: ProxyConfig,
+    pub records: Arc<Records>,
+    pub state: SharedState,
+    pub flows: Arc<Flows>,
+    pub upstreams: Upstreams,
+}
+
+impl Proxy {
+    pub fn new(
+        cfg: ProxyConfig,
+        records: Arc<Records>,
+        state: SharedState,
+        flows: Arc<Flows>,
+    ) -> Arc<Self> {
+        let upstreams = Upstreams::new(cfg.bypass_mark, cfg.connect_timeout);
+        Arc::new(Self {
+            cfg,
+            records,
+            state,
+            flows,
+            upstreams,
+        })
+    }
+
+    /// Accepts until the listener fails; each connection runs on its own task.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) {
+        loop {
+            match listener.accept().await {
+                Ok((stream, peer)) => {
+                    tokio::spawn(self.clone().connection(stream, ClientAddr(peer)));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
+    async fn connection(self: Arc<Self>, mut stream: TcpStream, client: ClientAddr) {
+        let local = match stream.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                return tracing::warn!(%client, error = %e, "accepted socket has no local address");
+            }
+        };
+        let record = match self.records.lookup(client.0, local) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                // Never guess: a connection without a record is refused, and counted.
+                self.flows.refused_without_record();
+                return tracing::warn!(%client, "no original-destination record; connection refused");
+            }
+            Err(e) => {
+                self.flows.refused_without_record();
+                return tracing::error!(%client, error = %e, "record lookup failed; connection refused");
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let orig_dst = OrigDstAddr(record.orig_dst);
+        let (ctx, hint) = {
+            let state = self.state.load();
+            let (src_pod, record_tag, record_tenant) = ConnContext::names(&state, &record);
+            let start = FlowStart {
+                client,
+                orig_dst,
+                src_pod: src_pod.clone(),
+                src_cgroup: record.cgroup_id,
+                tag: record_tag.clone(),
+                tenant: record_tenant.clone(),
+            };
+            let hint = state
+                .routing
+                .service(orig_dst.0)
+                .map(|s| s.protocol)
+                .unwrap_or(Protocol::Detect);
+            let flow = self.flows.open(start, "tcp");
+            (
+                ConnContext {
+                    client,
+                    orig_dst,
+                    src_pod,
+                    record_tag,
+                    record_tenant,
+                    flow,
+                },
+                hint,
+            )
+        };
+        tracing::debug!(
+            target: "graylane::flow",
+            %client,
+            %orig_dst,
+            src_pod = ctx.src_pod.as_deref().unwrap_or("?"),
+            tag = ctx.record_tag.as_deref().unwrap_or(""),
+            "accepted"
+        );
+        let (detected, prefix) = detect(&mut stream, hint, self.cfg.detect_timeout).await;
+        let io = PrefixedIo::new(prefix, stream);
+        match detected {
+            Detected::Opaque => opaque::forward(&self, &ctx, io).await,
+            Detected::Http1 | Detected::Http2 => {
+                let h2 = detected == Detected::Http2;
+                ctx.flow
+                    .update(|s| s.protocol = if h2 { "http2" } else { "http1" });
+                let ctx = Arc::new(ctx);
+                if let Err(e) = http::serve(self.clone(), ctx.clone(), io, h2).await {
+                    tracing::debug!(client = %ctx.client, error = %e, "http connection ended with an error");
+                    ctx.flow
+                        .update(|s| s.outcome = FlowOutcome::Failed(e.to_string()));
+                } else {
+                    ctx.flow.update(|s| s.outcome = FlowOutcome::Closed);
+                }
+            }
+        }
+    }
+}

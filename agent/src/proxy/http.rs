@@ -1,0 +1,17 @@
+//! HTTP/1.1 and HTTP/2 (gRPC included) on captured connections: per request, resolve the
+//! lane, pick route, subset and endpoint, propagate the lane, forward over pooled upstream
+//! connections, and map every local failure to a response with a reason.
+
+mod forward;
+mod headers;
+mod lane;
+mod rescue;
+mod serve;
+mod upgrade;
+mod upstream;
+
+pub use serve::serve;
+pub use upstream::Upstreams;
+
+/// The body type on both sides of the proxy.
+pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;

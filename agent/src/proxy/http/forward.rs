@@ -1,0 +1,200 @@
+//! One request: lane → route → subset → endpoint (decided under one snapshot, no I/O), then
+//! the upstream exchange.
+
+use std::net::SocketAddr;
+
+use http::{HeaderMap, HeaderValue, Request, Response, Version, header, request::Parts};
+use http_body_util::BodyExt as _;
+use hyper::body::Incoming;
+
+use super::{Body, headers, lane, rescue, upgrade, upstream::endpoint_uri};
+use crate::proxy::{
+    Proxy,
+    routing::{Decision, Lane, PickKey, RequestView},
+    source::ConnContext,
+};
+
+/// Where a request goes, and why.
+struct Routed {
+    target: SocketAddr,
+    lane: Lane,
+    trusted: bool,
+    service: Option<String>,
+    route: Option<String>,
+    rule: Option<String>,
+    decision: Option<Decision>,
+}
+
+pub async fn handle(
+    proxy: &Proxy,
+    ctx: &ConnContext,
+    mut req: Request<Incoming>,
+    h2: bool,
+) -> Response<Body> {
+    let upgrade = !h2 && headers::is_upgrade(req.headers());
+    let on_downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    let routed = match decide(proxy, ctx, &mut parts) {
+        Ok(r) => r,
+        Err((resp, trusted)) => return finish(resp, trusted, h2),
+    };
+
+    headers::propagate(&mut parts.headers, &routed.lane);
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(authority) = parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(header::HOST, authority);
+    }
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/");
+    parts.uri = match endpoint_uri(routed.target, path) {
+        Ok(u) => u,
+        Err(e) => {
+            let resp = rescue::local(http::StatusCode::BAD_REQUEST, "bad_request", &e.to_string());
+            return finish(resp, routed.trusted, h2);
+        }
+    };
+    parts.version = if h2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    let upstream_req = Request::from_parts(parts, body.boxed());
+
+    let _in_flight = routed.decision.as_ref().map(|d| d.endpoint.start());
+    let client = if h2 {
+        &proxy.upstreams.h2
+    } else {
+        &proxy.upstreams.h1
+    };
+    let resp = match client.request(upstream_req).await {
+        Ok(mut resp) => {
+            if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
+                && let Some(down) = on_downstream_upgrade
+            {
+                upgrade::tunnel(down, hyper::upgrade::on(&mut resp));
+            } else {
+                headers::strip_hop_by_hop(resp.headers_mut(), false);
+            }
+            resp.map(|b| b.boxed())
+        }
+        Err(e) => {
+            tracing::debug!(client = %ctx.client, upstream = %routed.target, error = %e, "upstream request failed");
+            rescue::upstream_error(&e, routed.target)
+        }
+    };
+    record(ctx, &routed, resp.status().as_u16());
+    finish(resp, routed.trusted, h2)
+}
+
+/// Resolves the lane and picks the endpoint; a local response if none may serve.
+fn decide(
+    proxy: &Proxy,
+    ctx: &ConnContext,
+    parts: &mut Parts,
+) -> Result<Routed, (Response<Body>, bool)> {
+    let state = proxy.state.load();
+    let pod = ctx.pod(&state).cloned();
+    let trusted = ctx.trusted(pod.as_deref());
+    if !trusted {
+        headers::strip_lane(&mut parts.headers);
+    }
+    let view = RequestView {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+    };
+    let resolved = lane::resolve(ctx, pod.as_deref(), trusted, &view, &state.routing.rules);
+    if resolved.tenant_spoof {
+        tracing::warn!(client = %ctx.client, src_pod = ?ctx.src_pod, "tenant header differs from the pod's own tenant; ignored");
+    }
+    let mut routed = Routed {
+        target: ctx.orig_dst.0,
+        lane: resolved.lane,
+        trusted,
+        service: None,
+        route: None,
+        rule: resolved.rule,
+        decision: None,
+    };
+    let Some(svc) = state.routing.service(ctx.orig_dst.0) else {
+        if state.snapshot.pod_by_ip(ctx.orig_dst.0.ip()).is_some() {
+            return Ok(routed);
+        }
+        record(ctx, &routed, 503);
+        return Err((rescue::unknown_destination(ctx.orig_dst), trusted));
+    };
+    routed.service = Some(svc.name.clone());
+    let route = svc.route(&view);
+    routed.route = route.map(|r| r.name.clone().unwrap_or_else(|| "(unnamed)".into()));
+    let key = PickKey {
+        hash: svc.hash(Some(view.headers), ctx.client.0),
+        client: ctx.src_pod.as_deref().unwrap_or(""),
+    };
+    let decision = match svc.decide(&routed.lane, route, &key) {
+        Ok(d) => d,
+        Err(e) => {
+            record(ctx, &routed, 503);
+            return Err((rescue::route_error(&e), trusted));
+        }
+    };
+    if let Some(r) = route {
+        rewrite(&mut parts.headers, &r.rewrite);
+    }
+    routed.target = decision.endpoint.addr;
+    routed.decision = Some(decision);
+    Ok(routed)
+}
+
+fn rewrite(headers: &mut HeaderMap, rw: &crate::inventory::policy::HeaderRewrite) {
+    for name in &rw.remove {
+        headers.remove(name.as_str());
+    }
+    for (k, v) in &rw.add {
+        if let (Ok(k), Ok(v)) = (
+            http::HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            headers.insert(k, v);
+        }
+    }
+}
+
+/// Last touches on every response: the downstream's version, and no lane headers back to
+/// callers outside the mesh.
+fn finish(mut resp: Response<Body>, trusted: bool, h2: bool) -> Response<Body> {
+    if !trusted {
+        headers::strip_lane(resp.headers_mut());
+    }
+    *resp.version_mut() = if h2 {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
+    resp
+}
+
+/// The request's routing explanation, on its connection's flow.
+fn record(ctx: &ConnContext, r: &Routed, status: u16) {
+    ctx.flow.update(|s| {
+        s.requests += 1;
+        s.last_status = Some(status);
+        s.lane_tag = r.lane.tag.clone();
+        s.tag_source = Some(r.lane.tag_source.as_str());
+        s.service.clone_from(&r.service);
+        s.route.clone_from(&r.route);
+        s.rule.clone_from(&r.rule);
+        s.subset = r.decision.as_ref().map(|d| d.subset.clone());
+        s.reason = r.decision.as_ref().map(|d| d.reason.as_str().to_owned());
+        s.endpoint_pod = r.decision.as_ref().map(|d| d.endpoint.pod.clone());
+        s.upstream = Some(r.target);
+    });
+}

@@ -1,0 +1,84 @@
+//! Pooled upstream connections: HTTP/1.1 keep-alive and HTTP/2 (prior knowledge)
+//! multiplexing, over sockets marked so the kernel never captures them.
+
+use std::{
+    future::Future,
+    net::SocketAddr,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http::Uri;
+use hyper_util::{
+    client::legacy::Client,
+    rt::{TokioExecutor, TokioIo},
+};
+use tokio::net::TcpStream;
+
+use super::Body;
+use crate::proxy::{addrs::UpstreamAddr, connect};
+
+/// Connects to the endpoint named by the URI's authority (always an IP:port).
+#[derive(Clone)]
+pub struct Connector {
+    mark: u32,
+    timeout: Duration,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = TokioIo<TcpStream>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let (mark, timeout) = (self.mark, self.timeout);
+        Box::pin(async move {
+            // `ip:port` or `[ip6]:port`: both parse as a socket address.
+            let addr: SocketAddr = uri
+                .authority()
+                .and_then(|a| a.as_str().parse().ok())
+                .ok_or_else(|| {
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        format!("no endpoint in {uri}"),
+                    )
+                })?;
+            connect::connect(UpstreamAddr(addr), mark, timeout)
+                .await
+                .map(TokioIo::new)
+        })
+    }
+}
+
+pub struct Upstreams {
+    pub h1: Client<Connector, Body>,
+    pub h2: Client<Connector, Body>,
+}
+
+impl Upstreams {
+    pub fn new(mark: u32, timeout: Duration) -> Self {
+        let connector = Connector { mark, timeout };
+        let h1 = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector.clone());
+        let h2 = Client::builder(TokioExecutor::new())
+            .http2_only(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(connector);
+        Self { h1, h2 }
+    }
+}
+
+/// The URI the pool is keyed by: the endpoint, and the request's path and query.
+pub fn endpoint_uri(endpoint: SocketAddr, path_and_query: &str) -> Result<Uri, http::Error> {
+    Uri::builder()
+        .scheme("http")
+        .authority(endpoint.to_string())
+        .path_and_query(path_and_query)
+        .build()
+}

@@ -1,0 +1,394 @@
+//! Endpoints grouped by tenant and by subset (the pods' tags), and the subset decision:
+//! the request's lane, else the route's weighted destinations, else base; a lane with no
+//! ready endpoints follows the service's fallback (base, fail fast, or a chain).
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+};
+
+use rand::Rng as _;
+
+use super::{
+    Lane,
+    balance::{Balancer, PickKey},
+    matcher::CompiledRoute,
+};
+use crate::inventory::policy::{Fallback, LoadBalancer};
+
+/// The subset of untagged endpoints (or of every endpoint when none is untagged).
+pub const BASE: &str = "base";
+
+#[derive(Debug)]
+pub struct Endpoint {
+    pub addr: SocketAddr,
+    /// `namespace/name` of the pod.
+    pub pod: String,
+    pub tag: Option<String>,
+    pub tenant: Option<String>,
+    in_flight: AtomicUsize,
+}
+
+/// Counts a request in flight on an endpoint until dropped.
+pub struct InFlight(Arc<Endpoint>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Endpoint {
+    pub fn new(addr: SocketAddr, pod: String, tag: Option<String>, tenant: Option<String>) -> Self {
+        Self {
+            addr,
+            pod,
+            tag,
+            tenant,
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+    pub fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self.clone())
+    }
+}
+
+struct Subset {
+    endpoints: Vec<Arc<Endpoint>>,
+    balancer: Balancer,
+}
+
+/// One tenant's endpoints (or the untenanted ones), by subset name.
+struct Subsets {
+    by_name: HashMap<String, Subset>,
+}
+
+impl Subsets {
+    fn build(endpoints: &[Arc<Endpoint>], lb: &LoadBalancer) -> Self {
+        let mut groups: HashMap<String, Vec<Arc<Endpoint>>> = HashMap::new();
+        for e in endpoints {
+            let name = e.tag.clone().unwrap_or_else(|| BASE.to_owned());
+            groups.entry(name).or_default().push(e.clone());
+        }
+        if !groups.contains_key(BASE) {
+            groups.insert(BASE.to_owned(), endpoints.to_vec());
+        }
+        let by_name = groups
+            .into_iter()
+            .map(|(name, eps)| {
+                let balancer = Balancer::new(lb, &eps);
+                (
+                    name,
+                    Subset {
+                        endpoints: eps,
+                        balancer,
+                    },
+                )
+            })
+            .collect();
+        Self { by_name }
+    }
+
+    fn get(&self, name: &str) -> Option<&Subset> {
+        self.by_name.get(name).filter(|s| !s.endpoints.is_empty())
+    }
+}
+
+/// Why this subset served the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubsetReason {
+    /// The request's tag named it.
+    Lane,
+    /// A route's weighted destinations chose it.
+    Route,
+    /// Untagged request, no route destination: base.
+    Base,
+    /// The lane's subset had no ready endpoint: fell back to base.
+    FallbackBase,
+    /// The lane's subset had no ready endpoint: the next in the fallback chain.
+    FallbackChain,
+}
+
+impl SubsetReason {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SubsetReason::Lane => "lane",
+            SubsetReason::Route => "route",
+            SubsetReason::Base => "base",
+            SubsetReason::FallbackBase => "fallback_base",
+            SubsetReason::FallbackChain => "fallback_chain",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Decision {
+    pub subset: String,
+    pub endpoint: Arc<Endpoint>,
+    pub reason: SubsetReason,
+}
+
+/// No endpoint may serve the request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("service {service} has no ready endpoints")]
+    NoEndpoints { service: String },
+    #[error("service {service} has no ready endpoints in subset {subset} and falls back to none")]
+    SubsetUnavailable { service: String, subset: String },
+    #[error("service {service} has no endpoints for tenant {tenant}")]
+    TenantIsolation { service: String, tenant: String },
+}
+
+/// A service port's endpoints, grouped by tenant then subset.
+pub struct ServiceEndpoints {
+    service: String,
+    by_tenant: HashMap<Option<String>, Subsets>,
+}
+
+impl ServiceEndpoints {
+    pub fn build(service: String, endpoints: &[Arc<Endpoint>], lb: &LoadBalancer) -> Self {
+        let mut tenants: HashMap<Option<String>, Vec<Arc<Endpoint>>> = HashMap::new();
+        for e in endpoints {
+            tenants.entry(e.tenant.clone()).or_default().push(e.clone());
+        }
+        let by_tenant = tenants
+            .into_iter()
+            .map(|(t, eps)| (t, Subsets::build(&eps, lb)))
+            .collect();
+        Self { service, by_tenant }
+    }
+
+    /// Chooses the subset and the endpoint.
+    pub fn decide(
+        &self,
+        lane: &Lane,
+        route: Option<&CompiledRoute>,
+        fallback: &Fallback,
+        key: &PickKey<'_>,
+    ) -> Result<Decision, RouteError> {
+        let group = self.group(lane)?;
+        let routed = route.map(|r| r.destinations.as_slice()).unwrap_or_default();
+        let (name, reason) = match lane.tag.as_deref() {
+            Some(tag) if group.get(tag).is_some() => (tag.to_owned(), SubsetReason::Lane),
+            Some(tag) => match fallback {
+                Fallback::Fail => return Err(self.unavailable(tag)),
+                Fallback::Chain(chain) => {
+                    let next = chain
+                        .iter()
+                        .find(|s| group.get(s).is_some())
+                        .ok_or_else(|| self.unavailable(tag))?;
+                    (next.clone(), SubsetReason::FallbackChain)
+                }
+                Fallback::Base => match weighted(group, routed) {
+                    Some(s) => (s, SubsetReason::FallbackBase),
+                    None => (BASE.to_owned(), SubsetReason::FallbackBase),
+                },
+            },
+            None => match weighted(group, routed) {
+                Some(s) => (s, SubsetReason::Route),
+                None if !routed.is_empty() => return Err(self.no_endpoints()),
+                None => (BASE.to_owned(), SubsetReason::Base),
+            },
+        };
+        let subset = group.get(&name).ok_or_else(|| self.no_endpoints())?;
+        let i = subset.balancer.pick(&subset.endpoints, key);
+        Ok(Decision {
+            subset: name,
+            endpoint: subset.endpoints[i].clone(),
+            reason,
+        })
+    }
+
+    /// A tenant's own endpoints, else the untenanted (shared) ones; never another tenant's.
+    fn group(&self, lane: &Lane) -> Result<&Subsets, RouteError> {
+        match &lane.tenant {
+            Some(t) => self
+                .by_tenant
+                .get(&Some(t.clone()))
+                .or_else(|| self.by_tenant.get(&None))
+                .ok_or_else(|| RouteError::TenantIsolation {
+                    service: self.service.clone(),
+                    tenant: t.clone(),
+                }),
+            None => self.by_tenant.get(&None).ok_or_else(|| {
+                if self.by_tenant.is_empty() {
+                    self.no_endpoints()
+                } else {
+                    RouteError::TenantIsolation {
+                        service: self.service.clone(),
+                        tenant: "(none)".into(),
+                    }
+                }
+            }),
+        }
+    }
+
+    fn unavailable(&self, subset: &str) -> RouteError {
+        RouteError::SubsetUnavailable {
+            service: self.service.clone(),
+            subset: subset.to_owned(),
+        }
+    }
+
+    fn no_endpoints(&self) -> RouteError {
+        RouteError::NoEndpoints {
+            service: self.service.clone(),
+        }
+    }
+}
+
+/// A subset drawn by weight among the route's destinations that have endpoints.
+fn weighted(
+    group: &Subsets,
+    destinations: &[crate::inventory::policy::Destination],
+) -> Option<String> {
+    let live: Vec<_> = destinations
+        .iter()
+        .filter(|d| d.weight > 0 && group.get(&d.subset).is_some())
+        .collect();
+    let total: u32 = live.iter().map(|d| d.weight).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut draw = rand::rng().random_range(0..total);
+    for d in live {
+        if draw < d.weight {
+            return Some(d.subset.clone());
+        }
+        draw -= d.weight;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::routing::TagSource;
+
+    fn ep(i: u8, tag: Option<&str>, tenant: Option<&str>) -> Arc<Endpoint> {
+        Arc::new(Endpoint::new(
+            SocketAddr::from(([10, 0, 0, i], 80)),
+            format!("p{i}"),
+            tag.map(Into::into),
+            tenant.map(Into::into),
+        ))
+    }
+
+    fn lane(tag: Option<&str>, tenant: Option<&str>) -> Lane {
+        Lane {
+            tag: tag.map(Into::into),
+            tag_source: TagSource::Header,
+            tenant: tenant.map(Into::into),
+            tenant_source: TagSource::Header,
+        }
+    }
+
+    fn decide(
+        svc: &ServiceEndpoints,
+        l: &Lane,
+        fallback: &Fallback,
+    ) -> Result<(String, SubsetReason, String), RouteError> {
+        let key = PickKey {
+            hash: None,
+            client: "c",
+        };
+        svc.decide(l, None, fallback, &key)
+            .map(|d| (d.subset, d.reason, d.endpoint.pod.clone()))
+    }
+
+    #[test]
+    fn lane_then_fallbacks() {
+        let svc = ServiceEndpoints::build(
+            "s".into(),
+            &[ep(1, None, None), ep(2, Some("v2"), None)],
+            &LoadBalancer::default(),
+        );
+        assert_eq!(
+            decide(&svc, &lane(Some("v2"), None), &Fallback::Base)
+                .expect("v2")
+                .1,
+            SubsetReason::Lane
+        );
+        let (subset, reason, _) =
+            decide(&svc, &lane(Some("v3"), None), &Fallback::Base).expect("base");
+        assert_eq!(
+            (subset.as_str(), reason),
+            ("base", SubsetReason::FallbackBase)
+        );
+        assert_eq!(
+            decide(&svc, &lane(Some("v3"), None), &Fallback::Fail),
+            Err(RouteError::SubsetUnavailable {
+                service: "s".into(),
+                subset: "v3".into()
+            })
+        );
+        let chain = Fallback::Chain(vec!["v4".into(), "v2".into(), "base".into()]);
+        let (subset, reason, _) = decide(&svc, &lane(Some("v3"), None), &chain).expect("chain");
+        assert_eq!(
+            (subset.as_str(), reason),
+            ("v2", SubsetReason::FallbackChain)
+        );
+        assert_eq!(
+            decide(&svc, &lane(None, None), &Fallback::Base)
+                .expect("base")
+                .2,
+            "p1"
+        );
+    }
+
+    #[test]
+    fn tenants_never_reach_another_tenants_endpoints() {
+        let svc = ServiceEndpoints::build(
+            "s".into(),
+            &[
+                ep(1, None, Some("acme")),
+                ep(2, None, Some("globex")),
+                ep(3, None, None),
+            ],
+            &LoadBalancer::default(),
+        );
+        for _ in 0..20 {
+            assert_eq!(
+                decide(&svc, &lane(None, Some("acme")), &Fallback::Base)
+                    .expect("acme")
+                    .2,
+                "p1"
+            );
+            assert_eq!(
+                decide(&svc, &lane(None, None), &Fallback::Base)
+                    .expect("shared")
+                    .2,
+                "p3"
+            );
+            // A tenant without endpoints of its own gets the shared ones.
+            assert_eq!(
+                decide(&svc, &lane(None, Some("initech")), &Fallback::Base)
+                    .expect("shared")
+                    .2,
+                "p3"
+            );
+        }
+        let only_acme = ServiceEndpoints::build(
+            "s".into(),
+            &[ep(1, None, Some("acme"))],
+            &LoadBalancer::default(),
+        );
+        assert!(matches!(
+            decide(&only_acme, &lane(None, Some("globex")), &Fallback::Base),
+            Err(RouteError::TenantIsolation { .. })
+        ));
+        assert!(matches!(
+            decide(&only_acme, &lane(None, None), &Fallback::Base),
+            Err(RouteError::TenantIsolation { .. })
+        ));
+    }
+}

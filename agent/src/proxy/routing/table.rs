@@ -1,0 +1,225 @@
+//! The compiled table: every service port by cluster IP, with its protocol, routes,
+//! fallback, and endpoints grouped for the subset decision; plus the coloring rules.
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+
+use http::HeaderMap;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::{
+    CompiledRoute, CompiledRule, Lane, RequestView,
+    balance::PickKey,
+    rules::cookie,
+    subset::{Decision, Endpoint, RouteError, ServiceEndpoints},
+};
+use crate::inventory::{
+    ServicePort, Snapshot,
+    policy::{Fallback, HashOn, TrafficPolicySpec},
+};
+
+/// What a service port speaks, from its `appProtocol` or name; `Detect` peeks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Detect,
+    Http1,
+    Http2,
+    Opaque,
+}
+
+impl Protocol {
+    /// Kubernetes conventions: `appProtocol`, else the port name's prefix (`http-web`).
+    pub fn of_port(port: &ServicePort) -> Self {
+        let hint = port
+            .app_protocol
+            .as_deref()
+            .or(port.name.as_deref())
+            .map(|h| {
+                h.rsplit('/')
+                    .next()
+                    .unwrap_or(h)
+                    .split('-')
+                    .next()
+                    .unwrap_or(h)
+                    .to_ascii_lowercase()
+            });
+        match hint.as_deref() {
+            Some("http") => Protocol::Http1,
+            Some("http2" | "h2c" | "grpc") => Protocol::Http2,
+            Some(
+                "tcp" | "mysql" | "mongo" | "redis" | "postgres" | "postgresql" | "amqp" | "kafka"
+                | "smtp",
+            ) => Protocol::Opaque,
+            _ => Protocol::Detect,
+        }
+    }
+}
+
+pub struct ServiceRoutes {
+    /// `namespace/name`.
+    pub name: String,
+    pub protocol: Protocol,
+    routes: Vec<CompiledRoute>,
+    fallback: Fallback,
+    hash_on: Option<HashOn>,
+    endpoints: ServiceEndpoints,
+}
+
+impl ServiceRoutes {
+    /// The first route that matches.
+    pub fn route(&self, req: &RequestView<'_>) -> Option<&CompiledRoute> {
+        self.routes.iter().find(|r| r.matches(req))
+    }
+
+    pub fn decide(
+        &self,
+        lane: &Lane,
+        route: Option<&CompiledRoute>,
+        key: &PickKey<'_>,
+    ) -> Result<Decision, RouteError> {
+        self.endpoints.decide(lane, route, &self.fallback, key)
+    }
+
+    /// The ring-hash key of a request, if the policy hashes and the request has it.
+    pub fn hash(&self, headers: Option<&HeaderMap>, client: SocketAddr) -> Option<u64> {
+        let on = self.hash_on.as_ref()?;
+        if on.source_ip == Some(true) {
+            return Some(xxh3_64(client.ip().to_string().as_bytes()));
+        }
+        let headers = headers?;
+        let value = match (&on.header, &on.cookie) {
+            (Some(h), _) => headers.get(h.as_str()).and_then(|v| v.to_str().ok()),
+            (_, Some(c)) => cookie(headers, c),
+            _ => None,
+        };
+        value.map(|v| xxh3_64(v.as_bytes()))
+    }
+}
+
+#[derive(Default)]
+pub struct RoutingTable {
+    services: HashMap<SocketAddr, Arc<ServiceRoutes>>,
+    pub rules: Vec<CompiledRule>,
+}
+
+impl RoutingTable {
+    pub fn build(snapshot: &Snapshot) -> Self {
+        let mut services = HashMap::new();
+        for svc in &snapshot.services {
+            let policy = policy_for(snapshot, &svc.namespace, &svc.name);
+            let name = format!("{}/{}", svc.namespace, svc.name);
+            let routes: Vec<CompiledRoute> = policy
+                .map(|(_, p)| {
+                    p.routes
+                        .iter()
+                        .filter_map(|r| {
+                            CompiledRoute::compile(r)
+                                .map_err(|e| tracing::error!(service = %name, error = %e, "route skipped"))
+                                .ok()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let lb = policy
+                .map(|(_, p)| p.load_balancer.clone())
+                .unwrap_or_default();
+            for ip in &svc.cluster_ips {
+                for port in &svc.ports {
+                    let endpoints: Vec<Arc<Endpoint>> = snapshot
+                        .endpoints(svc, port, ip.is_ipv6())
+                        .map(|(pod, addr)| {
+                            Arc::new(Endpoint::new(
+                                addr,
+                                pod.key().0,
+                                pod.tag.clone(),
+                                pod.tenant.clone(),
+                            ))
+                        })
+                        .collect();
+                    let entry = ServiceRoutes {
+                        name: name.clone(),
+                        protocol: Protocol::of_port(port),
+                        routes: routes.clone(),
+                        fallback: policy.map(|(_, p)| p.fallback.clone()).unwrap_or_default(),
+                        hash_on: lb.hash_on.clone(),
+                        endpoints: ServiceEndpoints::build(name.clone(), &endpoints, &lb),
+                    };
+                    services.insert(SocketAddr::new(*ip, port.port), Arc::new(entry));
+                }
+            }
+        }
+        let rules = snapshot
+            .rules
+            .iter()
+            .filter_map(|r| {
+                CompiledRule::compile(r)
+                    .map_err(|e| tracing::error!(rule = %r.name, error = %e, "rule skipped"))
+                    .ok()
+            })
+            .collect();
+        Self { services, rules }
+    }
+
+    /// The service port behind a cluster IP:port.
+    pub fn service(&self, dst: SocketAddr) -> Option<&Arc<ServiceRoutes>> {
+        self.services.get(&dst)
+    }
+}
+
+/// The policy of a service (the first by name if several target it).
+fn policy_for<'a>(
+    snapshot: &'a Snapshot,
+    namespace: &str,
+    service: &str,
+) -> Option<(&'a str, &'a TrafficPolicySpec)> {
+    let mut matching: Vec<_> = snapshot
+        .policies
+        .iter()
+        .filter(|p| p.namespace == namespace && p.spec.service == service)
+        .collect();
+    matching.sort_by(|a, b| a.name.cmp(&b.name));
+    if matching.len() > 1 {
+        tracing::warn!(service, used = %matching[0].name, "several TrafficPolicies target one service; using the first by name");
+    }
+    matching.first().map(|p| (p.name.as_str(), &p.spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::TargetPort;
+
+    fn port(name: Option<&str>, app: Option<&str>) -> ServicePort {
+        ServicePort {
+            name: name.map(Into::into),
+            port: 80,
+            target_port: TargetPort::Number(80),
+            app_protocol: app.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn protocol_hints_follow_kubernetes_conventions() {
+        assert_eq!(
+            Protocol::of_port(&port(Some("http-web"), None)),
+            Protocol::Http1
+        );
+        assert_eq!(
+            Protocol::of_port(&port(None, Some("kubernetes.io/h2c"))),
+            Protocol::Http2
+        );
+        assert_eq!(
+            Protocol::of_port(&port(Some("grpc"), None)),
+            Protocol::Http2
+        );
+        assert_eq!(
+            Protocol::of_port(&port(Some("tcp-db"), Some("tcp"))),
+            Protocol::Opaque
+        );
+        assert_eq!(
+            Protocol::of_port(&port(Some("mysql"), None)),
+            Protocol::Opaque
+        );
+        assert_eq!(Protocol::of_port(&port(None, None)), Protocol::Detect);
+    }
+}
