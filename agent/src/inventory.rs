@@ -12,6 +12,6 @@ mod yaml;
 pub use error::InventoryError;
 pub use files::{FileSource, load_path};
 pub use kernel_view::{CaptureConfig, KernelView};
-pub use model::{Pod, ServicePort, Snapshot};
 #[cfg(test)]
-pub use model::{Service, TargetPort};
+pub use model::TargetPort;
+pub use model::{Pod, ServicePort, Snapshot};

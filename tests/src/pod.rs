@@ -138,6 +138,37 @@ impl Pod {
         Ok(())
     }
 
+    /// Starts the HTTP echo backend (answers with this pod's name and the request it saw).
+    pub fn serve_http(&mut self, port: u16) -> anyhow::Result<()> {
+        self.serve_fixture(
+            "http_echo.py",
+            &[&self.spec.name.clone(), &port.to_string()],
+            port,
+        )
+    }
+
+    /// Starts the gRPC echo backend (real grpcio, h2c).
+    pub fn serve_grpc(&mut self, port: u16) -> anyhow::Result<()> {
+        self.serve_fixture(
+            "grpc_echo.py",
+            &[&self.spec.name.clone(), &port.to_string()],
+            port,
+        )
+    }
+
+    /// Starts a server-speaks-first backend (sends a banner on connect).
+    pub fn serve_banner(&mut self, port: u16) -> anyhow::Result<()> {
+        self.serve_fixture("banner_server.py", &[&port.to_string()], port)
+    }
+
+    fn serve_fixture(&mut self, script: &str, args: &[&str], port: u16) -> anyhow::Result<()> {
+        let path = crate::fixture(script);
+        let mut all = vec![path.to_str().unwrap_or_default()];
+        all.extend_from_slice(args);
+        self.spawn("python3", &all)?;
+        self.wait_listening(port)
+    }
+
     /// Runs a Python fixture script in the pod and parses its JSON output (one value per
     /// line, or one value).
     pub fn python_json(

@@ -41,8 +41,8 @@ pub struct ServiceSpec {
     pub vip: Ipv4Addr,
     /// An IPv6 cluster IP too (dual-stack service).
     pub vip6: Option<Ipv6Addr>,
-    /// (port, targetPort)
-    pub ports: Vec<(u16, u16)>,
+    /// (port, targetPort, name)
+    pub ports: Vec<(u16, u16, Option<String>)>,
     pub selector: Vec<(String, String)>,
 }
 
@@ -61,7 +61,12 @@ impl ServiceSpec {
         self
     }
     pub fn port(mut self, port: u16, target: u16) -> Self {
-        self.ports.push((port, target));
+        self.ports.push((port, target, None));
+        self
+    }
+    /// A port with a name, which carries the protocol hint (`http`, `grpc`, `tcp-…`).
+    pub fn named_port(mut self, port: u16, target: u16, name: &str) -> Self {
+        self.ports.push((port, target, Some(name.into())));
         self
     }
     pub fn select(mut self, k: &str, v: &str) -> Self {
@@ -75,6 +80,8 @@ pub struct Sandbox {
     agent: Option<Agent>,
     pods: Vec<Pod>,
     services: Vec<ServiceSpec>,
+    /// Extra YAML documents (TrafficPolicy, TrafficLabelRule, …).
+    documents: Vec<String>,
     node: NetNs,
     cgroup: Cgroup,
     pin_dir: PathBuf,
@@ -116,6 +123,7 @@ impl Sandbox {
             agent: None,
             pods: Vec::new(),
             services: Vec::new(),
+            documents: Vec::new(),
             node,
             cgroup,
             pin_dir,
@@ -214,6 +222,11 @@ impl Sandbox {
         self.services.push(svc);
     }
 
+    /// Adds a YAML document to the inventory (a TrafficPolicy, a TrafficLabelRule, …).
+    pub fn add_document(&mut self, yaml: &str) {
+        self.documents.push(yaml.trim().to_owned());
+    }
+
     pub fn pod(&self, name: &str) -> &Pod {
         self.pods
             .iter()
@@ -281,9 +294,15 @@ impl Sandbox {
                 let _ = writeln!(y, "    {k}: {v:?}");
             }
             y.push_str("  ports:\n");
-            for (port, target) in &s.ports {
+            for (port, target, name) in &s.ports {
                 let _ = writeln!(y, "  - port: {port}\n    targetPort: {target}");
+                if let Some(name) = name {
+                    let _ = writeln!(y, "    name: {name}");
+                }
             }
+        }
+        for doc in &self.documents {
+            let _ = writeln!(y, "---\n{doc}");
         }
         let path = self.inventory_path();
         let parent = path.parent().context("inventory dir")?;

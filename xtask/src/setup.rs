@@ -54,6 +54,11 @@ pub fn run() -> anyhow::Result<()> {
             "nightly",
         ]))?;
     }
+    if succeeds("python3", &["-c", "import grpc"]) {
+        eprintln!("xtask: setup: python grpcio present");
+    } else {
+        sh(Command::new("python3").args(["-m", "pip", "install", "-q", "grpcio"]))?;
+    }
     if succeeds("bpf-linker", &["--version"]) {
         eprintln!("xtask: setup: bpf-linker present");
     } else {

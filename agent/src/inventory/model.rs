@@ -98,11 +98,6 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    #[cfg(test)]
-    pub fn new(pods: Vec<Pod>, services: Vec<Service>) -> Self {
-        Self::with_policies(pods, services, Vec::new(), Vec::new())
-    }
-
     pub fn with_policies(
         pods: Vec<Pod>,
         services: Vec<Service>,

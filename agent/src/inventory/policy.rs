@@ -24,17 +24,12 @@ pub struct TrafficPolicySpec {
 
 /// Subset fallback: `base` (the untagged endpoints; default), `fail` (503, fail fast), or an
 /// ordered chain of subsets such as `[v3, v2, base]`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Fallback {
+    #[default]
     Base,
     Fail,
     Chain(Vec<String>),
-}
-
-impl Default for Fallback {
-    fn default() -> Self {
-        Self::Base
-    }
 }
 
 impl<'de> Deserialize<'de> for Fallback {

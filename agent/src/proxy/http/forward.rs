@@ -36,7 +36,7 @@ pub async fn handle(
     let (mut parts, body) = req.into_parts();
     let routed = match decide(proxy, ctx, &mut parts) {
         Ok(r) => r,
-        Err((resp, trusted)) => return finish(resp, trusted, h2),
+        Err(rejected) => return finish(rejected.resp, rejected.trusted, h2),
     };
 
     headers::propagate(&mut parts.headers, &routed.lane);
@@ -94,12 +94,14 @@ pub async fn handle(
     finish(resp, routed.trusted, h2)
 }
 
+/// A request answered locally, and whether its caller is inside the mesh.
+struct Rejected {
+    resp: Response<Body>,
+    trusted: bool,
+}
+
 /// Resolves the lane and picks the endpoint; a local response if none may serve.
-fn decide(
-    proxy: &Proxy,
-    ctx: &ConnContext,
-    parts: &mut Parts,
-) -> Result<Routed, (Response<Body>, bool)> {
+fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed, Box<Rejected>> {
     let state = proxy.state.load();
     let pod = ctx.pod(&state).cloned();
     let trusted = ctx.trusted(pod.as_deref());
@@ -130,7 +132,10 @@ fn decide(
             return Ok(routed);
         }
         record(ctx, &routed, 503);
-        return Err((rescue::unknown_destination(ctx.orig_dst), trusted));
+        return Err(Box::new(Rejected {
+            resp: rescue::unknown_destination(ctx.orig_dst),
+            trusted,
+        }));
     };
     routed.service = Some(svc.name.clone());
     let route = svc.route(&view);
@@ -143,7 +148,10 @@ fn decide(
         Ok(d) => d,
         Err(e) => {
             record(ctx, &routed, 503);
-            return Err((rescue::route_error(&e), trusted));
+            return Err(Box::new(Rejected {
+                resp: rescue::route_error(&e),
+                trusted,
+            }));
         }
     };
     if let Some(r) = route {

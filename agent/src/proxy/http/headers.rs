@@ -82,10 +82,10 @@ fn rewrite_baggage(headers: &mut HeaderMap, entries: &[(&str, &str)]) {
         .collect();
     members.extend(entries.iter().map(|(k, v)| format!("{k}={v}")));
     headers.remove("baggage");
-    if let Ok(v) = HeaderValue::from_str(&members.join(",")) {
-        if !members.is_empty() {
-            headers.insert("baggage", v);
-        }
+    if !members.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&members.join(","))
+    {
+        headers.insert("baggage", v);
     }
 }
 
