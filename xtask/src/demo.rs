@@ -1,126 +1,93 @@
-//! `cargo xtask demo`: a node with pods in network namespaces, the agent capturing their
-//! connections, and what graylane saw, in a few readable lines. Cleans up after itself.
+//! `cargo xtask demo`: the gateway → app → data sample of the seeds, on one node, in a
+//! few readable lines: which subset served each kind of traffic, and why. Cleans up after.
 
 use std::{net::Ipv4Addr, time::Instant};
 
 use anyhow::{Context as _, bail};
-use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged};
+use graylane_tests::{AgentOptions, Pod, PodSpec, Sandbox, ServiceSpec, privileged};
 use serde_json::Value;
 
 use crate::cmd::build_agent;
 
-const APP_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
-const DATA_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 30);
+const APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
+const DATA: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 30);
+
+const BETA_RULE: &str = "apiVersion: graylane.io/v1alpha1
+kind: TrafficLabelRule
+metadata: {name: beta-users}
+spec:
+  selector: {app: gateway}
+  trafficLabel: gray
+  match:
+  - {type: cookie, key: user, condition: '==', value: alice}";
 
 pub fn run() -> anyhow::Result<()> {
     // The sandbox finds the agent at target/debug/graylane, which this builds.
     build_agent(false)?;
-    let Some(p) = privileged("demo") else {
-        bail!("the demo needs root: sudo -E cargo xtask demo")
-    };
-    println!("\n== graylane demo: one node, five pods, one agent ==\n");
+    let Some(p) = privileged("demo") else { bail!("the demo needs root: sudo -E cargo xtask demo") };
+    println!("\n== graylane demo: gateway → app → data, base and gray, one node ==\n");
     let mut sb = Sandbox::new(&p)?;
-    sb.add_pod(PodSpec::new("gateway").annotate("graylane.io/role", "ingress"))?;
-    sb.add_pod(PodSpec::new("app-v1").label("app", "app"))?
-        .serve_echo(&[8080])?;
-    sb.add_pod(PodSpec::new("app-v2").label("app", "app").tag("gray"))?
-        .serve_echo(&[8080])?;
-    sb.add_pod(PodSpec::new("data-v1").label("app", "data"))?
-        .serve_echo(&[8080])?;
-    sb.add_pod(PodSpec::new("data-v2").label("app", "data").tag("gray"))?
-        .serve_echo(&[8080])?;
-    sb.add_service(
-        ServiceSpec::new("app", APP_VIP)
-            .port(80, 8080)
-            .select("app", "app"),
-    );
-    sb.add_service(
-        ServiceSpec::new("data", DATA_VIP)
-            .port(80, 8080)
-            .select("app", "data"),
-    );
+    sb.add_pod(PodSpec::new("gateway").label("app", "gateway").annotate("graylane.io/role", "ingress"))?;
+    sb.add_pod(PodSpec::new("client"))?;
+    for (name, app, tag) in [("app-v1", "app", None), ("app-v2", "app", Some("gray")), ("data-v1", "data", None), ("data-v2", "data", Some("gray"))] {
+        let mut spec = PodSpec::new(name).label("app", app);
+        if let Some(t) = tag {
+            spec = spec.tag(t);
+        }
+        sb.add_pod(spec)?.serve_http(8080)?;
+    }
+    sb.add_service(ServiceSpec::new("app", APP).named_port(80, 8080, "http").select("app", "app"));
+    sb.add_service(ServiceSpec::new("data", DATA).named_port(80, 8080, "http").select("app", "data"));
+    sb.add_document(BETA_RULE);
     let took = sb.start_agent(&AgentOptions::default())?;
-    println!(
-        "agent ready in {} ms: eBPF on the pods' cgroup, proxy on {}",
-        took.as_millis(),
-        sb.proxy_addr()
-    );
-    print_tags(&sb)?;
-
-    println!(
-        "\ntraffic: gateway → app (x2), app-v2 → data (x2, no header: the kernel knows it is gray)"
-    );
-    for _ in 0..2 {
-        sb.pod("gateway").curl(&format!("http://{APP_VIP}/"))?;
-    }
-    for _ in 0..2 {
-        sb.pod("app-v2").curl(&format!("http://{DATA_VIP}/"))?;
-    }
-    print_flows(&sb)?;
+    println!("agent ready in {} ms; pods: gateway (ingress), client, app-v1, app-v2 [gray], data-v1, data-v2 [gray]", took.as_millis());
+    println!("rule: requests at the gateway with cookie user=alice are colored gray\n");
+    println!("  {:<44} {:<9} {}", "TRAFFIC", "SERVED BY", "WHY");
+    let app = format!("http://{APP}/");
+    let data = format!("http://{DATA}/");
+    show(&sb, "client → app (no tag)", "client", &app, &[])?;
+    show(&sb, "client → app (x-graylane-tag: gray)", "client", &app, &["x-graylane-tag:gray"])?;
+    show(&sb, "gateway → app (cookie user=alice)", "gateway", &app, &["Cookie:user=alice"])?;
+    show(&sb, "gateway → app (forged x-graylane-tag: gray)", "gateway", &app, &["x-graylane-tag:gray"])?;
+    show(&sb, "app-v2 → data (no header: the kernel knows)", "app-v2", &data, &[])?;
+    show(&sb, "app-v1 → data (no header)", "app-v1", &data, &[])?;
 
     println!("\nkill -9 the agent: pods keep reaching pod IPs directly (fail-open)");
     sb.kill_agent()?;
     let data_ip = sb.pod("data-v1").ip;
     let (code, _) = sb.pod("app-v2").curl(&format!("http://{data_ip}:8080/"))?;
-    println!("  app-v2 → {data_ip}:8080 without agent: HTTP {code}");
+    println!("  app-v2 → {data_ip}:8080 with no agent: HTTP {code}");
     let t = Instant::now();
     sb.start_agent(&AgentOptions::default())?;
     let dp = sb.admin().json("/datapath")?;
-    let adopted = dp["status"]["links"]
-        .as_array()
-        .context("links")?
-        .iter()
-        .filter(|l| l["adopted"] == true)
-        .count();
-    println!(
-        "  new agent ready in {} ms, adopted {adopted}/4 pinned links",
-        t.elapsed().as_millis()
-    );
-    println!(
-        "  kernel counters: captured {}, fail_open {}",
-        dp["counters"]["captured"], dp["counters"]["fail_open"]
-    );
-    println!(
-        "\n(tag-aware routing by subset arrives with the L7 proxy; today every flow is L4 round robin)\n"
-    );
+    let adopted = dp["status"]["links"].as_array().context("links")?.iter().filter(|l| l["adopted"] == true).count();
+    println!("  new agent ready in {} ms, adopted {adopted}/4 pinned links", t.elapsed().as_millis());
+    show(&sb, "app-v2 → data after the restart", "app-v2", &data, &[])?;
+    println!();
     Ok(())
 }
 
-fn print_tags(sb: &Sandbox) -> anyhow::Result<()> {
-    let tags = sb.admin().json("/tags")?;
-    println!("\nkernel pod map (by cgroup):");
-    for t in tags
-        .as_array()
-        .context("tags")?
-        .iter()
-        .filter(|t| t["cgroup_id"].is_u64())
-    {
-        println!(
-            "  {:<18} cgroup {:<8} tag {}",
-            s(&t["pod"]),
-            t["cgroup_id"],
-            s(&t["tag"])
-        );
-    }
-    Ok(())
-}
-
-fn print_flows(sb: &Sandbox) -> anyhow::Result<()> {
+/// Sends a few requests and prints who served them and the routing explanation.
+fn show(sb: &Sandbox, what: &str, from: &str, url: &str, headers: &[&str]) -> anyhow::Result<()> {
+    let pod: &Pod = sb.pod(from);
+    let mut args = vec![url.to_owned(), "3".to_owned()];
+    args.extend(headers.iter().map(|h| (*h).to_owned()));
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = pod.python_json("http_load.py", &refs)?;
+    let pods = out[0]["pods"].as_object().map(|m| m.keys().cloned().collect::<Vec<_>>().join(",")).unwrap_or_default();
     let flows = sb.admin().json("/flows")?;
-    println!("\n  SOURCE POD         TAG    ORIGINAL DST     SERVICE        UPSTREAM");
-    for f in flows.as_array().context("flows")? {
-        println!(
-            "  {:<18} {:<6} {:<16} {:<14} {}",
-            s(&f["src_pod"]),
-            s(&f["tag"]),
-            s(&f["orig_dst"]),
-            s(&f["service"]),
-            s(&f["upstream"])
-        );
-    }
+    let last = flows
+        .as_array()
+        .and_then(|a| a.iter().rfind(|f| f["src_pod"] == format!("default/{from}")))
+        .cloned()
+        .unwrap_or(Value::Null);
+    let why = format!(
+        "tag {} from {}, subset {} ({})",
+        last["lane_tag"].as_str().unwrap_or("-"),
+        last["tag_source"].as_str().unwrap_or("-"),
+        last["subset"].as_str().unwrap_or("-"),
+        last["reason"].as_str().unwrap_or("-"),
+    );
+    println!("  {what:<44} {pods:<9} {why}");
     Ok(())
-}
-
-fn s(v: &Value) -> String {
-    v.as_str().map(str::to_owned).unwrap_or_else(|| "-".into())
 }
