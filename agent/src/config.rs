@@ -68,6 +68,11 @@ pub struct AgentArgs {
     /// opaque TCP (server-speaks-first protocols); at most 100.
     #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub detect_timeout_ms: u64,
+    /// Also accept connections NATed to the proxy by iptables (no eBPF record): original
+    /// destination from conntrack, caller by source IP (not attested). For comparisons and
+    /// nodes without eBPF; off by default.
+    #[arg(long)]
+    pub iptables_fallback: bool,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -102,6 +107,7 @@ pub struct AgentConfig {
     pub admin_addr: SocketAddr,
     pub connect_timeout: Duration,
     pub detect_timeout: Duration,
+    pub iptables_fallback: bool,
     pub max_connections: u32,
 }
 
@@ -153,6 +159,7 @@ impl AgentConfig {
             admin_addr: a.admin_addr,
             connect_timeout: Duration::from_millis(a.connect_timeout_ms),
             detect_timeout: Duration::from_millis(a.detect_timeout_ms),
+            iptables_fallback: a.iptables_fallback,
         })
     }
 
@@ -174,6 +181,7 @@ impl AgentConfig {
             bypass_mark: self.bypass_mark,
             connect_timeout: self.connect_timeout,
             detect_timeout: self.detect_timeout,
+            iptables_fallback: self.iptables_fallback,
         }
     }
 }

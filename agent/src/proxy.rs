@@ -7,6 +7,7 @@ mod addrs;
 mod connect;
 mod detect;
 mod http;
+mod iptables;
 mod listener;
 mod opaque;
 mod prefixed;

@@ -19,6 +19,8 @@ pub struct AgentOptions {
     pub cgroup: Option<PathBuf>,
     /// `RUST_LOG` for the agent (default `info,graylane=debug`).
     pub log: Option<String>,
+    /// The binary to run (default: [`binary`]).
+    pub binary: Option<PathBuf>,
 }
 
 pub struct Agent {
@@ -57,7 +59,10 @@ impl Agent {
         paths: &AgentPaths<'_>,
         opts: &AgentOptions,
     ) -> anyhow::Result<Self> {
-        let bin = binary()?;
+        let bin = match &opts.binary {
+            Some(b) => b.clone(),
+            None => binary()?,
+        };
         let mut args: Vec<String> = vec![
             "agent".into(),
             "--inventory".into(),

@@ -17,7 +17,7 @@ use crate::{
     names::Names,
     netns::NetNs,
     pod::{Pod, PodSpec},
-    process::run,
+    process::{Spawned, run},
     sweep::{remove_pins, sweep},
 };
 
@@ -82,6 +82,8 @@ pub struct Sandbox {
     services: Vec<ServiceSpec>,
     /// Extra YAML documents (TrafficPolicy, TrafficLabelRule, …).
     documents: Vec<String>,
+    /// Processes in the node netns besides the agent (e.g. a peer proxy).
+    node_procs: Vec<Spawned>,
     node: NetNs,
     cgroup: Cgroup,
     pin_dir: PathBuf,
@@ -124,6 +126,7 @@ impl Sandbox {
             pods: Vec::new(),
             services: Vec::new(),
             documents: Vec::new(),
+            node_procs: Vec::new(),
             node,
             cgroup,
             pin_dir,
@@ -449,6 +452,29 @@ impl Sandbox {
         ])
     }
 
+    /// Starts a long-running process in the node netns (killed on drop); returns its pid.
+    pub fn spawn_node(&mut self, program: &str, args: &[&str]) -> anyhow::Result<u32> {
+        let mut cmd = std::process::Command::new("nsenter");
+        cmd.arg(format!("--net={}", self.node.path().display()))
+            .arg("--")
+            .arg(program)
+            .args(args);
+        let proc = Spawned::spawn(cmd, program, None)?;
+        let pid = proc.pid().context("pid")?;
+        self.node_procs.push(proc);
+        Ok(pid)
+    }
+
+    /// Runs a command in the node netns to completion (e.g. `iptables`).
+    pub fn node_exec(&self, program: &str, args: &[&str]) -> anyhow::Result<String> {
+        self.node.exec(program, args)
+    }
+
+    /// A scratch folder that lives as long as the sandbox.
+    pub fn scratch(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// The cgroup directory of a pod.
     pub fn pod_cgroup(&self, pod: &str) -> PathBuf {
         self.cgroup.path.join(format!("pod-{pod}"))
@@ -479,6 +505,7 @@ impl Drop for Sandbox {
         if let Some(mut a) = self.agent.take() {
             a.kill9();
         }
+        self.node_procs.clear();
         self.pods.clear();
         remove_pins(&self.pin_dir);
     }

@@ -306,3 +306,49 @@ fn server_speaks_first_tcp_passes_without_waiting_for_the_client() {
     // With no hint the proxy waits at most its detection timeout (100 ms) for the client.
     assert!(took[1] < 1000.0, "{took:?}");
 }
+
+#[test]
+fn local_failures_answer_with_a_status_and_a_reason_and_never_hang() {
+    let Some(p) = privileged("errors") else {
+        return;
+    };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    // A pod that is in the inventory but listens on nothing: connects are refused.
+    sb.add_pod(PodSpec::new("dead").label("app", "dead"))
+        .expect("dead");
+    let (empty, dead, unknown) = (
+        Ipv4Addr::new(10, 96, 0, 90),
+        Ipv4Addr::new(10, 96, 0, 91),
+        Ipv4Addr::new(10, 96, 0, 92),
+    );
+    sb.add_service(
+        ServiceSpec::new("empty", empty)
+            .port(80, 8080)
+            .select("app", "nobody"),
+    );
+    sb.add_service(
+        ServiceSpec::new("dead", dead)
+            .port(80, 8080)
+            .select("app", "dead"),
+    );
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let started = std::time::Instant::now();
+    for (vip, status, reason) in [
+        (empty, 503, "no_endpoints"),
+        (dead, 503, "upstream_connect_failure"),
+        (unknown, 503, "unknown_destination"),
+    ] {
+        let v = load(sb.pod("client"), &format!("http://{vip}/"), 2, &[]);
+        assert_eq!(
+            v["status"],
+            serde_json::json!({ status.to_string(): 2 }),
+            "{vip}: {v:#}"
+        );
+        assert_eq!(v["echoes"][0]["reason"], reason, "{vip}: {v:#}");
+    }
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "a failure took too long"
+    );
+}

@@ -1,5 +1,6 @@
 //! `cargo xtask <task>`: everything a developer or CI runs, from a fresh machine.
 
+mod bench;
 mod cmd;
 mod demo;
 mod setup;
@@ -34,6 +35,21 @@ enum Task {
     },
     /// Run the demo: pods in namespaces, the agent, traffic, and what graylane saw.
     Demo,
+    /// Benchmark graylane against direct, nginx and iptables capture (not a test).
+    Bench {
+        /// Only this variant: direct, graylane, nginx or iptables (to profile it).
+        #[arg(long)]
+        only: Option<String>,
+        /// Interleaved rounds; each variant runs once per round.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Seconds per run.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// wrk connections.
+        #[arg(long, default_value_t = 32)]
+        connections: u32,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -50,6 +66,22 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => {
             setup::run()?;
             demo::run()
+        }
+        Task::Bench {
+            only,
+            rounds,
+            seconds,
+            connections,
+        } => {
+            setup::run()?;
+            let duration = std::time::Duration::from_secs(seconds);
+            let args = bench::BenchArgs {
+                only,
+                rounds,
+                duration,
+                connections,
+            };
+            bench::run(&args)
         }
     }
 }

@@ -15,6 +15,9 @@ const PACKAGES: &[&str] = &[
     "iproute2",
     "curl",
     "python3",
+    "iptables",
+    "nginx-light",
+    "wrk",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 

@@ -9,7 +9,7 @@ use super::{
     addrs::{ClientAddr, OrigDstAddr},
     detect::{Detected, detect},
     http::{self, Upstreams},
-    opaque,
+    iptables, opaque,
     prefixed::PrefixedIo,
     routing::Protocol,
     source::ConnContext,
@@ -27,6 +27,8 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// How long to wait for a client's first bytes before treating it as opaque TCP.
     pub detect_timeout: Duration,
+    /// Accept NATed (iptables) connections without an eBPF record; see `iptables.rs`.
+    pub iptables_fallback: bool,
 }
 
 /// Everything a connection needs, shared.
@@ -79,7 +81,8 @@ impl Proxy {
             }
         };
         let record = match self.records.lookup(client.0, local) {
-            Ok(Some(r)) => r,
+            Ok(Some(r)) => Some(r),
+            Ok(None) if self.cfg.iptables_fallback => None,
             Ok(None) => {
                 // Never guess: a connection without a record is refused, and counted.
                 self.flows.refused_without_record();
@@ -91,15 +94,37 @@ impl Proxy {
             }
         };
         let _ = stream.set_nodelay(true);
-        let orig_dst = OrigDstAddr(record.orig_dst);
         let (ctx, hint) = {
             let state = self.state.load();
-            let (src_pod, record_tag, record_tenant) = ConnContext::names(&state, &record);
+            let (orig, src_pod, record_tag, record_tenant, cgroup) = match &record {
+                Some(r) => {
+                    let (pod, tag, tenant) = ConnContext::names(&state, r);
+                    (r.orig_dst, pod, tag, tenant, r.cgroup_id)
+                }
+                None => match iptables::original_dst(&stream, local) {
+                    // Identity by source IP: only on this opt-in path.
+                    Some(dst) => {
+                        let pod = state.snapshot.pod_by_ip(client.0.ip());
+                        (
+                            dst,
+                            pod.map(|p| p.key().0),
+                            pod.and_then(|p| p.tag.clone()),
+                            pod.and_then(|p| p.tenant.clone()),
+                            0,
+                        )
+                    }
+                    None => {
+                        self.flows.refused_without_record();
+                        return tracing::warn!(%client, "neither a record nor a NAT original destination; refused");
+                    }
+                },
+            };
+            let orig_dst = OrigDstAddr(orig);
             let start = FlowStart {
                 client,
                 orig_dst,
                 src_pod: src_pod.clone(),
-                src_cgroup: record.cgroup_id,
+                src_cgroup: cgroup,
                 tag: record_tag.clone(),
                 tenant: record_tenant.clone(),
             };
@@ -124,7 +149,7 @@ impl Proxy {
         tracing::debug!(
             target: "graylane::flow",
             %client,
-            %orig_dst,
+            orig_dst = %ctx.orig_dst,
             src_pod = ctx.src_pod.as_deref().unwrap_or("?"),
             tag = ctx.record_tag.as_deref().unwrap_or(""),
             "accepted"

@@ -1,0 +1,57 @@
+//! CPU time and memory of a process and its children (nginx's workers), from /proc.
+
+use anyhow::Context as _;
+
+pub struct ProcStat {
+    pub cpu_s: f64,
+    /// The user-space part of `cpu_s`.
+    pub user_s: f64,
+    pub rss_kib: u64,
+}
+
+impl ProcStat {
+    /// `pid` and every process whose parent is `pid`.
+    pub fn read(pid: u32) -> anyhow::Result<Self> {
+        let ticks = 100.0; // USER_HZ on Linux
+        let mut cpu = 0u64;
+        let mut user = 0u64;
+        let mut rss = 0u64;
+        for entry in std::fs::read_dir("/proc")?.flatten() {
+            let Some(p) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+                continue;
+            };
+            // Fields after the command (which may contain spaces) start after ") ".
+            let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+                continue;
+            };
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ppid: u32 = f.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+            if p != pid && ppid != pid {
+                continue;
+            }
+            let utime: u64 = f.get(11).and_then(|v| v.parse().ok()).context("utime")?;
+            let stime: u64 = f.get(12).and_then(|v| v.parse().ok()).context("stime")?;
+            cpu += utime + stime;
+            user += utime;
+            let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+            rss += status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(Self {
+            cpu_s: cpu as f64 / ticks,
+            user_s: user as f64 / ticks,
+            rss_kib: rss,
+        })
+    }
+}
