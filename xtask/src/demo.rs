@@ -64,7 +64,7 @@ pub fn run() -> anyhow::Result<()> {
         took.as_millis()
     );
     println!("rule: requests at the gateway with cookie user=alice are colored gray\n");
-    println!("  {:<44} {:<9} {}", "TRAFFIC", "SERVED BY", "WHY");
+    println!("  {:<44} {:<9} WHY", "TRAFFIC", "SERVED BY");
     let app = format!("http://{APP}/");
     let data = format!("http://{DATA}/");
     show(&sb, "client → app (no tag)", "client", &app, &[])?;
