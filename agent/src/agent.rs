@@ -33,14 +33,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         cgroup_root: root.clone(),
         records_max: cfg.max_connections,
     })?;
-    let Datapath {
-        sync,
-        records,
-        counters,
-        mut listeners,
-        status,
-        ..
-    } = datapath;
+    let Datapath { sync, records, counters, mut listeners, status, .. } = datapath;
     let adopted = status.links.iter().filter(|l| l.adopted).count();
     tracing::info!(
         cgroup_root = %root.path.display(),
@@ -52,13 +45,11 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         "datapath ready"
     );
 
-    std::thread::Builder::new()
-        .name("inventory-watch".into())
-        .spawn(move || {
-            if let Err(e) = source.watch() {
-                tracing::error!(error = %e, "inventory watch stopped");
-            }
-        })?;
+    std::thread::Builder::new().name("inventory-watch".into()).spawn(move || {
+        if let Err(e) = source.watch() {
+            tracing::error!(error = %e, "inventory watch stopped");
+        }
+    })?;
 
     let state: SharedState = Arc::new(ArcSwap::from_pointee(ProxyState::default()));
     let flows = Arc::new(Flows::new(FLOW_CAPACITY));
@@ -77,13 +68,8 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 
     // Kernel and routing state first, then the listener: an adopted datapath already
     // captures, and the proxy must know the inventory before it accepts.
-    let mut reconciler = Reconciler {
-        sync,
-        capture: cfg.capture(),
-        root,
-        state: state.clone(),
-        ctx: ctx.clone(),
-    };
+    let mut reconciler =
+        Reconciler { sync, capture: cfg.capture(), root, state: state.clone(), ctx: ctx.clone() };
     let first = inventory.borrow_and_update().clone();
     let mut unresolved = reconciler.apply(&first);
     ctx.ready.store(true, Ordering::Release);
@@ -92,11 +78,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     // this process dies, which is how the connect hooks know to fail open.
     let proxy = Proxy::new(cfg.proxy(), records, state, flows);
     let mut proxy_tasks = tokio::task::JoinSet::new();
-    for (slot, addr) in [Some(cfg.proxy_addr), cfg.proxy_addr6]
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
+    for (slot, addr) in [Some(cfg.proxy_addr), cfg.proxy_addr6].into_iter().flatten().enumerate() {
         let listener = proxy::bind_listener(addr)?;
         listeners.register(slot as u32, &listener)?;
         tracing::info!(%addr, "proxy listening");
@@ -140,11 +122,7 @@ impl Reconciler {
             Ok(stats) => {
                 report.last = stats;
                 report.last_error = None;
-                tracing::debug!(
-                    written = stats.written,
-                    removed = stats.removed,
-                    "kernel maps synced"
-                );
+                tracing::debug!(written = stats.written, removed = stats.removed, "kernel maps synced");
             }
             Err(e) => {
                 tracing::error!(error = %e, "kernel map sync failed");
@@ -154,10 +132,7 @@ impl Reconciler {
         report.syncs += 1;
         report.unresolved_cgroups.clone_from(&view.unresolved);
         self.ctx.sync.store(Arc::new(report));
-        self.state.store(Arc::new(ProxyState::new(
-            snapshot.clone(),
-            self.sync.names(),
-        )));
+        self.state.store(Arc::new(ProxyState::new(snapshot.clone(), self.sync.names())));
         !view.unresolved.is_empty()
     }
 }

@@ -167,11 +167,7 @@ impl AgentConfig {
         CaptureConfig {
             service_cidrs: self.service_cidrs.clone(),
             excluded_ports: self.excluded_ports.clone(),
-            proxy: ProxyTarget {
-                v4: self.proxy_addr,
-                v6: self.proxy_addr6,
-                bypass_mark: self.bypass_mark,
-            },
+            proxy: ProxyTarget { v4: self.proxy_addr, v6: self.proxy_addr6, bypass_mark: self.bypass_mark },
             records_max: self.max_connections,
         }
     }

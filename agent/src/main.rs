@@ -25,17 +25,11 @@ fn main() -> anyhow::Result<()> {
             if args.check_config {
                 let snapshot = inventory::load_path(&cfg.inventory)?;
                 println!("{}", serde_json::to_string_pretty(&cfg)?);
-                println!(
-                    "inventory ok: {} pods, {} services",
-                    snapshot.pods.len(),
-                    snapshot.services.len()
-                );
+                println!("inventory ok: {} pods, {} services", snapshot.pods.len(), snapshot.services.len());
                 return Ok(());
             }
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .thread_name("proxy")
-                .build()?;
+            let runtime =
+                tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("proxy").build()?;
             runtime.block_on(agent::run(cfg))
         }
     }
@@ -44,9 +38,7 @@ fn main() -> anyhow::Result<()> {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
     } else {

@@ -18,9 +18,7 @@ impl Addr16 {
 
     /// Maps an IPv4 address given as the kernel stores it (`__be32`).
     pub const fn from_v4_be(ip4_be: u32) -> Self {
-        Self {
-            words: [0, 0, Self::V4_MAPPED_MARK, ip4_be],
-        }
+        Self { words: [0, 0, Self::V4_MAPPED_MARK, ip4_be] }
     }
 
     /// An IPv6 address given as the kernel stores it (`__be32[4]`).
@@ -35,11 +33,7 @@ impl Addr16 {
 
     /// The IPv4 address (`__be32`) if this is a mapped one.
     pub const fn v4_be(&self) -> Option<u32> {
-        if self.is_v4_mapped() {
-            Some(self.words[3])
-        } else {
-            None
-        }
+        if self.is_v4_mapped() { Some(self.words[3]) } else { None }
     }
 
     /// The address as 16 bytes in network order, as `std::net::Ipv6Addr` takes them.
@@ -62,12 +56,8 @@ impl Addr16 {
         let mut words = [0u32; 4];
         let mut i = 0;
         while i < 4 {
-            words[i] = u32::from_ne_bytes([
-                octets[i * 4],
-                octets[i * 4 + 1],
-                octets[i * 4 + 2],
-                octets[i * 4 + 3],
-            ]);
+            words[i] =
+                u32::from_ne_bytes([octets[i * 4], octets[i * 4 + 1], octets[i * 4 + 2], octets[i * 4 + 3]]);
             i += 1;
         }
         Self { words }
@@ -83,10 +73,7 @@ mod tests {
         let ip4_be = u32::from_ne_bytes([10, 96, 0, 10]);
         let a = Addr16::from_v4_be(ip4_be);
         assert!(a.is_v4_mapped());
-        assert_eq!(
-            a.octets(),
-            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 96, 0, 10]
-        );
+        assert_eq!(a.octets(), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 10, 96, 0, 10]);
         assert_eq!(Addr16::from_octets(a.octets()), a);
         assert_eq!(a.v4_be(), Some(ip4_be));
     }

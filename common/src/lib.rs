@@ -16,9 +16,7 @@ mod record;
 
 pub use addr::Addr16;
 pub use config::{DatapathConfig, config_flags};
-pub use maps::{
-    EXCLUDED_PORT_WORDS, LISTENER_SLOTS, MAX_CGROUP_DEPTH, Meta, map_names, max_entries,
-};
+pub use maps::{EXCLUDED_PORT_WORDS, LISTENER_SLOTS, MAX_CGROUP_DEPTH, Meta, map_names, max_entries};
 pub use names::{NAME_BYTES, NameKey, NameKind, NameValue};
 pub use pod::{PodEntry, pod_flags};
 pub use reason::Reason;

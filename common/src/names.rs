@@ -35,10 +35,7 @@ const _: () = assert!(size_of::<NameValue>() == 320);
 
 impl Default for NameValue {
     fn default() -> Self {
-        Self {
-            len: 0,
-            bytes: [0; NAME_BYTES],
-        }
+        Self { len: 0, bytes: [0; NAME_BYTES] }
     }
 }
 

@@ -12,15 +12,7 @@ pub fn connect6(ctx: SockAddrContext) -> i32 {
     let sa = ctx.sock_addr;
     // SAFETY: `sa` is the kernel's context pointer; user_ip6 allows 4-byte loads.
     let (words, port_be) = unsafe {
-        (
-            [
-                (*sa).user_ip6[0],
-                (*sa).user_ip6[1],
-                (*sa).user_ip6[2],
-                (*sa).user_ip6[3],
-            ],
-            (*sa).user_port,
-        )
+        ([(*sa).user_ip6[0], (*sa).user_ip6[1], (*sa).user_ip6[2], (*sa).user_ip6[3]], (*sa).user_port)
     };
     let dst = Addr16::from_v6_be(words);
     let connect = Connect {
@@ -33,11 +25,7 @@ pub fn connect6(ctx: SockAddrContext) -> i32 {
         Decision::Pass => 1,
         Decision::Refuse => 0,
         Decision::Redirect(cfg) => {
-            let to = if dst.is_v4_mapped() {
-                Addr16::from_v4_be(cfg.proxy_ip4)
-            } else {
-                cfg.proxy_ip6
-            };
+            let to = if dst.is_v4_mapped() { Addr16::from_v4_be(cfg.proxy_ip4) } else { cfg.proxy_ip6 };
             // SAFETY: connect6 may write user_ip6 words and user_port (4-byte stores).
             unsafe {
                 (*sa).user_ip6[0] = to.words[0];

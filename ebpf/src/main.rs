@@ -7,10 +7,7 @@
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
-#![allow(
-    internal_features,
-    reason = "atomic_xadd: the bpf target has no atomic RMW types"
-)]
+#![allow(internal_features, reason = "atomic_xadd: the bpf target has no atomic RMW types")]
 
 mod capture;
 mod connect4;

@@ -8,8 +8,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, PerCpuArray},
 };
 use graylane_common::{
-    Addr16, DatapathConfig, EXCLUDED_PORT_WORDS, FlowKey, LISTENER_SLOTS, Meta, NameKey, NameValue,
-    OrigDst, PodEntry, Reason, max_entries,
+    Addr16, DatapathConfig, EXCLUDED_PORT_WORDS, FlowKey, LISTENER_SLOTS, Meta, NameKey, NameValue, OrigDst,
+    PodEntry, Reason, max_entries,
 };
 
 /// Runtime configuration, written by the agent (index 0).

@@ -92,22 +92,12 @@ fn flow_key(ctx: &SockOpsContext) -> FlowKey {
     } else {
         (Addr16::from_v6_be(lip6), Addr16::from_v6_be(rip6))
     };
-    FlowKey {
-        src,
-        dst,
-        src_port: lport as u16,
-        dst_port: remote_port(rport),
-        _pad: 0,
-    }
+    FlowKey { src, dst, src_port: lport as u16, dst_port: remote_port(rport), _pad: 0 }
 }
 
 /// `remote_port` is network byte order; little-endian kernels also shift it into the upper
 /// half of the word. Accept both encodings.
 #[inline(always)]
 fn remote_port(raw: u32) -> u16 {
-    if raw > 0xffff {
-        u32::from_be(raw) as u16
-    } else {
-        u16::from_be(raw as u16)
-    }
+    if raw > 0xffff { u32::from_be(raw) as u16 } else { u16::from_be(raw as u16) }
 }

@@ -2,8 +2,7 @@
 //! (connect failed early), so `PENDING` never grows.
 
 use aya_ebpf::{
-    EbpfContext as _, helpers::generated::bpf_get_socket_cookie, macros::cgroup_sock,
-    programs::SockContext,
+    EbpfContext as _, helpers::generated::bpf_get_socket_cookie, macros::cgroup_sock, programs::SockContext,
 };
 
 use crate::maps::PENDING;

@@ -22,26 +22,16 @@ impl Admin {
     pub fn get(&self, path: &str) -> anyhow::Result<(u16, String)> {
         let (netns, addr, path) = (self.netns.clone(), self.addr, path.to_owned());
         std::thread::spawn(move || -> anyhow::Result<(u16, String)> {
-            let ns =
-                std::fs::File::open(&netns).with_context(|| format!("open {}", netns.display()))?;
+            let ns = std::fs::File::open(&netns).with_context(|| format!("open {}", netns.display()))?;
             setns(&ns, CloneFlags::CLONE_NEWNET).context("setns")?;
             let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2))?;
             s.set_read_timeout(Some(Duration::from_secs(5)))?;
-            write!(
-                s,
-                "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
-            )?;
+            write!(s, "GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")?;
             let mut raw = Vec::new();
             s.read_to_end(&mut raw)?;
             let text = String::from_utf8_lossy(&raw);
-            let (head, body) = text
-                .split_once("\r\n\r\n")
-                .ok_or_else(|| anyhow!("bad response: {text}"))?;
-            let status = head
-                .split_whitespace()
-                .nth(1)
-                .and_then(|c| c.parse().ok())
-                .unwrap_or(0);
+            let (head, body) = text.split_once("\r\n\r\n").ok_or_else(|| anyhow!("bad response: {text}"))?;
+            let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
             Ok((status, body.to_owned()))
         })
         .join()
@@ -58,8 +48,6 @@ impl Admin {
     /// A kernel counter from `/datapath` (e.g. `captured`, `fail_open`).
     pub fn counter(&self, name: &str) -> anyhow::Result<u64> {
         let v = self.json("/datapath")?;
-        v["counters"][name]
-            .as_u64()
-            .ok_or_else(|| anyhow!("no counter {name}"))
+        v["counters"][name].as_u64().ok_or_else(|| anyhow!("no counter {name}"))
     }
 }

@@ -35,10 +35,7 @@ pub fn binary() -> anyhow::Result<PathBuf> {
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/graylane"),
     };
     if !path.exists() {
-        bail!(
-            "{} not found: build it first (`cargo xtask test` does)",
-            path.display()
-        );
+        bail!("{} not found: build it first (`cargo xtask test` does)", path.display());
     }
     Ok(path)
 }
@@ -54,11 +51,7 @@ pub struct AgentPaths<'a> {
 }
 
 impl Agent {
-    pub fn start(
-        node: &NetNs,
-        paths: &AgentPaths<'_>,
-        opts: &AgentOptions,
-    ) -> anyhow::Result<Self> {
+    pub fn start(node: &NetNs, paths: &AgentPaths<'_>, opts: &AgentOptions) -> anyhow::Result<Self> {
         let bin = match &opts.binary {
             Some(b) => b.clone(),
             None => binary()?,
@@ -100,19 +93,10 @@ impl Agent {
                 c
             }
         };
-        let level = opts
-            .log
-            .clone()
-            .unwrap_or_else(|| "info,graylane=debug".into());
-        cmd.args(&args)
-            .env("RUST_LOG", level)
-            .env("RUST_BACKTRACE", "0");
-        let proc =
-            Spawned::spawn(cmd, "graylane agent", Some(&paths.log)).context("start agent")?;
-        Ok(Self {
-            proc,
-            log: paths.log.clone(),
-        })
+        let level = opts.log.clone().unwrap_or_else(|| "info,graylane=debug".into());
+        cmd.args(&args).env("RUST_LOG", level).env("RUST_BACKTRACE", "0");
+        let proc = Spawned::spawn(cmd, "graylane agent", Some(&paths.log)).context("start agent")?;
+        Ok(Self { proc, log: paths.log.clone() })
     }
 
     pub fn pid(&self) -> Option<u32> {

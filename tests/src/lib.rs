@@ -26,7 +26,5 @@ pub use sandbox::{NODE_IP6, SERVICE_CIDR, SERVICE_CIDR6, Sandbox, ServiceSpec};
 
 /// Path of a fixture script under `tests/fixtures/`.
 pub fn fixture(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("fixtures")
-        .join(name)
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(name)
 }

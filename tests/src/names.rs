@@ -17,9 +17,7 @@ pub struct Names {
 impl Names {
     pub fn fresh() -> Self {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        Self {
-            id: format!("{PREFIX}{}x{n}", std::process::id()),
-        }
+        Self { id: format!("{PREFIX}{}x{n}", std::process::id()) }
     }
     pub fn node_netns(&self) -> String {
         format!("{}-node", self.id)

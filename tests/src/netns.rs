@@ -13,9 +13,7 @@ pub struct NetNs {
 impl NetNs {
     pub fn create(name: &str) -> anyhow::Result<Self> {
         run("ip", &["netns", "add", name]).with_context(|| format!("create netns {name}"))?;
-        let ns = Self {
-            name: name.to_owned(),
-        };
+        let ns = Self { name: name.to_owned() };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
     }
@@ -37,16 +35,9 @@ impl NetNs {
         let net = format!("--net={}", path.display());
         let mut all = vec![net.as_str(), "--", program];
         all.extend_from_slice(args);
-        let out = std::process::Command::new("nsenter")
-            .args(&all)
-            .output()
-            .context("nsenter")?;
+        let out = std::process::Command::new("nsenter").args(&all).output().context("nsenter")?;
         if !out.status.success() {
-            bail!(
-                "{program} {args:?} in {}: {}",
-                self.name,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            bail!("{program} {args:?} in {}: {}", self.name, String::from_utf8_lossy(&out.stderr));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }

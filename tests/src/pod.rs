@@ -25,10 +25,7 @@ pub struct PodSpec {
 
 impl PodSpec {
     pub fn new(name: &str) -> Self {
-        Self {
-            name: name.into(),
-            ..Default::default()
-        }
+        Self { name: name.into(), ..Default::default() }
     }
     pub fn label(mut self, k: &str, v: &str) -> Self {
         self.labels.push((k.into(), v.into()));
@@ -104,10 +101,8 @@ impl Pod {
         let (cg, ns) = self.parts()?;
         let mut cmd = in_pod(&cg.procs(), &ns.path(), program, args);
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let child = cmd
-            .stdin(Stdio::null())
-            .spawn()
-            .with_context(|| format!("{program} in {}", self.spec.name))?;
+        let child =
+            cmd.stdin(Stdio::null()).spawn().with_context(|| format!("{program} in {}", self.spec.name))?;
         Ok(Spawned::from_child(child, &self.spec.name))
     }
 
@@ -140,20 +135,12 @@ impl Pod {
 
     /// Starts the HTTP echo backend (answers with this pod's name and the request it saw).
     pub fn serve_http(&mut self, port: u16) -> anyhow::Result<()> {
-        self.serve_fixture(
-            "http_echo.py",
-            &[&self.spec.name.clone(), &port.to_string()],
-            port,
-        )
+        self.serve_fixture("http_echo.py", &[&self.spec.name.clone(), &port.to_string()], port)
     }
 
     /// Starts the gRPC echo backend (real grpcio, h2c).
     pub fn serve_grpc(&mut self, port: u16) -> anyhow::Result<()> {
-        self.serve_fixture(
-            "grpc_echo.py",
-            &[&self.spec.name.clone(), &port.to_string()],
-            port,
-        )
+        self.serve_fixture("grpc_echo.py", &[&self.spec.name.clone(), &port.to_string()], port)
     }
 
     /// Starts a server-speaks-first backend (sends a banner on connect).
@@ -171,11 +158,7 @@ impl Pod {
 
     /// Runs a Python fixture script in the pod and parses its JSON output (one value per
     /// line, or one value).
-    pub fn python_json(
-        &self,
-        script: &str,
-        args: &[&str],
-    ) -> anyhow::Result<Vec<serde_json::Value>> {
+    pub fn python_json(&self, script: &str, args: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {
         let path = crate::fixture(script);
         let mut all = vec![path.to_str().unwrap_or_default()];
         all.extend_from_slice(args);
@@ -183,9 +166,7 @@ impl Pod {
         if !ok {
             bail!("{script} in {} failed: {err}", self.spec.name);
         }
-        out.lines()
-            .map(|l| serde_json::from_str(l).with_context(|| format!("{script}: {l}")))
-            .collect()
+        out.lines().map(|l| serde_json::from_str(l).with_context(|| format!("{script}: {l}"))).collect()
     }
 
     /// `ip -n <pod netns> …`

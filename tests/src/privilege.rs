@@ -10,9 +10,8 @@ pub fn privileged(test: &str) -> Option<Privileged> {
     if nix::unistd::geteuid().is_root() {
         return Some(Privileged(()));
     }
-    let msg = format!(
-        "\n!!! SKIPPED {test}: needs root (netns, cgroups, eBPF). Run `sudo -E cargo xtask test`.\n"
-    );
+    let msg =
+        format!("\n!!! SKIPPED {test}: needs root (netns, cgroups, eBPF). Run `sudo -E cargo xtask test`.\n");
     if std::env::var_os("GRAYLANE_REQUIRE_PRIVILEGED").is_some_and(|v| v == "1") {
         panic!("{msg}GRAYLANE_REQUIRE_PRIVILEGED=1 forbids skipping privileged tests");
     }

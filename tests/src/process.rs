@@ -10,16 +10,9 @@ use nix::{sys::signal::Signal, unistd::Pid};
 
 /// Runs a command to completion; fails with its stderr.
 pub fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .with_context(|| format!("run {program}"))?;
+    let out = Command::new(program).args(args).output().with_context(|| format!("run {program}"))?;
     if !out.status.success() {
-        bail!(
-            "{program} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
+        bail!("{program} {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
     Ok(())
 }
@@ -57,18 +50,12 @@ impl Spawned {
             }
         }
         let child = cmd.spawn().with_context(|| format!("spawn {label}"))?;
-        Ok(Self {
-            child: Some(child),
-            label: label.to_owned(),
-        })
+        Ok(Self { child: Some(child), label: label.to_owned() })
     }
 
     /// Wraps a child started by the caller (its stdout/stderr may be piped).
     pub fn from_child(child: Child, label: &str) -> Self {
-        Self {
-            child: Some(child),
-            label: label.to_owned(),
-        }
+        Self { child: Some(child), label: label.to_owned() }
     }
 
     pub fn pid(&self) -> Option<u32> {

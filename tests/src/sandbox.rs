@@ -48,13 +48,7 @@ pub struct ServiceSpec {
 
 impl ServiceSpec {
     pub fn new(name: &str, vip: Ipv4Addr) -> Self {
-        Self {
-            name: name.into(),
-            vip,
-            vip6: None,
-            ports: Vec::new(),
-            selector: Vec::new(),
-        }
+        Self { name: name.into(), vip, vip6: None, ports: Vec::new(), selector: Vec::new() }
     }
     pub fn vip6(mut self, vip6: Ipv6Addr) -> Self {
         self.vip6 = Some(vip6);
@@ -96,29 +90,12 @@ impl Sandbox {
         let mount = cgroup2_mount()?;
         sweep(&mount, Path::new(BPFFS));
         let names = Names::fresh();
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("{}-", names.id))
-            .tempdir()?;
+        let dir = tempfile::Builder::new().prefix(&format!("{}-", names.id)).tempdir()?;
         let cgroup = Cgroup::create(mount.join(&names.id))?;
         let node = NetNs::create(&names.node_netns())?;
         node.ip(&["addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"])?;
-        node.exec(
-            "sysctl",
-            &[
-                "-qw",
-                "net.ipv4.ip_forward=1",
-                "net.ipv6.conf.all.forwarding=1",
-            ],
-        )?;
-        node.ip(&[
-            "-6",
-            "addr",
-            "add",
-            &format!("{NODE_IP6}/128"),
-            "dev",
-            "lo",
-            "nodad",
-        ])?;
+        node.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])?;
+        node.ip(&["-6", "addr", "add", &format!("{NODE_IP6}/128"), "dev", "lo", "nodad"])?;
         tune_tcp(&node)?;
         let pin_dir = PathBuf::from(BPFFS).join(&names.id);
         Ok(Self {
@@ -154,57 +131,22 @@ impl Sandbox {
         let ip = Ipv4Addr::new(10, 244, 0, 10 + index as u8);
         let netns = NetNs::create(&self.names.pod_netns(index))?;
         let veth = self.names.veth(index);
-        run(
-            "ip",
-            &[
-                "link",
-                "add",
-                &veth,
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth0",
-                "netns",
-                &netns.name,
-            ],
-        )?;
+        run("ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns.name])?;
         run("ip", &["link", "set", &veth, "netns", &self.node.name])?;
-        self.node
-            .ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", &veth])?;
+        self.node.ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", &veth])?;
         self.node.ip(&["link", "set", &veth, "up"])?;
-        self.node
-            .ip(&["route", "add", &format!("{ip}/32"), "dev", &veth])?;
+        self.node.ip(&["route", "add", &format!("{ip}/32"), "dev", &veth])?;
         netns.ip(&["link", "set", "eth0", "up"])?;
         netns.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"])?;
         netns.ip(&["route", "add", GATEWAY, "dev", "eth0", "scope", "link"])?;
         netns.ip(&["route", "add", "default", "via", GATEWAY, "dev", "eth0"])?;
         netns.ip(&["route", "add", "blackhole", SERVICE_CIDR])?;
         let ip6 = pod_ip6(index);
-        self.node.ip(&[
-            "-6",
-            "addr",
-            "add",
-            &format!("{GATEWAY6}/128"),
-            "dev",
-            &veth,
-            "nodad",
-        ])?;
-        self.node
-            .ip(&["-6", "route", "add", &format!("{ip6}/128"), "dev", &veth])?;
-        netns.ip(&[
-            "-6",
-            "addr",
-            "add",
-            &format!("{ip6}/128"),
-            "dev",
-            "eth0",
-            "nodad",
-        ])?;
+        self.node.ip(&["-6", "addr", "add", &format!("{GATEWAY6}/128"), "dev", &veth, "nodad"])?;
+        self.node.ip(&["-6", "route", "add", &format!("{ip6}/128"), "dev", &veth])?;
+        netns.ip(&["-6", "addr", "add", &format!("{ip6}/128"), "dev", "eth0", "nodad"])?;
         netns.ip(&["-6", "route", "add", GATEWAY6, "dev", "eth0"])?;
-        netns.ip(&[
-            "-6", "route", "add", "default", "via", GATEWAY6, "dev", "eth0",
-        ])?;
+        netns.ip(&["-6", "route", "add", "default", "via", GATEWAY6, "dev", "eth0"])?;
         netns.ip(&["-6", "route", "add", "blackhole", SERVICE_CIDR6])?;
         tune_tcp(&netns)?;
         let rel = format!("pod-{}", spec.name);
@@ -231,17 +173,11 @@ impl Sandbox {
     }
 
     pub fn pod(&self, name: &str) -> &Pod {
-        self.pods
-            .iter()
-            .find(|p| p.name() == name)
-            .unwrap_or_else(|| panic!("no pod {name}"))
+        self.pods.iter().find(|p| p.name() == name).unwrap_or_else(|| panic!("no pod {name}"))
     }
 
     pub fn pod_mut(&mut self, name: &str) -> &mut Pod {
-        self.pods
-            .iter_mut()
-            .find(|p| p.name() == name)
-            .unwrap_or_else(|| panic!("no pod {name}"))
+        self.pods.iter_mut().find(|p| p.name() == name).unwrap_or_else(|| panic!("no pod {name}"))
     }
 
     /// Sets (or with `None` removes) an annotation and rewrites the inventory.
@@ -278,11 +214,7 @@ impl Sandbox {
             for (k, v) in &p.spec.annotations {
                 let _ = writeln!(y, "    {k}: {v:?}");
             }
-            let _ = writeln!(
-                y,
-                "status:\n  podIP: {}\n  podIPs:\n  - ip: {}\n  - ip: {}",
-                p.ip, p.ip, p.ip6
-            );
+            let _ = writeln!(y, "status:\n  podIP: {}\n  podIPs:\n  - ip: {}\n  - ip: {}", p.ip, p.ip, p.ip6);
         }
         for s in &self.services {
             let _ = writeln!(
@@ -321,10 +253,7 @@ impl Sandbox {
     }
 
     pub fn admin(&self) -> Admin {
-        Admin {
-            netns: self.node.path(),
-            addr: SocketAddr::from(([127, 0, 0, 1], 15000)),
-        }
+        Admin { netns: self.node.path(), addr: SocketAddr::from(([127, 0, 0, 1], 15000)) }
     }
 
     pub fn cgroup_root(&self) -> &Path {
@@ -342,10 +271,7 @@ impl Sandbox {
             .dir
             .path()
             .read_dir()?
-            .filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log"))
-            })
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log")))
             .count();
         let paths = AgentPaths {
             inventory: &self.inventory_path(),
@@ -373,9 +299,7 @@ impl Sandbox {
     }
 
     pub fn agent(&mut self) -> anyhow::Result<&mut Agent> {
-        self.agent
-            .as_mut()
-            .ok_or_else(|| anyhow!("no agent running"))
+        self.agent.as_mut().ok_or_else(|| anyhow!("no agent running"))
     }
 
     /// Kills the agent with SIGKILL and forgets it (its pins stay).
@@ -392,11 +316,7 @@ impl Sandbox {
             .arg(&self.pin_dir)
             .env("RUST_BACKTRACE", "0")
             .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "uninstall: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        anyhow::ensure!(out.status.success(), "uninstall: {}", String::from_utf8_lossy(&out.stderr));
         Ok(String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
@@ -407,11 +327,7 @@ impl Sandbox {
             .arg(&self.cgroup.path)
             .output()
             .context("bpftool (install it: cargo xtask setup)")?;
-        anyhow::ensure!(
-            out.status.success(),
-            "bpftool: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        anyhow::ensure!(out.status.success(), "bpftool: {}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         if text.trim().is_empty() {
             return Ok(Vec::new());
@@ -438,27 +354,14 @@ impl Sandbox {
 
     /// Routes `ip` on the node to `pod`'s veth (as a misconfigured or hostile network might).
     pub fn route_to_pod(&self, ip: Ipv4Addr, pod: &str) -> anyhow::Result<()> {
-        let index = self
-            .pods
-            .iter()
-            .position(|p| p.name() == pod)
-            .context("no such pod")?;
-        self.node.ip(&[
-            "route",
-            "replace",
-            &format!("{ip}/32"),
-            "dev",
-            &self.names.veth(index),
-        ])
+        let index = self.pods.iter().position(|p| p.name() == pod).context("no such pod")?;
+        self.node.ip(&["route", "replace", &format!("{ip}/32"), "dev", &self.names.veth(index)])
     }
 
     /// Starts a long-running process in the node netns (killed on drop); returns its pid.
     pub fn spawn_node(&mut self, program: &str, args: &[&str]) -> anyhow::Result<u32> {
         let mut cmd = std::process::Command::new("nsenter");
-        cmd.arg(format!("--net={}", self.node.path().display()))
-            .arg("--")
-            .arg(program)
-            .args(args);
+        cmd.arg(format!("--net={}", self.node.path().display())).arg("--").arg(program).args(args);
         let proc = Spawned::spawn(cmd, program, None)?;
         let pid = proc.pid().context("pid")?;
         self.node_procs.push(proc);
@@ -484,14 +387,7 @@ impl Sandbox {
 /// Node-like TCP settings: reuse TIME_WAIT ports for new connects and use the wide port
 /// range, so bounded connection storms do not run out of ephemeral ports.
 fn tune_tcp(ns: &NetNs) -> anyhow::Result<()> {
-    ns.exec(
-        "sysctl",
-        &[
-            "-qw",
-            "net.ipv4.tcp_tw_reuse=1",
-            "net.ipv4.ip_local_port_range=1024 65535",
-        ],
-    )?;
+    ns.exec("sysctl", &["-qw", "net.ipv4.tcp_tw_reuse=1", "net.ipv4.ip_local_port_range=1024 65535"])?;
     Ok(())
 }
 

@@ -10,16 +10,11 @@ fn dead(name: &str) -> bool {
 }
 
 pub fn sweep(cgroup_mount: &Path, bpffs: &Path) {
-    if let Ok(out) = std::process::Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-    {
+    if let Ok(out) = std::process::Command::new("ip").args(["netns", "list"]).output() {
         for line in String::from_utf8_lossy(&out.stdout).lines() {
             let name = line.split_whitespace().next().unwrap_or("");
             if dead(name) {
-                let _ = std::process::Command::new("ip")
-                    .args(["netns", "del", name])
-                    .output();
+                let _ = std::process::Command::new("ip").args(["netns", "del", name]).output();
             }
         }
     }

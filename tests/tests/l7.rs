@@ -40,11 +40,7 @@ fn weighted_routes_and_header_and_path_matches() {
         .serve_http(8080)
         .expect("http");
     let app = Ipv4Addr::new(10, 96, 0, 50);
-    sb.add_service(
-        ServiceSpec::new("app", app)
-            .named_port(80, 8080, "http")
-            .select("app", "app"),
-    );
+    sb.add_service(ServiceSpec::new("app", app).named_port(80, 8080, "http").select("app", "app"));
     sb.add_document(&policy(
         "app",
         "app",
@@ -58,42 +54,17 @@ fn weighted_routes_and_header_and_path_matches() {
 
     let split = load(client, &format!("http://{app}/"), 2000, &[]);
     let v2 = count(&split, "app-v2");
-    eprintln!(
-        "measured: 20/80 split over 2000 requests: v1 {} v2 {v2}",
-        count(&split, "app-v1")
-    );
+    eprintln!("measured: 20/80 split over 2000 requests: v1 {} v2 {v2}", count(&split, "app-v1"));
     assert!((1500..=1700).contains(&v2), "80% ± 5% of 2000: {split:#}");
 
-    let alice = load(
-        client,
-        &format!("http://{app}/"),
-        20,
-        &["x-user:alice", "x-drop:1"],
-    );
+    let alice = load(client, &format!("http://{app}/"), 20, &["x-user:alice", "x-drop:1"]);
     assert_eq!(count(&alice, "app-v2"), 20, "{alice:#}");
     let seen = &alice["echoes"][0]["headers"];
     assert_eq!(seen["x-route"], "alice");
     assert!(seen.get("x-drop").is_none());
-    assert_eq!(
-        count(
-            &load(client, &format!("http://{app}/v2/items?x=1"), 20, &[]),
-            "app-v2"
-        ),
-        20
-    );
+    assert_eq!(count(&load(client, &format!("http://{app}/v2/items?x=1"), 20, &[]), "app-v2"), 20);
     // A lane still wins over the route's weights.
-    assert_eq!(
-        count(
-            &load(
-                client,
-                &format!("http://{app}/"),
-                20,
-                &["x-graylane-tag:v1"]
-            ),
-            "app-v1"
-        ),
-        20
-    );
+    assert_eq!(count(&load(client, &format!("http://{app}/"), 20, &["x-graylane-tag:v1"]), "app-v1"), 20);
 }
 
 #[test]
@@ -114,40 +85,28 @@ fn load_balancing_policies_distribute_as_configured() {
         ("rr", "{policy: roundRobin}"),
         ("random", "{policy: random}"),
         ("least", "{policy: leastRequest}"),
-        (
-            "byuser",
-            "{policy: ringHash, hashOn: {header: x-user}, minRingSize: 2048}",
-        ),
+        ("byuser", "{policy: ringHash, hashOn: {header: x-user}, minRingSize: 2048}"),
         ("bycookie", "{policy: ringHash, hashOn: {cookie: session}}"),
         ("byip", "{policy: ringHash, hashOn: {sourceIP: true}}"),
         ("subset", "{policy: roundRobin, subsetSize: 2}"),
     ];
     for (i, (name, lb)) in lbs.iter().enumerate() {
         sb.add_service(
-            ServiceSpec::new(name, Ipv4Addr::new(10, 96, 1, i as u8 + 1))
-                .port(80, 8080)
-                .select("app", "web"),
+            ServiceSpec::new(name, Ipv4Addr::new(10, 96, 1, i as u8 + 1)).port(80, 8080).select("app", "web"),
         );
         sb.add_document(&policy(name, name, &format!("  loadBalancer: {lb}\n")));
     }
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let url = |i: u8| format!("http://10.96.1.{}/", i + 1);
     let client = sb.pod("client");
-    let spread =
-        |v: &Value| -> Vec<u64> { (0..4).map(|i| count(v, &format!("web-{i}"))).collect() };
+    let spread = |v: &Value| -> Vec<u64> { (0..4).map(|i| count(v, &format!("web-{i}"))).collect() };
 
     let rr = spread(&load(client, &url(0), 400, &[]));
     assert_eq!(rr, [100, 100, 100, 100], "round robin");
     let random = spread(&load(client, &url(1), 400, &[]));
-    assert!(
-        random.iter().all(|c| (50..=150).contains(c)),
-        "random: {random:?}"
-    );
+    assert!(random.iter().all(|c| (50..=150).contains(c)), "random: {random:?}");
     let least = spread(&load(client, &url(2), 400, &[]));
-    assert!(
-        least.iter().all(|c| (50..=150).contains(c)),
-        "least request (sequential): {least:?}"
-    );
+    assert!(least.iter().all(|c| (50..=150).contains(c)), "least request (sequential): {least:?}");
     eprintln!("measured: 400 requests over 4 pods: rr {rr:?} random {random:?} least {least:?}");
 
     let mut homes = BTreeMap::new();
@@ -160,24 +119,12 @@ fn load_balancing_policies_distribute_as_configured() {
     let distinct: std::collections::BTreeSet<_> = homes.values().collect();
     assert!(distinct.len() >= 2, "six users on one pod: {homes:?}");
     let by_cookie = load(client, &url(4), 30, &["Cookie:session=s-42"]);
-    assert_eq!(
-        by_cookie["pods"].as_object().map(|p| p.len()),
-        Some(1),
-        "{by_cookie:#}"
-    );
+    assert_eq!(by_cookie["pods"].as_object().map(|p| p.len()), Some(1), "{by_cookie:#}");
     let by_ip = load(client, &url(5), 30, &[]);
-    assert_eq!(
-        by_ip["pods"].as_object().map(|p| p.len()),
-        Some(1),
-        "{by_ip:#}"
-    );
+    assert_eq!(by_ip["pods"].as_object().map(|p| p.len()), Some(1), "{by_ip:#}");
     for pod in ["client", "client2"] {
         let v = load(sb.pod(pod), &url(6), 40, &[]);
-        assert_eq!(
-            v["pods"].as_object().map(|p| p.len()),
-            Some(2),
-            "subset of 2 for {pod}: {v:#}"
-        );
+        assert_eq!(v["pods"].as_object().map(|p| p.len()), Some(2), "subset of 2 for {pod}: {v:#}");
     }
     eprintln!("measured: ring hash homes {homes:?}");
 }
@@ -187,29 +134,18 @@ fn grpc_unary_and_streaming_follow_the_lane() {
     let Some(p) = privileged("grpc") else { return };
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("client")).expect("client");
-    sb.add_pod(PodSpec::new("gray-client").tag("gray"))
-        .expect("gray");
-    sb.add_pod(PodSpec::new("echo-v1").label("app", "echo"))
-        .expect("v1")
-        .serve_grpc(50051)
-        .expect("grpc");
+    sb.add_pod(PodSpec::new("gray-client").tag("gray")).expect("gray");
+    sb.add_pod(PodSpec::new("echo-v1").label("app", "echo")).expect("v1").serve_grpc(50051).expect("grpc");
     sb.add_pod(PodSpec::new("echo-v2").label("app", "echo").tag("gray"))
         .expect("v2")
         .serve_grpc(50051)
         .expect("grpc");
     let vip = Ipv4Addr::new(10, 96, 0, 60);
-    sb.add_service(
-        ServiceSpec::new("echo", vip)
-            .named_port(50051, 50051, "grpc")
-            .select("app", "echo"),
-    );
+    sb.add_service(ServiceSpec::new("echo", vip).named_port(50051, 50051, "grpc").select("app", "echo"));
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let target = format!("{vip}:50051");
     for (pod, served) in [("client", "echo-v1"), ("gray-client", "echo-v2")] {
-        let out = sb
-            .pod(pod)
-            .python_json("grpc_client.py", &[&target, "5"])
-            .expect("grpc client");
+        let out = sb.pod(pod).python_json("grpc_client.py", &[&target, "5"]).expect("grpc client");
         let v = &out[0];
         assert_eq!(v["unary"], format!("{served}:hello"), "{v}");
         assert_eq!(v["trailer"], served, "trailers pass through: {v}");
@@ -218,11 +154,7 @@ fn grpc_unary_and_streaming_follow_the_lane() {
     }
     let flows = sb.admin().json("/flows").expect("flows");
     assert!(
-        flows
-            .as_array()
-            .expect("flows")
-            .iter()
-            .any(|f| f["protocol"] == "http2" && f["subset"] == "gray"),
+        flows.as_array().expect("flows").iter().any(|f| f["protocol"] == "http2" && f["subset"] == "gray"),
         "{flows:#}"
     );
 }
@@ -234,16 +166,9 @@ fn websocket_upgrades_pass_through() {
     };
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("client")).expect("client");
-    sb.add_pod(PodSpec::new("ws").label("app", "ws"))
-        .expect("ws")
-        .serve_http(8080)
-        .expect("http");
+    sb.add_pod(PodSpec::new("ws").label("app", "ws")).expect("ws").serve_http(8080).expect("http");
     let vip = Ipv4Addr::new(10, 96, 0, 70);
-    sb.add_service(
-        ServiceSpec::new("ws", vip)
-            .port(80, 8080)
-            .select("app", "ws"),
-    );
+    sb.add_service(ServiceSpec::new("ws", vip).port(80, 8080).select("app", "ws"));
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let code = format!(
         "import socket\ns=socket.create_connection(('{vip}',80),timeout=5)\n\
@@ -252,15 +177,9 @@ fn websocket_upgrades_pass_through() {
          while f.readline() not in (b'\\r\\n', b''): pass\n\
          s.sendall(b'frame-1');got=s.recv(64)\ns.sendall(b'frame-2');got+=s.recv(64)\nprint(status+'|'+got.decode())"
     );
-    let (ok, out, err) = sb
-        .pod("client")
-        .run("python3", &["-c", &code])
-        .expect("ws client");
+    let (ok, out, err) = sb.pod("client").run("python3", &["-c", &code]).expect("ws client");
     assert!(ok, "{err}\n{}", sb.agent_log());
-    assert_eq!(
-        out.trim(),
-        "HTTP/1.1 101 Switching Protocols|frame-1frame-2"
-    );
+    assert_eq!(out.trim(), "HTTP/1.1 101 Switching Protocols|frame-1frame-2");
 }
 
 #[test]
@@ -270,28 +189,15 @@ fn server_speaks_first_tcp_passes_without_waiting_for_the_client() {
     };
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("client")).expect("client");
-    sb.add_pod(PodSpec::new("smtp").label("app", "smtp"))
-        .expect("smtp")
-        .serve_banner(2525)
-        .expect("banner");
+    sb.add_pod(PodSpec::new("smtp").label("app", "smtp")).expect("smtp").serve_banner(2525).expect("banner");
     let (hinted, plain) = (Ipv4Addr::new(10, 96, 0, 80), Ipv4Addr::new(10, 96, 0, 81));
-    sb.add_service(
-        ServiceSpec::new("smtp", hinted)
-            .named_port(25, 2525, "tcp-smtp")
-            .select("app", "smtp"),
-    );
-    sb.add_service(
-        ServiceSpec::new("smtp-plain", plain)
-            .port(25, 2525)
-            .select("app", "smtp"),
-    );
+    sb.add_service(ServiceSpec::new("smtp", hinted).named_port(25, 2525, "tcp-smtp").select("app", "smtp"));
+    sb.add_service(ServiceSpec::new("smtp-plain", plain).port(25, 2525).select("app", "smtp"));
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let mut took = Vec::new();
     for vip in [hinted, plain] {
-        let v = &sb
-            .pod("client")
-            .python_json("banner_client.py", &[&vip.to_string(), "25"])
-            .expect("client")[0];
+        let v =
+            &sb.pod("client").python_json("banner_client.py", &[&vip.to_string(), "25"]).expect("client")[0];
         assert_eq!(
             (v["banner"].as_str(), v["reply"].as_str()),
             (Some("220 banner ready"), Some("250 hello")),
@@ -315,23 +221,11 @@ fn local_failures_answer_with_a_status_and_a_reason_and_never_hang() {
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("client")).expect("client");
     // A pod that is in the inventory but listens on nothing: connects are refused.
-    sb.add_pod(PodSpec::new("dead").label("app", "dead"))
-        .expect("dead");
-    let (empty, dead, unknown) = (
-        Ipv4Addr::new(10, 96, 0, 90),
-        Ipv4Addr::new(10, 96, 0, 91),
-        Ipv4Addr::new(10, 96, 0, 92),
-    );
-    sb.add_service(
-        ServiceSpec::new("empty", empty)
-            .port(80, 8080)
-            .select("app", "nobody"),
-    );
-    sb.add_service(
-        ServiceSpec::new("dead", dead)
-            .port(80, 8080)
-            .select("app", "dead"),
-    );
+    sb.add_pod(PodSpec::new("dead").label("app", "dead")).expect("dead");
+    let (empty, dead, unknown) =
+        (Ipv4Addr::new(10, 96, 0, 90), Ipv4Addr::new(10, 96, 0, 91), Ipv4Addr::new(10, 96, 0, 92));
+    sb.add_service(ServiceSpec::new("empty", empty).port(80, 8080).select("app", "nobody"));
+    sb.add_service(ServiceSpec::new("dead", dead).port(80, 8080).select("app", "dead"));
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let started = std::time::Instant::now();
     for (vip, status, reason) in [
@@ -340,15 +234,8 @@ fn local_failures_answer_with_a_status_and_a_reason_and_never_hang() {
         (unknown, 503, "unknown_destination"),
     ] {
         let v = load(sb.pod("client"), &format!("http://{vip}/"), 2, &[]);
-        assert_eq!(
-            v["status"],
-            serde_json::json!({ status.to_string(): 2 }),
-            "{vip}: {v:#}"
-        );
+        assert_eq!(v["status"], serde_json::json!({ status.to_string(): 2 }), "{vip}: {v:#}");
         assert_eq!(v["echoes"][0]["reason"], reason, "{vip}: {v:#}");
     }
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(10),
-        "a failure took too long"
-    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "a failure took too long");
 }

@@ -25,21 +25,13 @@ fn app_sandbox(test: &str) -> Option<Sandbox> {
     let p = privileged(test)?;
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("client")).expect("client");
-    sb.add_pod(PodSpec::new("gray-client").tag("gray"))
-        .expect("gray client");
-    sb.add_pod(PodSpec::new("app-v1").label("app", "app"))
-        .expect("v1")
-        .serve_http(8080)
-        .expect("http");
+    sb.add_pod(PodSpec::new("gray-client").tag("gray")).expect("gray client");
+    sb.add_pod(PodSpec::new("app-v1").label("app", "app")).expect("v1").serve_http(8080).expect("http");
     sb.add_pod(PodSpec::new("app-v2").label("app", "app").tag("gray"))
         .expect("v2")
         .serve_http(8080)
         .expect("http");
-    sb.add_service(
-        ServiceSpec::new("app", APP)
-            .named_port(80, 8080, "http")
-            .select("app", "app"),
-    );
+    sb.add_service(ServiceSpec::new("app", APP).named_port(80, 8080, "http").select("app", "app"));
     Some(sb)
 }
 
@@ -58,17 +50,9 @@ fn a_header_tag_picks_the_gray_subset_and_an_untagged_request_from_a_gray_pod_go
     assert_eq!(seen["baggage"], "graylane-tag=gray");
 
     served_only_by(&load(sb.pod("client"), &url, 20, &[]), "app-v1", 20);
-    let baggage = load(
-        sb.pod("client"),
-        &url,
-        10,
-        &["baggage:user=7,graylane-tag=gray"],
-    );
+    let baggage = load(sb.pod("client"), &url, 10, &["baggage:user=7,graylane-tag=gray"]);
     served_only_by(&baggage, "app-v2", 10);
-    assert_eq!(
-        baggage["echoes"][0]["headers"]["baggage"],
-        "user=7,graylane-tag=gray"
-    );
+    assert_eq!(baggage["echoes"][0]["headers"]["baggage"], "user=7,graylane-tag=gray");
 
     // No header at all: the kernel says which pod called, and that pod is gray.
     let inferred = load(sb.pod("gray-client"), &url, 20, &[]);
@@ -94,108 +78,37 @@ fn a_lane_without_endpoints_falls_back_to_base_fails_fast_or_follows_its_chain()
     };
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("client")).expect("client");
-    sb.add_pod(PodSpec::new("data-v1").label("app", "data"))
-        .expect("data")
-        .serve_http(8080)
-        .expect("http");
-    sb.add_pod(PodSpec::new("pay-v1").label("app", "pay"))
-        .expect("pay")
-        .serve_http(8080)
-        .expect("http");
-    sb.add_pod(PodSpec::new("shop-base").label("app", "shop"))
-        .expect("shop")
-        .serve_http(8080)
-        .expect("http");
+    sb.add_pod(PodSpec::new("data-v1").label("app", "data")).expect("data").serve_http(8080).expect("http");
+    sb.add_pod(PodSpec::new("pay-v1").label("app", "pay")).expect("pay").serve_http(8080).expect("http");
+    sb.add_pod(PodSpec::new("shop-base").label("app", "shop")).expect("shop").serve_http(8080).expect("http");
     sb.add_pod(PodSpec::new("shop-v2").label("app", "shop").tag("v2"))
         .expect("shop")
         .serve_http(8080)
         .expect("http");
-    let (data, pay, shop) = (
-        Ipv4Addr::new(10, 96, 0, 30),
-        Ipv4Addr::new(10, 96, 0, 31),
-        Ipv4Addr::new(10, 96, 0, 32),
-    );
-    sb.add_service(
-        ServiceSpec::new("data", data)
-            .port(80, 8080)
-            .select("app", "data"),
-    );
-    sb.add_service(
-        ServiceSpec::new("pay", pay)
-            .port(80, 8080)
-            .select("app", "pay"),
-    );
-    sb.add_service(
-        ServiceSpec::new("shop", shop)
-            .port(80, 8080)
-            .select("app", "shop"),
-    );
+    let (data, pay, shop) =
+        (Ipv4Addr::new(10, 96, 0, 30), Ipv4Addr::new(10, 96, 0, 31), Ipv4Addr::new(10, 96, 0, 32));
+    sb.add_service(ServiceSpec::new("data", data).port(80, 8080).select("app", "data"));
+    sb.add_service(ServiceSpec::new("pay", pay).port(80, 8080).select("app", "pay"));
+    sb.add_service(ServiceSpec::new("shop", shop).port(80, 8080).select("app", "shop"));
     sb.add_document("apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: pay}\nspec: {service: pay, fallback: fail}");
     sb.add_document("apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: shop}\nspec: {service: shop, fallback: [v3, v2, base]}");
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let client = sb.pod("client");
 
     // Default: no gray data pod → base.
-    served_only_by(
-        &load(
-            client,
-            &format!("http://{data}/"),
-            5,
-            &["x-graylane-tag:gray"],
-        ),
-        "data-v1",
-        5,
-    );
+    served_only_by(&load(client, &format!("http://{data}/"), 5, &["x-graylane-tag:gray"]), "data-v1", 5);
     // Fail fast: 503 with the reason, never the base pod.
-    let failed = load(
-        client,
-        &format!("http://{pay}/"),
-        5,
-        &["x-graylane-tag:gray"],
-    );
-    assert_eq!(
-        failed["status"],
-        serde_json::json!({"503": 5}),
-        "{failed:#}"
-    );
+    let failed = load(client, &format!("http://{pay}/"), 5, &["x-graylane-tag:gray"]);
+    assert_eq!(failed["status"], serde_json::json!({"503": 5}), "{failed:#}");
     assert_eq!(failed["echoes"][0]["reason"], "subset_unavailable");
-    served_only_by(
-        &load(client, &format!("http://{pay}/"), 3, &[]),
-        "pay-v1",
-        3,
-    );
+    served_only_by(&load(client, &format!("http://{pay}/"), 3, &[]), "pay-v1", 3);
     // Chain v3 → v2 → base: no v3 pod, so v2.
-    served_only_by(
-        &load(
-            client,
-            &format!("http://{shop}/"),
-            5,
-            &["x-graylane-tag:v3"],
-        ),
-        "shop-v2",
-        5,
-    );
-    served_only_by(
-        &load(
-            client,
-            &format!("http://{shop}/"),
-            5,
-            &["x-graylane-tag:v2"],
-        ),
-        "shop-v2",
-        5,
-    );
+    served_only_by(&load(client, &format!("http://{shop}/"), 5, &["x-graylane-tag:v3"]), "shop-v2", 5);
+    served_only_by(&load(client, &format!("http://{shop}/"), 5, &["x-graylane-tag:v2"]), "shop-v2", 5);
     let flows = sb.admin().json("/flows").expect("flows");
-    let reasons: Vec<&str> = flows
-        .as_array()
-        .expect("flows")
-        .iter()
-        .filter_map(|f| f["reason"].as_str())
-        .collect();
-    assert!(
-        reasons.contains(&"fallback_base") && reasons.contains(&"fallback_chain"),
-        "{reasons:?}"
-    );
+    let reasons: Vec<&str> =
+        flows.as_array().expect("flows").iter().filter_map(|f| f["reason"].as_str()).collect();
+    assert!(reasons.contains(&"fallback_base") && reasons.contains(&"fallback_chain"), "{reasons:?}");
 }
 
 #[test]
@@ -204,31 +117,19 @@ fn tenants_stay_isolated_and_cannot_claim_another_tenant() {
         return;
     };
     let mut sb = Sandbox::new(&p).expect("sandbox");
-    sb.add_pod(PodSpec::new("acme-client").tenant("acme"))
-        .expect("acme");
+    sb.add_pod(PodSpec::new("acme-client").tenant("acme")).expect("acme");
     sb.add_pod(PodSpec::new("plain-client")).expect("plain");
-    for (name, tenant) in [
-        ("s-acme", Some("acme")),
-        ("s-globex", Some("globex")),
-        ("s-shared", None),
-    ] {
+    for (name, tenant) in [("s-acme", Some("acme")), ("s-globex", Some("globex")), ("s-shared", None)] {
         let mut spec = PodSpec::new(name).label("app", "s");
         if let Some(t) = tenant {
             spec = spec.tenant(t);
         }
-        sb.add_pod(spec)
-            .expect("pod")
-            .serve_http(8080)
-            .expect("http");
+        sb.add_pod(spec).expect("pod").serve_http(8080).expect("http");
     }
-    sb.add_pod(
-        PodSpec::new("only-globex")
-            .label("app", "g")
-            .tenant("globex"),
-    )
-    .expect("pod")
-    .serve_http(8080)
-    .expect("http");
+    sb.add_pod(PodSpec::new("only-globex").label("app", "g").tenant("globex"))
+        .expect("pod")
+        .serve_http(8080)
+        .expect("http");
     let (s, g) = (Ipv4Addr::new(10, 96, 0, 40), Ipv4Addr::new(10, 96, 0, 41));
     sb.add_service(ServiceSpec::new("s", s).port(80, 8080).select("app", "s"));
     sb.add_service(ServiceSpec::new("g", g).port(80, 8080).select("app", "g"));
@@ -237,33 +138,15 @@ fn tenants_stay_isolated_and_cannot_claim_another_tenant() {
 
     served_only_by(&load(sb.pod("acme-client"), &url, 20, &[]), "s-acme", 20);
     // A pod with a tenant cannot claim another one.
-    let spoof = load(
-        sb.pod("acme-client"),
-        &url,
-        20,
-        &["x-graylane-tenant:globex"],
-    );
+    let spoof = load(sb.pod("acme-client"), &url, 20, &["x-graylane-tenant:globex"]);
     served_only_by(&spoof, "s-acme", 20);
     assert_eq!(spoof["echoes"][0]["headers"]["x-graylane-tenant"], "acme");
     // A mesh pod without a tenant may carry one (from its caller); untenanted → shared.
-    served_only_by(
-        &load(
-            sb.pod("plain-client"),
-            &url,
-            10,
-            &["x-graylane-tenant:globex"],
-        ),
-        "s-globex",
-        10,
-    );
+    served_only_by(&load(sb.pod("plain-client"), &url, 10, &["x-graylane-tenant:globex"]), "s-globex", 10);
     served_only_by(&load(sb.pod("plain-client"), &url, 10, &[]), "s-shared", 10);
     // No endpoint of its own and none shared: 503, never globex's pod.
     let denied = load(sb.pod("acme-client"), &format!("http://{g}/"), 5, &[]);
-    assert_eq!(
-        denied["status"],
-        serde_json::json!({"503": 5}),
-        "{denied:#}"
-    );
+    assert_eq!(denied["status"], serde_json::json!({"503": 5}), "{denied:#}");
     assert_eq!(denied["echoes"][0]["reason"], "tenant_isolation");
 }
 
@@ -272,12 +155,8 @@ fn lane_headers_from_outside_the_mesh_are_stripped_both_ways_and_entry_rules_col
     let Some(mut sb) = app_sandbox("trust_boundary") else {
         return;
     };
-    sb.add_pod(
-        PodSpec::new("gateway")
-            .label("app", "gateway")
-            .annotate("graylane.io/role", "ingress"),
-    )
-    .expect("gw");
+    sb.add_pod(PodSpec::new("gateway").label("app", "gateway").annotate("graylane.io/role", "ingress"))
+        .expect("gw");
     sb.add_document(
         "apiVersion: graylane.io/v1alpha1\nkind: TrafficLabelRule\nmetadata: {name: beta-users}\n\
          spec:\n  selector: {app: gateway}\n  trafficLabel: gray\n  match:\n  - {type: cookie, key: user, condition: '==', value: alice}",
@@ -286,36 +165,19 @@ fn lane_headers_from_outside_the_mesh_are_stripped_both_ways_and_entry_rules_col
     let url = format!("http://{APP}/");
 
     // A tag header arriving through the ingress is not trusted: stripped, base served.
-    let spoofed = load(
-        sb.pod("gateway"),
-        &url,
-        10,
-        &["x-graylane-tag:gray", "baggage:graylane-tag=gray"],
-    );
+    let spoofed = load(sb.pod("gateway"), &url, 10, &["x-graylane-tag:gray", "baggage:graylane-tag=gray"]);
     served_only_by(&spoofed, "app-v1", 10);
     let echo = &spoofed["echoes"][0];
     assert!(echo["headers"].get("x-graylane-tag").is_none(), "{echo:#}");
     assert!(echo["headers"].get("baggage").is_none(), "{echo:#}");
-    assert!(
-        echo["response_headers"].get("x-graylane-tag").is_none(),
-        "lane headers leak back: {echo:#}"
-    );
+    assert!(echo["response_headers"].get("x-graylane-tag").is_none(), "lane headers leak back: {echo:#}");
     // The entry rule colors requests of beta users at the gateway.
-    let colored = load(
-        sb.pod("gateway"),
-        &url,
-        10,
-        &["Cookie:session=1; user=alice"],
-    );
+    let colored = load(sb.pod("gateway"), &url, 10, &["Cookie:session=1; user=alice"]);
     served_only_by(&colored, "app-v2", 10);
     assert_eq!(colored["echoes"][0]["headers"]["x-graylane-tag"], "gray");
     let flows = sb.admin().json("/flows").expect("flows");
-    let last = flows
-        .as_array()
-        .expect("flows")
-        .iter()
-        .rfind(|f| f["src_pod"] == "default/gateway")
-        .expect("flow");
+    let last =
+        flows.as_array().expect("flows").iter().rfind(|f| f["src_pod"] == "default/gateway").expect("flow");
     assert_eq!(
         (last["tag_source"].as_str(), last["rule"].as_str()),
         (Some("rule"), Some("default/beta-users"))
@@ -323,8 +185,5 @@ fn lane_headers_from_outside_the_mesh_are_stripped_both_ways_and_entry_rules_col
     // Inside the mesh, the same header is honored and the response keeps its headers.
     let inside = load(sb.pod("client"), &url, 5, &["x-graylane-tag:gray"]);
     served_only_by(&inside, "app-v2", 5);
-    assert_eq!(
-        inside["echoes"][0]["response_headers"]["x-graylane-tag"],
-        "leak-check"
-    );
+    assert_eq!(inside["echoes"][0]["response_headers"]["x-graylane-tag"], "leak-check");
 }

@@ -15,11 +15,7 @@ fn ids(v: &Value, list: &str, key: &str) -> Vec<(String, u64)> {
         .map(|a| {
             a.iter()
                 .map(|e| {
-                    let name = e["name"]
-                        .as_str()
-                        .or_else(|| e["hook"].as_str())
-                        .unwrap_or("")
-                        .to_owned();
+                    let name = e["name"].as_str().or_else(|| e["hook"].as_str()).unwrap_or("").to_owned();
                     (name, e[key].as_u64().unwrap_or(0))
                 })
                 .collect()
@@ -34,12 +30,7 @@ fn assert_one_link_per_hook(sb: &Sandbox) {
     let types: Vec<&str> = attached.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
-        [
-            "cgroup_inet4_connect",
-            "cgroup_inet6_connect",
-            "cgroup_inet_sock_release",
-            "cgroup_sock_ops"
-        ],
+        ["cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_inet_sock_release", "cgroup_sock_ops"],
         "{attached:?}"
     );
 }
@@ -49,12 +40,7 @@ fn probe(sb: &Sandbox, pod: &str, server: Ipv4Addr) -> String {
     let code = format!(
         "import socket\ntry:\n s=socket.create_connection(('{server}',8080),timeout=3); print('connected')\nexcept OSError as e:\n print(type(e).__name__)"
     );
-    sb.pod(pod)
-        .run("python3", &["-c", &code])
-        .expect("probe")
-        .1
-        .trim()
-        .to_owned()
+    sb.pod(pod).run("python3", &["-c", &code]).expect("probe").1.trim().to_owned()
 }
 
 #[test]
@@ -63,10 +49,8 @@ fn kill_9_fails_open_refuses_fail_closed_pods_and_a_new_agent_adopts_pinned_stat
         return;
     };
     let mut sb = Sandbox::new(&p).expect("sandbox");
-    sb.add_pod(PodSpec::new("client").tag("gray"))
-        .expect("client");
-    sb.add_pod(PodSpec::new("strict").annotate("graylane.io/fail-mode", "closed"))
-        .expect("strict");
+    sb.add_pod(PodSpec::new("client").tag("gray")).expect("client");
+    sb.add_pod(PodSpec::new("strict").annotate("graylane.io/fail-mode", "closed")).expect("strict");
     sb.add_pod(PodSpec::new("server").label("app", "web"))
         .expect("server")
         .serve_echo(&[8080])
@@ -81,10 +65,7 @@ fn kill_9_fails_open_refuses_fail_closed_pods_and_a_new_agent_adopts_pinned_stat
     let script = graylane_tests::fixture("connect_loop.py");
     let looping = sb
         .pod("client")
-        .start(
-            "python3",
-            &[script.to_str().unwrap_or_default(), &dest, "20", "3"],
-        )
+        .start("python3", &[script.to_str().unwrap_or_default(), &dest, "20", "3"])
         .expect("loop");
     std::thread::sleep(Duration::from_secs(1));
     let killed = Instant::now();
@@ -93,15 +74,9 @@ fn kill_9_fails_open_refuses_fail_closed_pods_and_a_new_agent_adopts_pinned_stat
     let summary: Value = serde_json::from_slice(&out.stdout).expect("summary");
     eprintln!("measured: kill -9 under traffic: {summary}");
     let errors = summary["errors"].as_object().cloned().unwrap_or_default();
-    assert!(
-        !errors.contains_key("ConnectionRefusedError"),
-        "graylane refused a fail-open pod: {summary}"
-    );
+    assert!(!errors.contains_key("ConnectionRefusedError"), "graylane refused a fail-open pod: {summary}");
     let failed = summary["attempts"].as_u64().unwrap_or(0) - summary["ok"].as_u64().unwrap_or(0);
-    assert!(
-        failed <= 1,
-        "only a connection in flight at the kill may fail: {summary}"
-    );
+    assert!(failed <= 1, "only a connection in flight at the kill may fail: {summary}");
     assert!(summary["ok"].as_u64().unwrap_or(0) > 100, "{summary}");
 
     // Fail-closed pod: refused while no proxy listens; fail-open pod: direct.
@@ -117,32 +92,17 @@ fn kill_9_fails_open_refuses_fail_closed_pods_and_a_new_agent_adopts_pinned_stat
         adopt.as_millis(),
         after["status"]["install_us"]
     );
-    assert_eq!(
-        ids(&before, "maps", "id"),
-        ids(&after, "maps", "id"),
-        "map ids changed"
-    );
-    assert_eq!(
-        ids(&before, "links", "link_id"),
-        ids(&after, "links", "link_id"),
-        "link ids changed"
-    );
+    assert_eq!(ids(&before, "maps", "id"), ids(&after, "maps", "id"), "map ids changed");
+    assert_eq!(ids(&before, "links", "link_id"), ids(&after, "links", "link_id"), "link ids changed");
     assert!(
-        after["status"]["links"]
-            .as_array()
-            .expect("links")
-            .iter()
-            .all(|l| l["adopted"] == true),
+        after["status"]["links"].as_array().expect("links").iter().all(|l| l["adopted"] == true),
         "{after}"
     );
     assert!(after["counters"]["fail_open"].as_u64().unwrap_or(0) >= 1);
     assert!(after["counters"]["fail_closed"].as_u64().unwrap_or(0) >= 1);
     assert_one_link_per_hook(&sb);
     assert_eq!(probe(&sb, "strict", server), "connected");
-    let (code, _) = sb
-        .pod("client")
-        .curl(&format!("http://{dest}/"))
-        .expect("curl");
+    let (code, _) = sb.pod("client").curl(&format!("http://{dest}/")).expect("curl");
     assert_eq!(code, 200);
     let flows = sb.admin().json("/flows").expect("flows");
     assert!(
@@ -164,10 +124,7 @@ fn client_and_server(test: &str, more: &[PodSpec]) -> Option<Sandbox> {
     for spec in more {
         sb.add_pod(spec.clone()).expect("pod");
     }
-    sb.add_pod(PodSpec::new("server"))
-        .expect("server")
-        .serve_echo(&[8080])
-        .expect("echo");
+    sb.add_pod(PodSpec::new("server")).expect("server").serve_echo(&[8080]).expect("echo");
     Some(sb)
 }
 
@@ -184,36 +141,20 @@ fn a_pinned_map_with_another_layout_is_replaced_not_reused() {
     let status = std::process::Command::new("bpftool")
         .args(["map", "create"])
         .arg(&pin)
-        .args([
-            "type", "hash", "key", "40", "value", "16", "entries", "64", "name", "RECORDS",
-        ])
+        .args(["type", "hash", "key", "40", "value", "16", "entries", "64", "name", "RECORDS"])
         .status()
         .expect("bpftool");
     assert!(status.success());
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let dp = sb.admin().json("/datapath").expect("datapath");
-    assert_eq!(
-        dp["status"]["replaced_maps"],
-        serde_json::json!(["RECORDS"]),
-        "{dp}"
-    );
+    assert_eq!(dp["status"]["replaced_maps"], serde_json::json!(["RECORDS"]), "{dp}");
     assert!(
-        dp["status"]["links"]
-            .as_array()
-            .expect("links")
-            .iter()
-            .all(|l| l["adopted"] == false),
+        dp["status"]["links"].as_array().expect("links").iter().all(|l| l["adopted"] == false),
         "programs using the old map are replaced"
     );
     assert_one_link_per_hook(&sb);
     let server = sb.pod("server").ip;
-    assert_eq!(
-        sb.pod("client")
-            .curl(&format!("http://{server}:8080/"))
-            .expect("curl")
-            .0,
-        200
-    );
+    assert_eq!(sb.pod("client").curl(&format!("http://{server}:8080/")).expect("curl").0, 200);
     assert_eq!(sb.admin().counter("captured").expect("captured"), 1);
 }
 
@@ -222,22 +163,13 @@ fn records_return_to_zero_after_100k_connections() {
     let Some(mut sb) = client_and_server("records_bounded", &[]) else {
         return;
     };
-    let opts = AgentOptions {
-        log: Some("warn".into()),
-        ..Default::default()
-    };
+    let opts = AgentOptions { log: Some("warn".into()), ..Default::default() };
     sb.start_agent(&opts).expect("agent");
     let server = sb.pod("server").ip;
-    let total: u64 = std::env::var("GL_TOTAL")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100_000);
+    let total: u64 = std::env::var("GL_TOTAL").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
     let out = sb
         .pod("client")
-        .python_json(
-            "many_connections.py",
-            &[&format!("{server}:8080"), &total.to_string(), "8", "600"],
-        )
+        .python_json("many_connections.py", &[&format!("{server}:8080"), &total.to_string(), "8", "600"])
         .expect("many connections");
     eprintln!("measured: {}", out[0]);
     assert_eq!(out[0]["ok"].as_u64(), Some(total), "{}", out[0]);
@@ -251,10 +183,7 @@ fn records_return_to_zero_after_100k_connections() {
                 start.elapsed().as_millis(),
                 dp["counters"]
             );
-            assert_eq!(
-                dp["counters"]["record_stored"],
-                dp["counters"]["record_deleted"]
-            );
+            assert_eq!(dp["counters"]["record_stored"], dp["counters"]["record_deleted"]);
             assert_eq!(dp["counters"]["captured"].as_u64(), Some(total));
             assert_eq!(dp["refused_without_record"], 0);
             break;
@@ -276,8 +205,7 @@ fn uninstall_leaves_no_pins_and_no_links() {
         return;
     };
     let mut sb = Sandbox::new(&p).expect("sandbox");
-    sb.add_pod(PodSpec::new("client").remote(Ipv4Addr::new(10, 244, 9, 9)))
-        .expect("pod");
+    sb.add_pod(PodSpec::new("client").remote(Ipv4Addr::new(10, 244, 9, 9))).expect("pod");
     sb.start_agent(&AgentOptions::default()).expect("agent");
     assert_one_link_per_hook(&sb);
     sb.kill_agent().expect("kill");
@@ -287,11 +215,7 @@ fn uninstall_leaves_no_pins_and_no_links() {
     // Links are released once no fd holds them; give the kernel a moment.
     let start = Instant::now();
     while !sb.attached().expect("bpftool").is_empty() {
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "still attached: {:?}",
-            sb.attached()
-        );
+        assert!(start.elapsed() < Duration::from_secs(2), "still attached: {:?}", sb.attached());
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -302,10 +226,7 @@ fn a_full_record_table_fails_open_instead_of_refusing() {
     let Some(mut sb) = client_and_server("record_table_full", &[strict]) else {
         return;
     };
-    let opts = AgentOptions {
-        args: vec!["--max-connections".into(), "4".into()],
-        ..Default::default()
-    };
+    let opts = AgentOptions { args: vec!["--max-connections".into(), "4".into()], ..Default::default() };
     sb.start_agent(&opts).expect("agent");
     let server = sb.pod("server").ip;
     let admin = sb.admin();
@@ -315,26 +236,17 @@ fn a_full_record_table_fails_open_instead_of_refusing() {
         "import socket,time\nss=[socket.create_connection(('{server}',8080),timeout=5) for _ in range(4)]\n\
          for s in ss:\n s.sendall(b'hi\\n'); s.makefile().readline()\nprint('held',flush=True)\ntime.sleep(4)"
     );
-    let holder = sb
-        .pod("client")
-        .start("python3", &["-c", &hold])
-        .expect("holder");
+    let holder = sb.pod("client").start("python3", &["-c", &hold]).expect("holder");
     let start = Instant::now();
     while admin.json("/datapath").expect("datapath")["record_count"] != 4 {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "table never filled"
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "table never filled");
         std::thread::sleep(Duration::from_millis(20));
     }
     // Full: the next connect goes direct (fail-open), a fail-closed pod is refused.
     assert_eq!(probe(&sb, "client", server), "connected");
     assert_eq!(probe(&sb, "strict", server), "PermissionError");
     let dp = admin.json("/datapath").expect("datapath");
-    assert!(
-        dp["counters"]["records_at_capacity"].as_u64().unwrap_or(0) >= 2,
-        "{dp}"
-    );
+    assert!(dp["counters"]["records_at_capacity"].as_u64().unwrap_or(0) >= 2, "{dp}");
     assert_eq!(dp["counters"]["captured"], 4, "{dp}");
     assert_eq!(dp["refused_without_record"], 0, "{dp}");
     assert_eq!(dp["counters"]["record_map_full"], 0, "{dp}");
@@ -344,10 +256,7 @@ fn a_full_record_table_fails_open_instead_of_refusing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("held"));
     let start = Instant::now();
     while admin.json("/datapath").expect("datapath")["record_count"] != 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "records not released"
-        );
+        assert!(start.elapsed() < Duration::from_secs(5), "records not released");
         std::thread::sleep(Duration::from_millis(20));
     }
     assert_eq!(probe(&sb, "client", server), "connected");

@@ -40,12 +40,7 @@ enum Variant {
     Iptables,
 }
 
-const VARIANTS: [Variant; 4] = [
-    Variant::Direct,
-    Variant::Graylane,
-    Variant::Nginx,
-    Variant::Iptables,
-];
+const VARIANTS: [Variant; 4] = [Variant::Direct, Variant::Graylane, Variant::Nginx, Variant::Iptables];
 
 impl Variant {
     fn name(self) -> &'static str {
@@ -69,9 +64,7 @@ struct Sample {
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let bin = build_agent(true)?;
-    let Some(p) = privileged("bench") else {
-        bail!("the benchmark needs root: sudo -E cargo xtask bench")
-    };
+    let Some(p) = privileged("bench") else { bail!("the benchmark needs root: sudo -E cargo xtask bench") };
     let mut sb = Sandbox::new(&p)?;
     sb.add_pod(PodSpec::new("client").tag("gray"))?;
     sb.add_pod(PodSpec::new("plain-client").annotate("graylane.io/redirect", "false"))?;
@@ -80,16 +73,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     server.spawn("nginx", &["-c", &backend_conf.display().to_string()])?;
     server.wait_listening(8080)?;
     let server_ip = server.ip;
-    sb.add_service(
-        ServiceSpec::new("web", VIP)
-            .named_port(80, 8080, "http")
-            .select("app", "web"),
-    );
-    sb.add_service(
-        ServiceSpec::new("web-ipt", IPT_VIP)
-            .named_port(80, 8080, "http")
-            .select("app", "web"),
-    );
+    sb.add_service(ServiceSpec::new("web", VIP).named_port(80, 8080, "http").select("app", "web"));
+    sb.add_service(ServiceSpec::new("web-ipt", IPT_VIP).named_port(80, 8080, "http").select("app", "web"));
     let opts = AgentOptions {
         args: vec!["--iptables-fallback".into()],
         log: Some("warn".into()),
@@ -138,11 +123,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Variant::Iptables => format!("http://{IPT_VIP}/index.html"),
     };
     let client_of = |v: Variant| {
-        if v == Variant::Graylane {
-            "client"
-        } else {
-            "plain-client"
-        }
+        if v == Variant::Graylane { "client" } else { "plain-client" }
     };
     let proxy_pid = |v: Variant| match v {
         Variant::Direct => None,
@@ -152,29 +133,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 
     // Warm up each path once (pools, caches), then interleave the rounds.
     for v in VARIANTS {
-        wrk::run(
-            sb.pod(client_of(v)),
-            &url(v),
-            args.connections,
-            Duration::from_secs(1),
-        )?;
+        wrk::run(sb.pod(client_of(v)), &url(v), args.connections, Duration::from_secs(1))?;
     }
     eprintln!("bench: pids: graylane agent {agent_pid}, nginx proxy {nginx_pid}");
-    let chosen: Vec<Variant> = VARIANTS
-        .iter()
-        .copied()
-        .filter(|v| args.only.as_deref().is_none_or(|o| o == v.name()))
-        .collect();
+    let chosen: Vec<Variant> =
+        VARIANTS.iter().copied().filter(|v| args.only.as_deref().is_none_or(|o| o == v.name())).collect();
     let mut samples: Vec<(Variant, Sample)> = Vec::new();
     for round in 1..=args.rounds {
         for v in chosen.iter().copied() {
             let before = proxy_pid(v).map(ProcStat::read).transpose()?;
-            let wrk = wrk::run(
-                sb.pod(client_of(v)),
-                &url(v),
-                args.connections,
-                args.duration,
-            )?;
+            let wrk = wrk::run(sb.pod(client_of(v)), &url(v), args.connections, args.duration)?;
             let after = proxy_pid(v).map(ProcStat::read).transpose()?;
             let (cpu_s, user_s, rss_kib) = match (before, after) {
                 (Some(b), Some(a)) => (a.cpu_s - b.cpu_s, a.user_s - b.user_s, a.rss_kib),
@@ -191,15 +159,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 per_req_us(cpu_s),
                 per_req_us(user_s),
             );
-            samples.push((
-                v,
-                Sample {
-                    wrk,
-                    cpu_s,
-                    user_s,
-                    rss_kib,
-                },
-            ));
+            samples.push((v, Sample { wrk, cpu_s, user_s, rss_kib }));
         }
     }
     report(&samples, args)
@@ -223,16 +183,9 @@ struct Summary {
 }
 
 fn summarize(samples: &[(Variant, Sample)], v: Variant) -> Summary {
-    let mine: Vec<&Sample> = samples
-        .iter()
-        .filter(|(x, _)| *x == v)
-        .map(|(_, s)| s)
-        .collect();
-    let per_cpu: Vec<f64> = mine
-        .iter()
-        .filter(|s| s.cpu_s > 0.0)
-        .map(|s| s.wrk.requests as f64 / s.cpu_s)
-        .collect();
+    let mine: Vec<&Sample> = samples.iter().filter(|(x, _)| *x == v).map(|(_, s)| s).collect();
+    let per_cpu: Vec<f64> =
+        mine.iter().filter(|s| s.cpu_s > 0.0).map(|s| s.wrk.requests as f64 / s.cpu_s).collect();
     let cpu_per_1k: Vec<f64> = mine
         .iter()
         .filter(|s| s.wrk.requests > 0 && s.cpu_s > 0.0)
@@ -268,17 +221,10 @@ fn report(samples: &[(Variant, Sample)], args: &BenchArgs) -> anyhow::Result<()>
     if args.only.is_some() {
         return Ok(());
     }
-    let s: Vec<(Variant, Summary)> = VARIANTS
-        .iter()
-        .map(|v| (*v, summarize(samples, *v)))
-        .collect();
+    let s: Vec<(Variant, Summary)> = VARIANTS.iter().map(|v| (*v, summarize(samples, *v))).collect();
     let get = |v: Variant| &s.iter().find(|(x, _)| *x == v).expect("variant").1;
-    let (direct, gl, nginx, ipt) = (
-        get(Variant::Direct),
-        get(Variant::Graylane),
-        get(Variant::Nginx),
-        get(Variant::Iptables),
-    );
+    let (direct, gl, nginx, ipt) =
+        (get(Variant::Direct), get(Variant::Graylane), get(Variant::Nginx), get(Variant::Iptables));
     let mut out = String::new();
     out.push_str(&format!(
         "\ngraylane bench: HTTP/1.1 keep-alive, 1 KiB nginx backend, wrk {} connections, {} rounds x {:?}, medians\n\n",

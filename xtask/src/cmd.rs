@@ -9,18 +9,13 @@ use anyhow::{Context as _, bail};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
 }
 
 /// Prints and runs `cmd`, failing on a non-zero exit.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     eprintln!("xtask: $ {}", shown(cmd));
-    let status = cmd
-        .status()
-        .with_context(|| format!("run {}", shown(cmd)))?;
+    let status = cmd.status().with_context(|| format!("run {}", shown(cmd)))?;
     if !status.success() {
         bail!("{} failed: {status}", shown(cmd));
     }
@@ -29,10 +24,7 @@ pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
 
 /// Whether a command exits 0 (quietly).
 pub fn succeeds(program: &str, args: &[&str]) -> bool {
-    Command::new(program)
-        .args(args)
-        .output()
-        .is_ok_and(|o| o.status.success())
+    Command::new(program).args(args).output().is_ok_and(|o| o.status.success())
 }
 
 /// stdout of a command, or empty.
@@ -45,10 +37,7 @@ pub fn output(program: &str, args: &[&str]) -> String {
 }
 
 fn shown(cmd: &Command) -> String {
-    let args: Vec<String> = cmd
-        .get_args()
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
+    let args: Vec<String> = cmd.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
     format!("{} {}", cmd.get_program().to_string_lossy(), args.join(" "))
 }
 
@@ -67,9 +56,6 @@ pub fn build_agent(release: bool) -> anyhow::Result<PathBuf> {
         c.arg("--release");
     }
     run(&mut c)?;
-    let bin = root()
-        .join("target")
-        .join(if release { "release" } else { "debug" })
-        .join("graylane");
+    let bin = root().join("target").join(if release { "release" } else { "debug" }).join("graylane");
     Ok(bin)
 }

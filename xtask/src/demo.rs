@@ -24,16 +24,10 @@ spec:
 pub fn run() -> anyhow::Result<()> {
     // The sandbox finds the agent at target/debug/graylane, which this builds.
     build_agent(false)?;
-    let Some(p) = privileged("demo") else {
-        bail!("the demo needs root: sudo -E cargo xtask demo")
-    };
+    let Some(p) = privileged("demo") else { bail!("the demo needs root: sudo -E cargo xtask demo") };
     println!("\n== graylane demo: gateway → app → data, base and gray, one node ==\n");
     let mut sb = Sandbox::new(&p)?;
-    sb.add_pod(
-        PodSpec::new("gateway")
-            .label("app", "gateway")
-            .annotate("graylane.io/role", "ingress"),
-    )?;
+    sb.add_pod(PodSpec::new("gateway").label("app", "gateway").annotate("graylane.io/role", "ingress"))?;
     sb.add_pod(PodSpec::new("client"))?;
     for (name, app, tag) in [
         ("app-v1", "app", None),
@@ -47,16 +41,8 @@ pub fn run() -> anyhow::Result<()> {
         }
         sb.add_pod(spec)?.serve_http(8080)?;
     }
-    sb.add_service(
-        ServiceSpec::new("app", APP)
-            .named_port(80, 8080, "http")
-            .select("app", "app"),
-    );
-    sb.add_service(
-        ServiceSpec::new("data", DATA)
-            .named_port(80, 8080, "http")
-            .select("app", "data"),
-    );
+    sb.add_service(ServiceSpec::new("app", APP).named_port(80, 8080, "http").select("app", "app"));
+    sb.add_service(ServiceSpec::new("data", DATA).named_port(80, 8080, "http").select("app", "data"));
     sb.add_document(BETA_RULE);
     let took = sb.start_agent(&AgentOptions::default())?;
     println!(
@@ -68,34 +54,10 @@ pub fn run() -> anyhow::Result<()> {
     let app = format!("http://{APP}/");
     let data = format!("http://{DATA}/");
     show(&sb, "client → app (no tag)", "client", &app, &[])?;
-    show(
-        &sb,
-        "client → app (x-graylane-tag: gray)",
-        "client",
-        &app,
-        &["x-graylane-tag:gray"],
-    )?;
-    show(
-        &sb,
-        "gateway → app (cookie user=alice)",
-        "gateway",
-        &app,
-        &["Cookie:user=alice"],
-    )?;
-    show(
-        &sb,
-        "gateway → app (forged x-graylane-tag: gray)",
-        "gateway",
-        &app,
-        &["x-graylane-tag:gray"],
-    )?;
-    show(
-        &sb,
-        "app-v2 → data (no header: the kernel knows)",
-        "app-v2",
-        &data,
-        &[],
-    )?;
+    show(&sb, "client → app (x-graylane-tag: gray)", "client", &app, &["x-graylane-tag:gray"])?;
+    show(&sb, "gateway → app (cookie user=alice)", "gateway", &app, &["Cookie:user=alice"])?;
+    show(&sb, "gateway → app (forged x-graylane-tag: gray)", "gateway", &app, &["x-graylane-tag:gray"])?;
+    show(&sb, "app-v2 → data (no header: the kernel knows)", "app-v2", &data, &[])?;
     show(&sb, "app-v1 → data (no header)", "app-v1", &data, &[])?;
 
     println!("\nkill -9 the agent: pods keep reaching pod IPs directly (fail-open)");
@@ -106,16 +68,9 @@ pub fn run() -> anyhow::Result<()> {
     let t = Instant::now();
     sb.start_agent(&AgentOptions::default())?;
     let dp = sb.admin().json("/datapath")?;
-    let adopted = dp["status"]["links"]
-        .as_array()
-        .context("links")?
-        .iter()
-        .filter(|l| l["adopted"] == true)
-        .count();
-    println!(
-        "  new agent ready in {} ms, adopted {adopted}/4 pinned links",
-        t.elapsed().as_millis()
-    );
+    let adopted =
+        dp["status"]["links"].as_array().context("links")?.iter().filter(|l| l["adopted"] == true).count();
+    println!("  new agent ready in {} ms, adopted {adopted}/4 pinned links", t.elapsed().as_millis());
     show(&sb, "app-v2 → data after the restart", "app-v2", &data, &[])?;
     println!();
     Ok(())
@@ -135,10 +90,7 @@ fn show(sb: &Sandbox, what: &str, from: &str, url: &str, headers: &[&str]) -> an
     let flows = sb.admin().json("/flows")?;
     let last = flows
         .as_array()
-        .and_then(|a| {
-            a.iter()
-                .rfind(|f| f["src_pod"] == format!("default/{from}"))
-        })
+        .and_then(|a| a.iter().rfind(|f| f["src_pod"] == format!("default/{from}")))
         .cloned()
         .unwrap_or(Value::Null);
     let why = format!(

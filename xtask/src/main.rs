@@ -67,20 +67,10 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             demo::run()
         }
-        Task::Bench {
-            only,
-            rounds,
-            seconds,
-            connections,
-        } => {
+        Task::Bench { only, rounds, seconds, connections } => {
             setup::run()?;
             let duration = std::time::Duration::from_secs(seconds);
-            let args = bench::BenchArgs {
-                only,
-                rounds,
-                duration,
-                connections,
-            };
+            let args = bench::BenchArgs { only, rounds, duration, connections };
             bench::run(&args)
         }
     }

@@ -28,34 +28,20 @@ pub fn run() -> anyhow::Result<()> {
     } else {
         eprintln!("xtask: setup: installing {}", missing.join(" "));
         sh(Command::new("apt-get").args(["update", "-qq"]))?;
-        sh(Command::new("apt-get")
-            .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&missing))?;
+        sh(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends"]).args(&missing))?;
     }
-    if !output("rustup", &["toolchain", "list"])
-        .lines()
-        .any(|l| l.starts_with("nightly"))
-    {
+    if !output("rustup", &["toolchain", "list"]).lines().any(|l| l.starts_with("nightly")) {
         bail!(
             "the nightly toolchain is missing (the eBPF programs build with nightly): rustup toolchain install nightly"
         );
     }
-    if output(
-        "rustup",
-        &["component", "list", "--toolchain", "nightly", "--installed"],
-    )
-    .lines()
-    .any(|l| l.starts_with("rust-src"))
+    if output("rustup", &["component", "list", "--toolchain", "nightly", "--installed"])
+        .lines()
+        .any(|l| l.starts_with("rust-src"))
     {
         eprintln!("xtask: setup: nightly rust-src present");
     } else {
-        sh(Command::new("rustup").args([
-            "component",
-            "add",
-            "rust-src",
-            "--toolchain",
-            "nightly",
-        ]))?;
+        sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     }
     if succeeds("python3", &["-c", "import grpc"]) {
         eprintln!("xtask: setup: python grpcio present");
@@ -66,14 +52,7 @@ pub fn run() -> anyhow::Result<()> {
         eprintln!("xtask: setup: bpf-linker present");
     } else {
         sh(Command::new("cargo")
-            .args([
-                "install",
-                "bpf-linker",
-                "--locked",
-                "--no-default-features",
-                "--features",
-                "llvm-22",
-            ])
+            .args(["install", "bpf-linker", "--locked", "--no-default-features", "--features", "llvm-22"])
             .env("LLVM_PREFIX", LLVM_PREFIX))?;
     }
     Ok(())

@@ -25,15 +25,7 @@ pub fn run(allow_skip: bool, args: &[String]) -> anyhow::Result<()> {
     ]))?;
     let bin = build_agent(false)?;
     let mut test = cargo();
-    test.args([
-        "test",
-        "--workspace",
-        "--exclude",
-        "graylane-ebpf",
-        "--no-fail-fast",
-        "--",
-    ])
-    .args(args);
+    test.args(["test", "--workspace", "--exclude", "graylane-ebpf", "--no-fail-fast", "--"]).args(args);
     test.env("GRAYLANE_BIN", &bin);
     if !allow_skip {
         test.env("GRAYLANE_REQUIRE_PRIVILEGED", "1");

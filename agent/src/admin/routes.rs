@@ -50,29 +50,20 @@ impl AdminContext {
         match path {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" if self.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
-            "/readyz" => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: first sync pending\n",
-            ),
+            "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: first sync pending\n"),
             "/flows" => to_json(&self.flows.list()),
             "/datapath" => self.datapath(),
             "/tags" => match super::tags::read(&self.pins, &self.state.load().names) {
                 Ok(tags) => to_json(&tags),
                 Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
             },
-            _ => text(
-                StatusCode::NOT_FOUND,
-                "endpoints: /healthz /readyz /flows /tags /datapath\n",
-            ),
+            _ => text(StatusCode::NOT_FOUND, "endpoints: /healthz /readyz /flows /tags /datapath\n"),
         }
     }
 
     fn datapath(&self) -> Answer {
         let counters: serde_json::Map<String, serde_json::Value> = match self.counters.read() {
-            Ok(c) => c
-                .into_iter()
-                .map(|(r, v)| (r.name().to_owned(), json!(v)))
-                .collect(),
+            Ok(c) => c.into_iter().map(|(r, v)| (r.name().to_owned(), json!(v))).collect(),
             Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
         };
         to_json(&json!({

@@ -10,44 +10,34 @@ use hyper_util::rt::TokioIo;
 use super::AdminContext;
 
 /// Binds `addr` now (so errors surface at startup) and serves on a dedicated thread.
-pub fn spawn(
-    addr: SocketAddr,
-    ctx: Arc<AdminContext>,
-) -> std::io::Result<std::thread::JoinHandle<()>> {
+pub fn spawn(addr: SocketAddr, ctx: Arc<AdminContext>) -> std::io::Result<std::thread::JoinHandle<()>> {
     let std_listener = std::net::TcpListener::bind(addr)?;
     std_listener.set_nonblocking(true)?;
-    std::thread::Builder::new()
-        .name("admin".into())
-        .spawn(move || {
-            let rt = match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => return tracing::error!(error = %e, "admin runtime failed to start"),
+    std::thread::Builder::new().name("admin".into()).spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(rt) => rt,
+            Err(e) => return tracing::error!(error = %e, "admin runtime failed to start"),
+        };
+        rt.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                Ok(l) => l,
+                Err(e) => return tracing::error!(error = %e, "admin listener failed"),
             };
-            rt.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                    Ok(l) => l,
-                    Err(e) => return tracing::error!(error = %e, "admin listener failed"),
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
                 };
-                loop {
-                    let Ok((stream, _)) = listener.accept().await else {
-                        continue;
-                    };
-                    let ctx = ctx.clone();
-                    tokio::spawn(async move {
-                        let svc = service_fn(move |req: Request<Incoming>| {
-                            let ctx = ctx.clone();
-                            async move { Ok::<_, std::convert::Infallible>(handle(&ctx, &req)) }
-                        });
-                        let _ = http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), svc)
-                            .await;
+                let ctx = ctx.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let ctx = ctx.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(&ctx, &req)) }
                     });
-                }
-            });
-        })
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                });
+            }
+        });
+    })
 }
 
 fn handle(ctx: &AdminContext, req: &Request<Incoming>) -> Response<Full<Bytes>> {

@@ -26,12 +26,10 @@ pub fn read(pins: &PinPaths, names: &Names) -> Result<Vec<TagEntry>, DatapathErr
     let open = |name: &'static str| -> Result<MapData, DatapathError> {
         MapData::from_pin(pins.map(name)).map_err(DatapathError::map(name))
     };
-    let pods: HashMap<MapData, u64, PodEntry> =
-        HashMap::try_from(Map::HashMap(open(map_names::PODS)?))
-            .map_err(DatapathError::map(map_names::PODS))?;
-    let ips: HashMap<MapData, Addr16, PodEntry> =
-        HashMap::try_from(Map::HashMap(open(map_names::POD_IPS)?))
-            .map_err(DatapathError::map(map_names::POD_IPS))?;
+    let pods: HashMap<MapData, u64, PodEntry> = HashMap::try_from(Map::HashMap(open(map_names::PODS)?))
+        .map_err(DatapathError::map(map_names::PODS))?;
+    let ips: HashMap<MapData, Addr16, PodEntry> = HashMap::try_from(Map::HashMap(open(map_names::POD_IPS)?))
+        .map_err(DatapathError::map(map_names::POD_IPS))?;
     let decode = |e: &PodEntry, cgroup_id: Option<u64>, ip: Option<IpAddr>| TagEntry {
         pod: names.get(NameKind::Pod, e.pod_id).map(str::to_owned),
         tag: names.get(NameKind::Tag, e.tag_id).map(str::to_owned),
@@ -41,15 +39,10 @@ pub fn read(pins: &PinPaths, names: &Names) -> Result<Vec<TagEntry>, DatapathErr
         redirect: e.flags & pod_flags::REDIRECT_OFF == 0,
         fail_closed: e.flags & pod_flags::FAIL_CLOSED != 0,
     };
-    let mut out: Vec<TagEntry> = pods
-        .iter()
-        .filter_map(Result::ok)
-        .map(|(id, e)| decode(&e, Some(id), None))
-        .collect();
+    let mut out: Vec<TagEntry> =
+        pods.iter().filter_map(Result::ok).map(|(id, e)| decode(&e, Some(id), None)).collect();
     out.extend(
-        ips.iter()
-            .filter_map(Result::ok)
-            .map(|(a, e)| decode(&e, None, Some(socket_addr(&a, 0).ip()))),
+        ips.iter().filter_map(Result::ok).map(|(a, e)| decode(&e, None, Some(socket_addr(&a, 0).ip()))),
     );
     Ok(out)
 }

@@ -37,10 +37,8 @@ impl PinPaths {
         let bpffs = bpffs_of(&self.dir);
         ensure_bpffs(&bpffs)?;
         for dir in [self.maps(), self.links(), self.progs()] {
-            std::fs::create_dir_all(&dir).map_err(|source| DatapathError::Pin {
-                path: dir.clone(),
-                source,
-            })?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|source| DatapathError::Pin { path: dir.clone(), source })?;
         }
         Ok(())
     }
@@ -50,38 +48,20 @@ impl PinPaths {
 /// `/sys/fs/bpf` when none is mounted yet.
 fn bpffs_of(dir: &Path) -> PathBuf {
     dir.ancestors()
-        .find(|p| {
-            statfs(*p)
-                .map(|s| s.filesystem_type() == BPF_FS_MAGIC)
-                .unwrap_or(false)
-        })
+        .find(|p| statfs(*p).map(|s| s.filesystem_type() == BPF_FS_MAGIC).unwrap_or(false))
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("/sys/fs/bpf"))
 }
 
 /// Mounts bpffs at `path` unless it is already bpffs (what Cilium does on a bare node).
 fn ensure_bpffs(path: &Path) -> Result<(), DatapathError> {
-    let is_bpffs = statfs(path)
-        .map(|s| s.filesystem_type() == BPF_FS_MAGIC)
-        .unwrap_or(false);
+    let is_bpffs = statfs(path).map(|s| s.filesystem_type() == BPF_FS_MAGIC).unwrap_or(false);
     if is_bpffs {
         return Ok(());
     }
-    std::fs::create_dir_all(path).map_err(|source| DatapathError::Bpffs {
-        path: path.into(),
-        source,
-    })?;
-    mount(
-        Some("bpf"),
-        path,
-        Some("bpf"),
-        MsFlags::empty(),
-        None::<&str>,
-    )
-    .map_err(|errno| DatapathError::Bpffs {
-        path: path.into(),
-        source: std::io::Error::from(errno),
-    })?;
+    std::fs::create_dir_all(path).map_err(|source| DatapathError::Bpffs { path: path.into(), source })?;
+    mount(Some("bpf"), path, Some("bpf"), MsFlags::empty(), None::<&str>)
+        .map_err(|errno| DatapathError::Bpffs { path: path.into(), source: std::io::Error::from(errno) })?;
     tracing::info!(path = %path.display(), "mounted bpffs");
     Ok(())
 }

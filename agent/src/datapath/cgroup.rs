@@ -53,19 +53,12 @@ impl CgroupRoot {
 pub fn cgroup_id(path: &Path) -> Result<u64, DatapathError> {
     std::fs::metadata(path)
         .map(|m| m.ino())
-        .map_err(|source| DatapathError::Cgroup {
-            path: path.into(),
-            source,
-        })
+        .map_err(|source| DatapathError::Cgroup { path: path.into(), source })
 }
 
 fn detect_mount() -> Result<PathBuf, DatapathError> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(|source| {
-        DatapathError::Cgroup {
-            path: "/proc/self/mountinfo".into(),
-            source,
-        }
-    })?;
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|source| DatapathError::Cgroup { path: "/proc/self/mountinfo".into(), source })?;
     let mounts = cgroup2_mounts(&mountinfo);
     // Prefer the canonical location when it is v2 (unified hosts).
     mounts
@@ -98,14 +91,8 @@ mod tests {
         let hybrid = "34 25 0:29 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755\n\
                       35 34 0:30 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw\n\
                       36 34 0:31 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
-        assert_eq!(
-            cgroup2_mounts(hybrid),
-            vec![PathBuf::from("/sys/fs/cgroup/unified")]
-        );
+        assert_eq!(cgroup2_mounts(hybrid), vec![PathBuf::from("/sys/fs/cgroup/unified")]);
         let unified = "30 25 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw\n";
-        assert_eq!(
-            cgroup2_mounts(unified),
-            vec![PathBuf::from("/sys/fs/cgroup")]
-        );
+        assert_eq!(cgroup2_mounts(unified), vec![PathBuf::from("/sys/fs/cgroup")]);
     }
 }

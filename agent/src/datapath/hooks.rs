@@ -11,12 +11,7 @@ pub enum Hook {
 }
 
 impl Hook {
-    pub const ALL: [Hook; 4] = [
-        Hook::Connect4,
-        Hook::Connect6,
-        Hook::SockOps,
-        Hook::SockRelease,
-    ];
+    pub const ALL: [Hook; 4] = [Hook::Connect4, Hook::Connect6, Hook::SockOps, Hook::SockRelease];
 
     /// The program's name in the eBPF object, also its pin name.
     pub const fn program(self) -> &'static str {

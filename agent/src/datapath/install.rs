@@ -14,8 +14,8 @@ use aya::{
 use graylane_common::{LAYOUT_HASH, Meta, map_names};
 
 use super::{
-    CgroupRoot, Counters, DatapathError, DatapathStatus, Hook, LinkStatus, Listeners, MapStatus,
-    MapSync, PinPaths, Records, layout, maps::SyncMaps, program_hash,
+    CgroupRoot, Counters, DatapathError, DatapathStatus, Hook, LinkStatus, Listeners, MapStatus, MapSync,
+    PinPaths, Records, layout, maps::SyncMaps, program_hash,
 };
 
 /// Where to install.
@@ -60,18 +60,14 @@ impl Datapath {
 
         // A new record table or count (first run, replaced layout, upgrade) needs the
         // count seeded from the table after loading.
-        let seed_count = [map_names::RECORDS, map_names::RECORD_COUNT]
-            .iter()
-            .any(|m| !pins.map(m).exists());
+        let seed_count = [map_names::RECORDS, map_names::RECORD_COUNT].iter().any(|m| !pins.map(m).exists());
         let maps_dir = pins.maps();
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps_dir)
             .map_max_entries(map_names::RECORDS, cfg.records_max)
             .load(super::EBPF_OBJECT)?;
-        let cgroup = File::open(&cfg.cgroup_root.path).map_err(|source| DatapathError::Cgroup {
-            path: cfg.cgroup_root.path.clone(),
-            source,
-        })?;
+        let cgroup = File::open(&cfg.cgroup_root.path)
+            .map_err(|source| DatapathError::Cgroup { path: cfg.cgroup_root.path.clone(), source })?;
 
         let mut links = Vec::new();
         let mut link_status = Vec::new();
@@ -88,12 +84,7 @@ impl Datapath {
             let info = FdLink::from(PinnedLink::from_pin(&pin).map_err(|e| link_err(&pin, e))?)
                 .info()
                 .map_err(|e| link_err(&pin, e))?;
-            link_status.push(LinkStatus {
-                hook,
-                link_id: info.id(),
-                program_id: info.program_id(),
-                adopted,
-            });
+            link_status.push(LinkStatus { hook, link_id: info.id(), program_id: info.program_id(), adopted });
             links.push(link);
         }
         init_logger(&mut ebpf, &link_status);
@@ -134,33 +125,15 @@ impl Datapath {
             replaced_maps,
             install_us: started.elapsed().as_micros() as u64,
         };
-        Ok(Self {
-            _ebpf: ebpf,
-            _links: links,
-            sync,
-            records: Arc::new(records),
-            counters,
-            listeners,
-            status,
-        })
+        Ok(Self { _ebpf: ebpf, _links: links, sync, records: Arc::new(records), counters, listeners, status })
     }
 }
 
 /// Loads `hook`'s program, pins it, attaches it to the cgroup and returns the new link.
-fn attach(
-    ebpf: &mut Ebpf,
-    hook: Hook,
-    cgroup: &File,
-    pins: &PinPaths,
-) -> Result<FdLink, DatapathError> {
+fn attach(ebpf: &mut Ebpf, hook: Hook, cgroup: &File, pins: &PinPaths) -> Result<FdLink, DatapathError> {
     let name = hook.program();
-    let prog = ebpf
-        .program_mut(name)
-        .ok_or(DatapathError::Object(format!("program {name} missing")))?;
-    let perr = |source| DatapathError::Program {
-        program: name,
-        source,
-    };
+    let prog = ebpf.program_mut(name).ok_or(DatapathError::Object(format!("program {name} missing")))?;
+    let perr = |source| DatapathError::Program { program: name, source };
     let prog_pin = pins.progs().join(name);
     replace_pin(&prog_pin)?;
     let link: FdLink = match hook {
@@ -169,30 +142,21 @@ fn attach(
             p.load().map_err(perr)?;
             p.pin(&prog_pin).map_err(|e| link_err(&prog_pin, e))?;
             let id = p.attach(cgroup, CgroupAttachMode::Single).map_err(perr)?;
-            p.take_link(id)
-                .map_err(perr)?
-                .try_into()
-                .map_err(|e| link_err(&prog_pin, e))?
+            p.take_link(id).map_err(perr)?.try_into().map_err(|e| link_err(&prog_pin, e))?
         }
         Hook::SockOps => {
             let p: &mut SockOps = prog.try_into().map_err(perr)?;
             p.load().map_err(perr)?;
             p.pin(&prog_pin).map_err(|e| link_err(&prog_pin, e))?;
             let id = p.attach(cgroup, CgroupAttachMode::Single).map_err(perr)?;
-            p.take_link(id)
-                .map_err(perr)?
-                .try_into()
-                .map_err(|e| link_err(&prog_pin, e))?
+            p.take_link(id).map_err(perr)?.try_into().map_err(|e| link_err(&prog_pin, e))?
         }
         Hook::SockRelease => {
             let p: &mut CgroupSock = prog.try_into().map_err(perr)?;
             p.load().map_err(perr)?;
             p.pin(&prog_pin).map_err(|e| link_err(&prog_pin, e))?;
             let id = p.attach(cgroup, CgroupAttachMode::Single).map_err(perr)?;
-            p.take_link(id)
-                .map_err(perr)?
-                .try_into()
-                .map_err(|e| link_err(&prog_pin, e))?
+            p.take_link(id).map_err(perr)?.try_into().map_err(|e| link_err(&prog_pin, e))?
         }
     };
     Ok(link)
@@ -204,18 +168,12 @@ fn replace_pin(path: &PathBuf) -> Result<(), DatapathError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(DatapathError::Pin {
-            path: path.clone(),
-            source,
-        }),
+        Err(source) => Err(DatapathError::Pin { path: path.clone(), source }),
     }
 }
 
 fn link_err(path: &std::path::Path, e: impl std::fmt::Display) -> DatapathError {
-    DatapathError::Link {
-        path: path.into(),
-        message: e.to_string(),
-    }
+    DatapathError::Link { path: path.into(), message: e.to_string() }
 }
 
 /// Takes map `name` out of the object as the typed handle `T`.
@@ -223,9 +181,7 @@ fn typed<T>(ebpf: &mut Ebpf, name: &'static str) -> Result<T, DatapathError>
 where
     T: TryFrom<aya::maps::Map, Error = aya::maps::MapError>,
 {
-    let map = ebpf
-        .take_map(name)
-        .ok_or(DatapathError::MissingMap { map: name })?;
+    let map = ebpf.take_map(name).ok_or(DatapathError::MissingMap { map: name })?;
     T::try_from(map).map_err(DatapathError::map(name))
 }
 
@@ -234,10 +190,7 @@ fn map_status(pins: &PinPaths) -> Vec<MapStatus> {
         .iter()
         .filter_map(|name| {
             let info = MapInfo::from_pin(pins.map(name)).ok()?;
-            Some(MapStatus {
-                name: (*name).to_owned(),
-                id: info.id(),
-            })
+            Some(MapStatus { name: (*name).to_owned(), id: info.id() })
         })
         .collect()
 }

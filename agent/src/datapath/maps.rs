@@ -33,10 +33,8 @@ impl Counters {
         Reason::ALL
             .iter()
             .map(|r| {
-                let values = self
-                    .map
-                    .get(&(*r as u32), 0)
-                    .map_err(DatapathError::map(map_names::COUNTERS))?;
+                let values =
+                    self.map.get(&(*r as u32), 0).map_err(DatapathError::map(map_names::COUNTERS))?;
                 Ok((*r, values.iter().sum()))
             })
             .collect()
@@ -54,13 +52,7 @@ impl Listeners {
     }
 
     /// Registers a listening socket in `slot`. The kernel removes it when the socket closes.
-    pub fn register(
-        &mut self,
-        slot: u32,
-        listener: &impl std::os::fd::AsRawFd,
-    ) -> Result<(), DatapathError> {
-        self.map
-            .set(slot, listener, 0)
-            .map_err(DatapathError::map(map_names::LISTENERS))
+    pub fn register(&mut self, slot: u32, listener: &impl std::os::fd::AsRawFd) -> Result<(), DatapathError> {
+        self.map.set(slot, listener, 0).map_err(DatapathError::map(map_names::LISTENERS))
     }
 }

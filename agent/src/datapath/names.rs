@@ -54,20 +54,11 @@ impl Interner {
         if let Some(id) = self.by_name.get(&(kind as u32, name.to_owned())) {
             return Ok(*id);
         }
-        let value = NameValue::new(name).ok_or_else(|| DatapathError::NameTooLong {
-            name: name.into(),
-            max: NAME_BYTES,
-        })?;
+        let value = NameValue::new(name)
+            .ok_or_else(|| DatapathError::NameTooLong { name: name.into(), max: NAME_BYTES })?;
         let id = self.next_id;
-        map.insert(
-            NameKey {
-                kind: kind as u32,
-                id,
-            },
-            value,
-            0,
-        )
-        .map_err(DatapathError::map(map_names::NAMES))?;
+        map.insert(NameKey { kind: kind as u32, id }, value, 0)
+            .map_err(DatapathError::map(map_names::NAMES))?;
         self.next_id += 1;
         self.by_name.insert((kind as u32, name.to_owned()), id);
         Ok(id)
@@ -82,10 +73,7 @@ impl Interner {
         self.by_name.retain(|(kind, _), id| {
             let used = keep.contains(&(*kind, *id));
             if !used {
-                let _ = map.remove(&NameKey {
-                    kind: *kind,
-                    id: *id,
-                });
+                let _ = map.remove(&NameKey { kind: *kind, id: *id });
             }
             used
         });
@@ -93,12 +81,6 @@ impl Interner {
 
     /// A snapshot for readers.
     pub fn snapshot(&self) -> Names {
-        Names {
-            by_id: self
-                .by_name
-                .iter()
-                .map(|((k, n), id)| ((*k, *id), n.clone()))
-                .collect(),
-        }
+        Names { by_id: self.by_name.iter().map(|((k, n), id)| ((*k, *id), n.clone())).collect() }
     }
 }

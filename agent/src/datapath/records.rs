@@ -32,20 +32,14 @@ impl Records {
         pending: HashMap<MapData, u64, OrigDst>,
         count: Array<MapData, u64>,
     ) -> Self {
-        Self {
-            map,
-            pending,
-            count,
-        }
+        Self { map, pending, count }
     }
 
     /// Sets the kernel's live-record count to the table's size (after a table or count was
     /// created anew).
     pub(crate) fn seed_count(&mut self) -> Result<(), DatapathError> {
         let n = self.len() as u64;
-        self.count
-            .set(0, n, 0)
-            .map_err(DatapathError::map(map_names::RECORD_COUNT))
+        self.count.set(0, n, 0).map_err(DatapathError::map(map_names::RECORD_COUNT))
     }
 
     /// The kernel's live-record count (what the connect hooks compare to capacity).
@@ -75,10 +69,7 @@ impl Records {
                 cgroup_id: v.cgroup_id,
             })),
             Err(MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(DatapathError::Map {
-                map: map_names::RECORDS,
-                source: e,
-            }),
+            Err(e) => Err(DatapathError::Map { map: map_names::RECORDS, source: e }),
         }
     }
 
@@ -122,9 +113,6 @@ mod tests {
         assert!(k.is_v4_mapped());
         assert_eq!(socket_addr(&k, 80), "10.96.0.10:80".parse().expect("sa"));
         let b: IpAddr = "fd00::1".parse().expect("ip");
-        assert_eq!(
-            socket_addr(&addr16(b), 80),
-            "[fd00::1]:80".parse().expect("sa")
-        );
+        assert_eq!(socket_addr(&addr16(b), 80), "[fd00::1]:80".parse().expect("sa"));
     }
 }

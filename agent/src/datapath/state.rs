@@ -45,10 +45,6 @@ pub struct ProxyTarget {
 
 impl Default for ProxyTarget {
     fn default() -> Self {
-        Self {
-            v4: SocketAddr::from(([127, 0, 0, 1], graylane_common::PROXY_PORT)),
-            v6: None,
-            bypass_mark: 0,
-        }
+        Self { v4: SocketAddr::from(([127, 0, 0, 1], graylane_common::PROXY_PORT)), v6: None, bypass_mark: 0 }
     }
 }

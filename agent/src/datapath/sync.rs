@@ -8,8 +8,7 @@ use std::{
 
 use aya::maps::lpm_trie::Key;
 use graylane_common::{
-    Addr16, DatapathConfig as KernelConfig, EXCLUDED_PORT_WORDS, NameKind, PodEntry, config_flags,
-    map_names,
+    Addr16, DatapathConfig as KernelConfig, EXCLUDED_PORT_WORDS, NameKind, PodEntry, config_flags, map_names,
 };
 use ipnetwork::IpNetwork;
 
@@ -47,11 +46,7 @@ impl MapSync {
     pub(crate) fn adopt(maps: SyncMaps) -> Self {
         let interner = Interner::load(&maps.names);
         let applied = read_kernel(&maps);
-        Self {
-            maps,
-            interner,
-            applied,
-        }
+        Self { maps, interner, applied }
     }
 
     /// Makes the maps hold `state`.
@@ -65,15 +60,11 @@ impl MapSync {
         if next.config != prev.config
             && let Some(cfg) = next.config
         {
-            maps.config
-                .set(0, cfg, 0)
-                .map_err(DatapathError::map(map_names::CONFIG))?;
+            maps.config.set(0, cfg, 0).map_err(DatapathError::map(map_names::CONFIG))?;
             stats.written += 1;
         }
         for (k, v) in changed(&prev.pods, &next.pods) {
-            maps.pods
-                .insert(k, v, 0)
-                .map_err(DatapathError::map(map_names::PODS))?;
+            maps.pods.insert(k, v, 0).map_err(DatapathError::map(map_names::PODS))?;
             stats.written += 1;
         }
         for k in gone(&prev.pods, &next.pods) {
@@ -81,9 +72,7 @@ impl MapSync {
             stats.removed += 1;
         }
         for (k, v) in changed(&prev.pod_ips, &next.pod_ips) {
-            maps.pod_ips
-                .insert(k, v, 0)
-                .map_err(DatapathError::map(map_names::POD_IPS))?;
+            maps.pod_ips.insert(k, v, 0).map_err(DatapathError::map(map_names::POD_IPS))?;
             stats.written += 1;
         }
         for k in gone(&prev.pod_ips, &next.pod_ips) {
@@ -92,9 +81,7 @@ impl MapSync {
         }
         for (len, data) in next.capture.difference(&prev.capture) {
             let key = Key::new(*len, *data);
-            maps.capture
-                .insert(&key, 1, 0)
-                .map_err(DatapathError::map(map_names::CAPTURE))?;
+            maps.capture.insert(&key, 1, 0).map_err(DatapathError::map(map_names::CAPTURE))?;
             stats.written += 1;
         }
         for (len, data) in prev.capture.difference(&next.capture) {
@@ -124,10 +111,7 @@ impl MapSync {
 
     /// Writes the `META` entry.
     pub fn write_meta(&mut self, meta: graylane_common::Meta) -> Result<(), DatapathError> {
-        self.maps
-            .meta
-            .set(0, meta, 0)
-            .map_err(DatapathError::map(map_names::META))
+        self.maps.meta.set(0, meta, 0).map_err(DatapathError::map(map_names::META))
     }
 
     fn lower(&mut self, state: &KernelState) -> Result<Lowered, DatapathError> {
@@ -159,32 +143,18 @@ impl MapSync {
             Some(t) => self.interner.intern(names, NameKind::Tenant, t)?,
             None => 0,
         };
-        Ok(PodEntry {
-            pod_id,
-            tag_id,
-            tenant_id,
-            flags: pod.flags,
-        })
+        Ok(PodEntry { pod_id, tag_id, tenant_id, flags: pod.flags })
     }
 }
 
 /// Entries of `next` that are new or differ from `prev`.
-fn changed<K: Ord + Copy, V: PartialEq + Copy>(
-    prev: &BTreeMap<K, V>,
-    next: &BTreeMap<K, V>,
-) -> Vec<(K, V)> {
-    next.iter()
-        .filter(|(k, v)| prev.get(k) != Some(v))
-        .map(|(k, v)| (*k, *v))
-        .collect()
+fn changed<K: Ord + Copy, V: PartialEq + Copy>(prev: &BTreeMap<K, V>, next: &BTreeMap<K, V>) -> Vec<(K, V)> {
+    next.iter().filter(|(k, v)| prev.get(k) != Some(v)).map(|(k, v)| (*k, *v)).collect()
 }
 
 /// Keys of `prev` that `next` no longer has.
 fn gone<K: Ord + Copy, V>(prev: &BTreeMap<K, V>, next: &BTreeMap<K, V>) -> Vec<K> {
-    prev.keys()
-        .filter(|k| !next.contains_key(k))
-        .copied()
-        .collect()
+    prev.keys().filter(|k| !next.contains_key(k)).copied().collect()
 }
 
 fn used_names(state: &Lowered) -> BTreeSet<(u32, u32)> {
@@ -200,10 +170,7 @@ fn used_names(state: &Lowered) -> BTreeSet<(u32, u32)> {
 /// An LPM key: v4 networks become mapped v6 with the prefix moved by 96.
 fn lpm_key(net: &IpNetwork) -> (u32, [u8; 16]) {
     match net {
-        IpNetwork::V4(n) => (
-            96 + u32::from(n.prefix()),
-            n.network().to_ipv6_mapped().octets(),
-        ),
+        IpNetwork::V4(n) => (96 + u32::from(n.prefix()), n.network().to_ipv6_mapped().octets()),
         IpNetwork::V6(n) => (u32::from(n.prefix()), n.network().octets()),
     }
 }
@@ -253,11 +220,7 @@ fn read_kernel(maps: &SyncMaps) -> Lowered {
             out.excluded.insert(word, bits);
         }
     }
-    out.config = maps
-        .config
-        .get(&0, 0)
-        .ok()
-        .filter(|c| c.flags & config_flags::READY != 0);
+    out.config = maps.config.get(&0, 0).ok().filter(|c| c.flags & config_flags::READY != 0);
     out
 }
 
@@ -267,12 +230,7 @@ mod tests {
 
     #[test]
     fn diff_writes_only_changes() {
-        let e = |t| PodEntry {
-            pod_id: 1,
-            tag_id: t,
-            tenant_id: 0,
-            flags: 0,
-        };
+        let e = |t| PodEntry { pod_id: 1, tag_id: t, tenant_id: 0, flags: 0 };
         let prev: BTreeMap<u64, PodEntry> = [(1, e(1)), (2, e(2))].into();
         let next: BTreeMap<u64, PodEntry> = [(1, e(1)), (2, e(3)), (3, e(1))].into();
         assert_eq!(changed(&prev, &next), vec![(2, e(3)), (3, e(1))]);

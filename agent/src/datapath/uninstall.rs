@@ -12,10 +12,8 @@ pub fn uninstall(pins: &PinPaths) -> Result<Vec<std::path::PathBuf>, DatapathErr
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            std::fs::remove_file(&path).map_err(|source| DatapathError::Pin {
-                path: path.clone(),
-                source,
-            })?;
+            std::fs::remove_file(&path)
+                .map_err(|source| DatapathError::Pin { path: path.clone(), source })?;
             removed.push(path);
         }
         let _ = std::fs::remove_dir(&dir);

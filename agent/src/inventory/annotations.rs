@@ -38,10 +38,7 @@ pub struct PodAnnotations {
 /// Reads and validates; the error names the annotation.
 pub fn parse(annotations: &BTreeMap<String, String>) -> Result<PodAnnotations, (String, String)> {
     let field = |k: &str| format!("metadata.annotations[\"{k}\"]");
-    let mut out = PodAnnotations {
-        redirect: true,
-        ..Default::default()
-    };
+    let mut out = PodAnnotations { redirect: true, ..Default::default() };
     if let Some(v) = annotations.get(annotation::TAG) {
         out.tag = Some(label_value(v).map_err(|m| (field(annotation::TAG), m))?);
     }
@@ -53,10 +50,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<PodAnnotations, (
             "true" => true,
             "false" => false,
             other => {
-                return Err((
-                    field(annotation::REDIRECT),
-                    format!("{other:?} is not \"true\" or \"false\""),
-                ));
+                return Err((field(annotation::REDIRECT), format!("{other:?} is not \"true\" or \"false\"")));
             }
         };
     }
@@ -74,10 +68,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<PodAnnotations, (
     }
     if let Some(v) = annotations.get(annotation::CGROUP) {
         if v.is_empty() || v.split('/').any(|part| part == "..") {
-            return Err((
-                field(annotation::CGROUP),
-                format!("{v:?} is not a relative cgroup path"),
-            ));
+            return Err((field(annotation::CGROUP), format!("{v:?} is not a relative cgroup path")));
         }
         out.cgroup = Some(v.clone());
     }
@@ -97,16 +88,12 @@ fn label_value(v: &str) -> Result<String, String> {
     let ok_len = !v.is_empty() && v.len() <= 63;
     let bytes = v.as_bytes();
     let alnum = |b: &u8| b.is_ascii_alphanumeric();
-    let ok_chars = bytes
-        .iter()
-        .all(|b| alnum(b) || matches!(b, b'-' | b'_' | b'.'));
+    let ok_chars = bytes.iter().all(|b| alnum(b) || matches!(b, b'-' | b'_' | b'.'));
     let ok_ends = bytes.first().is_some_and(alnum) && bytes.last().is_some_and(alnum);
     if ok_len && ok_chars && ok_ends {
         Ok(v.to_owned())
     } else {
-        Err(format!(
-            "{v:?} is not a valid label value (1-63 chars, [A-Za-z0-9] at both ends, -_. inside)"
-        ))
+        Err(format!("{v:?} is not a valid label value (1-63 chars, [A-Za-z0-9] at both ends, -_. inside)"))
     }
 }
 
@@ -115,10 +102,7 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).into(), (*v).into()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
     }
 
     #[test]

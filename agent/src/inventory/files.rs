@@ -22,10 +22,8 @@ pub fn load_path(path: &Path) -> Result<Snapshot, InventoryError> {
     let mut rules = Vec::new();
     let mut seen: BTreeMap<(&'static str, String), PathBuf> = BTreeMap::new();
     for file in files {
-        let text = std::fs::read_to_string(&file).map_err(|source| InventoryError::Read {
-            path: file.clone(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|source| InventoryError::Read { path: file.clone(), source })?;
         let parsed = yaml::parse_documents(&file, &text)?;
         for w in &parsed.warnings {
             tracing::warn!("{w}");
@@ -34,28 +32,13 @@ pub fn load_path(path: &Path) -> Result<Snapshot, InventoryError> {
             check_unique(&mut seen, &file, "pod", p.key().0)?;
         }
         for s in &parsed.services {
-            check_unique(
-                &mut seen,
-                &file,
-                "service",
-                format!("{}/{}", s.namespace, s.name),
-            )?;
+            check_unique(&mut seen, &file, "service", format!("{}/{}", s.namespace, s.name))?;
         }
         for p in &parsed.policies {
-            check_unique(
-                &mut seen,
-                &file,
-                "TrafficPolicy",
-                format!("{}/{}", p.namespace, p.name),
-            )?;
+            check_unique(&mut seen, &file, "TrafficPolicy", format!("{}/{}", p.namespace, p.name))?;
         }
         for r in &parsed.rules {
-            check_unique(
-                &mut seen,
-                &file,
-                "TrafficLabelRule",
-                format!("{}/{}", r.namespace, r.name),
-            )?;
+            check_unique(&mut seen, &file, "TrafficLabelRule", format!("{}/{}", r.namespace, r.name))?;
         }
         pods.extend(parsed.pods);
         services.extend(parsed.services);
@@ -72,29 +55,20 @@ fn check_unique(
     name: String,
 ) -> Result<(), InventoryError> {
     if let Some(first) = seen.get(&(kind, name.clone())) {
-        return Err(InventoryError::Duplicate {
-            path: file.into(),
-            kind,
-            name,
-            first: first.clone(),
-        });
+        return Err(InventoryError::Duplicate { path: file.into(), kind, name, first: first.clone() });
     }
     seen.insert((kind, name), file.into());
     Ok(())
 }
 
 fn files_of(path: &Path) -> Result<Vec<PathBuf>, InventoryError> {
-    let meta = std::fs::metadata(path).map_err(|source| InventoryError::Read {
-        path: path.into(),
-        source,
-    })?;
+    let meta =
+        std::fs::metadata(path).map_err(|source| InventoryError::Read { path: path.into(), source })?;
     if !meta.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let entries = std::fs::read_dir(path).map_err(|source| InventoryError::Read {
-        path: path.into(),
-        source,
-    })?;
+    let entries =
+        std::fs::read_dir(path).map_err(|source| InventoryError::Read { path: path.into(), source })?;
     let mut files: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
@@ -115,22 +89,14 @@ impl FileSource {
     pub fn open(path: &Path) -> Result<(Self, watch::Receiver<Arc<Snapshot>>), InventoryError> {
         let first = load_path(path)?;
         let (tx, rx) = watch::channel(Arc::new(first));
-        Ok((
-            Self {
-                path: path.to_path_buf(),
-                tx,
-            },
-            rx,
-        ))
+        Ok((Self { path: path.to_path_buf(), tx }, rx))
     }
 
     /// Watches for changes until the receivers are gone. Runs on its own thread: inotify
     /// events arrive on a std channel.
     pub fn watch(self) -> Result<(), InventoryError> {
-        let werr = |e: notify::Error| InventoryError::Watch {
-            path: self.path.clone(),
-            message: e.to_string(),
-        };
+        let werr =
+            |e: notify::Error| InventoryError::Watch { path: self.path.clone(), message: e.to_string() };
         let (events_tx, events_rx) = std::sync::mpsc::channel();
         let mut watcher = notify::recommended_watcher(move |res| {
             let _ = events_tx.send(res);
@@ -140,14 +106,9 @@ impl FileSource {
         let target = if self.path.is_dir() {
             self.path.clone()
         } else {
-            self.path
-                .parent()
-                .map(Path::to_path_buf)
-                .unwrap_or_else(|| PathBuf::from("."))
+            self.path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
         };
-        watcher
-            .watch(&target, RecursiveMode::NonRecursive)
-            .map_err(werr)?;
+        watcher.watch(&target, RecursiveMode::NonRecursive).map_err(werr)?;
         while let Ok(event) = events_rx.recv() {
             if let Err(e) = event {
                 tracing::warn!(error = %e, "inventory watch error");

@@ -63,10 +63,5 @@ fn kernel_pod(pod: &Pod) -> KernelPod {
     if pod.fail_closed {
         flags |= pod_flags::FAIL_CLOSED;
     }
-    KernelPod {
-        name: pod.key().0,
-        tag: pod.tag.clone(),
-        tenant: pod.tenant.clone(),
-        flags,
-    }
+    KernelPod { name: pod.key().0, tag: pod.tag.clone(), tenant: pod.tenant.clone(), flags }
 }

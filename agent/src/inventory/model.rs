@@ -79,10 +79,7 @@ impl Service {
     pub fn selects(&self, pod: &Pod) -> bool {
         !self.selector.is_empty()
             && pod.namespace == self.namespace
-            && self
-                .selector
-                .iter()
-                .all(|(k, v)| pod.labels.get(k) == Some(v))
+            && self.selector.iter().all(|(k, v)| pod.labels.get(k) == Some(v))
     }
 }
 
@@ -106,24 +103,9 @@ impl Snapshot {
     ) -> Self {
         let pods: Vec<Arc<Pod>> = pods.into_iter().map(Arc::new).collect();
         let services: Vec<Arc<Service>> = services.into_iter().map(Arc::new).collect();
-        let by_ip = pods
-            .iter()
-            .enumerate()
-            .flat_map(|(i, p)| p.ips.iter().map(move |ip| (*ip, i)))
-            .collect();
-        let by_name = pods
-            .iter()
-            .enumerate()
-            .map(|(i, p)| (p.key().0, i))
-            .collect();
-        Self {
-            pods,
-            services,
-            policies,
-            rules,
-            by_ip,
-            by_name,
-        }
+        let by_ip = pods.iter().enumerate().flat_map(|(i, p)| p.ips.iter().map(move |ip| (*ip, i))).collect();
+        let by_name = pods.iter().enumerate().map(|(i, p)| (p.key().0, i)).collect();
+        Self { pods, services, policies, rules, by_ip, by_name }
     }
 
     /// The pod named `namespace/name`.
@@ -144,17 +126,14 @@ impl Snapshot {
         port: &'a ServicePort,
         v6: bool,
     ) -> impl Iterator<Item = (&'a Arc<Pod>, SocketAddr)> + 'a {
-        self.pods
-            .iter()
-            .filter(|p| p.ready && service.selects(p))
-            .filter_map(move |pod| {
-                let ip = *pod.ips.iter().find(|ip| ip.is_ipv6() == v6)?;
-                let target = match &port.target_port {
-                    TargetPort::Number(n) => *n,
-                    TargetPort::Name(name) => *pod.named_ports.get(name)?,
-                };
-                Some((pod, SocketAddr::new(ip, target)))
-            })
+        self.pods.iter().filter(|p| p.ready && service.selects(p)).filter_map(move |pod| {
+            let ip = *pod.ips.iter().find(|ip| ip.is_ipv6() == v6)?;
+            let target = match &port.target_port {
+                TargetPort::Number(n) => *n,
+                TargetPort::Name(name) => *pod.named_ports.get(name)?,
+            };
+            Some((pod, SocketAddr::new(ip, target)))
+        })
     }
 }
 

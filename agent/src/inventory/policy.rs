@@ -217,15 +217,9 @@ pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), (String, String)>
     for (i, r) in spec.routes.iter().enumerate() {
         let at = |f: &str| format!("spec.routes[{i}].{f}");
         if let Some(path) = &r.matches.path {
-            let set = [&path.exact, &path.prefix, &path.regex]
-                .iter()
-                .filter(|v| v.is_some())
-                .count();
+            let set = [&path.exact, &path.prefix, &path.regex].iter().filter(|v| v.is_some()).count();
             if set != 1 {
-                return Err((
-                    at("match.path"),
-                    "give exactly one of exact, prefix, regex".into(),
-                ));
+                return Err((at("match.path"), "give exactly one of exact, prefix, regex".into()));
             }
             if let Some(re) = &path.regex {
                 regex::Regex::new(re).map_err(|e| (at("match.path.regex"), e.to_string()))?;
@@ -239,29 +233,19 @@ pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), (String, String)>
         }
         for (j, d) in r.destinations.iter().enumerate() {
             if d.weight > 10_000 {
-                return Err((
-                    at(&format!("destinations[{j}].weight")),
-                    "must be 0-10000".into(),
-                ));
+                return Err((at(&format!("destinations[{j}].weight")), "must be 0-10000".into()));
             }
         }
     }
     match &spec.load_balancer.hash_on {
         None if spec.load_balancer.policy == LbPolicy::RingHash => {
-            return Err((
-                "spec.loadBalancer.hashOn".into(),
-                "required for ringHash".into(),
-            ));
+            return Err(("spec.loadBalancer.hashOn".into(), "required for ringHash".into()));
         }
         Some(h)
-            if [
-                h.header.is_some(),
-                h.cookie.is_some(),
-                h.source_ip == Some(true),
-            ]
-            .iter()
-            .filter(|b| **b)
-            .count()
+            if [h.header.is_some(), h.cookie.is_some(), h.source_ip == Some(true)]
+                .iter()
+                .filter(|b| **b)
+                .count()
                 != 1 =>
         {
             return Err((
@@ -271,37 +255,19 @@ pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), (String, String)>
         }
         _ => {}
     }
-    if spec
-        .load_balancer
-        .min_ring_size
-        .is_some_and(|n| !(1..=1 << 20).contains(&n))
-    {
-        return Err((
-            "spec.loadBalancer.minRingSize".into(),
-            "must be 1-1048576".into(),
-        ));
+    if spec.load_balancer.min_ring_size.is_some_and(|n| !(1..=1 << 20).contains(&n)) {
+        return Err(("spec.loadBalancer.minRingSize".into(), "must be 1-1048576".into()));
     }
     if spec.load_balancer.subset_size == Some(0) {
-        return Err((
-            "spec.loadBalancer.subsetSize".into(),
-            "must be at least 1".into(),
-        ));
+        return Err(("spec.loadBalancer.subsetSize".into(), "must be at least 1".into()));
     }
     Ok(())
 }
 
 fn check_key_match(m: &KeyMatch) -> Result<(), String> {
-    let set = [
-        m.exact.is_some(),
-        m.prefix.is_some(),
-        m.regex.is_some(),
-        m.present.is_some(),
-    ];
+    let set = [m.exact.is_some(), m.prefix.is_some(), m.regex.is_some(), m.present.is_some()];
     if set.iter().filter(|s| **s).count() > 1 {
-        return Err(format!(
-            "{}: give one of exact, prefix, regex, present",
-            m.name
-        ));
+        return Err(format!("{}: give one of exact, prefix, regex, present", m.name));
     }
     if let Some(re) = &m.regex {
         regex::Regex::new(re).map_err(|e| format!("{}: {e}", m.name))?;
@@ -311,10 +277,7 @@ fn check_key_match(m: &KeyMatch) -> Result<(), String> {
 
 pub fn validate_rule(spec: &TrafficLabelRuleSpec) -> Result<(), (String, String)> {
     if spec.tag.is_none() && spec.tenant.is_none() {
-        return Err((
-            "spec.tag".into(),
-            "a rule must give a tag or a tenant".into(),
-        ));
+        return Err(("spec.tag".into(), "a rule must give a tag or a tenant".into()));
     }
     if spec.percentage.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
         return Err(("spec.percentage".into(), "must be 0-100".into()));
@@ -324,8 +287,7 @@ pub fn validate_rule(spec: &TrafficLabelRuleSpec) -> Result<(), (String, String)
         match m.condition.as_str() {
             "==" | "!=" | "prefix" | "present" => {}
             "regex" => {
-                regex::Regex::new(&m.value)
-                    .map_err(|e| (format!("{field}.value"), e.to_string()))?;
+                regex::Regex::new(&m.value).map_err(|e| (format!("{field}.value"), e.to_string()))?;
             }
             other => {
                 return Err((
@@ -356,17 +318,8 @@ mod tests {
              routes:\n- match: {path: {prefix: /api}, headers: [{name: x-beta, present: true}]}\n  \
              destinations: [{subset: v1, weight: 20}, {subset: v2, weight: 80}]\n",
         );
-        assert_eq!(
-            p.fallback,
-            Fallback::Chain(vec!["v3".into(), "v2".into(), "base".into()])
-        );
-        assert_eq!(
-            p.load_balancer
-                .hash_on
-                .as_ref()
-                .and_then(|h| h.header.as_deref()),
-            Some("x-user")
-        );
+        assert_eq!(p.fallback, Fallback::Chain(vec!["v3".into(), "v2".into(), "base".into()]));
+        assert_eq!(p.load_balancer.hash_on.as_ref().and_then(|h| h.header.as_deref()), Some("x-user"));
         assert_eq!(p.routes[0].destinations[1].weight, 80);
         assert!(validate_policy(&p).is_ok());
     }
@@ -376,14 +329,9 @@ mod tests {
         let p = policy("service: app\nroutes:\n- match: {path: {regex: '('}}\n");
         let (field, _) = validate_policy(&p).expect_err("bad regex");
         assert_eq!(field, "spec.routes[0].match.path.regex");
-        assert!(
-            serde_norway::from_str::<TrafficPolicySpec>("service: a\nfallback: maybe\n").is_err()
-        );
+        assert!(serde_norway::from_str::<TrafficPolicySpec>("service: a\nfallback: maybe\n").is_err());
         let p = policy("service: app\nloadBalancer: {policy: ringHash}\n");
-        assert_eq!(
-            validate_policy(&p).expect_err("no hashOn").0,
-            "spec.loadBalancer.hashOn"
-        );
+        assert_eq!(validate_policy(&p).expect_err("no hashOn").0, "spec.loadBalancer.hashOn");
     }
 
     #[test]
@@ -397,9 +345,6 @@ mod tests {
         let bad: TrafficLabelRuleSpec =
             serde_norway::from_str("tag: g\nmatch: [{type: header, key: k, condition: '~'}]\n")
                 .expect("yaml");
-        assert_eq!(
-            validate_rule(&bad).expect_err("condition").0,
-            "spec.match[0].condition"
-        );
+        assert_eq!(validate_rule(&bad).expect_err("condition").0, "spec.match[0].condition");
     }
 }

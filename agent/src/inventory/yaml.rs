@@ -33,13 +33,12 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Parsed, InventoryError
             field: field.into(),
             message,
         };
-        let value =
-            serde_norway::Value::deserialize(doc).map_err(|e| err("(document)", e.to_string()))?;
+        let value = serde_norway::Value::deserialize(doc).map_err(|e| err("(document)", e.to_string()))?;
         if value.is_null() {
             continue;
         }
-        let head: Head = serde_norway::from_value(value.clone())
-            .map_err(|e| err("(document)", e.to_string()))?;
+        let head: Head =
+            serde_norway::from_value(value.clone()).map_err(|e| err("(document)", e.to_string()))?;
         match (head.api_version.as_str(), head.kind.as_str()) {
             ("v1", "Pod") => {
                 let raw: RawPod = typed(value).map_err(|(f, m)| err(&f, m))?;
@@ -55,27 +54,22 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Parsed, InventoryError
             }
             ("v1", "Service") => {
                 let raw: RawService = typed(value).map_err(|(f, m)| err(&f, m))?;
-                out.services
-                    .push(service(raw).map_err(|(f, m)| err(&f, m))?);
+                out.services.push(service(raw).map_err(|(f, m)| err(&f, m))?);
             }
             ("graylane.io/v1alpha1", "TrafficPolicy") => {
-                let raw: RawObject<TrafficPolicySpec> =
-                    typed(value).map_err(|(f, m)| err(&f, m))?;
+                let raw: RawObject<TrafficPolicySpec> = typed(value).map_err(|(f, m)| err(&f, m))?;
                 policy::validate_policy(&raw.spec).map_err(|(f, m)| err(&f, m))?;
                 out.policies.push(named(raw).map_err(|(f, m)| err(&f, m))?);
             }
             ("graylane.io/v1alpha1", "TrafficLabelRule") => {
-                let raw: RawObject<TrafficLabelRuleSpec> =
-                    typed(value).map_err(|(f, m)| err(&f, m))?;
+                let raw: RawObject<TrafficLabelRuleSpec> = typed(value).map_err(|(f, m)| err(&f, m))?;
                 policy::validate_rule(&raw.spec).map_err(|(f, m)| err(&f, m))?;
                 out.rules.push(named(raw).map_err(|(f, m)| err(&f, m))?);
             }
             ("graylane.io/v1alpha1", kind) => {
                 return Err(err(
                     "kind",
-                    format!(
-                        "{kind:?} is not a graylane.io/v1alpha1 kind (TrafficPolicy, TrafficLabelRule)"
-                    ),
+                    format!("{kind:?} is not a graylane.io/v1alpha1 kind (TrafficPolicy, TrafficLabelRule)"),
                 ));
             }
             ("", _) | (_, "") => return Err(err("apiVersion/kind", "missing".into())),
@@ -89,11 +83,8 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Parsed, InventoryError
 }
 
 /// Deserializes with the failing field's path in the error.
-fn typed<T: serde::de::DeserializeOwned>(
-    value: serde_norway::Value,
-) -> Result<T, (String, String)> {
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+fn typed<T: serde::de::DeserializeOwned>(value: serde_norway::Value) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(value).map_err(|e| (e.path().to_string(), e.inner().to_string()))
 }
 
 #[derive(Deserialize)]
@@ -121,11 +112,7 @@ struct RawObject<T> {
 
 fn named<T>(raw: RawObject<T>) -> Result<Named<T>, FieldError> {
     let (namespace, name) = name_of(&raw.metadata)?;
-    Ok(Named {
-        namespace,
-        name,
-        spec: raw.spec,
-    })
+    Ok(Named { namespace, name, spec: raw.spec })
 }
 
 #[derive(Deserialize)]
@@ -220,15 +207,11 @@ fn name_of(meta: &Meta) -> Result<(String, String), FieldError> {
     if meta.name.is_empty() {
         return Err(("metadata.name".into(), "missing".into()));
     }
-    Ok((
-        meta.namespace.clone().unwrap_or_else(|| "default".into()),
-        meta.name.clone(),
-    ))
+    Ok((meta.namespace.clone().unwrap_or_else(|| "default".into()), meta.name.clone()))
 }
 
 fn ip(field: &str, text: &str) -> Result<IpAddr, FieldError> {
-    text.parse()
-        .map_err(|_| (field.to_owned(), format!("{text:?} is not an IP address")))
+    text.parse().map_err(|_| (field.to_owned(), format!("{text:?} is not an IP address")))
 }
 
 fn pod(raw: RawPod) -> Result<(Pod, Vec<String>), FieldError> {
@@ -244,12 +227,7 @@ fn pod(raw: RawPod) -> Result<(Pod, Vec<String>), FieldError> {
             ips.push(addr);
         }
     }
-    let ready = raw
-        .status
-        .conditions
-        .iter()
-        .find(|c| c.kind == "Ready")
-        .is_none_or(|c| c.status == "True");
+    let ready = raw.status.conditions.iter().find(|c| c.kind == "Ready").is_none_or(|c| c.status == "True");
     let named_ports = raw
         .spec
         .containers
@@ -278,12 +256,7 @@ fn pod(raw: RawPod) -> Result<(Pod, Vec<String>), FieldError> {
 fn service(raw: RawService) -> Result<Service, FieldError> {
     let (namespace, name) = name_of(&raw.metadata)?;
     let mut cluster_ips = Vec::new();
-    if let Some(text) = raw
-        .spec
-        .cluster_ip
-        .as_deref()
-        .filter(|t| *t != "None" && !t.is_empty())
-    {
+    if let Some(text) = raw.spec.cluster_ip.as_deref().filter(|t| *t != "None" && !t.is_empty()) {
         cluster_ips.push(ip("spec.clusterIP", text)?);
     }
     for (i, text) in raw.spec.cluster_ips.iter().enumerate() {
@@ -306,10 +279,7 @@ fn service(raw: RawService) -> Result<Service, FieldError> {
         let target_port = match p.target_port {
             None => TargetPort::Number(p.port),
             Some(IntOrString::Int(0)) => {
-                return Err((
-                    format!("spec.ports[{i}].targetPort"),
-                    "must be 1-65535".into(),
-                ));
+                return Err((format!("spec.ports[{i}].targetPort"), "must be 1-65535".into()));
             }
             Some(IntOrString::Int(n)) => TargetPort::Number(n),
             Some(IntOrString::Str(s)) => match s.parse::<u16>() {
@@ -317,20 +287,9 @@ fn service(raw: RawService) -> Result<Service, FieldError> {
                 _ => TargetPort::Name(s),
             },
         };
-        ports.push(ServicePort {
-            name: p.name,
-            port: p.port,
-            target_port,
-            app_protocol: p.app_protocol,
-        });
+        ports.push(ServicePort { name: p.name, port: p.port, target_port, app_protocol: p.app_protocol });
     }
-    Ok(Service {
-        namespace,
-        name,
-        cluster_ips,
-        ports,
-        selector: raw.spec.selector,
-    })
+    Ok(Service { namespace, name, cluster_ips, ports, selector: raw.spec.selector })
 }
 
 #[cfg(test)]
@@ -375,10 +334,7 @@ metadata: {name: ignored}
         assert_eq!(pod.key().0, "shop/app-v2");
         assert_eq!(pod.tag.as_deref(), Some("gray"));
         assert_eq!(pod.named_ports.get("http"), Some(&8080));
-        assert_eq!(
-            parsed.services[0].ports[0].target_port,
-            TargetPort::Name("http".into())
-        );
+        assert_eq!(parsed.services[0].ports[0].target_port, TargetPort::Name("http".into()));
         assert_eq!(parsed.warnings.len(), 2, "{:?}", parsed.warnings);
         assert!(parsed.warnings[0].contains("graylane.io/colour"));
     }
@@ -390,34 +346,21 @@ metadata: {name: ignored}
         let parsed = parse_documents(Path::new("p.yaml"), text).expect("valid");
         assert_eq!(parsed.policies[0].spec.fallback, policy::Fallback::Fail);
         assert_eq!(parsed.rules[0].spec.tag.as_deref(), Some("gray"));
-        let typo =
-            "apiVersion: graylane.io/v1alpha1\nkind: TraficPolicy\nmetadata: {name: x}\nspec: {}\n";
-        let e = parse_documents(Path::new("p.yaml"), typo)
-            .expect_err("unknown kind")
-            .to_string();
+        let typo = "apiVersion: graylane.io/v1alpha1\nkind: TraficPolicy\nmetadata: {name: x}\nspec: {}\n";
+        let e = parse_documents(Path::new("p.yaml"), typo).expect_err("unknown kind").to_string();
         assert!(e.contains("document 0: kind:"), "{e}");
         let bad = "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: x}\nspec: {service: a, routes: [{match: {path: {regex: '['}}}]}\n";
-        let e = parse_documents(Path::new("p.yaml"), bad)
-            .expect_err("bad regex")
-            .to_string();
+        let e = parse_documents(Path::new("p.yaml"), bad).expect_err("bad regex").to_string();
         assert!(e.contains("spec.routes[0].match.path.regex"), "{e}");
     }
 
     #[test]
     fn errors_name_file_document_and_field() {
         let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: 99999}]\n";
-        let e = parse_documents(Path::new("inv/bad.yaml"), bad)
-            .expect_err("invalid")
-            .to_string();
-        assert!(
-            e.starts_with("inv/bad.yaml: document 1: spec.ports[0].port:"),
-            "{e}"
-        );
-        let bad_ip =
-            "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nstatus: {podIP: 10.0.0.300}\n";
-        let e = parse_documents(Path::new("p.yaml"), bad_ip)
-            .expect_err("invalid")
-            .to_string();
+        let e = parse_documents(Path::new("inv/bad.yaml"), bad).expect_err("invalid").to_string();
+        assert!(e.starts_with("inv/bad.yaml: document 1: spec.ports[0].port:"), "{e}");
+        let bad_ip = "apiVersion: v1\nkind: Pod\nmetadata: {name: a}\nstatus: {podIP: 10.0.0.300}\n";
+        let e = parse_documents(Path::new("p.yaml"), bad_ip).expect_err("invalid").to_string();
         assert!(e.contains("document 0: status.podIP"), "{e}");
         let bad_yaml = "apiVersion: v1\nkind: Pod\nmetadata: {name: [\n";
         assert!(parse_documents(Path::new("y.yaml"), bad_yaml).is_err());

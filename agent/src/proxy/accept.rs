@@ -41,20 +41,9 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(
-        cfg: ProxyConfig,
-        records: Arc<Records>,
-        state: SharedState,
-        flows: Arc<Flows>,
-    ) -> Arc<Self> {
+    pub fn new(cfg: ProxyConfig, records: Arc<Records>, state: SharedState, flows: Arc<Flows>) -> Arc<Self> {
         let upstreams = Upstreams::new(cfg.bypass_mark, cfg.connect_timeout);
-        Arc::new(Self {
-            cfg,
-            records,
-            state,
-            flows,
-            upstreams,
-        })
+        Arc::new(Self { cfg, records, state, flows, upstreams })
     }
 
     /// Accepts until the listener fails; each connection runs on its own task.
@@ -128,23 +117,9 @@ impl Proxy {
                 tag: record_tag.clone(),
                 tenant: record_tenant.clone(),
             };
-            let hint = state
-                .routing
-                .service(orig_dst.0)
-                .map(|s| s.protocol)
-                .unwrap_or(Protocol::Detect);
+            let hint = state.routing.service(orig_dst.0).map(|s| s.protocol).unwrap_or(Protocol::Detect);
             let flow = self.flows.open(start, "tcp");
-            (
-                ConnContext {
-                    client,
-                    orig_dst,
-                    src_pod,
-                    record_tag,
-                    record_tenant,
-                    flow,
-                },
-                hint,
-            )
+            (ConnContext { client, orig_dst, src_pod, record_tag, record_tenant, flow }, hint)
         };
         tracing::debug!(
             target: "graylane::flow",
@@ -160,13 +135,11 @@ impl Proxy {
             Detected::Opaque => opaque::forward(&self, &ctx, io).await,
             Detected::Http1 | Detected::Http2 => {
                 let h2 = detected == Detected::Http2;
-                ctx.flow
-                    .update(|s| s.protocol = if h2 { "http2" } else { "http1" });
+                ctx.flow.update(|s| s.protocol = if h2 { "http2" } else { "http1" });
                 let ctx = Arc::new(ctx);
                 if let Err(e) = http::serve(self.clone(), ctx.clone(), io, h2).await {
                     tracing::debug!(client = %ctx.client, error = %e, "http connection ended with an error");
-                    ctx.flow
-                        .update(|s| s.outcome = FlowOutcome::Failed(e.to_string()));
+                    ctx.flow.update(|s| s.outcome = FlowOutcome::Failed(e.to_string()));
                 } else {
                     ctx.flow.update(|s| s.outcome = FlowOutcome::Closed);
                 }

@@ -19,9 +19,8 @@ pub async fn connect(to: UpstreamAddr, mark: u32, timeout: Duration) -> io::Resu
     let socket = TcpSocket::from_std_stream(socket.into());
     match tokio::time::timeout(timeout, socket.connect(to.0)).await {
         Ok(result) => result,
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("connect {to} timed out after {timeout:?}"),
-        )),
+        Err(_) => {
+            Err(io::Error::new(io::ErrorKind::TimedOut, format!("connect {to} timed out after {timeout:?}")))
+        }
     }
 }

@@ -23,11 +23,7 @@ pub enum Detected {
 }
 
 /// Reads until the protocol is clear or `wait` passes; returns the bytes read (to replay).
-pub async fn detect<R: AsyncRead + Unpin>(
-    io: &mut R,
-    hint: Protocol,
-    wait: Duration,
-) -> (Detected, Bytes) {
+pub async fn detect<R: AsyncRead + Unpin>(io: &mut R, hint: Protocol, wait: Duration) -> (Detected, Bytes) {
     if hint == Protocol::Opaque {
         return (Detected::Opaque, Bytes::new());
     }

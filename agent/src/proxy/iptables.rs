@@ -12,9 +12,6 @@ use tokio::net::TcpStream;
 /// The pre-NAT destination of an accepted IPv4 connection, if it was NATed to us.
 pub fn original_dst(stream: &TcpStream, local: SocketAddr) -> Option<SocketAddr> {
     let sa = getsockopt(stream, OriginalDst).ok()?;
-    let dst = SocketAddr::from((
-        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
-        u16::from_be(sa.sin_port),
-    ));
+    let dst = SocketAddr::from((Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)), u16::from_be(sa.sin_port)));
     (dst != local).then_some(dst)
 }

@@ -33,7 +33,7 @@ where
                     ctx.flow.update(|s| {
                         s.service = Some(svc.name.clone());
                         s.subset = Some(d.subset.clone());
-                        s.reason = Some(d.reason.as_str().to_owned());
+                        s.reason = Some(d.reason.as_str());
                         s.endpoint_pod = Some(d.endpoint.pod.clone());
                         s.lane_tag = lane.tag.clone();
                         s.tag_source = Some(lane.tag_source.as_str());
@@ -44,26 +44,21 @@ where
             None if state.snapshot.pod_by_ip(ctx.orig_dst.0.ip()).is_some() => {
                 Ok(UpstreamAddr(ctx.orig_dst.0))
             }
-            None => Err(RouteError::NoEndpoints {
-                service: format!("{} (unknown destination)", ctx.orig_dst),
-            }),
+            None => {
+                Err(RouteError::NoEndpoints { service: format!("{} (unknown destination)", ctx.orig_dst) })
+            }
         }
     };
     let upstream_addr = match target {
         Ok(a) => a,
         Err(e) => {
-            ctx.flow
-                .close(FlowOutcome::Failed(e.to_string()), 0, 0, started.elapsed());
+            ctx.flow.close(FlowOutcome::Failed(e.to_string()), 0, 0, started.elapsed());
             return tracing::warn!(client = %ctx.client, orig = %ctx.orig_dst, error = %e, "no upstream");
         }
     };
     ctx.flow.update(|s| s.upstream = Some(upstream_addr.0));
-    let mut upstream = match connect::connect(
-        upstream_addr,
-        proxy.cfg.bypass_mark,
-        proxy.cfg.connect_timeout,
-    )
-    .await
+    let mut upstream = match connect::connect(upstream_addr, proxy.cfg.bypass_mark, proxy.cfg.connect_timeout)
+        .await
     {
         Ok(s) => s,
         Err(e) => {
@@ -77,11 +72,7 @@ where
         }
     };
     match tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
-        Ok((up, down)) => ctx
-            .flow
-            .close(FlowOutcome::Closed, up, down, started.elapsed()),
-        Err(e) => ctx
-            .flow
-            .close(FlowOutcome::Failed(e.to_string()), 0, 0, started.elapsed()),
+        Ok((up, down)) => ctx.flow.close(FlowOutcome::Closed, up, down, started.elapsed()),
+        Err(e) => ctx.flow.close(FlowOutcome::Failed(e.to_string()), 0, 0, started.elapsed()),
     }
 }

@@ -28,10 +28,7 @@ pub struct ConnContext {
 }
 
 impl ConnContext {
-    pub fn names(
-        state: &ProxyState,
-        r: &OrigDstRecord,
-    ) -> (Option<String>, Option<String>, Option<String>) {
+    pub fn names(state: &ProxyState, r: &OrigDstRecord) -> (Option<String>, Option<String>, Option<String>) {
         let n = &state.names;
         (
             n.get(NameKind::Pod, r.pod_id).map(str::to_owned),
@@ -42,9 +39,7 @@ impl ConnContext {
 
     /// The calling pod as the current inventory knows it.
     pub fn pod<'a>(&self, state: &'a ProxyState) -> Option<&'a Arc<Pod>> {
-        self.src_pod
-            .as_deref()
-            .and_then(|k| state.snapshot.pod_by_name(k))
+        self.src_pod.as_deref().and_then(|k| state.snapshot.pod_by_name(k))
     }
 
     /// Whether lane headers from this caller are honored: a pod in the mesh that is not
@@ -60,17 +55,8 @@ impl ConnContext {
             None => (self.record_tag.clone(), self.record_tenant.clone()),
         };
         let from = |v: &Option<String>| {
-            if v.is_some() {
-                TagSource::SourcePod
-            } else {
-                TagSource::None
-            }
+            if v.is_some() { TagSource::SourcePod } else { TagSource::None }
         };
-        Lane {
-            tag_source: from(&tag),
-            tenant_source: from(&tenant),
-            tag,
-            tenant,
-        }
+        Lane { tag_source: from(&tag), tenant_source: from(&tenant), tag, tenant }
     }
 }

@@ -19,11 +19,7 @@ pub struct ProxyState {
 impl ProxyState {
     pub fn new(snapshot: Arc<Snapshot>, names: Names) -> Self {
         let routing = RoutingTable::build(&snapshot);
-        Self {
-            snapshot,
-            names,
-            routing,
-        }
+        Self { snapshot, names, routing }
     }
 }
 

@@ -40,7 +40,7 @@ pub enum FlowOutcome {
 pub struct FlowState {
     /// `tcp`, `http1`, `http2`.
     pub protocol: &'static str,
-    pub service: Option<String>,
+    pub service: Option<Arc<str>>,
     pub upstream: Option<SocketAddr>,
     pub outcome: FlowOutcome,
     pub bytes_up: u64,
@@ -51,14 +51,14 @@ pub struct FlowState {
     /// The last request's lane and routing explanation.
     pub lane_tag: Option<String>,
     pub tag_source: Option<&'static str>,
-    pub subset: Option<String>,
+    pub subset: Option<Arc<str>>,
     /// Why that subset: lane, route, base, fallback_base, fallback_chain.
-    pub reason: Option<String>,
+    pub reason: Option<&'static str>,
     /// The matched route and coloring rule, if any.
-    pub route: Option<String>,
-    pub rule: Option<String>,
+    pub route: Option<Arc<str>>,
+    pub rule: Option<Arc<str>>,
     /// The endpoint pod that served the last request.
-    pub endpoint_pod: Option<String>,
+    pub endpoint_pod: Option<Arc<str>>,
 }
 
 #[derive(Debug)]
@@ -115,10 +115,8 @@ impl Flows {
     }
 
     pub fn open(&self, start: FlowStart, protocol: &'static str) -> Arc<FlowEntry> {
-        let started_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        let started_ms =
+            SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         let entry = Arc::new(FlowEntry {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             start,
@@ -160,13 +158,8 @@ impl Flows {
 
     /// A copy of the ring, oldest first.
     pub fn list(&self) -> Vec<Flow> {
-        let entries: Vec<Arc<FlowEntry>> = self
-            .ring
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned()
-            .collect();
+        let entries: Vec<Arc<FlowEntry>> =
+            self.ring.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect();
         entries
             .iter()
             .map(|e| Flow {
@@ -202,10 +195,7 @@ mod tests {
         let c = flows.open(start(), "http1");
         c.close(FlowOutcome::Closed, 1, 2, Duration::from_millis(3));
         let list = flows.list();
-        assert_eq!(
-            list.iter().map(|f| f.id).collect::<Vec<_>>(),
-            vec![b.id, c.id]
-        );
+        assert_eq!(list.iter().map(|f| f.id).collect::<Vec<_>>(), vec![b.id, c.id]);
         assert_eq!(list[1].state.bytes_down, 2);
     }
 }

@@ -33,12 +33,7 @@ pub fn backend(dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// nginx as a plain HTTP/1.1 reverse proxy with upstream keep-alive, one worker per core
 /// (the same CPU budget graylane's runtime gets).
-pub fn reverse_proxy(
-    dir: &Path,
-    listen: &str,
-    backend: Ipv4Addr,
-    port: u16,
-) -> anyhow::Result<PathBuf> {
+pub fn reverse_proxy(dir: &Path, listen: &str, backend: Ipv4Addr, port: u16) -> anyhow::Result<PathBuf> {
     let conf = format!(
         "worker_processes auto;\n{}upstream backend {{ server {backend}:{port}; keepalive 256; }}\n\
          server {{ listen {listen} reuseport backlog=4096; location / {{ proxy_pass http://backend; \

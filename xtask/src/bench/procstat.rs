@@ -17,11 +17,7 @@ impl ProcStat {
         let mut user = 0u64;
         let mut rss = 0u64;
         for entry in std::fs::read_dir("/proc")?.flatten() {
-            let Some(p) = entry
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<u32>().ok())
-            else {
+            let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
                 continue;
             };
             let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
@@ -48,10 +44,6 @@ impl ProcStat {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0);
         }
-        Ok(Self {
-            cpu_s: cpu as f64 / ticks,
-            user_s: user as f64 / ticks,
-            rss_kib: rss,
-        })
+        Ok(Self { cpu_s: cpu as f64 / ticks, user_s: user as f64 / ticks, rss_kib: rss })
     }
 }

@@ -13,21 +13,10 @@ pub struct WrkResult {
     pub errors: u64,
 }
 
-pub fn run(
-    pod: &Pod,
-    url: &str,
-    connections: u32,
-    duration: Duration,
-) -> anyhow::Result<WrkResult> {
+pub fn run(pod: &Pod, url: &str, connections: u32, duration: Duration) -> anyhow::Result<WrkResult> {
     let (ok, out, err) = pod.run(
         "wrk",
-        &[
-            "-t2",
-            &format!("-c{connections}"),
-            &format!("-d{}s", duration.as_secs().max(1)),
-            "--latency",
-            url,
-        ],
+        &["-t2", &format!("-c{connections}"), &format!("-d{}s", duration.as_secs().max(1)), "--latency", url],
     )?;
     if !ok {
         bail!("wrk {url}: {err}");
@@ -36,13 +25,7 @@ pub fn run(
 }
 
 fn parse(out: &str) -> anyhow::Result<WrkResult> {
-    let mut r = WrkResult {
-        requests: 0,
-        rps: 0.0,
-        p50_ms: 0.0,
-        p99_ms: 0.0,
-        errors: 0,
-    };
+    let mut r = WrkResult { requests: 0, rps: 0.0, p50_ms: 0.0, p99_ms: 0.0, errors: 0 };
     for line in out.lines().map(str::trim) {
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
@@ -52,10 +35,8 @@ fn parse(out: &str) -> anyhow::Result<WrkResult> {
             [n, "requests", "in", ..] => r.requests = n.parse()?,
             ["Non-2xx", "or", "3xx", "responses:", n] => r.errors += n.parse::<u64>()?,
             ["Socket", "errors:", rest @ ..] => {
-                r.errors += rest
-                    .iter()
-                    .filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok())
-                    .sum::<u64>();
+                r.errors +=
+                    rest.iter().filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok()).sum::<u64>();
             }
             _ => {}
         }

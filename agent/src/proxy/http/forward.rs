@@ -19,9 +19,9 @@ struct Routed {
     target: SocketAddr,
     lane: Lane,
     trusted: bool,
-    service: Option<String>,
-    route: Option<String>,
-    rule: Option<String>,
+    service: Option<std::sync::Arc<str>>,
+    route: Option<std::sync::Arc<str>>,
+    rule: Option<std::sync::Arc<str>>,
     decision: Option<Decision>,
 }
 
@@ -42,38 +42,23 @@ pub async fn handle(
     headers::propagate(&mut parts.headers, &routed.lane);
     headers::strip_hop_by_hop(&mut parts.headers, upgrade);
     if !parts.headers.contains_key(header::HOST)
-        && let Some(authority) = parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        && let Some(authority) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
     {
         parts.headers.insert(header::HOST, authority);
     }
-    let path = parts
-        .uri
-        .path_and_query()
-        .map(|p| p.as_str())
-        .unwrap_or("/");
-    parts.uri = match endpoint_uri(routed.target, path) {
+    let authority = routed.decision.as_ref().map(|d| d.endpoint.authority.clone());
+    parts.uri = match endpoint_uri(routed.target, authority, &parts.uri) {
         Ok(u) => u,
         Err(e) => {
             let resp = rescue::local(http::StatusCode::BAD_REQUEST, "bad_request", &e.to_string());
             return finish(resp, routed.trusted, h2);
         }
     };
-    parts.version = if h2 {
-        Version::HTTP_2
-    } else {
-        Version::HTTP_11
-    };
+    parts.version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
     let upstream_req = Request::from_parts(parts, body.boxed());
 
     let _in_flight = routed.decision.as_ref().map(|d| d.endpoint.start());
-    let client = if h2 {
-        &proxy.upstreams.h2
-    } else {
-        &proxy.upstreams.h1
-    };
+    let client = if h2 { &proxy.upstreams.h2 } else { &proxy.upstreams.h1 };
     let resp = match client.request(upstream_req).await {
         Ok(mut resp) => {
             if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
@@ -132,14 +117,11 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
             return Ok(routed);
         }
         record(ctx, &routed, 503);
-        return Err(Box::new(Rejected {
-            resp: rescue::unknown_destination(ctx.orig_dst),
-            trusted,
-        }));
+        return Err(Box::new(Rejected { resp: rescue::unknown_destination(ctx.orig_dst), trusted }));
     };
     routed.service = Some(svc.name.clone());
     let route = svc.route(&view);
-    routed.route = route.map(|r| r.name.clone().unwrap_or_else(|| "(unnamed)".into()));
+    routed.route = route.map(|r| r.name.clone());
     let key = PickKey {
         hash: svc.hash(Some(view.headers), ctx.client.0),
         client: ctx.src_pod.as_deref().unwrap_or(""),
@@ -148,10 +130,7 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
         Ok(d) => d,
         Err(e) => {
             record(ctx, &routed, 503);
-            return Err(Box::new(Rejected {
-                resp: rescue::route_error(&e),
-                trusted,
-            }));
+            return Err(Box::new(Rejected { resp: rescue::route_error(&e), trusted }));
         }
     };
     if let Some(r) = route {
@@ -167,10 +146,7 @@ fn rewrite(headers: &mut HeaderMap, rw: &crate::inventory::policy::HeaderRewrite
         headers.remove(name.as_str());
     }
     for (k, v) in &rw.add {
-        if let (Ok(k), Ok(v)) = (
-            http::HeaderName::from_bytes(k.as_bytes()),
-            HeaderValue::from_str(v),
-        ) {
+        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
             headers.insert(k, v);
         }
     }
@@ -182,11 +158,7 @@ fn finish(mut resp: Response<Body>, trusted: bool, h2: bool) -> Response<Body> {
     if !trusted {
         headers::strip_lane(resp.headers_mut());
     }
-    *resp.version_mut() = if h2 {
-        Version::HTTP_2
-    } else {
-        Version::HTTP_11
-    };
+    *resp.version_mut() = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
     resp
 }
 
@@ -201,7 +173,7 @@ fn record(ctx: &ConnContext, r: &Routed, status: u16) {
         s.route.clone_from(&r.route);
         s.rule.clone_from(&r.rule);
         s.subset = r.decision.as_ref().map(|d| d.subset.clone());
-        s.reason = r.decision.as_ref().map(|d| d.reason.as_str().to_owned());
+        s.reason = r.decision.as_ref().map(|d| d.reason.as_str());
         s.endpoint_pod = r.decision.as_ref().map(|d| d.endpoint.pod.clone());
         s.upstream = Some(r.target);
     });

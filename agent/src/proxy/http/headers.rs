@@ -27,16 +27,12 @@ pub fn read_lane(headers: &HeaderMap) -> (Option<String>, Option<String>) {
 }
 
 fn baggage<'a>(headers: &'a HeaderMap, key: &str) -> Option<&'a str> {
-    headers
-        .get_all("baggage")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|line| {
-            line.split(',').find_map(|member| {
-                let (k, v) = member.split_once('=')?;
-                (k.trim() == key).then(|| v.split(';').next().unwrap_or("").trim())
-            })
+    headers.get_all("baggage").iter().filter_map(|v| v.to_str().ok()).find_map(|line| {
+        line.split(',').find_map(|member| {
+            let (k, v) = member.split_once('=')?;
+            (k.trim() == key).then(|| v.split(';').next().unwrap_or("").trim())
         })
+    })
 }
 
 /// Removes every lane header and baggage entry (untrusted callers, and responses to them).
@@ -49,10 +45,7 @@ pub fn strip_lane(headers: &mut HeaderMap) {
 /// Sets the resolved lane on a forwarded request, so the next hop keeps it.
 pub fn propagate(headers: &mut HeaderMap, lane: &Lane) {
     let mut entries = Vec::new();
-    for (name, key, value) in [
-        (&TAG, BAGGAGE_TAG, &lane.tag),
-        (&TENANT, BAGGAGE_TENANT, &lane.tenant),
-    ] {
+    for (name, key, value) in [(&TAG, BAGGAGE_TAG, &lane.tag), (&TENANT, BAGGAGE_TENANT, &lane.tenant)] {
         match value.as_deref().and_then(|v| HeaderValue::from_str(v).ok()) {
             Some(v) => {
                 headers.insert(name.clone(), v);
@@ -68,6 +61,16 @@ pub fn propagate(headers: &mut HeaderMap, lane: &Lane) {
 
 /// Keeps foreign baggage members, drops ours, appends `entries`.
 fn rewrite_baggage(headers: &mut HeaderMap, entries: &[(&str, &str)]) {
+    if !headers.contains_key("baggage") {
+        // The common case: nothing to merge.
+        if !entries.is_empty() {
+            let joined: Vec<String> = entries.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if let Ok(v) = HeaderValue::from_str(&joined.join(",")) {
+                headers.insert("baggage", v);
+            }
+        }
+        return;
+    }
     let mut members: Vec<String> = headers
         .get_all("baggage")
         .iter()
@@ -96,10 +99,7 @@ pub fn is_upgrade(headers: &HeaderMap) -> bool {
             .get_all(header::CONNECTION)
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .any(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-            })
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
 }
 
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1), and those the `Connection` header names.
@@ -116,17 +116,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for n in named {
         headers.remove(n);
     }
-    for n in [
-        "keep-alive",
-        "proxy-connection",
-        "transfer-encoding",
-        "trailer",
-    ] {
+    for n in ["keep-alive", "proxy-connection", "transfer-encoding", "trailer"] {
         headers.remove(n);
     }
-    let te_trailers = headers
-        .get(header::TE)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
+    let te_trailers = headers.get(header::TE).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"trailers"));
     if !te_trailers {
         headers.remove(header::TE);
     }
@@ -144,20 +137,14 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).expect("name"),
-                v.parse().expect("value"),
-            );
+            h.append(HeaderName::from_bytes(k.as_bytes()).expect("name"), v.parse().expect("value"));
         }
         h
     }
 
     #[test]
     fn reads_headers_then_baggage_and_ignores_malformed() {
-        let h = map(&[
-            ("baggage", "userId=7, graylane-tag=gray;prop=1"),
-            ("x-graylane-tenant", "acme"),
-        ]);
+        let h = map(&[("baggage", "userId=7, graylane-tag=gray;prop=1"), ("x-graylane-tenant", "acme")]);
         assert_eq!(read_lane(&h), (Some("gray".into()), Some("acme".into())));
         let bad = map(&[("x-graylane-tag", "-bad value-")]);
         assert_eq!(read_lane(&bad), (None, None));
@@ -165,10 +152,7 @@ mod tests {
 
     #[test]
     fn propagation_replaces_our_baggage_and_keeps_the_rest() {
-        let mut h = map(&[
-            ("baggage", "userId=7,graylane-tag=old"),
-            ("x-graylane-tag", "old"),
-        ]);
+        let mut h = map(&[("baggage", "userId=7,graylane-tag=old"), ("x-graylane-tag", "old")]);
         let lane = Lane {
             tag: Some("gray".into()),
             tag_source: TagSource::Header,
@@ -176,20 +160,11 @@ mod tests {
             tenant_source: TagSource::None,
         };
         propagate(&mut h, &lane);
-        assert_eq!(
-            h.get("x-graylane-tag").and_then(|v| v.to_str().ok()),
-            Some("gray")
-        );
-        assert_eq!(
-            h.get("baggage").and_then(|v| v.to_str().ok()),
-            Some("userId=7,graylane-tag=gray")
-        );
+        assert_eq!(h.get("x-graylane-tag").and_then(|v| v.to_str().ok()), Some("gray"));
+        assert_eq!(h.get("baggage").and_then(|v| v.to_str().ok()), Some("userId=7,graylane-tag=gray"));
         strip_lane(&mut h);
         assert!(h.get("x-graylane-tag").is_none());
-        assert_eq!(
-            h.get("baggage").and_then(|v| v.to_str().ok()),
-            Some("userId=7")
-        );
+        assert_eq!(h.get("baggage").and_then(|v| v.to_str().ok()), Some("userId=7"));
     }
 
     #[test]

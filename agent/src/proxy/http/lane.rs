@@ -18,7 +18,7 @@ pub struct Resolved {
     pub lane: Lane,
     pub tenant_spoof: bool,
     /// The coloring rule that applied, if any.
-    pub rule: Option<String>,
+    pub rule: Option<std::sync::Arc<str>>,
 }
 
 /// `trusted` callers' lane headers count; others' were stripped before this.
@@ -29,13 +29,10 @@ pub fn resolve(
     view: &RequestView<'_>,
     rules: &[CompiledRule],
 ) -> Resolved {
-    let (header_tag, header_tenant) = if trusted {
-        headers::read_lane(view.headers)
-    } else {
-        (None, None)
-    };
+    let (header_tag, header_tenant) = if trusted { headers::read_lane(view.headers) } else { (None, None) };
     let source = ctx.source_lane(pod);
-    let sample = sample(view.headers);
+    // Only percentage rules need a sample.
+    let sample = if rules.iter().any(|r| r.share < 10_000) { sample(view.headers) } else { 0 };
     let labels = pod.map(|p| (p.namespace.as_str(), &p.labels));
     let rule = rules.iter().find(|r| r.applies(labels, view, sample));
 
@@ -58,12 +55,7 @@ pub fn resolve(
         (None, TagSource::None)
     };
     Resolved {
-        lane: Lane {
-            tag,
-            tag_source,
-            tenant,
-            tenant_source,
-        },
+        lane: Lane { tag, tag_source, tenant, tenant_source },
         tenant_spoof,
         rule: rule.map(|r| r.name.clone()),
     }

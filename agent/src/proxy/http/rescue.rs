@@ -12,17 +12,12 @@ use crate::proxy::routing::RouteError;
 
 /// A local answer: `status`, a reason token, and a one-line explanation as the body.
 pub fn local(status: StatusCode, reason: &'static str, detail: &str) -> Response<Body> {
-    let body = Full::new(Bytes::from(format!("{detail}\n")))
-        .map_err(|never| match never {})
-        .boxed();
+    let body = Full::new(Bytes::from(format!("{detail}\n"))).map_err(|never| match never {}).boxed();
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
+    resp.headers_mut().insert(REASON, http::HeaderValue::from_static(reason));
     resp.headers_mut()
-        .insert(REASON, http::HeaderValue::from_static(reason));
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+        .insert(header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }
 
@@ -49,26 +44,13 @@ pub fn upstream_error(
     upstream: impl std::fmt::Display,
 ) -> Response<Body> {
     let timed_out = source_chain(e).any(|s| {
-        s.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        s.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
     });
     if e.is_connect() {
-        let reason = if timed_out {
-            "upstream_connect_timeout"
-        } else {
-            "upstream_connect_failure"
-        };
-        return local(
-            StatusCode::SERVICE_UNAVAILABLE,
-            reason,
-            &format!("connect {upstream}: {}", chain(e)),
-        );
+        let reason = if timed_out { "upstream_connect_timeout" } else { "upstream_connect_failure" };
+        return local(StatusCode::SERVICE_UNAVAILABLE, reason, &format!("connect {upstream}: {}", chain(e)));
     }
-    local(
-        StatusCode::BAD_GATEWAY,
-        "upstream_reset",
-        &format!("{upstream}: {}", chain(e)),
-    )
+    local(StatusCode::BAD_GATEWAY, "upstream_reset", &format!("{upstream}: {}", chain(e)))
 }
 
 fn source_chain<'a>(

@@ -9,12 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::forward;
 use crate::proxy::{Proxy, source::ConnContext};
 
-pub async fn serve<T>(
-    proxy: Arc<Proxy>,
-    ctx: Arc<ConnContext>,
-    io: T,
-    h2: bool,
-) -> Result<(), hyper::Error>
+pub async fn serve<T>(proxy: Arc<Proxy>, ctx: Arc<ConnContext>, io: T, h2: bool) -> Result<(), hyper::Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -24,14 +19,8 @@ where
     });
     let io = TokioIo::new(io);
     if h2 {
-        conn::http2::Builder::new(TokioExecutor::new())
-            .serve_connection(io, svc)
-            .await
+        conn::http2::Builder::new(TokioExecutor::new()).serve_connection(io, svc).await
     } else {
-        conn::http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(io, svc)
-            .with_upgrades()
-            .await
+        conn::http1::Builder::new().keep_alive(true).serve_connection(io, svc).with_upgrades().await
     }
 }

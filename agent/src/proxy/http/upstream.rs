@@ -9,7 +9,10 @@ use std::{
     time::Duration,
 };
 
-use http::Uri;
+use http::{
+    Uri,
+    uri::{Authority, PathAndQuery, Scheme},
+};
 use hyper_util::{
     client::legacy::Client,
     rt::{TokioExecutor, TokioIo},
@@ -39,18 +42,11 @@ impl tower_service::Service<Uri> for Connector {
         let (mark, timeout) = (self.mark, self.timeout);
         Box::pin(async move {
             // `ip:port` or `[ip6]:port`: both parse as a socket address.
-            let addr: SocketAddr = uri
-                .authority()
-                .and_then(|a| a.as_str().parse().ok())
-                .ok_or_else(|| {
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidInput,
-                        format!("no endpoint in {uri}"),
-                    )
+            let addr: SocketAddr =
+                uri.authority().and_then(|a| a.as_str().parse().ok()).ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("no endpoint in {uri}"))
                 })?;
-            connect::connect(UpstreamAddr(addr), mark, timeout)
-                .await
-                .map(TokioIo::new)
+            connect::connect(UpstreamAddr(addr), mark, timeout).await.map(TokioIo::new)
         })
     }
 }
@@ -74,11 +70,21 @@ impl Upstreams {
     }
 }
 
-/// The URI the pool is keyed by: the endpoint, and the request's path and query.
-pub fn endpoint_uri(endpoint: SocketAddr, path_and_query: &str) -> Result<Uri, http::Error> {
-    Uri::builder()
-        .scheme("http")
-        .authority(endpoint.to_string())
-        .path_and_query(path_and_query)
-        .build()
+/// The URI the pool is keyed by: the endpoint (its authority, if already made), and the
+/// request's path and query.
+pub fn endpoint_uri(
+    endpoint: SocketAddr,
+    authority: Option<Authority>,
+    original: &Uri,
+) -> Result<Uri, http::Error> {
+    let authority = match authority {
+        Some(a) => a,
+        None => Authority::try_from(endpoint.to_string().as_str())?,
+    };
+    let path = original.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(authority);
+    parts.path_and_query = Some(path);
+    Ok(Uri::from_parts(parts)?)
 }

@@ -55,11 +55,7 @@ impl Balancer {
             LbPolicy::LeastRequest => {
                 let mut rng = rand::rng();
                 let (a, b) = (rng.random_range(0..n), rng.random_range(0..n));
-                if endpoints[b].in_flight() < endpoints[a].in_flight() {
-                    b
-                } else {
-                    a
-                }
+                if endpoints[b].in_flight() < endpoints[a].in_flight() { b } else { a }
             }
             LbPolicy::RingHash => match key.hash {
                 Some(h) => ring_lookup(&self.ring, h),
@@ -78,9 +74,7 @@ fn build_ring(endpoints: &[std::sync::Arc<Endpoint>], min_size: usize) -> Vec<(u
     let mut ring: Vec<(u64, usize)> = endpoints
         .iter()
         .enumerate()
-        .flat_map(|(i, e)| {
-            (0..per).map(move |r| (xxh3_64(format!("{}#{r}", e.addr).as_bytes()), i))
-        })
+        .flat_map(|(i, e)| (0..per).map(move |r| (xxh3_64(format!("{}#{r}", e.addr).as_bytes()), i)))
         .collect();
     ring.sort_unstable();
     ring
@@ -122,52 +116,27 @@ mod tests {
     }
 
     fn lb(policy: LbPolicy) -> LoadBalancer {
-        LoadBalancer {
-            policy,
-            ..Default::default()
-        }
+        LoadBalancer { policy, ..Default::default() }
     }
 
     #[test]
     fn round_robin_is_even_and_ring_hash_is_sticky() {
         let eps = endpoints(4);
-        let key = PickKey {
-            hash: None,
-            client: "c",
-        };
+        let key = PickKey { hash: None, client: "c" };
         let b = Balancer::new(&lb(LbPolicy::RoundRobin), &eps);
         let mut counts = [0; 4];
         for _ in 0..400 {
             counts[b.pick(&eps, &key)] += 1;
         }
         assert_eq!(counts, [100; 4]);
-        let ring = Balancer::new(
-            &LoadBalancer {
-                policy: LbPolicy::RingHash,
-                ..Default::default()
-            },
-            &eps,
-        );
-        let k = PickKey {
-            hash: Some(xxh3_64(b"alice")),
-            client: "c",
-        };
+        let ring = Balancer::new(&LoadBalancer { policy: LbPolicy::RingHash, ..Default::default() }, &eps);
+        let k = PickKey { hash: Some(xxh3_64(b"alice")), client: "c" };
         let first = ring.pick(&eps, &k);
         assert!((0..50).all(|_| ring.pick(&eps, &k) == first));
         // Removing another endpoint keeps alice where she was (consistent hashing).
-        let fewer: Vec<_> = eps
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != (first + 1) % 4)
-            .map(|(_, e)| e.clone())
-            .collect();
-        let ring2 = Balancer::new(
-            &LoadBalancer {
-                policy: LbPolicy::RingHash,
-                ..Default::default()
-            },
-            &fewer,
-        );
+        let fewer: Vec<_> =
+            eps.iter().enumerate().filter(|(i, _)| *i != (first + 1) % 4).map(|(_, e)| e.clone()).collect();
+        let ring2 = Balancer::new(&LoadBalancer { policy: LbPolicy::RingHash, ..Default::default() }, &fewer);
         assert_eq!(fewer[ring2.pick(&fewer, &k)].addr, eps[first].addr);
     }
 
@@ -176,10 +145,7 @@ mod tests {
         let eps = endpoints(2);
         let _busy: Vec<_> = (0..10).map(|_| eps[0].start()).collect();
         let b = Balancer::new(&lb(LbPolicy::LeastRequest), &eps);
-        let key = PickKey {
-            hash: None,
-            client: "c",
-        };
+        let key = PickKey { hash: None, client: "c" };
         let to_busy = (0..1000).filter(|_| b.pick(&eps, &key) == 0).count();
         // Only when both random choices land on the busy one: ~25%.
         assert!(to_busy < 350, "{to_busy}");
@@ -192,10 +158,6 @@ mod tests {
         let mut all: Vec<usize> = subsets.concat();
         all.sort_unstable();
         assert_eq!(all, (0..12).collect::<Vec<_>>());
-        assert_eq!(
-            deterministic_subset(12, 2, size),
-            subsets[2],
-            "stable for a client"
-        );
+        assert_eq!(deterministic_subset(12, 2, size), subsets[2], "stable for a client");
     }
 }

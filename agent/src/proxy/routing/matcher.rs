@@ -61,15 +61,13 @@ struct Keyed {
 }
 
 fn keyed(m: &KeyMatch) -> Result<Keyed, regex::Error> {
-    Ok(Keyed {
-        name: m.name.to_ascii_lowercase(),
-        text: text(&m.exact, &m.prefix, &m.regex, m.present)?,
-    })
+    Ok(Keyed { name: m.name.to_ascii_lowercase(), text: text(&m.exact, &m.prefix, &m.regex, m.present)? })
 }
 
 #[derive(Clone)]
 pub struct CompiledRoute {
-    pub name: Option<String>,
+    /// The route's name (or `route-<index>`), for explanations.
+    pub name: std::sync::Arc<str>,
     path: Option<Text>,
     method: Option<Method>,
     headers: Vec<Keyed>,
@@ -79,35 +77,17 @@ pub struct CompiledRoute {
 }
 
 impl CompiledRoute {
-    pub fn compile(route: &Route) -> Result<Self, regex::Error> {
+    pub fn compile(route: &Route, index: usize) -> Result<Self, regex::Error> {
         let path = match &route.matches.path {
-            Some(StringMatch {
-                exact,
-                prefix,
-                regex,
-            }) => Some(text(exact, prefix, regex, None)?),
+            Some(StringMatch { exact, prefix, regex }) => Some(text(exact, prefix, regex, None)?),
             None => None,
         };
         Ok(Self {
-            name: route.name.clone(),
+            name: route.name.clone().unwrap_or_else(|| format!("route-{index}")).into(),
             path,
-            method: route
-                .matches
-                .method
-                .as_deref()
-                .and_then(|m| Method::from_bytes(m.as_bytes()).ok()),
-            headers: route
-                .matches
-                .headers
-                .iter()
-                .map(keyed)
-                .collect::<Result<_, _>>()?,
-            query: route
-                .matches
-                .query
-                .iter()
-                .map(keyed)
-                .collect::<Result<_, _>>()?,
+            method: route.matches.method.as_deref().and_then(|m| Method::from_bytes(m.as_bytes()).ok()),
+            headers: route.matches.headers.iter().map(keyed).collect::<Result<_, _>>()?,
+            query: route.matches.query.iter().map(keyed).collect::<Result<_, _>>()?,
             destinations: route.destinations.clone(),
             rewrite: route.headers.clone(),
         })
@@ -117,22 +97,14 @@ impl CompiledRoute {
         if self.method.as_ref().is_some_and(|m| m != req.method) {
             return false;
         }
-        if self
-            .path
-            .as_ref()
-            .is_some_and(|p| !p.matches(Some(req.path)))
-        {
+        if self.path.as_ref().is_some_and(|p| !p.matches(Some(req.path))) {
             return false;
         }
         let header_ok = self.headers.iter().all(|k| {
             let v = req.headers.get(&k.name).and_then(|v| v.to_str().ok());
             k.text.matches(v)
         });
-        header_ok
-            && self
-                .query
-                .iter()
-                .all(|k| k.text.matches(query_param(req.query, &k.name)))
+        header_ok && self.query.iter().all(|k| k.text.matches(query_param(req.query, &k.name)))
     }
 }
 
@@ -150,7 +122,7 @@ mod tests {
 
     fn route(yaml: &str) -> CompiledRoute {
         let r: Route = serde_norway::from_str(yaml).expect("yaml");
-        CompiledRoute::compile(&r).expect("compile")
+        CompiledRoute::compile(&r, 0).expect("compile")
     }
 
     fn view<'a>(
@@ -159,12 +131,7 @@ mod tests {
         query: Option<&'a str>,
         headers: &'a HeaderMap,
     ) -> RequestView<'a> {
-        RequestView {
-            method,
-            path,
-            query,
-            headers,
-        }
+        RequestView { method, path, query, headers }
     }
 
     #[test]

@@ -24,26 +24,21 @@ struct Check {
 }
 
 pub struct CompiledRule {
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     namespace: String,
     selector: BTreeMap<String, String>,
     checks: Vec<Check>,
     /// Share in parts per 10 000.
-    share: u64,
+    pub share: u64,
     pub tag: Option<String>,
     pub tenant: Option<String>,
 }
 
 impl CompiledRule {
     pub fn compile(rule: &Named<TrafficLabelRuleSpec>) -> Result<Self, regex::Error> {
-        let checks = rule
-            .spec
-            .matches
-            .iter()
-            .map(check)
-            .collect::<Result<_, _>>()?;
+        let checks = rule.spec.matches.iter().map(check).collect::<Result<_, _>>()?;
         Ok(Self {
-            name: format!("{}/{}", rule.namespace, rule.name),
+            name: format!("{}/{}", rule.namespace, rule.name).into(),
             namespace: rule.namespace.clone(),
             selector: rule.spec.selector.clone(),
             checks,
@@ -82,11 +77,7 @@ fn check(m: &LabelMatch) -> Result<Check, regex::Error> {
         "present" => Cond::Present,
         _ => Cond::Eq(m.value.clone()),
     };
-    Ok(Check {
-        kind: m.kind,
-        key: m.key.clone(),
-        cond,
-    })
+    Ok(Check { kind: m.kind, key: m.key.clone(), cond })
 }
 
 impl Check {
@@ -96,9 +87,7 @@ impl Check {
             LabelMatchType::Cookie => cookie(req.headers, &self.key),
             LabelMatchType::Query => query_param(req.query, &self.key),
             LabelMatchType::Path => Some(req.path),
-            LabelMatchType::SourceLabel => {
-                labels.and_then(|l| l.get(&self.key)).map(String::as_str)
-            }
+            LabelMatchType::SourceLabel => labels.and_then(|l| l.get(&self.key)).map(String::as_str),
         };
         match (&self.cond, value) {
             (Cond::Present, v) => v.is_some(),
@@ -117,16 +106,12 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// The value of cookie `name` in the `Cookie` header(s).
 pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|line| {
-            line.split(';').find_map(|kv| {
-                let (k, v) = kv.trim().split_once('=')?;
-                (k == name).then_some(v)
-            })
+    headers.get_all(http::header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|line| {
+        line.split(';').find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            (k == name).then_some(v)
         })
+    })
 }
 
 #[cfg(test)]
@@ -137,12 +122,8 @@ mod tests {
 
     fn rule(yaml: &str) -> CompiledRule {
         let spec: TrafficLabelRuleSpec = serde_norway::from_str(yaml).expect("yaml");
-        CompiledRule::compile(&Named {
-            namespace: "default".into(),
-            name: "r".into(),
-            spec,
-        })
-        .expect("compile")
+        CompiledRule::compile(&Named { namespace: "default".into(), name: "r".into(), spec })
+            .expect("compile")
     }
 
     #[test]
@@ -155,21 +136,11 @@ mod tests {
         let gw: BTreeMap<String, String> = [("app".to_string(), "gateway".to_string())].into();
         let other: BTreeMap<String, String> = [("app".to_string(), "other".to_string())].into();
         let get = Method::GET;
-        let req = RequestView {
-            method: &get,
-            path: "/shop/cart",
-            query: None,
-            headers: &h,
-        };
+        let req = RequestView { method: &get, path: "/shop/cart", query: None, headers: &h };
         assert!(r.applies(Some(("default", &gw)), &req, 0));
         assert!(!r.applies(Some(("default", &other)), &req, 0));
         assert!(!r.applies(Some(("prod", &gw)), &req, 0));
-        let req = RequestView {
-            method: &get,
-            path: "/home",
-            query: None,
-            headers: &h,
-        };
+        let req = RequestView { method: &get, path: "/home", query: None, headers: &h };
         assert!(!r.applies(Some(("default", &gw)), &req, 0));
     }
 
@@ -178,12 +149,7 @@ mod tests {
         let r = rule("tag: canary\npercentage: 10");
         let h = HeaderMap::new();
         let get = Method::GET;
-        let req = RequestView {
-            method: &get,
-            path: "/",
-            query: None,
-            headers: &h,
-        };
+        let req = RequestView { method: &get, path: "/", query: None, headers: &h };
         let hits = (0..10_000u64).filter(|s| r.applies(None, &req, *s)).count();
         assert_eq!(hits, 1000);
     }

@@ -26,8 +26,10 @@ pub const BASE: &str = "base";
 #[derive(Debug)]
 pub struct Endpoint {
     pub addr: SocketAddr,
+    /// `addr` as a URI authority, made once (upstream URIs are built per request).
+    pub authority: http::uri::Authority,
     /// `namespace/name` of the pod.
-    pub pod: String,
+    pub pod: Arc<str>,
     pub tag: Option<String>,
     pub tenant: Option<String>,
     in_flight: AtomicUsize,
@@ -44,13 +46,9 @@ impl Drop for InFlight {
 
 impl Endpoint {
     pub fn new(addr: SocketAddr, pod: String, tag: Option<String>, tenant: Option<String>) -> Self {
-        Self {
-            addr,
-            pod,
-            tag,
-            tenant,
-            in_flight: AtomicUsize::new(0),
-        }
+        let authority = http::uri::Authority::try_from(addr.to_string().as_str())
+            .unwrap_or_else(|_| http::uri::Authority::from_static("invalid"));
+        Self { addr, authority, pod: pod.into(), tag, tenant, in_flight: AtomicUsize::new(0) }
     }
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
@@ -62,6 +60,7 @@ impl Endpoint {
 }
 
 struct Subset {
+    name: Arc<str>,
     endpoints: Vec<Arc<Endpoint>>,
     balancer: Balancer,
 }
@@ -85,13 +84,8 @@ impl Subsets {
             .into_iter()
             .map(|(name, eps)| {
                 let balancer = Balancer::new(lb, &eps);
-                (
-                    name,
-                    Subset {
-                        endpoints: eps,
-                        balancer,
-                    },
-                )
+                let subset = Subset { name: name.as_str().into(), endpoints: eps, balancer };
+                (name, subset)
             })
             .collect();
         Self { by_name }
@@ -132,7 +126,7 @@ impl SubsetReason {
 
 #[derive(Debug)]
 pub struct Decision {
-    pub subset: String,
+    pub subset: Arc<str>,
     pub endpoint: Arc<Endpoint>,
     pub reason: SubsetReason,
 }
@@ -160,10 +154,7 @@ impl ServiceEndpoints {
         for e in endpoints {
             tenants.entry(e.tenant.clone()).or_default().push(e.clone());
         }
-        let by_tenant = tenants
-            .into_iter()
-            .map(|(t, eps)| (t, Subsets::build(&eps, lb)))
-            .collect();
+        let by_tenant = tenants.into_iter().map(|(t, eps)| (t, Subsets::build(&eps, lb))).collect();
         Self { service, by_tenant }
     }
 
@@ -177,84 +168,62 @@ impl ServiceEndpoints {
     ) -> Result<Decision, RouteError> {
         let group = self.group(lane)?;
         let routed = route.map(|r| r.destinations.as_slice()).unwrap_or_default();
-        let (name, reason) = match lane.tag.as_deref() {
-            Some(tag) if group.get(tag).is_some() => (tag.to_owned(), SubsetReason::Lane),
+        let (name, reason): (&str, _) = match lane.tag.as_deref() {
+            Some(tag) if group.get(tag).is_some() => (tag, SubsetReason::Lane),
             Some(tag) => match fallback {
                 Fallback::Fail => return Err(self.unavailable(tag)),
                 Fallback::Chain(chain) => {
-                    let next = chain
-                        .iter()
-                        .find(|s| group.get(s).is_some())
-                        .ok_or_else(|| self.unavailable(tag))?;
-                    (next.clone(), SubsetReason::FallbackChain)
+                    let next =
+                        chain.iter().find(|s| group.get(s).is_some()).ok_or_else(|| self.unavailable(tag))?;
+                    (next, SubsetReason::FallbackChain)
                 }
-                Fallback::Base => match weighted(group, routed) {
-                    Some(s) => (s, SubsetReason::FallbackBase),
-                    None => (BASE.to_owned(), SubsetReason::FallbackBase),
-                },
+                Fallback::Base => (weighted(group, routed).unwrap_or(BASE), SubsetReason::FallbackBase),
             },
             None => match weighted(group, routed) {
                 Some(s) => (s, SubsetReason::Route),
                 None if !routed.is_empty() => return Err(self.no_endpoints()),
-                None => (BASE.to_owned(), SubsetReason::Base),
+                None => (BASE, SubsetReason::Base),
             },
         };
-        let subset = group.get(&name).ok_or_else(|| self.no_endpoints())?;
+        let subset = group.get(name).ok_or_else(|| self.no_endpoints())?;
         let i = subset.balancer.pick(&subset.endpoints, key);
-        Ok(Decision {
-            subset: name,
-            endpoint: subset.endpoints[i].clone(),
-            reason,
-        })
+        Ok(Decision { subset: subset.name.clone(), endpoint: subset.endpoints[i].clone(), reason })
     }
 
     /// A tenant's own endpoints, else the untenanted (shared) ones; never another tenant's.
     fn group(&self, lane: &Lane) -> Result<&Subsets, RouteError> {
         match &lane.tenant {
-            Some(t) => self
-                .by_tenant
-                .get(&Some(t.clone()))
-                .or_else(|| self.by_tenant.get(&None))
-                .ok_or_else(|| RouteError::TenantIsolation {
-                    service: self.service.clone(),
-                    tenant: t.clone(),
-                }),
+            Some(t) => {
+                self.by_tenant.get(&Some(t.clone())).or_else(|| self.by_tenant.get(&None)).ok_or_else(|| {
+                    RouteError::TenantIsolation { service: self.service.clone(), tenant: t.clone() }
+                })
+            }
             None => self.by_tenant.get(&None).ok_or_else(|| {
                 if self.by_tenant.is_empty() {
                     self.no_endpoints()
                 } else {
-                    RouteError::TenantIsolation {
-                        service: self.service.clone(),
-                        tenant: "(none)".into(),
-                    }
+                    RouteError::TenantIsolation { service: self.service.clone(), tenant: "(none)".into() }
                 }
             }),
         }
     }
 
     fn unavailable(&self, subset: &str) -> RouteError {
-        RouteError::SubsetUnavailable {
-            service: self.service.clone(),
-            subset: subset.to_owned(),
-        }
+        RouteError::SubsetUnavailable { service: self.service.clone(), subset: subset.to_owned() }
     }
 
     fn no_endpoints(&self) -> RouteError {
-        RouteError::NoEndpoints {
-            service: self.service.clone(),
-        }
+        RouteError::NoEndpoints { service: self.service.clone() }
     }
 }
 
 /// A subset drawn by weight among the route's destinations that have endpoints.
-fn weighted(
+fn weighted<'a>(
     group: &Subsets,
-    destinations: &[crate::inventory::policy::Destination],
-) -> Option<String> {
-    let live: Vec<_> = destinations
-        .iter()
-        .filter(|d| d.weight > 0 && group.get(&d.subset).is_some())
-        .collect();
+    destinations: &'a [crate::inventory::policy::Destination],
+) -> Option<&'a str> {
+    let live: Vec<_> =
+        destinations.iter().filter(|d| d.weight > 0 && group.get(&d.subset).is_some()).collect();
     let total: u32 = live.iter().map(|d| d.weight).sum();
     if total == 0 {
         return None;
@@ -262,7 +231,7 @@ fn weighted(
     let mut draw = rand::rng().random_range(0..total);
     for d in live {
         if draw < d.weight {
-            return Some(d.subset.clone());
+            return Some(d.subset.as_str());
         }
         draw -= d.weight;
     }
@@ -297,12 +266,9 @@ mod tests {
         l: &Lane,
         fallback: &Fallback,
     ) -> Result<(String, SubsetReason, String), RouteError> {
-        let key = PickKey {
-            hash: None,
-            client: "c",
-        };
+        let key = PickKey { hash: None, client: "c" };
         svc.decide(l, None, fallback, &key)
-            .map(|d| (d.subset, d.reason, d.endpoint.pod.clone()))
+            .map(|d| (d.subset.to_string(), d.reason, d.endpoint.pod.to_string()))
     }
 
     #[test]
@@ -312,76 +278,34 @@ mod tests {
             &[ep(1, None, None), ep(2, Some("v2"), None)],
             &LoadBalancer::default(),
         );
-        assert_eq!(
-            decide(&svc, &lane(Some("v2"), None), &Fallback::Base)
-                .expect("v2")
-                .1,
-            SubsetReason::Lane
-        );
-        let (subset, reason, _) =
-            decide(&svc, &lane(Some("v3"), None), &Fallback::Base).expect("base");
-        assert_eq!(
-            (subset.as_str(), reason),
-            ("base", SubsetReason::FallbackBase)
-        );
+        assert_eq!(decide(&svc, &lane(Some("v2"), None), &Fallback::Base).expect("v2").1, SubsetReason::Lane);
+        let (subset, reason, _) = decide(&svc, &lane(Some("v3"), None), &Fallback::Base).expect("base");
+        assert_eq!((subset.as_str(), reason), ("base", SubsetReason::FallbackBase));
         assert_eq!(
             decide(&svc, &lane(Some("v3"), None), &Fallback::Fail),
-            Err(RouteError::SubsetUnavailable {
-                service: "s".into(),
-                subset: "v3".into()
-            })
+            Err(RouteError::SubsetUnavailable { service: "s".into(), subset: "v3".into() })
         );
         let chain = Fallback::Chain(vec!["v4".into(), "v2".into(), "base".into()]);
         let (subset, reason, _) = decide(&svc, &lane(Some("v3"), None), &chain).expect("chain");
-        assert_eq!(
-            (subset.as_str(), reason),
-            ("v2", SubsetReason::FallbackChain)
-        );
-        assert_eq!(
-            decide(&svc, &lane(None, None), &Fallback::Base)
-                .expect("base")
-                .2,
-            "p1"
-        );
+        assert_eq!((subset.as_str(), reason), ("v2", SubsetReason::FallbackChain));
+        assert_eq!(decide(&svc, &lane(None, None), &Fallback::Base).expect("base").2, "p1");
     }
 
     #[test]
     fn tenants_never_reach_another_tenants_endpoints() {
         let svc = ServiceEndpoints::build(
             "s".into(),
-            &[
-                ep(1, None, Some("acme")),
-                ep(2, None, Some("globex")),
-                ep(3, None, None),
-            ],
+            &[ep(1, None, Some("acme")), ep(2, None, Some("globex")), ep(3, None, None)],
             &LoadBalancer::default(),
         );
         for _ in 0..20 {
-            assert_eq!(
-                decide(&svc, &lane(None, Some("acme")), &Fallback::Base)
-                    .expect("acme")
-                    .2,
-                "p1"
-            );
-            assert_eq!(
-                decide(&svc, &lane(None, None), &Fallback::Base)
-                    .expect("shared")
-                    .2,
-                "p3"
-            );
+            assert_eq!(decide(&svc, &lane(None, Some("acme")), &Fallback::Base).expect("acme").2, "p1");
+            assert_eq!(decide(&svc, &lane(None, None), &Fallback::Base).expect("shared").2, "p3");
             // A tenant without endpoints of its own gets the shared ones.
-            assert_eq!(
-                decide(&svc, &lane(None, Some("initech")), &Fallback::Base)
-                    .expect("shared")
-                    .2,
-                "p3"
-            );
+            assert_eq!(decide(&svc, &lane(None, Some("initech")), &Fallback::Base).expect("shared").2, "p3");
         }
-        let only_acme = ServiceEndpoints::build(
-            "s".into(),
-            &[ep(1, None, Some("acme"))],
-            &LoadBalancer::default(),
-        );
+        let only_acme =
+            ServiceEndpoints::build("s".into(), &[ep(1, None, Some("acme"))], &LoadBalancer::default());
         assert!(matches!(
             decide(&only_acme, &lane(None, Some("globex")), &Fallback::Base),
             Err(RouteError::TenantIsolation { .. })

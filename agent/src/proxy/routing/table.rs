@@ -30,25 +30,15 @@ pub enum Protocol {
 impl Protocol {
     /// Kubernetes conventions: `appProtocol`, else the port name's prefix (`http-web`).
     pub fn of_port(port: &ServicePort) -> Self {
-        let hint = port
-            .app_protocol
-            .as_deref()
-            .or(port.name.as_deref())
-            .map(|h| {
-                h.rsplit('/')
-                    .next()
-                    .unwrap_or(h)
-                    .split('-')
-                    .next()
-                    .unwrap_or(h)
-                    .to_ascii_lowercase()
+        let hint =
+            port.app_protocol.as_deref().or(port.name.as_deref()).map(|h| {
+                h.rsplit('/').next().unwrap_or(h).split('-').next().unwrap_or(h).to_ascii_lowercase()
             });
         match hint.as_deref() {
             Some("http") => Protocol::Http1,
             Some("http2" | "h2c" | "grpc") => Protocol::Http2,
             Some(
-                "tcp" | "mysql" | "mongo" | "redis" | "postgres" | "postgresql" | "amqp" | "kafka"
-                | "smtp",
+                "tcp" | "mysql" | "mongo" | "redis" | "postgres" | "postgresql" | "amqp" | "kafka" | "smtp",
             ) => Protocol::Opaque,
             _ => Protocol::Detect,
         }
@@ -57,7 +47,7 @@ impl Protocol {
 
 pub struct ServiceRoutes {
     /// `namespace/name`.
-    pub name: String,
+    pub name: Arc<str>,
     pub protocol: Protocol,
     routes: Vec<CompiledRoute>,
     fallback: Fallback,
@@ -107,33 +97,27 @@ impl RoutingTable {
         let mut services = HashMap::new();
         for svc in &snapshot.services {
             let policy = policy_for(snapshot, &svc.namespace, &svc.name);
-            let name = format!("{}/{}", svc.namespace, svc.name);
+            let name: Arc<str> = format!("{}/{}", svc.namespace, svc.name).into();
             let routes: Vec<CompiledRoute> = policy
                 .map(|(_, p)| {
                     p.routes
                         .iter()
-                        .filter_map(|r| {
-                            CompiledRoute::compile(r)
+                        .enumerate()
+                        .filter_map(|(i, r)| {
+                            CompiledRoute::compile(r, i)
                                 .map_err(|e| tracing::error!(service = %name, error = %e, "route skipped"))
                                 .ok()
                         })
                         .collect()
                 })
                 .unwrap_or_default();
-            let lb = policy
-                .map(|(_, p)| p.load_balancer.clone())
-                .unwrap_or_default();
+            let lb = policy.map(|(_, p)| p.load_balancer.clone()).unwrap_or_default();
             for ip in &svc.cluster_ips {
                 for port in &svc.ports {
                     let endpoints: Vec<Arc<Endpoint>> = snapshot
                         .endpoints(svc, port, ip.is_ipv6())
                         .map(|(pod, addr)| {
-                            Arc::new(Endpoint::new(
-                                addr,
-                                pod.key().0,
-                                pod.tag.clone(),
-                                pod.tenant.clone(),
-                            ))
+                            Arc::new(Endpoint::new(addr, pod.key().0, pod.tag.clone(), pod.tenant.clone()))
                         })
                         .collect();
                     let entry = ServiceRoutes {
@@ -142,7 +126,7 @@ impl RoutingTable {
                         routes: routes.clone(),
                         fallback: policy.map(|(_, p)| p.fallback.clone()).unwrap_or_default(),
                         hash_on: lb.hash_on.clone(),
-                        endpoints: ServiceEndpoints::build(name.clone(), &endpoints, &lb),
+                        endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb),
                     };
                     services.insert(SocketAddr::new(*ip, port.port), Arc::new(entry));
                 }
@@ -172,11 +156,8 @@ fn policy_for<'a>(
     namespace: &str,
     service: &str,
 ) -> Option<(&'a str, &'a TrafficPolicySpec)> {
-    let mut matching: Vec<_> = snapshot
-        .policies
-        .iter()
-        .filter(|p| p.namespace == namespace && p.spec.service == service)
-        .collect();
+    let mut matching: Vec<_> =
+        snapshot.policies.iter().filter(|p| p.namespace == namespace && p.spec.service == service).collect();
     matching.sort_by(|a, b| a.name.cmp(&b.name));
     if matching.len() > 1 {
         tracing::warn!(service, used = %matching[0].name, "several TrafficPolicies target one service; using the first by name");
@@ -200,26 +181,11 @@ mod tests {
 
     #[test]
     fn protocol_hints_follow_kubernetes_conventions() {
-        assert_eq!(
-            Protocol::of_port(&port(Some("http-web"), None)),
-            Protocol::Http1
-        );
-        assert_eq!(
-            Protocol::of_port(&port(None, Some("kubernetes.io/h2c"))),
-            Protocol::Http2
-        );
-        assert_eq!(
-            Protocol::of_port(&port(Some("grpc"), None)),
-            Protocol::Http2
-        );
-        assert_eq!(
-            Protocol::of_port(&port(Some("tcp-db"), Some("tcp"))),
-            Protocol::Opaque
-        );
-        assert_eq!(
-            Protocol::of_port(&port(Some("mysql"), None)),
-            Protocol::Opaque
-        );
+        assert_eq!(Protocol::of_port(&port(Some("http-web"), None)), Protocol::Http1);
+        assert_eq!(Protocol::of_port(&port(None, Some("kubernetes.io/h2c"))), Protocol::Http2);
+        assert_eq!(Protocol::of_port(&port(Some("grpc"), None)), Protocol::Http2);
+        assert_eq!(Protocol::of_port(&port(Some("tcp-db"), Some("tcp"))), Protocol::Opaque);
+        assert_eq!(Protocol::of_port(&port(Some("mysql"), None)), Protocol::Opaque);
         assert_eq!(Protocol::of_port(&port(None, None)), Protocol::Detect);
     }
 }
