@@ -25,7 +25,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the node agent: kernel capture, inventory sync, node proxy, admin API.
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
+    /// Print the graylane CustomResourceDefinitions (or write them into a folder).
+    Crds {
+        /// Write one file per CRD here instead of printing.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

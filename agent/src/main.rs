@@ -3,6 +3,7 @@
 mod admin;
 mod agent;
 mod config;
+mod crds;
 mod datapath;
 mod inventory;
 mod proxy;
@@ -15,6 +16,7 @@ use crate::config::{AgentConfig, Cli, Command};
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Crds { dir } => crds::run(dir.as_deref()),
         Command::Agent(args) => {
             init_logging(&args.log_format);
             if args.uninstall {
@@ -25,7 +27,13 @@ fn main() -> anyhow::Result<()> {
             if args.check_config {
                 let snapshot = inventory::load_path(&cfg.inventory)?;
                 println!("{}", serde_json::to_string_pretty(&cfg)?);
-                println!("inventory ok: {} pods, {} services", snapshot.pods.len(), snapshot.services.len());
+                println!(
+                    "inventory ok: {} pods, {} services, {} policies, {} rules",
+                    snapshot.pods.len(),
+                    snapshot.services.len(),
+                    snapshot.policies.len(),
+                    snapshot.rules.len()
+                );
                 return Ok(());
             }
             let runtime =

@@ -90,8 +90,8 @@ fn a_lane_without_endpoints_falls_back_to_base_fails_fast_or_follows_its_chain()
     sb.add_service(ServiceSpec::new("data", data).port(80, 8080).select("app", "data"));
     sb.add_service(ServiceSpec::new("pay", pay).port(80, 8080).select("app", "pay"));
     sb.add_service(ServiceSpec::new("shop", shop).port(80, 8080).select("app", "shop"));
-    sb.add_document("apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: pay}\nspec: {service: pay, fallback: fail}");
-    sb.add_document("apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: shop}\nspec: {service: shop, fallback: [v3, v2, base]}");
+    sb.add_document("apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: pay}\nspec: {service: pay, fallback: {mode: fail}}");
+    sb.add_document("apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: shop}\nspec: {service: shop, fallback: {mode: chain, chain: [v3, v2, base]}}");
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let client = sb.pod("client");
 

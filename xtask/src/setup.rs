@@ -43,10 +43,14 @@ pub fn run() -> anyhow::Result<()> {
     } else {
         sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     }
-    if succeeds("python3", &["-c", "import grpc"]) {
-        eprintln!("xtask: setup: python grpcio present");
-    } else {
-        sh(Command::new("python3").args(["-m", "pip", "install", "-q", "grpcio"]))?;
+    // Python test clients: grpcio (a real gRPC client/server), kubernetes-validate
+    // (Kubernetes schemas, for deploy/).
+    for (module, package) in [("grpc", "grpcio"), ("kubernetes_validate", "kubernetes-validate")] {
+        if succeeds("python3", &["-c", &format!("import {module}")]) {
+            eprintln!("xtask: setup: python {package} present");
+        } else {
+            sh(Command::new("python3").args(["-m", "pip", "install", "-q", package]))?;
+        }
     }
     if succeeds("bpf-linker", &["--version"]) {
         eprintln!("xtask: setup: bpf-linker present");

@@ -1,13 +1,24 @@
 //! graylane's own objects (`graylane.io/v1alpha1`): `TrafficPolicy` (per service: routes,
 //! subsets and fallback, load balancing) and `TrafficLabelRule` (entry coloring).
-//! These are the serde shapes users write; `proxy::routing` compiles them.
+//! Defined once, here: the CRDs in `deploy/crds/` are generated from these types
+//! (`graylane crds`), both inventory sources parse them, `proxy::routing` compiles them.
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-/// Routing policy of one service.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+/// Routing policy of one service: routes, subset fallback, load balancing.
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "graylane.io",
+    version = "v1alpha1",
+    kind = "TrafficPolicy",
+    namespaced,
+    shortname = "gtp",
+    printcolumn = r#"{"name":"Service","type":"string","jsonPath":".spec.service"}"#
+)]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficPolicySpec {
     /// Name of the service (same namespace).
@@ -22,37 +33,28 @@ pub struct TrafficPolicySpec {
     pub routes: Vec<Route>,
 }
 
-/// Subset fallback: `base` (the untagged endpoints; default), `fail` (503, fail fast), or an
-/// ordered chain of subsets such as `[v3, v2, base]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Fallback {
+/// What a tagged request gets when its subset has no ready endpoint: the base subset
+/// (default), `fail` (503, fail fast), or the first of `chain` with endpoints.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fallback {
+    #[serde(default)]
+    pub mode: FallbackMode,
+    /// For `chain`: subsets to try in order, e.g. `[v3, v2, base]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum FallbackMode {
     #[default]
     Base,
     Fail,
-    Chain(Vec<String>),
+    Chain,
 }
 
-impl<'de> Deserialize<'de> for Fallback {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Word(String),
-            Chain(Vec<String>),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Word(w) if w == "base" => Ok(Self::Base),
-            Raw::Word(w) if w == "fail" => Ok(Self::Fail),
-            Raw::Word(w) => Err(serde::de::Error::custom(format!(
-                "{w:?}: expected \"base\", \"fail\" or a list of subsets"
-            ))),
-            Raw::Chain(c) if c.is_empty() => Err(serde::de::Error::custom("empty fallback chain")),
-            Raw::Chain(c) => Ok(Self::Chain(c)),
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub enum LbPolicy {
     #[default]
@@ -62,33 +64,42 @@ pub enum LbPolicy {
     RingHash,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadBalancer {
     #[serde(default)]
     pub policy: LbPolicy,
     /// For `ringHash`: what to hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub hash_on: Option<HashOn>,
     /// For `ringHash`: virtual nodes on the ring (default 1024).
+    #[schemars(range(min = 1, max = 1_048_576))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub min_ring_size: Option<u32>,
     /// Deterministic subsetting: each source workload uses this many endpoints.
+    #[schemars(range(min = 1))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub subset_size: Option<u32>,
 }
 
 /// What ring hash keys on; exactly one is set.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HashOn {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cookie: Option<String>,
     #[serde(rename = "sourceIP", alias = "sourceIp")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source_ip: Option<bool>,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Route {
     #[serde(default)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     #[serde(default, rename = "match")]
     pub matches: RouteMatch,
@@ -99,10 +110,12 @@ pub struct Route {
     pub headers: HeaderRewrite,
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RouteMatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<StringMatch>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     #[serde(default)]
     pub headers: Vec<KeyMatch>,
@@ -111,31 +124,39 @@ pub struct RouteMatch {
 }
 
 /// How a string is compared; exactly one is set.
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct StringMatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exact: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub regex: Option<String>,
 }
 
 /// A named value (header, query parameter) and how it must look.
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct KeyMatch {
     pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub exact: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prefix: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub regex: Option<String>,
     /// `true`: present with any value; `false`: absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub present: Option<bool>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Destination {
     pub subset: String,
     #[serde(default = "default_weight")]
+    #[schemars(range(max = 10_000))]
     pub weight: u32,
 }
 
@@ -143,7 +164,7 @@ fn default_weight() -> u32 {
     1
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderRewrite {
     #[serde(default)]
@@ -154,7 +175,15 @@ pub struct HeaderRewrite {
 
 /// Entry coloring (OpenSergo's TrafficLabelRule): requests from the selected source
 /// workloads that match get a tag (and optionally a tenant).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[kube(
+    group = "graylane.io",
+    version = "v1alpha1",
+    kind = "TrafficLabelRule",
+    namespaced,
+    shortname = "gtlr",
+    printcolumn = r#"{"name":"Tag","type":"string","jsonPath":".spec.tag"}"#
+)]
 #[serde(rename_all = "camelCase")]
 pub struct TrafficLabelRuleSpec {
     /// Labels of the source pods whose requests this rule colors (empty: every source).
@@ -162,16 +191,20 @@ pub struct TrafficLabelRuleSpec {
     pub selector: BTreeMap<String, String>,
     /// The tag given (`trafficLabel` in OpenSergo).
     #[serde(alias = "trafficLabel")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
     /// All must match.
     #[serde(default, rename = "match")]
     pub matches: Vec<LabelMatch>,
     /// Share of matching requests colored, 0-100 (default 100).
+    #[schemars(range(min = 0.0, max = 100.0))]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub percentage: Option<f64>,
 }
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub enum LabelMatchType {
     Header,
@@ -181,7 +214,7 @@ pub enum LabelMatchType {
     SourceLabel,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelMatch {
     #[serde(rename = "type")]
@@ -189,15 +222,26 @@ pub struct LabelMatch {
     /// Header, cookie, query or label name (unused for `path`).
     #[serde(default)]
     pub key: String,
-    /// `==` (default), `!=`, `prefix`, `regex`, `present`.
-    #[serde(default = "default_condition")]
-    pub condition: String,
+    #[serde(default)]
+    pub condition: Condition,
     #[serde(default)]
     pub value: String,
 }
 
-fn default_condition() -> String {
-    "==".into()
+/// How a rule compares a value.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+pub enum Condition {
+    #[default]
+    #[serde(rename = "==")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+    #[serde(rename = "prefix")]
+    Prefix,
+    #[serde(rename = "regex")]
+    Regex,
+    #[serde(rename = "present")]
+    Present,
 }
 
 /// A policy object with its identity.
@@ -213,6 +257,15 @@ pub struct Named<T> {
 pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), (String, String)> {
     if spec.service.is_empty() {
         return Err(("spec.service".into(), "missing".into()));
+    }
+    match (spec.fallback.mode, spec.fallback.chain.is_empty()) {
+        (FallbackMode::Chain, true) => {
+            return Err(("spec.fallback.chain".into(), "required for mode chain".into()));
+        }
+        (FallbackMode::Base | FallbackMode::Fail, false) => {
+            return Err(("spec.fallback.chain".into(), "only for mode chain".into()));
+        }
+        _ => {}
     }
     for (i, r) in spec.routes.iter().enumerate() {
         let at = |f: &str| format!("spec.routes[{i}].{f}");
@@ -284,17 +337,8 @@ pub fn validate_rule(spec: &TrafficLabelRuleSpec) -> Result<(), (String, String)
     }
     for (i, m) in spec.matches.iter().enumerate() {
         let field = format!("spec.match[{i}]");
-        match m.condition.as_str() {
-            "==" | "!=" | "prefix" | "present" => {}
-            "regex" => {
-                regex::Regex::new(&m.value).map_err(|e| (format!("{field}.value"), e.to_string()))?;
-            }
-            other => {
-                return Err((
-                    format!("{field}.condition"),
-                    format!("{other:?}: expected ==, !=, prefix, regex, present"),
-                ));
-            }
+        if m.condition == Condition::Regex {
+            regex::Regex::new(&m.value).map_err(|e| (format!("{field}.value"), e.to_string()))?;
         }
         if m.kind != LabelMatchType::Path && m.key.is_empty() {
             return Err((format!("{field}.key"), "required".into()));
@@ -314,11 +358,12 @@ mod tests {
     #[test]
     fn parses_routes_fallback_and_lb() {
         let p = policy(
-            "service: app\nfallback: [v3, v2, base]\nloadBalancer: {policy: ringHash, hashOn: {header: x-user}}\n\
+            "service: app\nfallback: {mode: chain, chain: [v3, v2, base]}\nloadBalancer: {policy: ringHash, hashOn: {header: x-user}}\n\
              routes:\n- match: {path: {prefix: /api}, headers: [{name: x-beta, present: true}]}\n  \
              destinations: [{subset: v1, weight: 20}, {subset: v2, weight: 80}]\n",
         );
-        assert_eq!(p.fallback, Fallback::Chain(vec!["v3".into(), "v2".into(), "base".into()]));
+        assert_eq!(p.fallback.mode, FallbackMode::Chain);
+        assert_eq!(p.fallback.chain, ["v3", "v2", "base"]);
         assert_eq!(p.load_balancer.hash_on.as_ref().and_then(|h| h.header.as_deref()), Some("x-user"));
         assert_eq!(p.routes[0].destinations[1].weight, 80);
         assert!(validate_policy(&p).is_ok());
@@ -329,7 +374,11 @@ mod tests {
         let p = policy("service: app\nroutes:\n- match: {path: {regex: '('}}\n");
         let (field, _) = validate_policy(&p).expect_err("bad regex");
         assert_eq!(field, "spec.routes[0].match.path.regex");
-        assert!(serde_norway::from_str::<TrafficPolicySpec>("service: a\nfallback: maybe\n").is_err());
+        assert!(
+            serde_norway::from_str::<TrafficPolicySpec>("service: a\nfallback: {mode: maybe}\n").is_err()
+        );
+        let p = policy("service: app\nfallback: {mode: chain}\n");
+        assert_eq!(validate_policy(&p).expect_err("empty chain").0, "spec.fallback.chain");
         let p = policy("service: app\nloadBalancer: {policy: ringHash}\n");
         assert_eq!(validate_policy(&p).expect_err("no hashOn").0, "spec.loadBalancer.hashOn");
     }
@@ -342,9 +391,11 @@ mod tests {
         .expect("valid");
         assert_eq!(r.tag.as_deref(), Some("gray"));
         assert!(validate_rule(&r).is_ok());
+        let unknown = "tag: g\nmatch: [{type: header, key: k, condition: '~'}]\n";
+        assert!(serde_norway::from_str::<TrafficLabelRuleSpec>(unknown).is_err());
         let bad: TrafficLabelRuleSpec =
-            serde_norway::from_str("tag: g\nmatch: [{type: header, key: k, condition: '~'}]\n")
+            serde_norway::from_str("tag: g\nmatch: [{type: header, key: k, condition: regex, value: '('}]\n")
                 .expect("yaml");
-        assert_eq!(validate_rule(&bad).expect_err("condition").0, "spec.match[0].condition");
+        assert_eq!(validate_rule(&bad).expect_err("regex").0, "spec.match[0].value");
     }
 }

@@ -341,10 +341,10 @@ metadata: {name: ignored}
 
     #[test]
     fn reads_graylane_kinds_and_rejects_unknown_ones() {
-        let text = "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: app}\nspec: {service: app, fallback: fail}\n---\n\
+        let text = "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: app}\nspec: {service: app, fallback: {mode: fail}}\n---\n\
                     apiVersion: graylane.io/v1alpha1\nkind: TrafficLabelRule\nmetadata: {name: r}\nspec: {tag: gray}\n";
         let parsed = parse_documents(Path::new("p.yaml"), text).expect("valid");
-        assert_eq!(parsed.policies[0].spec.fallback, policy::Fallback::Fail);
+        assert_eq!(parsed.policies[0].spec.fallback.mode, policy::FallbackMode::Fail);
         assert_eq!(parsed.rules[0].spec.tag.as_deref(), Some("gray"));
         let typo = "apiVersion: graylane.io/v1alpha1\nkind: TraficPolicy\nmetadata: {name: x}\nspec: {}\n";
         let e = parse_documents(Path::new("p.yaml"), typo).expect_err("unknown kind").to_string();

@@ -7,7 +7,7 @@ use http::HeaderMap;
 use regex::Regex;
 
 use super::matcher::{RequestView, query_param};
-use crate::inventory::policy::{LabelMatch, LabelMatchType, Named, TrafficLabelRuleSpec};
+use crate::inventory::policy::{Condition, LabelMatch, LabelMatchType, Named, TrafficLabelRuleSpec};
 
 enum Cond {
     Eq(String),
@@ -70,12 +70,12 @@ impl CompiledRule {
 }
 
 fn check(m: &LabelMatch) -> Result<Check, regex::Error> {
-    let cond = match m.condition.as_str() {
-        "!=" => Cond::Ne(m.value.clone()),
-        "prefix" => Cond::Prefix(m.value.clone()),
-        "regex" => Cond::Regex(Regex::new(&format!("^(?:{})$", m.value))?),
-        "present" => Cond::Present,
-        _ => Cond::Eq(m.value.clone()),
+    let cond = match m.condition {
+        Condition::Ne => Cond::Ne(m.value.clone()),
+        Condition::Prefix => Cond::Prefix(m.value.clone()),
+        Condition::Regex => Cond::Regex(Regex::new(&format!("^(?:{})$", m.value))?),
+        Condition::Present => Cond::Present,
+        Condition::Eq => Cond::Eq(m.value.clone()),
     };
     Ok(Check { kind: m.kind, key: m.key.clone(), cond })
 }

@@ -18,7 +18,7 @@ use super::{
     balance::{Balancer, PickKey},
     matcher::CompiledRoute,
 };
-use crate::inventory::policy::{Fallback, LoadBalancer};
+use crate::inventory::policy::{Fallback, FallbackMode, LoadBalancer};
 
 /// The subset of untagged endpoints (or of every endpoint when none is untagged).
 pub const BASE: &str = "base";
@@ -170,14 +170,17 @@ impl ServiceEndpoints {
         let routed = route.map(|r| r.destinations.as_slice()).unwrap_or_default();
         let (name, reason): (&str, _) = match lane.tag.as_deref() {
             Some(tag) if group.get(tag).is_some() => (tag, SubsetReason::Lane),
-            Some(tag) => match fallback {
-                Fallback::Fail => return Err(self.unavailable(tag)),
-                Fallback::Chain(chain) => {
-                    let next =
-                        chain.iter().find(|s| group.get(s).is_some()).ok_or_else(|| self.unavailable(tag))?;
+            Some(tag) => match fallback.mode {
+                FallbackMode::Fail => return Err(self.unavailable(tag)),
+                FallbackMode::Chain => {
+                    let next = fallback
+                        .chain
+                        .iter()
+                        .find(|s| group.get(s).is_some())
+                        .ok_or_else(|| self.unavailable(tag))?;
                     (next, SubsetReason::FallbackChain)
                 }
-                Fallback::Base => (weighted(group, routed).unwrap_or(BASE), SubsetReason::FallbackBase),
+                FallbackMode::Base => (weighted(group, routed).unwrap_or(BASE), SubsetReason::FallbackBase),
             },
             None => match weighted(group, routed) {
                 Some(s) => (s, SubsetReason::Route),
@@ -278,17 +281,21 @@ mod tests {
             &[ep(1, None, None), ep(2, Some("v2"), None)],
             &LoadBalancer::default(),
         );
-        assert_eq!(decide(&svc, &lane(Some("v2"), None), &Fallback::Base).expect("v2").1, SubsetReason::Lane);
-        let (subset, reason, _) = decide(&svc, &lane(Some("v3"), None), &Fallback::Base).expect("base");
+        assert_eq!(
+            decide(&svc, &lane(Some("v2"), None), &Fallback::default()).expect("v2").1,
+            SubsetReason::Lane
+        );
+        let (subset, reason, _) = decide(&svc, &lane(Some("v3"), None), &Fallback::default()).expect("base");
         assert_eq!((subset.as_str(), reason), ("base", SubsetReason::FallbackBase));
         assert_eq!(
-            decide(&svc, &lane(Some("v3"), None), &Fallback::Fail),
+            decide(&svc, &lane(Some("v3"), None), &Fallback { mode: FallbackMode::Fail, chain: vec![] }),
             Err(RouteError::SubsetUnavailable { service: "s".into(), subset: "v3".into() })
         );
-        let chain = Fallback::Chain(vec!["v4".into(), "v2".into(), "base".into()]);
+        let chain =
+            Fallback { mode: FallbackMode::Chain, chain: vec!["v4".into(), "v2".into(), "base".into()] };
         let (subset, reason, _) = decide(&svc, &lane(Some("v3"), None), &chain).expect("chain");
         assert_eq!((subset.as_str(), reason), ("v2", SubsetReason::FallbackChain));
-        assert_eq!(decide(&svc, &lane(None, None), &Fallback::Base).expect("base").2, "p1");
+        assert_eq!(decide(&svc, &lane(None, None), &Fallback::default()).expect("base").2, "p1");
     }
 
     #[test]
@@ -299,19 +306,22 @@ mod tests {
             &LoadBalancer::default(),
         );
         for _ in 0..20 {
-            assert_eq!(decide(&svc, &lane(None, Some("acme")), &Fallback::Base).expect("acme").2, "p1");
-            assert_eq!(decide(&svc, &lane(None, None), &Fallback::Base).expect("shared").2, "p3");
+            assert_eq!(decide(&svc, &lane(None, Some("acme")), &Fallback::default()).expect("acme").2, "p1");
+            assert_eq!(decide(&svc, &lane(None, None), &Fallback::default()).expect("shared").2, "p3");
             // A tenant without endpoints of its own gets the shared ones.
-            assert_eq!(decide(&svc, &lane(None, Some("initech")), &Fallback::Base).expect("shared").2, "p3");
+            assert_eq!(
+                decide(&svc, &lane(None, Some("initech")), &Fallback::default()).expect("shared").2,
+                "p3"
+            );
         }
         let only_acme =
             ServiceEndpoints::build("s".into(), &[ep(1, None, Some("acme"))], &LoadBalancer::default());
         assert!(matches!(
-            decide(&only_acme, &lane(None, Some("globex")), &Fallback::Base),
+            decide(&only_acme, &lane(None, Some("globex")), &Fallback::default()),
             Err(RouteError::TenantIsolation { .. })
         ));
         assert!(matches!(
-            decide(&only_acme, &lane(None, None), &Fallback::Base),
+            decide(&only_acme, &lane(None, None), &Fallback::default()),
             Err(RouteError::TenantIsolation { .. })
         ));
     }
