@@ -7,9 +7,9 @@ use std::sync::{
 
 use crate::{
     admin::{self, AdminContext, routes::SyncReport},
-    config::AgentConfig,
+    config::{AgentConfig, InventorySource},
     datapath::{CgroupRoot, Datapath, DatapathConfig, MapSync, PinPaths, uninstall},
-    inventory::{CaptureConfig, FileSource, KernelView, Snapshot},
+    inventory::{self, CaptureConfig, FileSource, KernelView, Snapshot, kube::KubeConfig},
     proxy::{self, Proxy, ProxyState, SharedState},
     telemetry::flows::Flows,
 };
@@ -26,7 +26,11 @@ pub fn run_uninstall(pins: &PinPaths) -> anyhow::Result<()> {
 }
 
 pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
-    let (source, mut inventory) = FileSource::open(&cfg.inventory)?;
+    // A bad inventory file fails the start before the kernel is touched.
+    let files = match &cfg.source {
+        InventorySource::Files(path) => Some(FileSource::open(path)?),
+        InventorySource::Kube => None,
+    };
     let root = CgroupRoot::resolve(cfg.cgroup_root.as_deref())?;
     let datapath = Datapath::install(&DatapathConfig {
         pins: cfg.pins.clone(),
@@ -45,12 +49,6 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         "datapath ready"
     );
 
-    std::thread::Builder::new().name("inventory-watch".into()).spawn(move || {
-        if let Err(e) = source.watch() {
-            tracing::error!(error = %e, "inventory watch stopped");
-        }
-    })?;
-
     let state: SharedState = Arc::new(ArcSwap::from_pointee(ProxyState::default()));
     let flows = Arc::new(Flows::new(FLOW_CAPACITY));
     let ctx = Arc::new(AdminContext {
@@ -62,9 +60,25 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         pins: cfg.pins.clone(),
         state: state.clone(),
         sync: ArcSwap::from_pointee(SyncReport::default()),
-        inventory: cfg.inventory.clone(),
+        inventory: cfg.source.to_string(),
     });
+    // Up before the inventory syncs: /readyz says 503 until then.
     admin::spawn(cfg.admin_addr, ctx.clone())?;
+    let mut inventory = match files {
+        Some((source, rx)) => {
+            std::thread::Builder::new().name("inventory-watch".into()).spawn(move || {
+                if let Err(e) = source.watch() {
+                    tracing::error!(error = %e, "inventory watch stopped");
+                }
+            })?;
+            rx
+        }
+        None => {
+            let client = ::kube::Client::try_default().await?;
+            let kube_cfg = KubeConfig { node_name: cfg.node_name.clone(), cgroup_root: root.path.clone() };
+            inventory::kube::start(client, kube_cfg).await?
+        }
+    };
 
     // Kernel and routing state first, then the listener: an adopted datapath already
     // captures, and the proxy must know the inventory before it accepts.

@@ -37,8 +37,14 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// Standalone inventory: a Kubernetes-style YAML file or a folder of them.
-    #[arg(long, env = "GRAYLANE_INVENTORY")]
+    #[arg(long, env = "GRAYLANE_INVENTORY", conflicts_with = "kube")]
     pub inventory: Option<PathBuf>,
+    /// Read the inventory from Kubernetes (in-cluster config or KUBECONFIG).
+    #[arg(long)]
+    pub kube: bool,
+    /// This node's name: pods with this `spec.nodeName` are local (Kubernetes source).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
     /// Address pods' captured connections are sent to; the proxy listens here.
     #[arg(long, env = "GRAYLANE_PROXY_ADDR")]
     pub proxy_addr: Option<SocketAddr>,
@@ -98,10 +104,28 @@ fn parse_mark(s: &str) -> Result<u32, String> {
     parsed.map_err(|e| format!("{s:?}: {e}"))
 }
 
+/// Where the inventory comes from.
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InventorySource {
+    Files(PathBuf),
+    Kube,
+}
+
+impl std::fmt::Display for InventorySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InventorySource::Files(p) => write!(f, "{}", p.display()),
+            InventorySource::Kube => f.write_str("kubernetes"),
+        }
+    }
+}
+
 /// The agent's validated configuration.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AgentConfig {
-    pub inventory: PathBuf,
+    pub source: InventorySource,
+    pub node_name: Option<String>,
     pub cgroup_root: Option<PathBuf>,
     #[serde(serialize_with = "display")]
     pub pins: PinPaths,
@@ -123,7 +147,7 @@ fn display<S: serde::Serializer>(p: &PinPaths, s: S) -> Result<S::Ok, S::Error> 
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("--inventory <file|dir> is required (standalone mode)")]
+    #[error("give an inventory: --inventory <file|dir> (standalone) or --kube")]
     NoInventory,
     #[error("--proxy-addr <ip:port> is required: the address pods' connections are redirected to")]
     NoProxyAddr,
@@ -139,7 +163,11 @@ pub enum ConfigError {
 
 impl AgentConfig {
     pub fn from_args(a: &AgentArgs) -> Result<Self, ConfigError> {
-        let inventory = a.inventory.clone().ok_or(ConfigError::NoInventory)?;
+        let source = match (&a.inventory, a.kube) {
+            (Some(path), _) => InventorySource::Files(path.clone()),
+            (None, true) => InventorySource::Kube,
+            (None, false) => return Err(ConfigError::NoInventory),
+        };
         let proxy_addr = a.proxy_addr.ok_or(ConfigError::NoProxyAddr)?;
         if !proxy_addr.is_ipv4() || proxy_addr.ip().is_unspecified() {
             return Err(ConfigError::BadProxyAddr(proxy_addr));
@@ -154,7 +182,8 @@ impl AgentConfig {
         }
         Ok(Self {
             max_connections: a.max_connections,
-            inventory,
+            source,
+            node_name: a.node_name.clone(),
             cgroup_root: a.cgroup_root.clone(),
             pins: PinPaths::new(&a.pin_dir),
             proxy_addr,

@@ -5,7 +5,9 @@ mod annotations;
 mod error;
 mod files;
 mod kernel_view;
+pub mod kube;
 mod model;
+mod pod_cgroup;
 pub mod policy;
 mod yaml;
 

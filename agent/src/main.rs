@@ -25,8 +25,9 @@ fn main() -> anyhow::Result<()> {
             let cfg = AgentConfig::from_args(&args)?;
             tracing::info!(config = %serde_json::to_string(&cfg)?, "effective configuration");
             if args.check_config {
-                let snapshot = inventory::load_path(&cfg.inventory)?;
                 println!("{}", serde_json::to_string_pretty(&cfg)?);
+                let config::InventorySource::Files(path) = &cfg.source else { return Ok(()) };
+                let snapshot = inventory::load_path(path)?;
                 println!(
                     "inventory ok: {} pods, {} services, {} policies, {} rules",
                     snapshot.pods.len(),

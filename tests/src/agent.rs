@@ -21,6 +21,8 @@ pub struct AgentOptions {
     pub log: Option<String>,
     /// The binary to run (default: [`binary`]).
     pub binary: Option<PathBuf>,
+    /// Read the inventory from Kubernetes through this kubeconfig (instead of the file).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 pub struct Agent {
@@ -56,10 +58,13 @@ impl Agent {
             Some(b) => b.clone(),
             None => binary()?,
         };
-        let mut args: Vec<String> = vec![
-            "agent".into(),
-            "--inventory".into(),
-            paths.inventory.display().to_string(),
+        let source: Vec<String> = match &opts.kubeconfig {
+            Some(_) => vec!["--kube".into()],
+            None => vec!["--inventory".into(), paths.inventory.display().to_string()],
+        };
+        let mut args: Vec<String> = vec!["agent".into()];
+        args.extend(source);
+        args.extend([
             "--cgroup-root".into(),
             paths.cgroup_root.display().to_string(),
             "--pin-dir".into(),
@@ -72,7 +77,7 @@ impl Agent {
             crate::SERVICE_CIDR.into(),
             "--service-cidr".into(),
             crate::sandbox::SERVICE_CIDR6.into(),
-        ];
+        ]);
         args.extend(opts.args.iter().cloned());
         let net = format!("--net={}", node.path().display());
         let mut cmd = match &opts.cgroup {
@@ -94,6 +99,9 @@ impl Agent {
             }
         };
         let level = opts.log.clone().unwrap_or_else(|| "info,graylane=debug".into());
+        if let Some(kubeconfig) = &opts.kubeconfig {
+            cmd.env("KUBECONFIG", kubeconfig).env("NODE_NAME", "sandbox-node");
+        }
         cmd.args(&args).env("RUST_LOG", level).env("RUST_BACKTRACE", "0");
         let proc = Spawned::spawn(cmd, "graylane agent", Some(&paths.log)).context("start agent")?;
         Ok(Self { proc, log: paths.log.clone() })

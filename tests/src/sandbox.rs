@@ -252,6 +252,11 @@ impl Sandbox {
         SocketAddr::from((NODE_IP, 15001))
     }
 
+    /// An HTTP client for `127.0.0.1:port` inside the node netns (e.g. a fake API server).
+    pub fn node_http(&self, port: u16) -> Admin {
+        Admin { netns: self.node.path(), addr: SocketAddr::from(([127, 0, 0, 1], port)) }
+    }
+
     pub fn admin(&self) -> Admin {
         Admin { netns: self.node.path(), addr: SocketAddr::from(([127, 0, 0, 1], 15000)) }
     }
@@ -347,6 +352,11 @@ impl Sandbox {
             .unwrap_or_default())
     }
 
+    /// What the node netns' `index`-th process (see [`Sandbox::spawn_node`]) printed.
+    pub fn node_log(&self, index: usize) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("node-{index}.log"))).unwrap_or_default()
+    }
+
     /// The agent's log (for failure messages).
     pub fn agent_log(&self) -> String {
         self.agent.as_ref().map(Agent::log_text).unwrap_or_default()
@@ -362,7 +372,8 @@ impl Sandbox {
     pub fn spawn_node(&mut self, program: &str, args: &[&str]) -> anyhow::Result<u32> {
         let mut cmd = std::process::Command::new("nsenter");
         cmd.arg(format!("--net={}", self.node.path().display())).arg("--").arg(program).args(args);
-        let proc = Spawned::spawn(cmd, program, None)?;
+        let log = self.dir.path().join(format!("node-{}.log", self.node_procs.len()));
+        let proc = Spawned::spawn(cmd, program, Some(&log))?;
         let pid = proc.pid().context("pid")?;
         self.node_procs.push(proc);
         Ok(pid)

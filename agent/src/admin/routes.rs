@@ -1,11 +1,8 @@
 //! The admin endpoints and what they answer.
 
-use std::{
-    path::PathBuf,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, Ordering},
 };
 
 use arc_swap::ArcSwap;
@@ -37,7 +34,8 @@ pub struct AdminContext {
     pub pins: PinPaths,
     pub state: SharedState,
     pub sync: ArcSwap<SyncReport>,
-    pub inventory: PathBuf,
+    /// Where the inventory comes from (a path, or `kubernetes`).
+    pub inventory: String,
 }
 
 type Answer = (StatusCode, &'static str, String);

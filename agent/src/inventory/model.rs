@@ -83,6 +83,26 @@ impl Service {
     }
 }
 
+/// One EndpointSlice: a service's endpoints with their readiness (Kubernetes source).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Slice {
+    pub namespace: String,
+    pub service: String,
+    /// (port name, port).
+    pub ports: Vec<(Option<String>, u16)>,
+    pub endpoints: Vec<SliceEndpoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SliceEndpoint {
+    pub ip: IpAddr,
+    pub ready: bool,
+    /// Still serving while terminating.
+    pub serving: bool,
+    /// The backing pod's name (same namespace).
+    pub pod: Option<String>,
+}
+
 /// Everything known at one moment. Built once per change, then only read.
 #[derive(Clone, Debug, Default)]
 pub struct Snapshot {
@@ -90,6 +110,8 @@ pub struct Snapshot {
     pub services: Vec<Arc<Service>>,
     pub policies: Vec<Named<TrafficPolicySpec>>,
     pub rules: Vec<Named<TrafficLabelRuleSpec>>,
+    /// EndpointSlices by (namespace, service); services without any use their selector.
+    pub slices: HashMap<(String, String), Vec<Slice>>,
     by_ip: HashMap<IpAddr, usize>,
     by_name: HashMap<String, usize>,
 }
@@ -105,7 +127,15 @@ impl Snapshot {
         let services: Vec<Arc<Service>> = services.into_iter().map(Arc::new).collect();
         let by_ip = pods.iter().enumerate().flat_map(|(i, p)| p.ips.iter().map(move |ip| (*ip, i))).collect();
         let by_name = pods.iter().enumerate().map(|(i, p)| (p.key().0, i)).collect();
-        Self { pods, services, policies, rules, by_ip, by_name }
+        Self { pods, services, policies, rules, slices: HashMap::new(), by_ip, by_name }
+    }
+
+    /// Adds EndpointSlices (the Kubernetes source's authoritative endpoints).
+    pub fn with_slices(mut self, slices: Vec<Slice>) -> Self {
+        for s in slices {
+            self.slices.entry((s.namespace.clone(), s.service.clone())).or_default().push(s);
+        }
+        self
     }
 
     /// The pod named `namespace/name`.
@@ -119,21 +149,51 @@ impl Snapshot {
     }
 
     /// Ready endpoints of a service port, addressed in the family of the cluster IP the
-    /// caller used (a dual-stack pod answers a v6 VIP on its v6 address).
-    pub fn endpoints<'a>(
-        &'a self,
-        service: &'a Service,
-        port: &'a ServicePort,
+    /// caller used (a dual-stack pod answers a v6 VIP on its v6 address). EndpointSlices
+    /// decide when the source has them (serving-but-terminating endpoints only when none
+    /// is ready, as kube-proxy does); otherwise the selector and pod readiness do.
+    pub fn endpoints(&self, service: &Service, port: &ServicePort, v6: bool) -> Vec<(Arc<Pod>, SocketAddr)> {
+        if let Some(slices) = self.slices.get(&(service.namespace.clone(), service.name.clone())) {
+            return self.slice_endpoints(service, port, v6, slices);
+        }
+        self.pods
+            .iter()
+            .filter(|p| p.ready && service.selects(p))
+            .filter_map(|pod| {
+                let ip = *pod.ips.iter().find(|ip| ip.is_ipv6() == v6)?;
+                let target = match &port.target_port {
+                    TargetPort::Number(n) => *n,
+                    TargetPort::Name(name) => *pod.named_ports.get(name)?,
+                };
+                Some((pod.clone(), SocketAddr::new(ip, target)))
+            })
+            .collect()
+    }
+
+    fn slice_endpoints(
+        &self,
+        service: &Service,
+        port: &ServicePort,
         v6: bool,
-    ) -> impl Iterator<Item = (&'a Arc<Pod>, SocketAddr)> + 'a {
-        self.pods.iter().filter(|p| p.ready && service.selects(p)).filter_map(move |pod| {
-            let ip = *pod.ips.iter().find(|ip| ip.is_ipv6() == v6)?;
-            let target = match &port.target_port {
-                TargetPort::Number(n) => *n,
-                TargetPort::Name(name) => *pod.named_ports.get(name)?,
-            };
-            Some((pod, SocketAddr::new(ip, target)))
-        })
+        slices: &[Slice],
+    ) -> Vec<(Arc<Pod>, SocketAddr)> {
+        let mut ready = Vec::new();
+        let mut serving = Vec::new();
+        for slice in slices {
+            let Some((_, target)) = slice.ports.iter().find(|(name, _)| *name == port.name) else { continue };
+            for e in slice.endpoints.iter().filter(|e| e.ip.is_ipv6() == v6) {
+                let key = e.pod.as_ref().map(|p| format!("{}/{p}", service.namespace));
+                // The pod carries the tag and tenant: an endpoint without one is unroutable.
+                let Some(pod) = key.and_then(|k| self.pod_by_name(&k).cloned()) else { continue };
+                let entry = (pod, SocketAddr::new(e.ip, *target));
+                if e.ready {
+                    ready.push(entry);
+                } else if e.serving {
+                    serving.push(entry);
+                }
+            }
+        }
+        if ready.is_empty() { serving } else { ready }
     }
 }
 
@@ -143,5 +203,6 @@ impl PartialEq for Snapshot {
             && self.services == other.services
             && self.policies == other.policies
             && self.rules == other.rules
+            && self.slices == other.slices
     }
 }

@@ -116,6 +116,7 @@ impl RoutingTable {
                 for port in &svc.ports {
                     let endpoints: Vec<Arc<Endpoint>> = snapshot
                         .endpoints(svc, port, ip.is_ipv6())
+                        .into_iter()
                         .map(|(pod, addr)| {
                             Arc::new(Endpoint::new(addr, pod.key().0, pod.tag.clone(), pod.tenant.clone()))
                         })

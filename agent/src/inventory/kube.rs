@@ -1,0 +1,141 @@
+//! The Kubernetes source (`graylane agent --kube`): reflectors on Pods, Services,
+//! EndpointSlices, TrafficPolicies and TrafficLabelRules, folded into the same immutable
+//! [`Snapshot`] the file source makes. Watch expiry (410) relists, dropped connections
+//! retry with backoff (kube-runtime), bookmarks are requested; readiness waits for the
+//! first full sync of every resource. An invalid object is skipped and reported, never
+//! fatal.
+
+mod convert;
+
+use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Duration};
+
+use futures::{Stream, StreamExt as _};
+use k8s_openapi::api::{
+    core::v1::{Pod as KPod, Service as KService},
+    discovery::v1::EndpointSlice,
+};
+use kube::{
+    Api, Client, Resource,
+    runtime::{
+        WatchStreamExt as _,
+        reflector::{self, Store},
+        watcher,
+    },
+};
+use tokio::sync::{Notify, watch};
+
+use super::{
+    InventoryError, Snapshot,
+    policy::{TrafficLabelRule, TrafficPolicy},
+};
+
+/// Where the agent runs, for deciding which pods are local.
+#[derive(Clone, Debug)]
+pub struct KubeConfig {
+    /// `spec.nodeName` of this node's pods (`NODE_NAME`).
+    pub node_name: Option<String>,
+    /// The cgroup v2 root, to find local pods' cgroups.
+    pub cgroup_root: PathBuf,
+}
+
+struct Stores {
+    pods: Store<KPod>,
+    services: Store<KService>,
+    slices: Store<EndpointSlice>,
+    policies: Store<TrafficPolicy>,
+    rules: Store<TrafficLabelRule>,
+}
+
+/// Starts the reflectors; resolves once every resource has been listed, with the first
+/// snapshot in the receiver.
+pub async fn start(
+    client: Client,
+    cfg: KubeConfig,
+) -> Result<watch::Receiver<Arc<Snapshot>>, InventoryError> {
+    let changed = Arc::new(Notify::new());
+    let stores = Stores {
+        pods: reflect(Api::<KPod>::all(client.clone()), &changed),
+        services: reflect(Api::<KService>::all(client.clone()), &changed),
+        slices: reflect(Api::<EndpointSlice>::all(client.clone()), &changed),
+        policies: reflect(Api::<TrafficPolicy>::all(client.clone()), &changed),
+        rules: reflect(Api::<TrafficLabelRule>::all(client), &changed),
+    };
+    tracing::info!("waiting for the first full sync of pods, services, endpointslices and graylane objects");
+    let synced = async {
+        stores.pods.wait_until_ready().await?;
+        stores.services.wait_until_ready().await?;
+        stores.slices.wait_until_ready().await?;
+        stores.policies.wait_until_ready().await?;
+        stores.rules.wait_until_ready().await
+    };
+    synced.await.map_err(|e| InventoryError::Watch { path: "kubernetes".into(), message: e.to_string() })?;
+    let mut reported = HashSet::new();
+    let first = build(&stores, &cfg, &mut reported);
+    tracing::info!(pods = first.pods.len(), services = first.services.len(), "kubernetes inventory synced");
+    let (tx, rx) = watch::channel(Arc::new(first));
+    tokio::spawn(async move {
+        loop {
+            changed.notified().await;
+            // Coalesce a burst of events (a rollout touches pods, slices, services).
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let next = build(&stores, &cfg, &mut reported);
+            if **tx.borrow() != next {
+                tx.send_replace(Arc::new(next));
+            }
+            if tx.is_closed() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// A reflector for `api` that wakes `changed` on every event.
+fn reflect<K>(api: Api<K>, changed: &Arc<Notify>) -> Store<K>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let kind = K::kind(&K::DynamicType::default()).into_owned();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    tokio::spawn(drive(stream, kind, changed.clone()));
+    reader
+}
+
+async fn drive<S, K>(stream: S, kind: String, changed: Arc<Notify>)
+where
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    let mut stream = std::pin::pin!(stream);
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(_) => changed.notify_one(),
+            Err(e) => tracing::warn!(%kind, error = %e, "watch error; retrying"),
+        }
+    }
+}
+
+/// A snapshot of what the stores hold. Invalid objects are skipped and reported once per
+/// version (`reported` remembers them across rebuilds).
+fn build(stores: &Stores, cfg: &KubeConfig, reported: &mut HashSet<String>) -> Snapshot {
+    let mut report = |e: convert::Invalid| {
+        if reported.insert(format!("{}@{}", e.object, e.version)) {
+            tracing::warn!(object = %e.object, field = %e.field, "{}; object skipped", e.message);
+        }
+    };
+    let pods =
+        stores.pods.state().iter().filter_map(|p| convert::pod(p, cfg).map_err(&mut report).ok()).collect();
+    let services = stores
+        .services
+        .state()
+        .iter()
+        .filter_map(|s| convert::service(s).map_err(&mut report).ok())
+        .collect();
+    let slices = stores.slices.state().iter().filter_map(|s| convert::slice(s)).collect();
+    let policies =
+        stores.policies.state().iter().filter_map(|p| convert::policy(p).map_err(&mut report).ok()).collect();
+    let rules =
+        stores.rules.state().iter().filter_map(|r| convert::rule(r).map_err(&mut report).ok()).collect();
+    Snapshot::with_policies(pods, services, policies, rules).with_slices(slices)
+}
