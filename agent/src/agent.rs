@@ -130,7 +130,9 @@ struct Reconciler {
 impl Reconciler {
     /// Returns whether some local pod's cgroup is still missing (retry later).
     fn apply(&mut self, snapshot: &Arc<Snapshot>) -> bool {
+        let started = std::time::Instant::now();
         let view = KernelView::build(snapshot, &self.capture, &self.root);
+        let viewed = started.elapsed();
         let mut report = (*self.ctx.sync.load_full()).clone();
         match self.sync.apply(&view.state) {
             Ok(stats) => {
@@ -146,7 +148,14 @@ impl Reconciler {
         report.syncs += 1;
         report.unresolved_cgroups.clone_from(&view.unresolved);
         self.ctx.sync.store(Arc::new(report));
+        let synced = started.elapsed();
         self.state.store(Arc::new(ProxyState::new(snapshot.clone(), self.sync.names())));
+        tracing::debug!(
+            view_ms = viewed.as_millis() as u64,
+            sync_ms = (synced - viewed).as_millis() as u64,
+            routing_ms = (started.elapsed() - synced).as_millis() as u64,
+            "snapshot applied"
+        );
         !view.unresolved.is_empty()
     }
 }

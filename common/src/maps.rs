@@ -33,9 +33,12 @@ pub mod map_names {
 
 /// Default capacities.
 pub mod max_entries {
+    /// Local pods (by cgroup).
     pub const PODS: u32 = 16_384;
-    pub const POD_IPS: u32 = 65_536;
-    pub const CAPTURE: u32 = 1_024;
+    /// Every pod IP of the cluster (two per dual-stack pod); allocated on demand.
+    pub const POD_IPS: u32 = 262_144;
+    /// Service CIDRs and every pod IP.
+    pub const CAPTURE: u32 = 262_144;
     pub const PENDING: u32 = 65_536;
     pub const RECORDS: u32 = 262_144;
     pub const NAMES: u32 = 131_072;

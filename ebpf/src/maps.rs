@@ -26,7 +26,8 @@ pub static PODS: HashMap<u64, PodEntry> = HashMap::pinned(max_entries::PODS, 0);
 
 /// Pod IP → pod, for every pod the agent knows (any node). Read by the agent and CLI.
 #[map]
-pub static POD_IPS: HashMap<Addr16, PodEntry> = HashMap::pinned(max_entries::POD_IPS, 0);
+pub static POD_IPS: HashMap<Addr16, PodEntry> =
+    HashMap::pinned(max_entries::POD_IPS, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
 
 /// Captured destinations: service CIDRs and pod IPs (v4 as mapped v6, prefix + 96).
 /// The value is unused (1); presence means capture.

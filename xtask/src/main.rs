@@ -3,6 +3,7 @@
 mod bench;
 mod cmd;
 mod demo;
+mod scale;
 mod setup;
 mod test;
 
@@ -35,6 +36,13 @@ enum Task {
     },
     /// Run the demo: pods in namespaces, the agent, traffic, and what graylane saw.
     Demo,
+    /// The agent with a large inventory: time to ready, memory, change latency.
+    Scale {
+        #[arg(long, default_value_t = 10_000)]
+        pods: usize,
+        #[arg(long, default_value_t = 1_000)]
+        services: usize,
+    },
     /// Benchmark graylane against direct, nginx and iptables capture (not a test).
     Bench {
         /// Only this variant: direct, graylane, nginx or iptables (to profile it).
@@ -66,6 +74,10 @@ fn main() -> anyhow::Result<()> {
         Task::Demo => {
             setup::run()?;
             demo::run()
+        }
+        Task::Scale { pods, services } => {
+            setup::run()?;
+            scale::run(pods, services)
         }
         Task::Bench { only, rounds, seconds, connections } => {
             setup::run()?;

@@ -41,7 +41,9 @@ pub struct AdminContext {
 type Answer = (StatusCode, &'static str, String);
 
 impl AdminContext {
-    pub fn route(&self, method: &Method, path: &str) -> Answer {
+    pub fn route(&self, method: &Method, path_and_query: &str) -> Answer {
+        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let local_only = query.split('&').any(|kv| kv == "local=1");
         if method != Method::GET {
             return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
         }
@@ -51,11 +53,13 @@ impl AdminContext {
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: first sync pending\n"),
             "/flows" => to_json(&self.flows.list()),
             "/datapath" => self.datapath(),
-            "/tags" => match super::tags::read(&self.pins, &self.state.load().names) {
+            "/tags" => match super::tags::read(&self.pins, &self.state.load().names, local_only) {
                 Ok(tags) => to_json(&tags),
                 Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
             },
-            _ => text(StatusCode::NOT_FOUND, "endpoints: /healthz /readyz /flows /tags /datapath\n"),
+            _ => {
+                text(StatusCode::NOT_FOUND, "endpoints: /healthz /readyz /flows /tags[?local=1] /datapath\n")
+            }
         }
     }
 

@@ -41,7 +41,8 @@ pub fn spawn(addr: SocketAddr, ctx: Arc<AdminContext>) -> std::io::Result<std::t
 }
 
 fn handle(ctx: &AdminContext, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = ctx.route(req.method(), req.uri().path());
+    let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let (status, content_type, body) = ctx.route(req.method(), target);
     Response::builder()
         .status(status)
         .header("content-type", content_type)

@@ -21,8 +21,8 @@ pub struct TagEntry {
     pub fail_closed: bool,
 }
 
-/// Both maps, cgroup entries first.
-pub fn read(pins: &PinPaths, names: &Names) -> Result<Vec<TagEntry>, DatapathError> {
+/// Both maps, cgroup entries first; with `local_only`, just the pods on this node.
+pub fn read(pins: &PinPaths, names: &Names, local_only: bool) -> Result<Vec<TagEntry>, DatapathError> {
     let open = |name: &'static str| -> Result<MapData, DatapathError> {
         MapData::from_pin(pins.map(name)).map_err(DatapathError::map(name))
     };
@@ -41,8 +41,10 @@ pub fn read(pins: &PinPaths, names: &Names) -> Result<Vec<TagEntry>, DatapathErr
     };
     let mut out: Vec<TagEntry> =
         pods.iter().filter_map(Result::ok).map(|(id, e)| decode(&e, Some(id), None)).collect();
-    out.extend(
-        ips.iter().filter_map(Result::ok).map(|(a, e)| decode(&e, None, Some(socket_addr(&a, 0).ip()))),
-    );
+    if !local_only {
+        out.extend(
+            ips.iter().filter_map(Result::ok).map(|(a, e)| decode(&e, None, Some(socket_addr(&a, 0).ip()))),
+        );
+    }
     Ok(out)
 }

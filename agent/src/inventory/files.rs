@@ -125,8 +125,10 @@ impl FileSource {
     }
 
     fn reload(&self) {
+        let started = std::time::Instant::now();
         match load_path(&self.path) {
             Ok(next) => {
+                tracing::debug!(parse_ms = started.elapsed().as_millis() as u64, "inventory parsed");
                 let changed = **self.tx.borrow() != next;
                 if changed {
                     tracing::info!(

@@ -114,6 +114,8 @@ pub struct Snapshot {
     pub slices: HashMap<(String, String), Vec<Slice>>,
     by_ip: HashMap<IpAddr, usize>,
     by_name: HashMap<String, usize>,
+    /// Pods by (namespace, label key, label value): selectors start from here.
+    by_label: HashMap<(String, String, String), Vec<usize>>,
 }
 
 impl Snapshot {
@@ -127,7 +129,13 @@ impl Snapshot {
         let services: Vec<Arc<Service>> = services.into_iter().map(Arc::new).collect();
         let by_ip = pods.iter().enumerate().flat_map(|(i, p)| p.ips.iter().map(move |ip| (*ip, i))).collect();
         let by_name = pods.iter().enumerate().map(|(i, p)| (p.key().0, i)).collect();
-        Self { pods, services, policies, rules, slices: HashMap::new(), by_ip, by_name }
+        let mut by_label: HashMap<(String, String, String), Vec<usize>> = HashMap::new();
+        for (i, p) in pods.iter().enumerate() {
+            for (k, v) in &p.labels {
+                by_label.entry((p.namespace.clone(), k.clone(), v.clone())).or_default().push(i);
+            }
+        }
+        Self { pods, services, policies, rules, slices: HashMap::new(), by_ip, by_name, by_label }
     }
 
     /// Adds EndpointSlices (the Kubernetes source's authoritative endpoints).
@@ -156,9 +164,8 @@ impl Snapshot {
         if let Some(slices) = self.slices.get(&(service.namespace.clone(), service.name.clone())) {
             return self.slice_endpoints(service, port, v6, slices);
         }
-        self.pods
-            .iter()
-            .filter(|p| p.ready && service.selects(p))
+        self.selected(service)
+            .filter(|p| p.ready)
             .filter_map(|pod| {
                 let ip = *pod.ips.iter().find(|ip| ip.is_ipv6() == v6)?;
                 let target = match &port.target_port {
@@ -168,6 +175,16 @@ impl Snapshot {
                 Some((pod.clone(), SocketAddr::new(ip, target)))
             })
             .collect()
+    }
+
+    /// The pods a service's selector picks, starting from the pods with its first label.
+    fn selected<'a>(&'a self, service: &'a Service) -> impl Iterator<Item = &'a Arc<Pod>> + 'a {
+        let first = service.selector.iter().next();
+        let candidates = first
+            .and_then(|(k, v)| self.by_label.get(&(service.namespace.clone(), k.clone(), v.clone())))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        candidates.iter().map(|i| &self.pods[*i]).filter(move |p| service.selects(p))
     }
 
     fn slice_endpoints(
