@@ -72,7 +72,10 @@ pub fn run() -> anyhow::Result<()> {
         dp["status"]["links"].as_array().context("links")?.iter().filter(|l| l["adopted"] == true).count();
     println!("  new agent ready in {} ms, adopted {adopted}/4 pinned links", t.elapsed().as_millis());
     show(&sb, "app-v2 → data after the restart", "app-v2", &data, &[])?;
-    println!();
+    println!("\nThis ran standalone (pods and policies from YAML files). In a cluster:");
+    println!(
+        "  kubectl apply -k deploy/ && kubectl apply -f deploy/examples/   # agent --kube on every node\n"
+    );
     Ok(())
 }
 

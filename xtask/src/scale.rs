@@ -11,6 +11,16 @@ use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged};
 
 use crate::cmd::build_agent;
 
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn run(pods: usize, services: usize) -> anyhow::Result<()> {
     let bin = build_agent(true)?;
     let Some(p) = privileged("scale") else { bail!("needs root: sudo -E cargo xtask scale") };
@@ -44,7 +54,9 @@ pub fn run(pods: usize, services: usize) -> anyhow::Result<()> {
     };
     let admin = sb.admin();
     let mut changes = Vec::new();
-    for tag in ["gray", "blue", "green"] {
+    let mut rss = Vec::new();
+    let tags = ["gray", "blue", "green", "red", "v2", "v3", "gray", "blue", "green", "red"];
+    for tag in tags {
         sb.annotate("client", "graylane.io/tag", Some(tag))?;
         let start = Instant::now();
         loop {
@@ -63,16 +75,18 @@ pub fn run(pods: usize, services: usize) -> anyhow::Result<()> {
             std::thread::sleep(Duration::from_millis(2));
         }
         changes.push(start.elapsed().as_millis());
+        rss.push(rss_kib(pid) / 1024);
     }
     let after = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let rss_after =
         after.lines().find_map(|l| l.strip_prefix("VmRSS:")).map(str::trim).unwrap_or_default().to_owned();
     println!(
         "\ngraylane scale: {pods} pods, {services} services (file source, release build)\n  ready in {} ms\n  \
-         RSS {} (peak {}); after 3 reloads {rss_after}\n  annotation change → kernel map (incl. reload of the whole file): {changes:?} ms\n",
+         RSS {} (peak {}); MiB after each of {} reloads: {rss:?}\n  annotation change → kernel map (incl. reload of the whole file): {changes:?} ms\n",
         ready.as_millis(),
         field("VmRSS:"),
         field("VmHWM:"),
+        tags.len(),
     );
     for line in
         sb.agent_log().lines().filter(|l| l.contains("inventory parsed") || l.contains("snapshot applied"))

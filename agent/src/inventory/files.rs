@@ -11,10 +11,20 @@ use std::{
 use notify::{RecursiveMode, Watcher as _};
 use tokio::sync::watch;
 
-use super::{InventoryError, Snapshot, yaml};
+use super::{
+    InventoryError, Snapshot,
+    yaml::{self, DocCache},
+};
 
 /// Reads `path` (a file, or every `*.yaml`/`*.yml` in a folder, sorted) into a snapshot.
 pub fn load_path(path: &Path) -> Result<Snapshot, InventoryError> {
+    load_cached(path, &mut DocCache::default())
+}
+
+/// Like [`load_path`], re-parsing only documents that changed since `cache` was filled;
+/// on success `cache` holds exactly the documents read now.
+fn load_cached(path: &Path, cache: &mut DocCache) -> Result<Snapshot, InventoryError> {
+    let mut next = DocCache::default();
     let files = files_of(path)?;
     let mut pods = Vec::new();
     let mut services = Vec::new();
@@ -24,7 +34,7 @@ pub fn load_path(path: &Path) -> Result<Snapshot, InventoryError> {
     for file in files {
         let text = std::fs::read_to_string(&file)
             .map_err(|source| InventoryError::Read { path: file.clone(), source })?;
-        let parsed = yaml::parse_documents(&file, &text)?;
+        let parsed = yaml::parse_documents_cached(&file, &text, cache, &mut next)?;
         for w in &parsed.warnings {
             tracing::warn!("{w}");
         }
@@ -45,6 +55,7 @@ pub fn load_path(path: &Path) -> Result<Snapshot, InventoryError> {
         policies.extend(parsed.policies);
         rules.extend(parsed.rules);
     }
+    *cache = next;
     Ok(Snapshot::with_policies(pods, services, policies, rules))
 }
 
@@ -82,19 +93,21 @@ fn files_of(path: &Path) -> Result<Vec<PathBuf>, InventoryError> {
 pub struct FileSource {
     path: PathBuf,
     tx: watch::Sender<Arc<Snapshot>>,
+    cache: DocCache,
 }
 
 impl FileSource {
     /// Loads `path` once; fails if that first load fails.
     pub fn open(path: &Path) -> Result<(Self, watch::Receiver<Arc<Snapshot>>), InventoryError> {
-        let first = load_path(path)?;
+        let mut cache = DocCache::default();
+        let first = load_cached(path, &mut cache)?;
         let (tx, rx) = watch::channel(Arc::new(first));
-        Ok((Self { path: path.to_path_buf(), tx }, rx))
+        Ok((Self { path: path.to_path_buf(), tx, cache }, rx))
     }
 
     /// Watches for changes until the receivers are gone. Runs on its own thread: inotify
     /// events arrive on a std channel.
-    pub fn watch(self) -> Result<(), InventoryError> {
+    pub fn watch(mut self) -> Result<(), InventoryError> {
         let werr =
             |e: notify::Error| InventoryError::Watch { path: self.path.clone(), message: e.to_string() };
         let (events_tx, events_rx) = std::sync::mpsc::channel();
@@ -124,9 +137,9 @@ impl FileSource {
         Ok(())
     }
 
-    fn reload(&self) {
+    fn reload(&mut self) {
         let started = std::time::Instant::now();
-        match load_path(&self.path) {
+        match load_cached(&self.path, &mut self.cache) {
             Ok(next) => {
                 tracing::debug!(parse_ms = started.elapsed().as_millis() as u64, "inventory parsed");
                 let changed = **self.tx.borrow() != next;

@@ -2,7 +2,11 @@
 //! and TrafficLabelRule) into model objects. Unknown fields
 //! are ignored; invalid documents are rejected naming the document and the field.
 
-use std::{collections::BTreeMap, net::IpAddr, path::Path};
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::IpAddr,
+    path::Path,
+};
 
 use serde::Deserialize;
 
@@ -23,63 +27,136 @@ pub struct Parsed {
     pub warnings: Vec<String>,
 }
 
+/// One document's object.
+#[derive(Clone, Debug)]
+enum Object {
+    Pod(Pod),
+    Service(Service),
+    Policy(Named<TrafficPolicySpec>),
+    Rule(Named<TrafficLabelRuleSpec>),
+    /// Empty, or a kind this source does not use.
+    Nothing,
+}
+
+/// A parsed document and its non-fatal findings.
+#[derive(Clone, Debug)]
+struct Doc {
+    object: Object,
+    warnings: Vec<String>,
+}
+
+/// Parsed documents by the hash of their text: a reload re-parses only documents that
+/// changed (one annotation in a 10,000-pod file is one document).
+#[derive(Default)]
+pub struct DocCache {
+    docs: HashMap<u64, Doc>,
+}
+
 /// Parses every document of `text` (read from `path`, for messages).
+#[cfg(test)]
 pub fn parse_documents(path: &Path, text: &str) -> Result<Parsed, InventoryError> {
+    parse_documents_cached(path, text, &DocCache::default(), &mut DocCache::default())
+}
+
+/// Like [`parse_documents`], reusing `old` and filling `next` with what this text holds.
+pub fn parse_documents_cached(
+    path: &Path,
+    text: &str,
+    old: &DocCache,
+    next: &mut DocCache,
+) -> Result<Parsed, InventoryError> {
     let mut out = Parsed::default();
-    for (index, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let err = |field: &str, message: String| InventoryError::Document {
-            path: path.into(),
-            index,
-            field: field.into(),
-            message,
+    for (index, doc_text) in split_documents(text).into_iter().enumerate() {
+        let key = xxhash_rust::xxh3::xxh3_64(doc_text.as_bytes());
+        let doc = match old.docs.get(&key).or_else(|| next.docs.get(&key)) {
+            Some(d) => d.clone(),
+            None => parse_document(doc_text).map_err(|(field, message)| InventoryError::Document {
+                path: path.into(),
+                index,
+                field,
+                message,
+            })?,
         };
-        let value = serde_norway::Value::deserialize(doc).map_err(|e| err("(document)", e.to_string()))?;
-        if value.is_null() {
-            continue;
+        for w in &doc.warnings {
+            out.warnings.push(format!("{}: document {index}: {w}", path.display()));
         }
-        let head: Head =
-            serde_norway::from_value(value.clone()).map_err(|e| err("(document)", e.to_string()))?;
-        match (head.api_version.as_str(), head.kind.as_str()) {
-            ("v1", "Pod") => {
-                let raw: RawPod = typed(value).map_err(|(f, m)| err(&f, m))?;
-                let (pod, unknown) = pod(raw).map_err(|(f, m)| err(&f, m))?;
-                for key in unknown {
-                    out.warnings.push(format!(
-                        "{}: document {index}: pod {}: unknown annotation {key:?} ignored",
-                        path.display(),
-                        pod.key()
-                    ));
-                }
-                out.pods.push(pod);
-            }
-            ("v1", "Service") => {
-                let raw: RawService = typed(value).map_err(|(f, m)| err(&f, m))?;
-                out.services.push(service(raw).map_err(|(f, m)| err(&f, m))?);
-            }
-            ("graylane.io/v1alpha1", "TrafficPolicy") => {
-                let raw: RawObject<TrafficPolicySpec> = typed(value).map_err(|(f, m)| err(&f, m))?;
-                policy::validate_policy(&raw.spec).map_err(|(f, m)| err(&f, m))?;
-                out.policies.push(named(raw).map_err(|(f, m)| err(&f, m))?);
-            }
-            ("graylane.io/v1alpha1", "TrafficLabelRule") => {
-                let raw: RawObject<TrafficLabelRuleSpec> = typed(value).map_err(|(f, m)| err(&f, m))?;
-                policy::validate_rule(&raw.spec).map_err(|(f, m)| err(&f, m))?;
-                out.rules.push(named(raw).map_err(|(f, m)| err(&f, m))?);
-            }
-            ("graylane.io/v1alpha1", kind) => {
-                return Err(err(
-                    "kind",
-                    format!("{kind:?} is not a graylane.io/v1alpha1 kind (TrafficPolicy, TrafficLabelRule)"),
-                ));
-            }
-            ("", _) | (_, "") => return Err(err("apiVersion/kind", "missing".into())),
-            (api, kind) => out.warnings.push(format!(
-                "{}: document {index}: {api} {kind} is not used by this source; skipped",
-                path.display()
-            )),
+        match &doc.object {
+            Object::Pod(p) => out.pods.push(p.clone()),
+            Object::Service(s) => out.services.push(s.clone()),
+            Object::Policy(p) => out.policies.push(p.clone()),
+            Object::Rule(r) => out.rules.push(r.clone()),
+            Object::Nothing => {}
         }
+        next.docs.insert(key, doc);
     }
     Ok(out)
+}
+
+/// The documents of a YAML stream: split at `---` lines (column 0). Comments and blank
+/// lines before the first separator are not a document.
+fn split_documents(text: &str) -> Vec<&str> {
+    let mut docs = Vec::new();
+    let mut start = 0;
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_end();
+        if trimmed == "---" || trimmed.starts_with("--- ") {
+            docs.push(&text[start..offset]);
+            start = offset + line.len();
+        }
+        offset += line.len();
+    }
+    docs.push(&text[start..]);
+    if docs.first().is_some_and(|d| d.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')))
+    {
+        docs.remove(0);
+    }
+    docs
+}
+
+type FieldError = (String, String);
+
+fn parse_document(text: &str) -> Result<Doc, FieldError> {
+    let doc_err = |e: serde_norway::Error| ("(document)".to_owned(), e.to_string());
+    let value: serde_norway::Value = serde_norway::from_str(text).map_err(doc_err)?;
+    let mut warnings = Vec::new();
+    if value.is_null() {
+        return Ok(Doc { object: Object::Nothing, warnings });
+    }
+    let head: Head = serde_norway::from_value(value.clone()).map_err(doc_err)?;
+    let object = match (head.api_version.as_str(), head.kind.as_str()) {
+        ("v1", "Pod") => {
+            let raw: RawPod = typed(value)?;
+            let (pod, unknown) = pod(raw)?;
+            for key in unknown {
+                warnings.push(format!("pod {}: unknown annotation {key:?} ignored", pod.key()));
+            }
+            Object::Pod(pod)
+        }
+        ("v1", "Service") => Object::Service(service(typed(value)?)?),
+        ("graylane.io/v1alpha1", "TrafficPolicy") => {
+            let raw: RawObject<TrafficPolicySpec> = typed(value)?;
+            policy::validate_policy(&raw.spec)?;
+            Object::Policy(named(raw)?)
+        }
+        ("graylane.io/v1alpha1", "TrafficLabelRule") => {
+            let raw: RawObject<TrafficLabelRuleSpec> = typed(value)?;
+            policy::validate_rule(&raw.spec)?;
+            Object::Rule(named(raw)?)
+        }
+        ("graylane.io/v1alpha1", kind) => {
+            return Err((
+                "kind".into(),
+                format!("{kind:?} is not a graylane.io/v1alpha1 kind (TrafficPolicy, TrafficLabelRule)"),
+            ));
+        }
+        ("", _) | (_, "") => return Err(("apiVersion/kind".into(), "missing".into())),
+        (api, kind) => {
+            warnings.push(format!("{api} {kind} is not used by this source; skipped"));
+            Object::Nothing
+        }
+    };
+    Ok(Doc { object, warnings })
 }
 
 /// Deserializes with the failing field's path in the error.
@@ -200,8 +277,6 @@ enum IntOrString {
     Int(u16),
     Str(String),
 }
-
-type FieldError = (String, String);
 
 fn name_of(meta: &Meta) -> Result<(String, String), FieldError> {
     if meta.name.is_empty() {
@@ -352,6 +427,26 @@ metadata: {name: ignored}
         let bad = "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: x}\nspec: {service: a, routes: [{match: {path: {regex: '['}}}]}\n";
         let e = parse_documents(Path::new("p.yaml"), bad).expect_err("bad regex").to_string();
         assert!(e.contains("spec.routes[0].match.path.regex"), "{e}");
+    }
+
+    #[test]
+    fn documents_split_at_separator_lines_and_unchanged_ones_are_not_reparsed() {
+        let text = "# header\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: a}\n---\n---\napiVersion: v1\nkind: Pod\nmetadata: {name: b}\n";
+        assert_eq!(split_documents(text).len(), 3, "{:?}", split_documents(text));
+        let (mut first, mut second) = (DocCache::default(), DocCache::default());
+        let p = Path::new("c.yaml");
+        parse_documents_cached(p, text, &DocCache::default(), &mut first).expect("parse");
+        assert_eq!(first.docs.len(), 3);
+        // Poison the cached parse of `a`: a reload of the same text must reuse it.
+        for doc in first.docs.values_mut() {
+            if let Object::Pod(pod) = &mut doc.object
+                && pod.name == "a"
+            {
+                pod.name = "from-cache".into();
+            }
+        }
+        let again = parse_documents_cached(p, text, &first, &mut second).expect("parse");
+        assert_eq!(again.pods.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["from-cache", "b"]);
     }
 
     #[test]
