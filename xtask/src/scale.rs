@@ -77,9 +77,6 @@ pub fn run(pods: usize, services: usize) -> anyhow::Result<()> {
         changes.push(start.elapsed().as_millis());
         rss.push(rss_kib(pid) / 1024);
     }
-    let after = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let rss_after =
-        after.lines().find_map(|l| l.strip_prefix("VmRSS:")).map(str::trim).unwrap_or_default().to_owned();
     println!(
         "\ngraylane scale: {pods} pods, {services} services (file source, release build)\n  ready in {} ms\n  \
          RSS {} (peak {}); MiB after each of {} reloads: {rss:?}\n  annotation change → kernel map (incl. reload of the whole file): {changes:?} ms\n",
