@@ -16,6 +16,7 @@ mod privilege;
 mod process;
 mod sandbox;
 mod sweep;
+mod wait;
 
 pub use admin::Admin;
 pub use agent::{Agent, AgentOptions};
@@ -23,6 +24,7 @@ pub use pod::{Pod, PodSpec};
 pub use privilege::{Privileged, privileged};
 pub use process::Spawned;
 pub use sandbox::{NODE_IP6, SERVICE_CIDR, SERVICE_CIDR6, Sandbox, ServiceSpec};
+pub use wait::wait_for;
 
 /// Path of a fixture script under `tests/fixtures/`.
 pub fn fixture(name: &str) -> std::path::PathBuf {

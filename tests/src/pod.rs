@@ -156,6 +156,16 @@ impl Pod {
         self.wait_listening(port)
     }
 
+    /// `n` HTTP/1.1 GETs over keep-alive from this pod (`headers` as `name:value`); the
+    /// answers counted by serving pod and status, with the first few echoes.
+    pub fn http_load(&self, url: &str, n: usize, headers: &[&str]) -> anyhow::Result<serde_json::Value> {
+        let count = n.to_string();
+        let mut args = vec![url, count.as_str()];
+        args.extend_from_slice(headers);
+        let mut out = self.python_json("http_load.py", &args)?;
+        out.pop().context("http_load printed nothing")
+    }
+
     /// Runs a Python fixture script in the pod and parses its JSON output (one value per
     /// line, or one value).
     pub fn python_json(&self, script: &str, args: &[&str]) -> anyhow::Result<Vec<serde_json::Value>> {

@@ -2,28 +2,15 @@
 //! cgroup, kernel tag maps, no loops, fail-open across kill -9, adoption, bounded records,
 //! layout replacement and uninstall. Every test builds its own sandbox.
 
-use std::{
-    collections::HashMap,
-    net::Ipv4Addr,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, net::Ipv4Addr, time::Duration};
 
-use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged};
+use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged, wait_for};
 use serde_json::Value;
 
 const WEB_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 
 fn flows(sb: &Sandbox) -> Vec<Value> {
     sb.admin().json("/flows").expect("flows").as_array().cloned().unwrap_or_default()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    start.elapsed()
 }
 
 /// client (gray) and opted-out pods, a web server behind a service.

@@ -4,15 +4,8 @@
 
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
-use graylane_tests::{AgentOptions, Pod, PodSpec, Sandbox, ServiceSpec, privileged};
+use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged};
 use serde_json::Value;
-
-fn load(pod: &Pod, url: &str, n: usize, headers: &[&str]) -> Value {
-    let mut args = vec![url.to_owned(), n.to_string()];
-    args.extend(headers.iter().map(|h| (*h).to_owned()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    pod.python_json("http_load.py", &refs).expect("http_load")[0].clone()
-}
 
 fn count(v: &Value, pod: &str) -> u64 {
     v["pods"][pod].as_u64().unwrap_or(0)
@@ -52,19 +45,32 @@ fn weighted_routes_and_header_and_path_matches() {
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let client = sb.pod("client");
 
-    let split = load(client, &format!("http://{app}/"), 2000, &[]);
+    let split = client.http_load(&format!("http://{app}/"), 2000, &[]).expect("http load");
     let v2 = count(&split, "app-v2");
     eprintln!("measured: 20/80 split over 2000 requests: v1 {} v2 {v2}", count(&split, "app-v1"));
     assert!((1500..=1700).contains(&v2), "80% ± 5% of 2000: {split:#}");
 
-    let alice = load(client, &format!("http://{app}/"), 20, &["x-user:alice", "x-drop:1"]);
+    let alice =
+        client.http_load(&format!("http://{app}/"), 20, &["x-user:alice", "x-drop:1"]).expect("http load");
     assert_eq!(count(&alice, "app-v2"), 20, "{alice:#}");
     let seen = &alice["echoes"][0]["headers"];
     assert_eq!(seen["x-route"], "alice");
     assert!(seen.get("x-drop").is_none());
-    assert_eq!(count(&load(client, &format!("http://{app}/v2/items?x=1"), 20, &[]), "app-v2"), 20);
+    assert_eq!(
+        count(
+            &client.http_load(&format!("http://{app}/v2/items?x=1"), 20, &[]).expect("http load"),
+            "app-v2"
+        ),
+        20
+    );
     // A lane still wins over the route's weights.
-    assert_eq!(count(&load(client, &format!("http://{app}/"), 20, &["x-graylane-tag:v1"]), "app-v1"), 20);
+    assert_eq!(
+        count(
+            &client.http_load(&format!("http://{app}/"), 20, &["x-graylane-tag:v1"]).expect("http load"),
+            "app-v1"
+        ),
+        20
+    );
 }
 
 #[test]
@@ -101,29 +107,29 @@ fn load_balancing_policies_distribute_as_configured() {
     let client = sb.pod("client");
     let spread = |v: &Value| -> Vec<u64> { (0..4).map(|i| count(v, &format!("web-{i}"))).collect() };
 
-    let rr = spread(&load(client, &url(0), 400, &[]));
+    let rr = spread(&client.http_load(&url(0), 400, &[]).expect("http load"));
     assert_eq!(rr, [100, 100, 100, 100], "round robin");
-    let random = spread(&load(client, &url(1), 400, &[]));
+    let random = spread(&client.http_load(&url(1), 400, &[]).expect("http load"));
     assert!(random.iter().all(|c| (50..=150).contains(c)), "random: {random:?}");
-    let least = spread(&load(client, &url(2), 400, &[]));
+    let least = spread(&client.http_load(&url(2), 400, &[]).expect("http load"));
     assert!(least.iter().all(|c| (50..=150).contains(c)), "least request (sequential): {least:?}");
     eprintln!("measured: 400 requests over 4 pods: rr {rr:?} random {random:?} least {least:?}");
 
     let mut homes = BTreeMap::new();
     for user in ["alice", "bob", "carol", "dave", "erin", "frank"] {
-        let v = load(client, &url(3), 30, &[&format!("x-user:{user}")]);
+        let v = client.http_load(&url(3), 30, &[&format!("x-user:{user}")]).expect("http load");
         let pods = v["pods"].as_object().expect("pods");
         assert_eq!(pods.len(), 1, "{user} must stick to one pod: {v:#}");
         homes.insert(user, pods.keys().next().cloned().unwrap_or_default());
     }
     let distinct: std::collections::BTreeSet<_> = homes.values().collect();
     assert!(distinct.len() >= 2, "six users on one pod: {homes:?}");
-    let by_cookie = load(client, &url(4), 30, &["Cookie:session=s-42"]);
+    let by_cookie = client.http_load(&url(4), 30, &["Cookie:session=s-42"]).expect("http load");
     assert_eq!(by_cookie["pods"].as_object().map(|p| p.len()), Some(1), "{by_cookie:#}");
-    let by_ip = load(client, &url(5), 30, &[]);
+    let by_ip = client.http_load(&url(5), 30, &[]).expect("http load");
     assert_eq!(by_ip["pods"].as_object().map(|p| p.len()), Some(1), "{by_ip:#}");
     for pod in ["client", "client2"] {
-        let v = load(sb.pod(pod), &url(6), 40, &[]);
+        let v = sb.pod(pod).http_load(&url(6), 40, &[]).expect("http load");
         assert_eq!(v["pods"].as_object().map(|p| p.len()), Some(2), "subset of 2 for {pod}: {v:#}");
     }
     eprintln!("measured: ring hash homes {homes:?}");
@@ -233,7 +239,7 @@ fn local_failures_answer_with_a_status_and_a_reason_and_never_hang() {
         (dead, 503, "upstream_connect_failure"),
         (unknown, 503, "unknown_destination"),
     ] {
-        let v = load(sb.pod("client"), &format!("http://{vip}/"), 2, &[]);
+        let v = sb.pod("client").http_load(&format!("http://{vip}/"), 2, &[]).expect("http load");
         assert_eq!(v["status"], serde_json::json!({ status.to_string(): 2 }), "{vip}: {v:#}");
         assert_eq!(v["echoes"][0]["reason"], reason, "{vip}: {v:#}");
     }

@@ -3,18 +3,10 @@
 
 use std::net::Ipv4Addr;
 
-use graylane_tests::{AgentOptions, Pod, PodSpec, Sandbox, ServiceSpec, privileged};
+use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged};
 use serde_json::Value;
 
 const APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
-
-/// `n` GETs from `pod` over keep-alive; the backends' answers counted by pod.
-fn load(pod: &Pod, url: &str, n: usize, headers: &[&str]) -> Value {
-    let mut args = vec![url.to_owned(), n.to_string()];
-    args.extend(headers.iter().map(|h| (*h).to_owned()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    pod.python_json("http_load.py", &refs).expect("http_load")[0].clone()
-}
 
 fn served_only_by(v: &Value, pod: &str, n: u64) {
     assert_eq!(v["pods"], serde_json::json!({ pod: n }), "{v:#}");
@@ -43,19 +35,20 @@ fn a_header_tag_picks_the_gray_subset_and_an_untagged_request_from_a_gray_pod_go
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let url = format!("http://{APP}/");
 
-    let tagged = load(sb.pod("client"), &url, 20, &["x-graylane-tag:gray"]);
+    let tagged = sb.pod("client").http_load(&url, 20, &["x-graylane-tag:gray"]).expect("http load");
     served_only_by(&tagged, "app-v2", 20);
     let seen = &tagged["echoes"][0]["headers"];
     assert_eq!(seen["x-graylane-tag"], "gray", "propagated to the next hop");
     assert_eq!(seen["baggage"], "graylane-tag=gray");
 
-    served_only_by(&load(sb.pod("client"), &url, 20, &[]), "app-v1", 20);
-    let baggage = load(sb.pod("client"), &url, 10, &["baggage:user=7,graylane-tag=gray"]);
+    served_only_by(&sb.pod("client").http_load(&url, 20, &[]).expect("http load"), "app-v1", 20);
+    let baggage =
+        sb.pod("client").http_load(&url, 10, &["baggage:user=7,graylane-tag=gray"]).expect("http load");
     served_only_by(&baggage, "app-v2", 10);
     assert_eq!(baggage["echoes"][0]["headers"]["baggage"], "user=7,graylane-tag=gray");
 
     // No header at all: the kernel says which pod called, and that pod is gray.
-    let inferred = load(sb.pod("gray-client"), &url, 20, &[]);
+    let inferred = sb.pod("gray-client").http_load(&url, 20, &[]).expect("http load");
     served_only_by(&inferred, "app-v2", 20);
     assert_eq!(inferred["echoes"][0]["headers"]["x-graylane-tag"], "gray");
     let flows = sb.admin().json("/flows").expect("flows");
@@ -96,15 +89,27 @@ fn a_lane_without_endpoints_falls_back_to_base_fails_fast_or_follows_its_chain()
     let client = sb.pod("client");
 
     // Default: no gray data pod → base.
-    served_only_by(&load(client, &format!("http://{data}/"), 5, &["x-graylane-tag:gray"]), "data-v1", 5);
+    served_only_by(
+        &client.http_load(&format!("http://{data}/"), 5, &["x-graylane-tag:gray"]).expect("http load"),
+        "data-v1",
+        5,
+    );
     // Fail fast: 503 with the reason, never the base pod.
-    let failed = load(client, &format!("http://{pay}/"), 5, &["x-graylane-tag:gray"]);
+    let failed = client.http_load(&format!("http://{pay}/"), 5, &["x-graylane-tag:gray"]).expect("http load");
     assert_eq!(failed["status"], serde_json::json!({"503": 5}), "{failed:#}");
     assert_eq!(failed["echoes"][0]["reason"], "subset_unavailable");
-    served_only_by(&load(client, &format!("http://{pay}/"), 3, &[]), "pay-v1", 3);
+    served_only_by(&client.http_load(&format!("http://{pay}/"), 3, &[]).expect("http load"), "pay-v1", 3);
     // Chain v3 → v2 → base: no v3 pod, so v2.
-    served_only_by(&load(client, &format!("http://{shop}/"), 5, &["x-graylane-tag:v3"]), "shop-v2", 5);
-    served_only_by(&load(client, &format!("http://{shop}/"), 5, &["x-graylane-tag:v2"]), "shop-v2", 5);
+    served_only_by(
+        &client.http_load(&format!("http://{shop}/"), 5, &["x-graylane-tag:v3"]).expect("http load"),
+        "shop-v2",
+        5,
+    );
+    served_only_by(
+        &client.http_load(&format!("http://{shop}/"), 5, &["x-graylane-tag:v2"]).expect("http load"),
+        "shop-v2",
+        5,
+    );
     let flows = sb.admin().json("/flows").expect("flows");
     let reasons: Vec<&str> =
         flows.as_array().expect("flows").iter().filter_map(|f| f["reason"].as_str()).collect();
@@ -136,16 +141,20 @@ fn tenants_stay_isolated_and_cannot_claim_another_tenant() {
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let url = format!("http://{s}/");
 
-    served_only_by(&load(sb.pod("acme-client"), &url, 20, &[]), "s-acme", 20);
+    served_only_by(&sb.pod("acme-client").http_load(&url, 20, &[]).expect("http load"), "s-acme", 20);
     // A pod with a tenant cannot claim another one.
-    let spoof = load(sb.pod("acme-client"), &url, 20, &["x-graylane-tenant:globex"]);
+    let spoof = sb.pod("acme-client").http_load(&url, 20, &["x-graylane-tenant:globex"]).expect("http load");
     served_only_by(&spoof, "s-acme", 20);
     assert_eq!(spoof["echoes"][0]["headers"]["x-graylane-tenant"], "acme");
     // A mesh pod without a tenant may carry one (from its caller); untenanted → shared.
-    served_only_by(&load(sb.pod("plain-client"), &url, 10, &["x-graylane-tenant:globex"]), "s-globex", 10);
-    served_only_by(&load(sb.pod("plain-client"), &url, 10, &[]), "s-shared", 10);
+    served_only_by(
+        &sb.pod("plain-client").http_load(&url, 10, &["x-graylane-tenant:globex"]).expect("http load"),
+        "s-globex",
+        10,
+    );
+    served_only_by(&sb.pod("plain-client").http_load(&url, 10, &[]).expect("http load"), "s-shared", 10);
     // No endpoint of its own and none shared: 503, never globex's pod.
-    let denied = load(sb.pod("acme-client"), &format!("http://{g}/"), 5, &[]);
+    let denied = sb.pod("acme-client").http_load(&format!("http://{g}/"), 5, &[]).expect("http load");
     assert_eq!(denied["status"], serde_json::json!({"503": 5}), "{denied:#}");
     assert_eq!(denied["echoes"][0]["reason"], "tenant_isolation");
 }
@@ -165,14 +174,18 @@ fn lane_headers_from_outside_the_mesh_are_stripped_both_ways_and_entry_rules_col
     let url = format!("http://{APP}/");
 
     // A tag header arriving through the ingress is not trusted: stripped, base served.
-    let spoofed = load(sb.pod("gateway"), &url, 10, &["x-graylane-tag:gray", "baggage:graylane-tag=gray"]);
+    let spoofed = sb
+        .pod("gateway")
+        .http_load(&url, 10, &["x-graylane-tag:gray", "baggage:graylane-tag=gray"])
+        .expect("http load");
     served_only_by(&spoofed, "app-v1", 10);
     let echo = &spoofed["echoes"][0];
     assert!(echo["headers"].get("x-graylane-tag").is_none(), "{echo:#}");
     assert!(echo["headers"].get("baggage").is_none(), "{echo:#}");
     assert!(echo["response_headers"].get("x-graylane-tag").is_none(), "lane headers leak back: {echo:#}");
     // The entry rule colors requests of beta users at the gateway.
-    let colored = load(sb.pod("gateway"), &url, 10, &["Cookie:session=1; user=alice"]);
+    let colored =
+        sb.pod("gateway").http_load(&url, 10, &["Cookie:session=1; user=alice"]).expect("http load");
     served_only_by(&colored, "app-v2", 10);
     assert_eq!(colored["echoes"][0]["headers"]["x-graylane-tag"], "gray");
     let flows = sb.admin().json("/flows").expect("flows");
@@ -183,7 +196,7 @@ fn lane_headers_from_outside_the_mesh_are_stripped_both_ways_and_entry_rules_col
         (Some("rule"), Some("default/beta-users"))
     );
     // Inside the mesh, the same header is honored and the response keeps its headers.
-    let inside = load(sb.pod("client"), &url, 5, &["x-graylane-tag:gray"]);
+    let inside = sb.pod("client").http_load(&url, 5, &["x-graylane-tag:gray"]).expect("http load");
     served_only_by(&inside, "app-v2", 5);
     assert_eq!(inside["echoes"][0]["response_headers"]["x-graylane-tag"], "leak-check");
 }

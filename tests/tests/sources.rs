@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use graylane_tests::{Admin, AgentOptions, Pod, PodSpec, Sandbox, ServiceSpec, privileged};
+use graylane_tests::{Admin, AgentOptions, Pod, PodSpec, Sandbox, ServiceSpec, privileged, wait_for};
 use serde_json::Value;
 
 const APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
@@ -16,10 +16,7 @@ const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters: [{name: fake, 
 users: [{name: fake, user: {token: fake}}]\ncontexts: [{name: fake, context: {cluster: fake, user: fake}}]\ncurrent-context: fake\n";
 
 fn served_by(pod: &Pod, headers: &[&str]) -> Value {
-    let mut args = vec![format!("http://{APP}/"), "5".to_owned()];
-    args.extend(headers.iter().map(|h| (*h).to_owned()));
-    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-    pod.python_json("http_load.py", &refs).expect("http_load")[0]["pods"].clone()
+    pod.http_load(&format!("http://{APP}/"), 5, headers).expect("http load")["pods"].clone()
 }
 
 fn kernel_tag(admin: &Admin, pod: &str) -> Option<String> {
@@ -28,15 +25,6 @@ fn kernel_tag(admin: &Admin, pod: &str) -> Option<String> {
         .iter()
         .find(|t| t["pod"] == format!("default/{pod}") && t["cgroup_id"].is_u64())
         .map(|t| t["tag"].as_str().unwrap_or("").to_owned())
-}
-
-fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    while !cond() {
-        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    start.elapsed()
 }
 
 fn app_sandbox(test: &str) -> Option<Sandbox> {

@@ -7,7 +7,7 @@ use k8s_openapi::{
         core::v1::{Pod as KPod, Service as KService},
         discovery::v1::EndpointSlice,
     },
-    apimachinery::pkg::util::intstr::IntOrString,
+    apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString},
 };
 use kube::ResourceExt as _;
 
@@ -32,7 +32,7 @@ fn id(kind: &str, ns: &str, name: &str) -> String {
     format!("{kind} {ns}/{name}")
 }
 
-fn version(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+fn version(meta: &ObjectMeta) -> String {
     meta.resource_version.clone().unwrap_or_default()
 }
 
@@ -180,23 +180,27 @@ pub fn slice(s: &EndpointSlice) -> Option<Slice> {
 }
 
 pub fn policy(p: &TrafficPolicy) -> Result<Named<TrafficPolicySpec>, Invalid> {
-    let (ns, name) = (p.namespace().unwrap_or_else(|| "default".into()), p.name_any());
-    policy::validate_policy(&p.spec).map_err(|(field, message)| Invalid {
-        object: id("TrafficPolicy", &ns, &name),
-        version: version(&p.metadata),
-        field,
-        message,
-    })?;
-    Ok(Named { namespace: ns, name, spec: p.spec.clone() })
+    checked("TrafficPolicy", &p.metadata, &p.spec, policy::validate_policy)
 }
 
 pub fn rule(r: &TrafficLabelRule) -> Result<Named<TrafficLabelRuleSpec>, Invalid> {
-    let (ns, name) = (r.namespace().unwrap_or_else(|| "default".into()), r.name_any());
-    policy::validate_rule(&r.spec).map_err(|(field, message)| Invalid {
-        object: id("TrafficLabelRule", &ns, &name),
-        version: version(&r.metadata),
+    checked("TrafficLabelRule", &r.metadata, &r.spec, policy::validate_rule)
+}
+
+/// A graylane object whose spec passed `validate`.
+fn checked<S: Clone>(
+    kind: &str,
+    meta: &ObjectMeta,
+    spec: &S,
+    validate: fn(&S) -> Result<(), (String, String)>,
+) -> Result<Named<S>, Invalid> {
+    let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
+    let name = meta.name.clone().unwrap_or_default();
+    validate(spec).map_err(|(field, message)| Invalid {
+        object: id(kind, &ns, &name),
+        version: version(meta),
         field,
         message,
     })?;
-    Ok(Named { namespace: ns, name, spec: r.spec.clone() })
+    Ok(Named { namespace: ns, name, spec: spec.clone() })
 }
