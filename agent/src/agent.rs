@@ -10,6 +10,7 @@ use crate::{
     config::{AgentConfig, InventorySource},
     datapath::{CgroupRoot, Datapath, DatapathConfig, MapSync, PinPaths, uninstall},
     inventory::{self, CaptureConfig, FileSource, KernelView, Snapshot, kube::KubeConfig},
+    policy::Registry,
     proxy::{self, Proxy, ProxyState, SharedState},
     telemetry::flows::Flows,
 };
@@ -82,8 +83,14 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 
     // Kernel and routing state first, then the listener: an adopted datapath already
     // captures, and the proxy must know the inventory before it accepts.
-    let mut reconciler =
-        Reconciler { sync, capture: cfg.capture(), root, state: state.clone(), ctx: ctx.clone() };
+    let mut reconciler = Reconciler {
+        sync,
+        policies: Registry::default(),
+        capture: cfg.capture(),
+        root,
+        state: state.clone(),
+        ctx: ctx.clone(),
+    };
     let first = inventory.borrow_and_update().clone();
     let mut unresolved = reconciler.apply(&first);
     ctx.ready.store(true, Ordering::Release);
@@ -121,6 +128,8 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 /// Applies snapshots to the kernel maps and the proxy's routing state.
 struct Reconciler {
     sync: MapSync,
+    /// Rate-limit budgets and concurrency counters, kept across routing rebuilds.
+    policies: Registry,
     capture: CaptureConfig,
     root: CgroupRoot,
     state: SharedState,
@@ -149,7 +158,8 @@ impl Reconciler {
         report.unresolved_cgroups.clone_from(&view.unresolved);
         self.ctx.sync.store(Arc::new(report));
         let synced = started.elapsed();
-        self.state.store(Arc::new(ProxyState::new(snapshot.clone(), self.sync.names())));
+        self.state.store(Arc::new(ProxyState::new(snapshot.clone(), self.sync.names(), &self.policies)));
+        self.policies.tidy();
         tracing::debug!(
             view_ms = viewed.as_millis() as u64,
             sync_ms = (synced - viewed).as_millis() as u64,

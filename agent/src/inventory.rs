@@ -9,6 +9,7 @@ pub mod kube;
 mod model;
 mod pod_cgroup;
 pub mod policy;
+pub mod resilience;
 mod yaml;
 
 pub use error::InventoryError;

@@ -6,6 +6,7 @@ mod config;
 mod crds;
 mod datapath;
 mod inventory;
+mod policy;
 mod proxy;
 mod telemetry;
 

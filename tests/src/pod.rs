@@ -157,9 +157,19 @@ impl Pod {
     }
 
     /// `n` HTTP/1.1 GETs over keep-alive from this pod (`headers` as `name:value`); the
-    /// answers counted by serving pod and status, with the first few echoes.
+    /// answers counted by serving pod and status, with the first answers of each status.
     pub fn http_load(&self, url: &str, n: usize, headers: &[&str]) -> anyhow::Result<serde_json::Value> {
-        let count = n.to_string();
+        self.http_load_for(url, &n.to_string(), headers)
+    }
+
+    /// Like [`Pod::http_load`]; `amount` is a count or a duration such as `3s`.
+    pub fn http_load_for(
+        &self,
+        url: &str,
+        amount: &str,
+        headers: &[&str],
+    ) -> anyhow::Result<serde_json::Value> {
+        let count = amount.to_owned();
         let mut args = vec![url, count.as_str()];
         args.extend_from_slice(headers);
         let mut out = self.python_json("http_load.py", &args)?;

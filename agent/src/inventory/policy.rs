@@ -9,6 +9,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::resilience::{self, Resilience};
+
 /// Routing policy of one service: routes, subset fallback, load balancing.
 #[derive(CustomResource, Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[kube(
@@ -31,6 +33,9 @@ pub struct TrafficPolicySpec {
     /// Ordered: the first route that matches wins.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Timeout, rate limit, concurrency cap, faults for the whole service.
+    #[serde(flatten)]
+    pub resilience: Resilience,
 }
 
 /// What a tagged request gets when its subset has no ready endpoint: the base subset
@@ -108,6 +113,9 @@ pub struct Route {
     pub destinations: Vec<Destination>,
     #[serde(default)]
     pub headers: HeaderRewrite,
+    /// Replaces the service's settings for requests of this route.
+    #[serde(flatten)]
+    pub resilience: Resilience,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -267,8 +275,10 @@ pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), (String, String)>
         }
         _ => {}
     }
+    resilience::validate(&spec.resilience, "spec")?;
     for (i, r) in spec.routes.iter().enumerate() {
         let at = |f: &str| format!("spec.routes[{i}].{f}");
+        resilience::validate(&r.resilience, &format!("spec.routes[{i}]"))?;
         if let Some(path) = &r.matches.path {
             let set = [&path.exact, &path.prefix, &path.regex].iter().filter(|v| v.is_some()).count();
             if set != 1 {

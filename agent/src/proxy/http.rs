@@ -2,6 +2,7 @@
 //! lane, pick route, subset and endpoint, propagate the lane, forward over pooled upstream
 //! connections, and map every local failure to a response with a reason.
 
+mod enforce;
 mod forward;
 mod headers;
 mod lane;

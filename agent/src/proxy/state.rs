@@ -17,8 +17,8 @@ pub struct ProxyState {
 }
 
 impl ProxyState {
-    pub fn new(snapshot: Arc<Snapshot>, names: Names) -> Self {
-        let routing = RoutingTable::build(&snapshot);
+    pub fn new(snapshot: Arc<Snapshot>, names: Names, registry: &crate::policy::Registry) -> Self {
+        let routing = RoutingTable::build(&snapshot, registry);
         Self { snapshot, names, routing }
     }
 }

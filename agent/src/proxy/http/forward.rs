@@ -7,7 +7,7 @@ use http::{HeaderMap, HeaderValue, Request, Response, Version, header, request::
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
-use super::{Body, headers, lane, rescue, upgrade, upstream::endpoint_uri};
+use super::{Body, enforce::enforce, headers, lane, rescue, upgrade, upstream::endpoint_uri};
 use crate::proxy::{
     Proxy,
     routing::{Decision, Lane, PickKey, RequestView},
@@ -23,6 +23,8 @@ struct Routed {
     route: Option<std::sync::Arc<str>>,
     rule: Option<std::sync::Arc<str>>,
     decision: Option<Decision>,
+    /// The route's resilience plan, else the service's.
+    plan: Option<std::sync::Arc<crate::policy::Plan>>,
 }
 
 pub async fn handle(
@@ -57,9 +59,37 @@ pub async fn handle(
     parts.version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
     let upstream_req = Request::from_parts(parts, body.boxed());
 
+    let _admitted = match &routed.plan {
+        Some(plan) => match enforce(plan, &routed.lane, ctx.src_pod.as_deref(), upstream_req.headers()).await
+        {
+            Ok(a) => Some(a),
+            Err(resp) => {
+                record(ctx, &routed, resp.status().as_u16());
+                return finish(resp, routed.trusted, h2);
+            }
+        },
+        None => None,
+    };
     let _in_flight = routed.decision.as_ref().map(|d| d.endpoint.start());
     let client = if h2 { &proxy.upstreams.h2 } else { &proxy.upstreams.h1 };
-    let resp = match client.request(upstream_req).await {
+    let timeout = routed.plan.as_ref().and_then(|p| p.timeout);
+    let exchange = client.request(upstream_req);
+    let result = match timeout {
+        Some(t) => match tokio::time::timeout(t, exchange).await {
+            Ok(r) => r,
+            Err(_) => {
+                let resp = rescue::local(
+                    http::StatusCode::GATEWAY_TIMEOUT,
+                    "request_timeout",
+                    &format!("{}: no response within {t:?}", routed.target),
+                );
+                record(ctx, &routed, 504);
+                return finish(resp, routed.trusted, h2);
+            }
+        },
+        None => exchange.await,
+    };
+    let resp = match result {
         Ok(mut resp) => {
             if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
                 && let Some(down) = on_downstream_upgrade
@@ -111,6 +141,7 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
         route: None,
         rule: resolved.rule,
         decision: None,
+        plan: None,
     };
     let Some(svc) = state.routing.service(ctx.orig_dst.0) else {
         if state.snapshot.pod_by_ip(ctx.orig_dst.0.ip()).is_some() {
@@ -136,6 +167,7 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
     if let Some(r) = route {
         rewrite(&mut parts.headers, &r.rewrite);
     }
+    routed.plan = route.and_then(|r| r.plan.clone()).or_else(|| svc.plan.clone());
     routed.target = decision.endpoint.addr;
     routed.decision = Some(decision);
     Ok(routed)

@@ -74,10 +74,16 @@ pub struct CompiledRoute {
     query: Vec<Keyed>,
     pub destinations: Vec<Destination>,
     pub rewrite: HeaderRewrite,
+    /// The route's own resilience plan (replaces the service's), if it has one.
+    pub plan: Option<std::sync::Arc<crate::policy::Plan>>,
 }
 
 impl CompiledRoute {
-    pub fn compile(route: &Route, index: usize) -> Result<Self, regex::Error> {
+    pub fn compile(
+        route: &Route,
+        index: usize,
+        plan: Option<std::sync::Arc<crate::policy::Plan>>,
+    ) -> Result<Self, regex::Error> {
         let path = match &route.matches.path {
             Some(StringMatch { exact, prefix, regex }) => Some(text(exact, prefix, regex, None)?),
             None => None,
@@ -90,6 +96,7 @@ impl CompiledRoute {
             query: route.matches.query.iter().map(keyed).collect::<Result<_, _>>()?,
             destinations: route.destinations.clone(),
             rewrite: route.headers.clone(),
+            plan,
         })
     }
 
@@ -122,7 +129,7 @@ mod tests {
 
     fn route(yaml: &str) -> CompiledRoute {
         let r: Route = serde_norway::from_str(yaml).expect("yaml");
-        CompiledRoute::compile(&r, 0).expect("compile")
+        CompiledRoute::compile(&r, 0, None).expect("compile")
     }
 
     fn view<'a>(

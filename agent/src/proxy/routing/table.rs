@@ -16,6 +16,7 @@ use crate::inventory::{
     ServicePort, Snapshot,
     policy::{Fallback, HashOn, TrafficPolicySpec},
 };
+use crate::policy::{Plan, Registry};
 
 /// What a service port speaks, from its `appProtocol` or name; `Detect` peeks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -53,6 +54,8 @@ pub struct ServiceRoutes {
     fallback: Fallback,
     hash_on: Option<HashOn>,
     endpoints: ServiceEndpoints,
+    /// The service's resilience plan (routes may replace it).
+    pub plan: Option<Arc<Plan>>,
 }
 
 impl ServiceRoutes {
@@ -93,7 +96,7 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    pub fn build(snapshot: &Snapshot) -> Self {
+    pub fn build(snapshot: &Snapshot, registry: &Registry) -> Self {
         let mut services = HashMap::new();
         for svc in &snapshot.services {
             let policy = policy_for(snapshot, &svc.namespace, &svc.name);
@@ -104,7 +107,10 @@ impl RoutingTable {
                         .iter()
                         .enumerate()
                         .filter_map(|(i, r)| {
-                            CompiledRoute::compile(r, i)
+                            let scope =
+                                format!("{name}/{}", r.name.clone().unwrap_or_else(|| format!("route-{i}")));
+                            let plan = Plan::compile(&scope, &r.resilience, registry);
+                            CompiledRoute::compile(r, i, plan)
                                 .map_err(|e| tracing::error!(service = %name, error = %e, "route skipped"))
                                 .ok()
                         })
@@ -128,6 +134,7 @@ impl RoutingTable {
                         fallback: policy.map(|(_, p)| p.fallback.clone()).unwrap_or_default(),
                         hash_on: lb.hash_on.clone(),
                         endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb),
+                        plan: policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry)),
                     };
                     services.insert(SocketAddr::new(*ip, port.port), Arc::new(entry));
                 }

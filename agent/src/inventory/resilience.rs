@@ -1,0 +1,227 @@
+//! Resilience settings of a `TrafficPolicy`, per service and per route (a route's settings
+//! replace the service's): request timeout, rate limit with an OpenSergo-style fallback
+//! action, concurrency cap, and fault injection per lane.
+
+use std::{collections::BTreeMap, time::Duration};
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A duration written `250ms`, `2s` or `1m`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Span(pub Duration);
+
+impl Span {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let (num, unit) =
+            text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+        let n: u64 = num.parse().map_err(|_| format!("{text:?}: expected a number and ms, s or m"))?;
+        let d = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            _ => return Err(format!("{text:?}: expected a number and ms, s or m")),
+        };
+        if d.is_zero() {
+            return Err(format!("{text:?}: must be more than zero"));
+        }
+        Ok(Self(d))
+    }
+}
+
+impl Serialize for Span {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}ms", self.0.as_millis()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Span::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+impl JsonSchema for Span {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Span".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({ "type": "string", "pattern": "^[0-9]+(ms|s|m)$" })
+    }
+}
+
+/// What a service or a route adds to plain forwarding.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Resilience {
+    /// The whole request, until response headers (default: none).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Span>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Concurrency>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub faults: Vec<Fault>,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum LimitAlgorithm {
+    /// Refill `requests` every `interval`, up to `burst` at once (governor's GCRA).
+    #[default]
+    TokenBucket,
+    /// At most `requests` in any sliding `interval`.
+    SlidingWindow,
+}
+
+/// What each caller gets its own share of.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub enum LimitKey {
+    /// One budget for the service (or route).
+    #[default]
+    Route,
+    SourcePod,
+    SourceTag,
+    Tenant,
+    /// The value of `header`.
+    Header,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RateLimit {
+    #[schemars(range(min = 1))]
+    pub requests: u32,
+    #[serde(default = "one_second")]
+    pub interval: Span,
+    /// Token bucket: requests admitted at once (default `requests`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub burst: Option<u32>,
+    #[serde(default)]
+    pub algorithm: LimitAlgorithm,
+    #[serde(default)]
+    pub key: LimitKey,
+    /// For `key: header`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// The response to rejected requests (default 429).
+    #[serde(default)]
+    pub on_reject: RejectAction,
+}
+
+fn one_second() -> Span {
+    Span(Duration::from_secs(1))
+}
+
+/// OpenSergo's fallback action: status, body and extra headers of a rejection.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RejectAction {
+    #[serde(default = "too_many")]
+    #[schemars(range(min = 200, max = 599))]
+    pub status: u16,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+impl Default for RejectAction {
+    fn default() -> Self {
+        Self { status: too_many(), body: String::new(), headers: BTreeMap::new() }
+    }
+}
+
+fn too_many() -> u16 {
+    429
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Concurrency {
+    /// Requests in flight at once; more are answered 503 at once, never queued.
+    #[schemars(range(min = 1))]
+    pub max_in_flight: u32,
+}
+
+/// Chaos for a lane: abort or delay a share of its requests.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Fault {
+    /// Lanes (request tags) affected; empty: every request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub abort: Option<FaultAbort>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay: Option<FaultDelay>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultAbort {
+    #[schemars(range(min = 200, max = 599))]
+    pub status: u16,
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub percentage: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultDelay {
+    pub duration: Span,
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub percentage: f64,
+}
+
+/// What serde and the schema cannot check. The error names the field under `at`.
+pub fn validate(r: &Resilience, at: &str) -> Result<(), (String, String)> {
+    if let Some(l) = &r.rate_limit {
+        if l.requests == 0 {
+            return Err((format!("{at}.rateLimit.requests"), "must be at least 1".into()));
+        }
+        if l.key == LimitKey::Header && l.header.as_deref().is_none_or(str::is_empty) {
+            return Err((format!("{at}.rateLimit.header"), "required for key: header".into()));
+        }
+        if !(200..=599).contains(&l.on_reject.status) {
+            return Err((format!("{at}.rateLimit.onReject.status"), "must be 200-599".into()));
+        }
+    }
+    if r.concurrency.as_ref().is_some_and(|c| c.max_in_flight == 0) {
+        return Err((format!("{at}.concurrency.maxInFlight"), "must be at least 1".into()));
+    }
+    for (i, f) in r.faults.iter().enumerate() {
+        let pct = [f.abort.as_ref().map(|a| a.percentage), f.delay.as_ref().map(|d| d.percentage)];
+        if pct.iter().flatten().any(|p| !(0.0..=100.0).contains(p)) {
+            return Err((format!("{at}.faults[{i}]"), "percentages are 0-100".into()));
+        }
+        if f.abort.as_ref().is_some_and(|a| !(200..=599).contains(&a.status)) {
+            return Err((format!("{at}.faults[{i}].abort.status"), "must be 200-599".into()));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_and_settings_parse_and_validate() {
+        assert_eq!(Span::parse("250ms").map(|s| s.0), Ok(Duration::from_millis(250)));
+        assert_eq!(Span::parse("2s").map(|s| s.0), Ok(Duration::from_secs(2)));
+        assert!(Span::parse("2h").is_err() && Span::parse("0s").is_err() && Span::parse("s").is_err());
+        let r: Resilience = serde_norway::from_str(
+            "timeout: 2s\nrateLimit: {requests: 50, key: header, header: x-user, onReject: {body: slow down}}\n\
+             faults: [{tags: [gray], abort: {status: 503, percentage: 10}}]",
+        )
+        .expect("yaml");
+        assert_eq!(r.rate_limit.as_ref().map(|l| l.on_reject.status), Some(429));
+        assert!(validate(&r, "spec").is_ok());
+        let bad: Resilience = serde_norway::from_str("rateLimit: {requests: 5, key: header}").expect("yaml");
+        assert_eq!(validate(&bad, "spec").expect_err("header").0, "spec.rateLimit.header");
+    }
+}

@@ -1,0 +1,38 @@
+//! Budgets that outlive a routing table: the same scope and settings get the same limiter
+//! and gate after an unrelated inventory change, so pod churn never resets a rate limit.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use super::{gate::Gate, limiter::Limiter};
+use crate::inventory::resilience::RateLimit;
+
+#[derive(Default)]
+pub struct Registry {
+    limiters: Mutex<HashMap<(String, RateLimit), Arc<Limiter>>>,
+    gates: Mutex<HashMap<(String, usize), Arc<Gate>>>,
+}
+
+impl Registry {
+    pub fn limiter(&self, scope: &str, cfg: &RateLimit) -> Arc<Limiter> {
+        let mut map = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((scope.to_owned(), cfg.clone())).or_insert_with(|| Arc::new(Limiter::new(cfg))).clone()
+    }
+
+    pub fn gate(&self, scope: &str, max: usize) -> Arc<Gate> {
+        let mut map = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((scope.to_owned(), max)).or_insert_with(|| Arc::new(Gate::new(max))).clone()
+    }
+
+    /// Drops state no table uses any more and forgets idle callers.
+    pub fn tidy(&self) {
+        let mut limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
+        limiters.retain(|_, l| Arc::strong_count(l) > 1);
+        for l in limiters.values() {
+            l.tidy();
+        }
+        self.gates.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, g| Arc::strong_count(g) > 1);
+    }
+}

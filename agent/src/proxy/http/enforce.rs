@@ -1,0 +1,69 @@
+//! Applies a resilience plan to one request before it goes upstream: rate limit (with its
+//! fallback action), concurrency cap, fault injection. Rejections carry a reason.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
+
+use super::{Body, rescue};
+use crate::{
+    policy::{Plan, limit_key, roll_faults},
+    proxy::routing::Lane,
+};
+
+/// Held while the request runs (its place under the concurrency cap).
+pub struct Admitted {
+    _pass: Option<crate::policy::Pass>,
+}
+
+/// Admits the request, or answers it locally.
+pub async fn enforce(
+    plan: &Arc<Plan>,
+    lane: &Lane,
+    src_pod: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Admitted, Response<Body>> {
+    if let Some((limiter, cfg)) = &plan.limit {
+        let key = limit_key(cfg, lane, src_pod, headers);
+        if !limiter.admit(&key) {
+            return Err(rejected(plan, cfg));
+        }
+    }
+    let pass = match &plan.gate {
+        Some(gate) => match gate.enter() {
+            Some(p) => Some(p),
+            None => {
+                let detail = format!("{}: concurrency limit reached", plan.scope);
+                return Err(rescue::local(StatusCode::SERVICE_UNAVAILABLE, "concurrency_limit", &detail));
+            }
+        },
+        None => None,
+    };
+    let (abort, delay) = roll_faults(&plan.faults, lane.tag.as_deref());
+    if let Some(d) = delay {
+        tokio::time::sleep(d).await;
+    }
+    if let Some(status) = abort {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+        return Err(rescue::local(status, "fault_injected", &format!("{}: fault injected", plan.scope)));
+    }
+    Ok(Admitted { _pass: pass })
+}
+
+/// The rate limit's fallback action: its status, body and headers, plus the policy name.
+fn rejected(plan: &Plan, cfg: &crate::inventory::resilience::RateLimit) -> Response<Body> {
+    let action = &cfg.on_reject;
+    let status = StatusCode::from_u16(action.status).unwrap_or(StatusCode::TOO_MANY_REQUESTS);
+    let body =
+        if action.body.is_empty() { format!("{}: rate limited", plan.scope) } else { action.body.clone() };
+    let mut resp = rescue::local(status, "rate_limited", &body);
+    if let Ok(v) = HeaderValue::from_str(&plan.scope) {
+        resp.headers_mut().insert(HeaderName::from_static("x-graylane-limit"), v);
+    }
+    for (k, v) in &action.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            resp.headers_mut().insert(k, v);
+        }
+    }
+    resp
+}

@@ -1,0 +1,107 @@
+//! Resilience through real captured connections: rate limits (token bucket and sliding
+//! window, per-tenant keys, the fallback action), the concurrency cap, request timeouts,
+//! and fault injection per lane.
+
+use std::net::Ipv4Addr;
+
+use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged};
+use serde_json::Value;
+
+const APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
+
+/// An `app` service (one HTTP backend) with `policy` as its TrafficPolicy spec body.
+fn sandbox(test: &str, policy: &str, clients: &[PodSpec]) -> Option<Sandbox> {
+    let p = privileged(test)?;
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    for c in clients {
+        sb.add_pod(c.clone()).expect("client");
+    }
+    sb.add_pod(PodSpec::new("app").label("app", "app")).expect("app").serve_http(8080).expect("http");
+    sb.add_service(ServiceSpec::new("app", APP).named_port(80, 8080, "http").select("app", "app"));
+    sb.add_document(&format!(
+        "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {{name: app}}\nspec:\n  service: app\n{policy}"
+    ));
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    Some(sb)
+}
+
+fn status(v: &Value, code: u16) -> u64 {
+    v["status"][code.to_string()].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn rate_limits_admit_the_configured_rate_and_answer_the_rest_with_the_fallback_action() {
+    let policy = "  rateLimit:\n    requests: 50\n    interval: 1s\n    burst: 5\n    onReject: {status: 429, body: slow down, headers: {retry-after: '1'}}\n";
+    let Some(sb) = sandbox("rate_limit", policy, &[PodSpec::new("client")]) else { return };
+    let v = sb.pod("client").http_load_for(&format!("http://{APP}/"), "3s", &[]).expect("load");
+    let secs = v["seconds"].as_f64().unwrap_or(0.0);
+    let (ok, limited) = (status(&v, 200), status(&v, 429));
+    let expected = 50.0 * secs + 5.0;
+    eprintln!(
+        "measured: token bucket 50/s burst 5 over {secs:.2} s: admitted {ok} (expected {expected:.0}), rejected {limited}"
+    );
+    assert!(ok + limited > 200 && status(&v, 502) + status(&v, 503) == 0, "{v:#}");
+    assert!((ok as f64 - expected).abs() <= expected * 0.10, "admitted {ok}, expected {expected:.0} ± 10%");
+    let rejection =
+        v["echoes"].as_array().and_then(|e| e.iter().find(|e| e["status"] == 429)).expect("a rejection");
+    assert_eq!(
+        (rejection["reason"].as_str(), rejection["body"].as_str()),
+        (Some("rate_limited"), Some("slow down\n"))
+    );
+    assert_eq!(rejection["response_headers"]["retry-after"], "1");
+    assert_eq!(rejection["response_headers"]["x-graylane-limit"], "default/app");
+}
+
+#[test]
+fn a_noisy_tenant_exhausts_only_its_own_budget_in_a_sliding_window() {
+    let policy = "  rateLimit: {requests: 20, interval: 10s, algorithm: slidingWindow, key: tenant}\n";
+    let clients = [PodSpec::new("noisy").tenant("acme"), PodSpec::new("quiet").tenant("globex")];
+    let Some(sb) = sandbox("tenant_limit", policy, &clients) else { return };
+    let noisy = sb.pod("noisy").http_load(&format!("http://{APP}/"), 100, &[]).expect("load");
+    assert_eq!((status(&noisy, 200), status(&noisy, 429)), (20, 80), "{noisy:#}");
+    let quiet = sb.pod("quiet").http_load(&format!("http://{APP}/"), 20, &[]).expect("load");
+    assert_eq!(status(&quiet, 200), 20, "another tenant keeps its budget: {quiet:#}");
+}
+
+#[test]
+fn the_concurrency_cap_rejects_at_once_and_timeouts_never_let_a_caller_hang() {
+    let policy = "  concurrency: {maxInFlight: 2}\n  routes:\n  - name: slow\n    match: {path: {prefix: /sleep/3000}}\n    timeout: 300ms\n";
+    let Some(sb) = sandbox("concurrency_and_timeout", policy, &[PodSpec::new("client")]) else { return };
+    let out = sb
+        .pod("client")
+        .python_json("http_concurrent.py", &[&format!("http://{APP}/sleep/800"), "5"])
+        .expect("concurrent");
+    let results = out[0].as_array().cloned().unwrap_or_default();
+    let ok = results.iter().filter(|r| r["status"] == 200).count();
+    let capped: Vec<&Value> = results.iter().filter(|r| r["status"] == 503).collect();
+    assert_eq!((ok, capped.len()), (2, 3), "{results:?}");
+    assert!(
+        capped.iter().all(|r| r["reason"] == "concurrency_limit" && r["ms"].as_f64().unwrap_or(1e9) < 500.0),
+        "{capped:?}"
+    );
+    // The route's timeout replaces the service's settings (no cap there).
+    let t = sb
+        .pod("client")
+        .python_json("http_concurrent.py", &[&format!("http://{APP}/sleep/3000"), "1"])
+        .expect("timeout");
+    let r = &t[0][0];
+    eprintln!("measured: 300 ms route timeout answered after {} ms", r["ms"]);
+    assert_eq!((r["status"].as_u64(), r["reason"].as_str()), (Some(504), Some("request_timeout")), "{r}");
+    assert!(r["ms"].as_f64().unwrap_or(1e9) < 1500.0, "{r}");
+}
+
+#[test]
+fn faults_hit_only_their_lane_at_their_rate() {
+    let policy = "  faults:\n  - {tags: [gray], abort: {status: 503, percentage: 30}}\n  - {tags: [slow], delay: {duration: 200ms, percentage: 100}}\n";
+    let Some(sb) = sandbox("faults", policy, &[PodSpec::new("client")]) else { return };
+    let url = format!("http://{APP}/");
+    let gray = sb.pod("client").http_load(&url, 1000, &["x-graylane-tag:gray"]).expect("gray");
+    let aborted = status(&gray, 503);
+    eprintln!("measured: 30% abort on the gray lane: {aborted}/1000");
+    assert!((250..=350).contains(&aborted), "{gray:#}");
+    let base = sb.pod("client").http_load(&url, 300, &[]).expect("base");
+    assert_eq!(status(&base, 200), 300, "base traffic untouched: {base:#}");
+    let slow = sb.pod("client").http_load(&url, 5, &["x-graylane-tag:slow"]).expect("slow");
+    let secs = slow["seconds"].as_f64().unwrap_or(0.0);
+    assert!(secs >= 1.0, "5 requests delayed 200 ms each took {secs:.2} s");
+}
