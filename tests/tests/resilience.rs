@@ -105,3 +105,83 @@ fn faults_hit_only_their_lane_at_their_rate() {
     let secs = slow["seconds"].as_f64().unwrap_or(0.0);
     assert!(secs >= 1.0, "5 requests delayed 200 ms each took {secs:.2} s");
 }
+
+/// Retries summed over the sandbox's flows.
+fn retries(sb: &Sandbox) -> u64 {
+    let flows = sb.admin().json("/flows").expect("flows");
+    flows.as_array().map(|a| a.iter().filter_map(|f| f["retries"].as_u64()).sum()).unwrap_or(0)
+}
+
+#[test]
+fn retries_move_to_another_endpoint_and_the_budget_caps_them() {
+    let Some(p) = privileged("retries") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    sb.add_pod(PodSpec::new("web").label("app", "web")).expect("web").serve_http(8080).expect("http");
+    // In the inventory, but nothing listens: every try there is a connect failure.
+    sb.add_pod(PodSpec::new("dead").label("app", "web")).expect("dead");
+    let (retried, bare, capped) =
+        (Ipv4Addr::new(10, 96, 0, 40), Ipv4Addr::new(10, 96, 0, 41), Ipv4Addr::new(10, 96, 0, 42));
+    for (name, vip) in [("retried", retried), ("bare", bare), ("capped", capped)] {
+        sb.add_service(ServiceSpec::new(name, vip).port(80, 8080).select("app", "web"));
+    }
+    let policy = |name: &str, body: &str| {
+        format!(
+            "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {{name: {name}}}\nspec:\n  service: {name}\n{body}"
+        )
+    };
+    sb.add_document(&policy("retried", "  retry: {attempts: 2, backoff: 5ms}\n"));
+    sb.add_document(&policy("capped", "  retry: {attempts: 2, budgetPercent: 0, minRetries: 0}\n"));
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let client = sb.pod("client");
+
+    let plain = client.http_load(&format!("http://{bare}/"), 100, &[]).expect("bare");
+    assert!(status(&plain, 503) >= 30, "half the tries hit the dead pod: {plain:#}");
+    let before = retries(&sb);
+    let with = client.http_load(&format!("http://{retried}/"), 100, &[]).expect("retried");
+    let spent = retries(&sb) - before;
+    eprintln!(
+        "measured: 100 requests over a live and a dead endpoint: {} ok with {spent} retries",
+        status(&with, 200)
+    );
+    assert_eq!(status(&with, 200), 100, "{with:#}");
+    assert!((30..=100).contains(&spent), "at most one retry per request (to the live pod): {spent}");
+    let before = retries(&sb);
+    let none = client.http_load(&format!("http://{capped}/"), 100, &[]).expect("capped");
+    assert_eq!(retries(&sb) - before, 0, "a zero budget allows no retry: {none:#}");
+    assert!(status(&none, 503) >= 30, "{none:#}");
+}
+
+#[test]
+fn a_deadline_set_on_the_first_hop_bounds_the_second() {
+    let Some(p) = privileged("deadline") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    sb.add_pod(PodSpec::new("front").label("app", "front")).expect("front").serve_http(8080).expect("http");
+    sb.add_pod(PodSpec::new("back").label("app", "back")).expect("back").serve_http(8080).expect("http");
+    let (front, back) = (Ipv4Addr::new(10, 96, 0, 50), Ipv4Addr::new(10, 96, 0, 51));
+    sb.add_service(ServiceSpec::new("front", front).port(80, 8080).select("app", "front"));
+    sb.add_service(ServiceSpec::new("back", back).port(80, 8080).select("app", "back"));
+    sb.add_document(
+        "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: front}\nspec: {service: front, timeout: 300ms}",
+    );
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    // client → front (300 ms) → front's app calls back, which would take 2 s.
+    let url = format!("http://{front}/forward/{back}:80/sleep/2000");
+    let out = sb.pod("client").python_json("http_concurrent.py", &[&url, "1"]).expect("client");
+    let first = &out[0][0];
+    assert_eq!(first["status"], 504, "{first}");
+    // The second hop had no timeout of its own: it honored the propagated deadline.
+    let hop2 = graylane_tests::wait_for("the second hop to end", std::time::Duration::from_secs(3), || {
+        let flows = sb.admin().json("/flows").unwrap_or_default();
+        flows
+            .as_array()
+            .is_some_and(|a| a.iter().any(|f| f["src_pod"] == "default/front" && f["last_status"] == 504))
+    });
+    eprintln!(
+        "measured: hop 1 answered 504 after {} ms; hop 2 ended {} ms later",
+        first["ms"],
+        hop2.as_millis()
+    );
+    assert!(first["ms"].as_f64().unwrap_or(1e9) < 1000.0, "{first}");
+}

@@ -63,6 +63,49 @@ pub struct Resilience {
     pub concurrency: Option<Concurrency>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub faults: Vec<Fault>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry: Option<Retry>,
+}
+
+/// Retries of failed tries, on another pick of endpoint, within a budget.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retry {
+    /// Retries after the first try.
+    #[schemars(range(min = 1, max = 10))]
+    pub attempts: u32,
+    /// Each try's own limit (the request timeout still bounds the whole).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_try_timeout: Option<Span>,
+    /// Upstream statuses that are retried (connect failures and resets always are).
+    #[serde(default = "retry_statuses")]
+    pub statuses: Vec<u16>,
+    /// Retry non-idempotent methods (POST, PATCH) too.
+    #[serde(default)]
+    pub all_methods: bool,
+    /// Retries in flight at most this share (percent) of requests in flight…
+    #[serde(default = "twenty")]
+    #[schemars(range(min = 0, max = 100))]
+    pub budget_percent: u32,
+    /// …but always at least this many.
+    #[serde(default = "three")]
+    pub min_retries: u32,
+    /// First backoff (doubling, with jitter, up to ten times this).
+    #[serde(default = "backoff")]
+    pub backoff: Span,
+}
+
+fn retry_statuses() -> Vec<u16> {
+    vec![502, 503, 504]
+}
+fn twenty() -> u32 {
+    20
+}
+fn three() -> u32 {
+    3
+}
+fn backoff() -> Span {
+    Span(Duration::from_millis(25))
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
@@ -188,6 +231,14 @@ pub fn validate(r: &Resilience, at: &str) -> Result<(), (String, String)> {
         }
         if !(200..=599).contains(&l.on_reject.status) {
             return Err((format!("{at}.rateLimit.onReject.status"), "must be 200-599".into()));
+        }
+    }
+    if let Some(retry) = &r.retry {
+        if !(1..=10).contains(&retry.attempts) {
+            return Err((format!("{at}.retry.attempts"), "must be 1-10".into()));
+        }
+        if retry.budget_percent > 100 {
+            return Err((format!("{at}.retry.budgetPercent"), "must be 0-100".into()));
         }
     }
     if r.concurrency.as_ref().is_some_and(|c| c.max_in_flight == 0) {

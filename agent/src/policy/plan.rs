@@ -4,9 +4,9 @@ use std::{sync::Arc, time::Duration};
 
 use http::HeaderMap;
 
-use super::{Registry, gate::Gate, limiter::Limiter};
+use super::{Registry, RetryBudget, gate::Gate, limiter::Limiter};
 use crate::{
-    inventory::resilience::{Fault, LimitKey, RateLimit, Resilience},
+    inventory::resilience::{Fault, LimitKey, RateLimit, Resilience, Retry},
     proxy::routing::Lane,
 };
 
@@ -17,6 +17,7 @@ pub struct Plan {
     pub limit: Option<(Arc<Limiter>, RateLimit)>,
     pub gate: Option<Arc<Gate>>,
     pub faults: Vec<Fault>,
+    pub retry: Option<(Retry, Arc<RetryBudget>)>,
 }
 
 impl Plan {
@@ -31,6 +32,10 @@ impl Plan {
             limit: r.rate_limit.as_ref().map(|l| (registry.limiter(scope, l), l.clone())),
             gate: r.concurrency.as_ref().map(|c| registry.gate(scope, c.max_in_flight as usize)),
             faults: r.faults.clone(),
+            retry: r
+                .retry
+                .as_ref()
+                .map(|x| (x.clone(), registry.budget(scope, x.budget_percent, x.min_retries))),
         }))
     }
 }

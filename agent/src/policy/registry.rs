@@ -6,13 +6,14 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use super::{gate::Gate, limiter::Limiter};
+use super::{RetryBudget, gate::Gate, limiter::Limiter};
 use crate::inventory::resilience::RateLimit;
 
 #[derive(Default)]
 pub struct Registry {
     limiters: Mutex<HashMap<(String, RateLimit), Arc<Limiter>>>,
     gates: Mutex<HashMap<(String, usize), Arc<Gate>>>,
+    budgets: Mutex<HashMap<(String, u32, u32), Arc<RetryBudget>>>,
 }
 
 impl Registry {
@@ -26,6 +27,13 @@ impl Registry {
         map.entry((scope.to_owned(), max)).or_insert_with(|| Arc::new(Gate::new(max))).clone()
     }
 
+    pub fn budget(&self, scope: &str, percent: u32, min: u32) -> Arc<RetryBudget> {
+        let mut map = self.budgets.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((scope.to_owned(), percent, min))
+            .or_insert_with(|| Arc::new(RetryBudget::new(percent, min)))
+            .clone()
+    }
+
     /// Drops state no table uses any more and forgets idle callers.
     pub fn tidy(&self) {
         let mut limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
@@ -34,5 +42,6 @@ impl Registry {
             l.tidy();
         }
         self.gates.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, g| Arc::strong_count(g) > 1);
+        self.budgets.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, b| Arc::strong_count(b) > 1);
     }
 }

@@ -2,7 +2,9 @@
 //! lane, pick route, subset and endpoint, propagate the lane, forward over pooled upstream
 //! connections, and map every local failure to a response with a reason.
 
+mod deadline;
 mod enforce;
+mod exchange;
 mod forward;
 mod headers;
 mod lane;

@@ -14,4 +14,4 @@ pub use lane::{Lane, TagSource, valid_label};
 pub use matcher::{CompiledRoute, RequestView};
 pub use rules::CompiledRule;
 pub use subset::{Decision, RouteError};
-pub use table::{Protocol, RoutingTable};
+pub use table::{Protocol, RoutingTable, ServiceRoutes};

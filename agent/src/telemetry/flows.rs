@@ -47,6 +47,8 @@ pub struct FlowState {
     pub bytes_down: u64,
     pub duration_ms: u64,
     pub requests: u64,
+    /// Retried tries (each retry of each request).
+    pub retries: u64,
     pub last_status: Option<u16>,
     /// The last request's lane and routing explanation.
     pub lane_tag: Option<String>,
@@ -130,6 +132,7 @@ impl Flows {
                 bytes_down: 0,
                 duration_ms: 0,
                 requests: 0,
+                retries: 0,
                 last_status: None,
                 lane_tag: None,
                 tag_source: None,

@@ -22,11 +22,11 @@ pub async fn enforce(
     lane: &Lane,
     src_pod: Option<&str>,
     headers: &HeaderMap,
-) -> Result<Admitted, Response<Body>> {
+) -> Result<Admitted, Box<Response<Body>>> {
     if let Some((limiter, cfg)) = &plan.limit {
         let key = limit_key(cfg, lane, src_pod, headers);
         if !limiter.admit(&key) {
-            return Err(rejected(plan, cfg));
+            return Err(Box::new(rejected(plan, cfg)));
         }
     }
     let pass = match &plan.gate {
@@ -34,7 +34,11 @@ pub async fn enforce(
             Some(p) => Some(p),
             None => {
                 let detail = format!("{}: concurrency limit reached", plan.scope);
-                return Err(rescue::local(StatusCode::SERVICE_UNAVAILABLE, "concurrency_limit", &detail));
+                return Err(Box::new(rescue::local(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "concurrency_limit",
+                    &detail,
+                )));
             }
         },
         None => None,
@@ -45,7 +49,11 @@ pub async fn enforce(
     }
     if let Some(status) = abort {
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        return Err(rescue::local(status, "fault_injected", &format!("{}: fault injected", plan.scope)));
+        return Err(Box::new(rescue::local(
+            status,
+            "fault_injected",
+            &format!("{}: fault injected", plan.scope),
+        )));
     }
     Ok(Admitted { _pass: pass })
 }

@@ -1,30 +1,33 @@
 //! One request: lane → route → subset → endpoint (decided under one snapshot, no I/O), then
 //! the upstream exchange.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use http::{HeaderMap, HeaderValue, Request, Response, Version, header, request::Parts};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
-use super::{Body, enforce::enforce, headers, lane, rescue, upgrade, upstream::endpoint_uri};
+use super::{Body, deadline, enforce::enforce, exchange, headers, lane, rescue, upgrade};
 use crate::proxy::{
     Proxy,
-    routing::{Decision, Lane, PickKey, RequestView},
+    routing::{Decision, Lane, PickKey, RequestView, ServiceRoutes},
     source::ConnContext,
 };
 
 /// Where a request goes, and why.
-struct Routed {
-    target: SocketAddr,
-    lane: Lane,
+pub struct Routed {
+    pub target: SocketAddr,
+    pub lane: Lane,
     trusted: bool,
-    service: Option<std::sync::Arc<str>>,
-    route: Option<std::sync::Arc<str>>,
-    rule: Option<std::sync::Arc<str>>,
-    decision: Option<Decision>,
+    service: Option<Arc<str>>,
+    route: Option<Arc<str>>,
+    rule: Option<Arc<str>>,
+    pub decision: Option<Decision>,
     /// The route's resilience plan, else the service's.
-    plan: Option<std::sync::Arc<crate::policy::Plan>>,
+    pub plan: Option<Arc<crate::policy::Plan>>,
+    /// For retries: the service and the matched route, to pick again.
+    pub svc: Option<Arc<ServiceRoutes>>,
+    pub route_index: Option<usize>,
 }
 
 pub async fn handle(
@@ -36,7 +39,7 @@ pub async fn handle(
     let upgrade = !h2 && headers::is_upgrade(req.headers());
     let on_downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    let routed = match decide(proxy, ctx, &mut parts) {
+    let mut routed = match decide(proxy, ctx, &mut parts) {
         Ok(r) => r,
         Err(rejected) => return finish(rejected.resp, rejected.trusted, h2),
     };
@@ -48,48 +51,34 @@ pub async fn handle(
     {
         parts.headers.insert(header::HOST, authority);
     }
-    let authority = routed.decision.as_ref().map(|d| d.endpoint.authority.clone());
-    parts.uri = match endpoint_uri(routed.target, authority, &parts.uri) {
-        Ok(u) => u,
-        Err(e) => {
-            let resp = rescue::local(http::StatusCode::BAD_REQUEST, "bad_request", &e.to_string());
-            return finish(resp, routed.trusted, h2);
-        }
-    };
     parts.version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
-    let upstream_req = Request::from_parts(parts, body.boxed());
 
     let _admitted = match &routed.plan {
-        Some(plan) => match enforce(plan, &routed.lane, ctx.src_pod.as_deref(), upstream_req.headers()).await
-        {
+        Some(plan) => match enforce(plan, &routed.lane, ctx.src_pod.as_deref(), &parts.headers).await {
             Ok(a) => Some(a),
             Err(resp) => {
                 record(ctx, &routed, resp.status().as_u16());
-                return finish(resp, routed.trusted, h2);
+                return finish(*resp, routed.trusted, h2);
             }
         },
         None => None,
     };
+    // Never work past the caller's deadline (or this route's timeout), and pass it on.
+    let deadline = deadline::effective(&parts.headers, routed.plan.as_ref().and_then(|p| p.timeout));
+    if let Some(d) = deadline {
+        if d <= Instant::now() {
+            let resp = rescue::local(
+                http::StatusCode::GATEWAY_TIMEOUT,
+                "deadline_exceeded",
+                "the caller's deadline has passed",
+            );
+            record(ctx, &routed, 504);
+            return finish(resp, routed.trusted, h2);
+        }
+        deadline::stamp(&mut parts.headers, d);
+    }
     let _in_flight = routed.decision.as_ref().map(|d| d.endpoint.start());
-    let client = if h2 { &proxy.upstreams.h2 } else { &proxy.upstreams.h1 };
-    let timeout = routed.plan.as_ref().and_then(|p| p.timeout);
-    let exchange = client.request(upstream_req);
-    let result = match timeout {
-        Some(t) => match tokio::time::timeout(t, exchange).await {
-            Ok(r) => r,
-            Err(_) => {
-                let resp = rescue::local(
-                    http::StatusCode::GATEWAY_TIMEOUT,
-                    "request_timeout",
-                    &format!("{}: no response within {t:?}", routed.target),
-                );
-                record(ctx, &routed, 504);
-                return finish(resp, routed.trusted, h2);
-            }
-        },
-        None => exchange.await,
-    };
-    let resp = match result {
+    let resp = match exchange::run(proxy, ctx, &mut routed, parts, body, h2, deadline).await {
         Ok(mut resp) => {
             if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
                 && let Some(down) = on_downstream_upgrade
@@ -100,10 +89,7 @@ pub async fn handle(
             }
             resp.map(|b| b.boxed())
         }
-        Err(e) => {
-            tracing::debug!(client = %ctx.client, upstream = %routed.target, error = %e, "upstream request failed");
-            rescue::upstream_error(&e, routed.target)
-        }
+        Err(local) => *local,
     };
     record(ctx, &routed, resp.status().as_u16());
     finish(resp, routed.trusted, h2)
@@ -142,6 +128,8 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
         rule: resolved.rule,
         decision: None,
         plan: None,
+        svc: None,
+        route_index: None,
     };
     let Some(svc) = state.routing.service(ctx.orig_dst.0) else {
         if state.snapshot.pod_by_ip(ctx.orig_dst.0.ip()).is_some() {
@@ -151,8 +139,10 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
         return Err(Box::new(Rejected { resp: rescue::unknown_destination(ctx.orig_dst), trusted }));
     };
     routed.service = Some(svc.name.clone());
-    let route = svc.route(&view);
+    let matched = svc.route(&view);
+    let route = matched.map(|(_, r)| r);
     routed.route = route.map(|r| r.name.clone());
+    routed.route_index = matched.map(|(i, _)| i);
     let key = PickKey {
         hash: svc.hash(Some(view.headers), ctx.client.0),
         client: ctx.src_pod.as_deref().unwrap_or(""),
@@ -168,6 +158,7 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
         rewrite(&mut parts.headers, &r.rewrite);
     }
     routed.plan = route.and_then(|r| r.plan.clone()).or_else(|| svc.plan.clone());
+    routed.svc = Some(svc.clone());
     routed.target = decision.endpoint.addr;
     routed.decision = Some(decision);
     Ok(routed)

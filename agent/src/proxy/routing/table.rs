@@ -59,9 +59,14 @@ pub struct ServiceRoutes {
 }
 
 impl ServiceRoutes {
-    /// The first route that matches.
-    pub fn route(&self, req: &RequestView<'_>) -> Option<&CompiledRoute> {
-        self.routes.iter().find(|r| r.matches(req))
+    /// The first route that matches, with its index.
+    pub fn route(&self, req: &RequestView<'_>) -> Option<(usize, &CompiledRoute)> {
+        self.routes.iter().enumerate().find(|(_, r)| r.matches(req))
+    }
+
+    /// The route at `index` (from [`ServiceRoutes::route`]).
+    pub fn route_at(&self, index: usize) -> Option<&CompiledRoute> {
+        self.routes.get(index)
     }
 
     pub fn decide(
