@@ -2,6 +2,7 @@
 //! timeouts and fault injection, compiled per service and route into a [`Plan`]. Budgets
 //! live in a [`Registry`] so they survive routing-table rebuilds.
 
+mod breaker;
 mod budget;
 mod fault;
 mod gate;
@@ -9,6 +10,7 @@ mod limiter;
 mod plan;
 mod registry;
 
+pub use breaker::Breaker;
 pub use budget::RetryBudget;
 pub use fault::roll as roll_faults;
 pub use gate::Pass;

@@ -138,6 +138,12 @@ impl Pod {
         self.serve_fixture("http_echo.py", &[&self.spec.name.clone(), &port.to_string()], port)
     }
 
+    /// Starts the HTTP echo backend, answering 503 to everything while `fail_file` exists.
+    pub fn serve_http_failing_while(&mut self, port: u16, fail_file: &std::path::Path) -> anyhow::Result<()> {
+        let file = fail_file.display().to_string();
+        self.serve_fixture("http_echo.py", &[&self.spec.name.clone(), &port.to_string(), &file], port)
+    }
+
     /// Starts the gRPC echo backend (real grpcio, h2c).
     pub fn serve_grpc(&mut self, port: u16) -> anyhow::Result<()> {
         self.serve_fixture("grpc_echo.py", &[&self.spec.name.clone(), &port.to_string()], port)

@@ -185,3 +185,45 @@ fn a_deadline_set_on_the_first_hop_bounds_the_second() {
     );
     assert!(first["ms"].as_f64().unwrap_or(1e9) < 1000.0, "{first}");
 }
+
+#[test]
+fn a_failing_endpoint_is_ejected_then_probed_and_brought_back_in_steps() {
+    let Some(p) = privileged("circuit_breaker") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    sb.add_pod(PodSpec::new("good").label("app", "web")).expect("good").serve_http(8080).expect("http");
+    let sick = sb.scratch().join("sick");
+    std::fs::write(&sick, "").expect("sick");
+    sb.add_pod(PodSpec::new("flaky").label("app", "web"))
+        .expect("flaky")
+        .serve_http_failing_while(8080, &sick)
+        .expect("http");
+    sb.add_service(ServiceSpec::new("web", APP).port(80, 8080).select("app", "web"));
+    sb.add_document(
+        "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: web}\nspec:\n  service: web\n  circuitBreaker:\n    \
+         consecutiveFailures: 3\n    openFor: 1s\n    halfOpenProbes: 2\n    recoveryStepPercent: 50\n    recoveryEvery: 2s\n    maxEjectionPercent: 50\n",
+    );
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let url = format!("http://{APP}/");
+    let client = sb.pod("client");
+
+    // Three failures in a row open the flaky endpoint's breaker: the rest go to the good one.
+    let sick_run = client.http_load(&url, 100, &[]).expect("load");
+    eprintln!("measured: 100 requests with one sick endpoint: {sick_run}", sick_run = sick_run["status"]);
+    assert_eq!(status(&sick_run, 503), 3, "{sick_run:#}");
+    assert_eq!(sick_run["pods"]["good"], 97);
+    // Healed: after openFor, probes succeed and traffic returns in steps (50%, then all).
+    std::fs::remove_file(&sick).expect("heal");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let probing = client.http_load(&url, 100, &[]).expect("load");
+    let first_step = probing["pods"]["flaky"].as_u64().unwrap_or(0);
+    std::thread::sleep(std::time::Duration::from_millis(4100));
+    let recovered = client.http_load(&url, 100, &[]).expect("load");
+    let last = recovered["pods"]["flaky"].as_u64().unwrap_or(0);
+    eprintln!(
+        "measured: flaky endpoint share after healing: {first_step}/100 while recovering, {last}/100 after"
+    );
+    assert_eq!(status(&probing, 200), 100, "{probing:#}");
+    assert!((5..=42).contains(&first_step), "half of its round-robin share while recovering: {first_step}");
+    assert!((45..=55).contains(&last), "its full round-robin share once closed: {last}");
+}

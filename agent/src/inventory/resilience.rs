@@ -65,6 +65,63 @@ pub struct Resilience {
     pub faults: Vec<Fault>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit_breaker: Option<CircuitBreaker>,
+}
+
+/// Per endpoint: open on consecutive failures or a failure ratio (errors and slow calls)
+/// over a window; while open the endpoint is ejected from balancing (fail fast when every
+/// endpoint is); after `openFor`, half-open probes; then traffic comes back in steps.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CircuitBreaker {
+    /// Open after this many failures in a row (0: off).
+    #[serde(default = "five")]
+    pub consecutive_failures: u32,
+    /// Open when failures are at least this percent of the window's calls (0: off)…
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 100))]
+    pub failure_percent: u32,
+    /// …once the window has this many calls.
+    #[serde(default = "twenty")]
+    pub min_requests: u32,
+    #[serde(default = "ten_seconds")]
+    pub window: Span,
+    /// A call slower than this counts as a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slow_call: Option<Span>,
+    /// How long an endpoint stays open; doubles each time it opens again (capped at 10x).
+    #[serde(default = "five_seconds")]
+    pub open_for: Span,
+    /// Successful probes in half-open before traffic comes back.
+    #[serde(default = "three")]
+    pub half_open_probes: u32,
+    /// Share of traffic restored per `recoveryEvery` once probes succeed (seed: 10% / 10 s).
+    #[serde(default = "ten")]
+    #[schemars(range(min = 1, max = 100))]
+    pub recovery_step_percent: u32,
+    #[serde(default = "ten_seconds")]
+    pub recovery_every: Span,
+    /// At most this percent of a subset's endpoints are ejected at once.
+    #[serde(default = "fifty")]
+    #[schemars(range(min = 0, max = 100))]
+    pub max_ejection_percent: u32,
+}
+
+fn five() -> u32 {
+    5
+}
+fn ten() -> u32 {
+    10
+}
+fn fifty() -> u32 {
+    50
+}
+fn ten_seconds() -> Span {
+    Span(Duration::from_secs(10))
+}
+fn five_seconds() -> Span {
+    Span(Duration::from_secs(5))
 }
 
 /// Retries of failed tries, on another pick of endpoint, within a budget.

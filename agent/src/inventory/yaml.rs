@@ -32,8 +32,8 @@ pub struct Parsed {
 enum Object {
     Pod(Pod),
     Service(Service),
-    Policy(Named<TrafficPolicySpec>),
-    Rule(Named<TrafficLabelRuleSpec>),
+    Policy(Box<Named<TrafficPolicySpec>>),
+    Rule(Box<Named<TrafficLabelRuleSpec>>),
     /// Empty, or a kind this source does not use.
     Nothing,
 }
@@ -83,8 +83,8 @@ pub fn parse_documents_cached(
         match &doc.object {
             Object::Pod(p) => out.pods.push(p.clone()),
             Object::Service(s) => out.services.push(s.clone()),
-            Object::Policy(p) => out.policies.push(p.clone()),
-            Object::Rule(r) => out.rules.push(r.clone()),
+            Object::Policy(p) => out.policies.push((**p).clone()),
+            Object::Rule(r) => out.rules.push((**r).clone()),
             Object::Nothing => {}
         }
         next.docs.insert(key, doc);
@@ -137,12 +137,12 @@ fn parse_document(text: &str) -> Result<Doc, FieldError> {
         ("graylane.io/v1alpha1", "TrafficPolicy") => {
             let raw: RawObject<TrafficPolicySpec> = typed(value)?;
             policy::validate_policy(&raw.spec)?;
-            Object::Policy(named(raw)?)
+            Object::Policy(Box::new(named(raw)?))
         }
         ("graylane.io/v1alpha1", "TrafficLabelRule") => {
             let raw: RawObject<TrafficLabelRuleSpec> = typed(value)?;
             policy::validate_rule(&raw.spec)?;
-            Object::Rule(named(raw)?)
+            Object::Rule(Box::new(named(raw)?))
         }
         ("graylane.io/v1alpha1", kind) => {
             return Err((

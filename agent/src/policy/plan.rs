@@ -1,10 +1,10 @@
 //! The compiled resilience settings of one service or route.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use http::HeaderMap;
 
-use super::{Registry, RetryBudget, gate::Gate, limiter::Limiter};
+use super::{Breaker, Registry, RetryBudget, gate::Gate, limiter::Limiter};
 use crate::{
     inventory::resilience::{Fault, LimitKey, RateLimit, Resilience, Retry},
     proxy::routing::Lane,
@@ -18,11 +18,19 @@ pub struct Plan {
     pub gate: Option<Arc<Gate>>,
     pub faults: Vec<Fault>,
     pub retry: Option<(Retry, Arc<RetryBudget>)>,
+    /// A breaker per endpoint of the service, and the share that may be ejected at once.
+    pub breakers: HashMap<SocketAddr, Arc<Breaker>>,
+    max_ejection_percent: usize,
 }
 
 impl Plan {
     /// `None` when there is nothing to enforce.
-    pub fn compile(scope: &str, r: &Resilience, registry: &Registry) -> Option<Arc<Self>> {
+    pub fn compile(
+        scope: &str,
+        r: &Resilience,
+        registry: &Registry,
+        endpoints: &[SocketAddr],
+    ) -> Option<Arc<Self>> {
         if *r == Resilience::default() {
             return None;
         }
@@ -36,7 +44,31 @@ impl Plan {
                 .retry
                 .as_ref()
                 .map(|x| (x.clone(), registry.budget(scope, x.budget_percent, x.min_retries))),
+            breakers: r
+                .circuit_breaker
+                .as_ref()
+                .map(|cb| endpoints.iter().map(|e| (*e, registry.breaker(scope, *e, cb))).collect())
+                .unwrap_or_default(),
+            max_ejection_percent: r.circuit_breaker.as_ref().map_or(0, |cb| cb.max_ejection_percent as usize),
         }))
+    }
+
+    /// Whether `endpoint` may take this request: its breaker allows it, or too many
+    /// endpoints are already ejected (then traffic spreads over all of them).
+    pub fn admits(&self, endpoint: SocketAddr) -> bool {
+        let Some(b) = self.breakers.get(&endpoint) else { return true };
+        let ejected = self.breakers.values().filter(|b| b.is_open()).count();
+        if ejected * 100 > self.max_ejection_percent * self.breakers.len() {
+            return true;
+        }
+        b.allow()
+    }
+
+    /// Records a try's outcome on the endpoint's breaker.
+    pub fn record(&self, endpoint: SocketAddr, ok: bool, took: Duration) {
+        if let Some(b) = self.breakers.get(&endpoint) {
+            b.record(ok, took);
+        }
     }
 }
 

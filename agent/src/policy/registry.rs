@@ -3,17 +3,19 @@
 
 use std::{
     collections::HashMap,
+    net::SocketAddr,
     sync::{Arc, Mutex},
 };
 
-use super::{RetryBudget, gate::Gate, limiter::Limiter};
-use crate::inventory::resilience::RateLimit;
+use super::{Breaker, RetryBudget, gate::Gate, limiter::Limiter};
+use crate::inventory::resilience::{CircuitBreaker, RateLimit};
 
 #[derive(Default)]
 pub struct Registry {
     limiters: Mutex<HashMap<(String, RateLimit), Arc<Limiter>>>,
     gates: Mutex<HashMap<(String, usize), Arc<Gate>>>,
     budgets: Mutex<HashMap<(String, u32, u32), Arc<RetryBudget>>>,
+    breakers: Mutex<HashMap<(String, SocketAddr, CircuitBreaker), Arc<Breaker>>>,
 }
 
 impl Registry {
@@ -34,6 +36,13 @@ impl Registry {
             .clone()
     }
 
+    pub fn breaker(&self, scope: &str, endpoint: SocketAddr, cfg: &CircuitBreaker) -> Arc<Breaker> {
+        let mut map = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
+        map.entry((scope.to_owned(), endpoint, cfg.clone()))
+            .or_insert_with(|| Arc::new(Breaker::new(cfg.clone())))
+            .clone()
+    }
+
     /// Drops state no table uses any more and forgets idle callers.
     pub fn tidy(&self) {
         let mut limiters = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
@@ -43,5 +52,6 @@ impl Registry {
         }
         self.gates.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, g| Arc::strong_count(g) > 1);
         self.budgets.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, b| Arc::strong_count(b) > 1);
+        self.breakers.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, b| Arc::strong_count(b) > 1);
     }
 }

@@ -93,7 +93,7 @@ fn repick(ctx: &ConnContext, routed: &mut Routed) {
     let key = PickKey { hash: None, client: ctx.src_pod.as_deref().unwrap_or("") };
     let failed = routed.target;
     for _ in 0..3 {
-        if let Ok(d) = svc.decide(&routed.lane, route, &key) {
+        if let Ok(d) = super::forward::pick(&svc, &routed.lane, route, &key, routed.plan.as_deref()) {
             let moved = d.endpoint.addr != failed;
             routed.target = d.endpoint.addr;
             routed.decision = Some(d);
@@ -105,6 +105,20 @@ fn repick(ctx: &ConnContext, routed: &mut Routed) {
 }
 
 async fn timed(
+    exchange: impl Future<Output = Result<Response<Incoming>, hyper_util::client::legacy::Error>>,
+    deadline: Option<Instant>,
+    routed: &Routed,
+) -> Outcome {
+    let started = Instant::now();
+    let outcome = try_once(exchange, deadline, routed).await;
+    if let Some(plan) = &routed.plan {
+        let ok = matches!(&outcome, Ok(r) if !r.status().is_server_error());
+        plan.record(routed.target, ok, started.elapsed());
+    }
+    outcome
+}
+
+async fn try_once(
     exchange: impl Future<Output = Result<Response<Incoming>, hyper_util::client::legacy::Error>>,
     deadline: Option<Instant>,
     routed: &Routed,

@@ -147,21 +147,44 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
         hash: svc.hash(Some(view.headers), ctx.client.0),
         client: ctx.src_pod.as_deref().unwrap_or(""),
     };
-    let decision = match svc.decide(&routed.lane, route, &key) {
+    let plan = route.and_then(|r| r.plan.clone()).or_else(|| svc.plan.clone());
+    let decision = match pick(svc, &routed.lane, route, &key, plan.as_deref()) {
         Ok(d) => d,
-        Err(e) => {
-            record(ctx, &routed, 503);
-            return Err(Box::new(Rejected { resp: rescue::route_error(&e), trusted }));
+        Err(resp) => {
+            record(ctx, &routed, resp.status().as_u16());
+            return Err(Box::new(Rejected { resp: *resp, trusted }));
         }
     };
     if let Some(r) = route {
         rewrite(&mut parts.headers, &r.rewrite);
     }
-    routed.plan = route.and_then(|r| r.plan.clone()).or_else(|| svc.plan.clone());
+    routed.plan = plan;
     routed.svc = Some(svc.clone());
     routed.target = decision.endpoint.addr;
     routed.decision = Some(decision);
     Ok(routed)
+}
+
+/// An endpoint for the request whose breaker admits it (ejected endpoints are skipped);
+/// a fail-fast answer when every pick is ejected.
+pub fn pick(
+    svc: &ServiceRoutes,
+    lane: &Lane,
+    route: Option<&crate::proxy::routing::CompiledRoute>,
+    key: &PickKey<'_>,
+    plan: Option<&crate::policy::Plan>,
+) -> Result<Decision, Box<Response<Body>>> {
+    let mut last = None;
+    for _ in 0..8 {
+        let d = svc.decide(lane, route, key).map_err(|e| Box::new(rescue::route_error(&e)))?;
+        match plan {
+            Some(p) if !p.admits(d.endpoint.addr) => last = Some(d.endpoint.addr),
+            _ => return Ok(d),
+        }
+    }
+    let detail =
+        format!("{}: every picked endpoint is ejected by its circuit breaker (last {last:?})", svc.name);
+    Err(Box::new(rescue::local(http::StatusCode::SERVICE_UNAVAILABLE, "circuit_open", &detail)))
 }
 
 fn rewrite(headers: &mut HeaderMap, rw: &crate::inventory::policy::HeaderRewrite) {

@@ -106,6 +106,15 @@ impl RoutingTable {
         for svc in &snapshot.services {
             let policy = policy_for(snapshot, &svc.namespace, &svc.name);
             let name: Arc<str> = format!("{}/{}", svc.namespace, svc.name).into();
+            // Every endpoint of the service (all ports, both families): breakers are per endpoint.
+            let mut addrs: Vec<std::net::SocketAddr> = svc
+                .cluster_ips
+                .iter()
+                .flat_map(|ip| svc.ports.iter().flat_map(move |p| snapshot.endpoints(svc, p, ip.is_ipv6())))
+                .map(|(_, addr)| addr)
+                .collect();
+            addrs.sort_unstable();
+            addrs.dedup();
             let routes: Vec<CompiledRoute> = policy
                 .map(|(_, p)| {
                     p.routes
@@ -114,7 +123,7 @@ impl RoutingTable {
                         .filter_map(|(i, r)| {
                             let scope =
                                 format!("{name}/{}", r.name.clone().unwrap_or_else(|| format!("route-{i}")));
-                            let plan = Plan::compile(&scope, &r.resilience, registry);
+                            let plan = Plan::compile(&scope, &r.resilience, registry, &addrs);
                             CompiledRoute::compile(r, i, plan)
                                 .map_err(|e| tracing::error!(service = %name, error = %e, "route skipped"))
                                 .ok()
@@ -139,7 +148,7 @@ impl RoutingTable {
                         fallback: policy.map(|(_, p)| p.fallback.clone()).unwrap_or_default(),
                         hash_on: lb.hash_on.clone(),
                         endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb),
-                        plan: policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry)),
+                        plan: policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry, &addrs)),
                     };
                     services.insert(SocketAddr::new(*ip, port.port), Arc::new(entry));
                 }

@@ -1,0 +1,190 @@
+//! A circuit breaker per endpoint, with the seed's gradual recovery: closed → open (the
+//! endpoint is ejected) → half-open probes → recovering (+step% of traffic every period)
+//! → closed. Reopening doubles the open time, up to ten times `openFor`.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use rand::Rng as _;
+
+use crate::inventory::resilience::CircuitBreaker;
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum State {
+    Closed,
+    Open { until: Instant },
+    HalfOpen { successes: u32, probing: u32 },
+    Recovering { since: Instant },
+}
+
+struct Inner {
+    state: State,
+    consecutive: u32,
+    window_start: Instant,
+    calls: u32,
+    failures: u32,
+    opened: u32,
+}
+
+pub struct Breaker {
+    cfg: CircuitBreaker,
+    inner: Mutex<Inner>,
+}
+
+impl Breaker {
+    pub fn new(cfg: CircuitBreaker) -> Self {
+        let inner = Inner {
+            state: State::Closed,
+            consecutive: 0,
+            window_start: Instant::now(),
+            calls: 0,
+            failures: 0,
+            opened: 0,
+        };
+        Self { cfg, inner: Mutex::new(inner) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    #[cfg(test)]
+    pub fn state(&self) -> State {
+        self.lock().state
+    }
+
+    /// Whether this endpoint may take a call now (a probe counts while half-open).
+    pub fn allow(&self) -> bool {
+        let now = Instant::now();
+        let mut s = self.lock();
+        match s.state {
+            State::Closed => true,
+            State::Open { until } if now < until => false,
+            State::Open { .. } => {
+                s.state = State::HalfOpen { successes: 0, probing: 1 };
+                true
+            }
+            State::HalfOpen { successes, probing } => {
+                if successes + probing < self.cfg.half_open_probes.max(1) {
+                    s.state = State::HalfOpen { successes, probing: probing + 1 };
+                    true
+                } else {
+                    false
+                }
+            }
+            State::Recovering { since } => {
+                let share = self.share(now.duration_since(since));
+                if share >= 100 {
+                    s.state = State::Closed;
+                    return true;
+                }
+                rand::rng().random_range(0..100) < share
+            }
+        }
+    }
+
+    /// Percent of traffic admitted `elapsed` into recovery.
+    fn share(&self, elapsed: Duration) -> u32 {
+        let steps = (elapsed.as_millis() / self.cfg.recovery_every.0.as_millis().max(1)) as u32 + 1;
+        (steps * self.cfg.recovery_step_percent).min(100)
+    }
+
+    /// Whether this endpoint is ejected (open), for the max-ejection cap.
+    pub fn is_open(&self) -> bool {
+        matches!(self.lock().state, State::Open { until } if Instant::now() < until)
+    }
+
+    /// Records a call's outcome (`took` decides slow calls).
+    pub fn record(&self, ok: bool, took: Duration) {
+        let failed = !ok || self.cfg.slow_call.is_some_and(|s| took > s.0);
+        let now = Instant::now();
+        let mut s = self.lock();
+        if now.duration_since(s.window_start) >= self.cfg.window.0 {
+            s.window_start = now;
+            s.calls = 0;
+            s.failures = 0;
+        }
+        s.calls += 1;
+        s.consecutive = if failed { s.consecutive + 1 } else { 0 };
+        if failed {
+            s.failures += 1;
+        }
+        s.state = match s.state {
+            State::HalfOpen { .. } | State::Recovering { .. } if failed => self.open(&mut s, now),
+            State::HalfOpen { successes, probing } => {
+                let successes = successes + 1;
+                if successes >= self.cfg.half_open_probes.max(1) {
+                    State::Recovering { since: now }
+                } else {
+                    State::HalfOpen { successes, probing: probing.saturating_sub(1) }
+                }
+            }
+            State::Closed if self.trips(&s) => self.open(&mut s, now),
+            other => other,
+        };
+    }
+
+    fn trips(&self, s: &Inner) -> bool {
+        let consecutive = self.cfg.consecutive_failures > 0 && s.consecutive >= self.cfg.consecutive_failures;
+        let ratio = self.cfg.failure_percent > 0
+            && s.calls >= self.cfg.min_requests.max(1)
+            && s.failures * 100 >= s.calls * self.cfg.failure_percent;
+        consecutive || ratio
+    }
+
+    fn open(&self, s: &mut Inner, now: Instant) -> State {
+        s.opened += 1;
+        s.consecutive = 0;
+        let factor = 2u32.saturating_pow(s.opened - 1).min(10);
+        State::Open { until: now + self.cfg.open_for.0 * factor }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::resilience::Span;
+
+    fn cfg() -> CircuitBreaker {
+        serde_norway::from_str("consecutiveFailures: 3\nopenFor: 50ms\nhalfOpenProbes: 2\nrecoveryStepPercent: 50\nrecoveryEvery: 50ms")
+            .expect("yaml")
+    }
+
+    #[test]
+    fn opens_probes_and_recovers_in_steps() {
+        let b = Breaker::new(cfg());
+        for _ in 0..3 {
+            assert!(b.allow());
+            b.record(false, Duration::ZERO);
+        }
+        assert!(!b.allow() && b.is_open());
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(b.allow() && b.allow() && !b.allow(), "two probes");
+        b.record(true, Duration::ZERO);
+        b.record(true, Duration::ZERO);
+        assert!(matches!(b.state(), State::Recovering { .. }));
+        let admitted = (0..1000).filter(|_| b.allow()).count();
+        assert!((350..650).contains(&admitted), "50% in the first step: {admitted}");
+        std::thread::sleep(Duration::from_millis(110));
+        assert!(b.allow());
+        assert_eq!(b.state(), State::Closed);
+    }
+
+    #[test]
+    fn a_failed_probe_reopens_for_longer_and_slow_calls_count() {
+        let mut c = cfg();
+        c.slow_call = Some(Span(Duration::from_millis(10)));
+        let b = Breaker::new(c);
+        for _ in 0..3 {
+            b.record(true, Duration::from_millis(20));
+        }
+        assert!(b.is_open(), "three slow calls");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(b.allow());
+        b.record(false, Duration::ZERO);
+        let State::Open { until } = b.state() else { panic!("reopened") };
+        assert!(until > Instant::now() + Duration::from_millis(60), "doubled");
+    }
+}
