@@ -144,6 +144,13 @@ impl Pod {
         self.serve_fixture("http_echo.py", &[&self.spec.name.clone(), &port.to_string(), &file], port)
     }
 
+    /// Starts the HTTP echo backend answering every request after `delay_ms`.
+    pub fn serve_http_delayed(&mut self, port: u16, delay_ms: u64) -> anyhow::Result<()> {
+        let args = [self.spec.name.clone(), port.to_string(), "-".into(), delay_ms.to_string()];
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.serve_fixture("http_echo.py", &refs, port)
+    }
+
     /// Starts the gRPC echo backend (real grpcio, h2c).
     pub fn serve_grpc(&mut self, port: u16) -> anyhow::Result<()> {
         self.serve_fixture("grpc_echo.py", &[&self.spec.name.clone(), &port.to_string()], port)

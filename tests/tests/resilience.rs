@@ -227,3 +227,42 @@ fn a_failing_endpoint_is_ejected_then_probed_and_brought_back_in_steps() {
     assert!((5..=42).contains(&first_step), "half of its round-robin share while recovering: {first_step}");
     assert!((45..=55).contains(&last), "its full round-robin share once closed: {last}");
 }
+
+#[test]
+fn mirrored_copies_reach_the_shadow_subset_without_the_caller_waiting_and_stress_stays_isolated() {
+    let Some(p) = privileged("mirror") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    sb.add_pod(PodSpec::new("app-v1").label("app", "app")).expect("v1").serve_http(8080).expect("http");
+    // The shadow is slow: a caller that waited for copies would take 20 x 300 ms.
+    let shadow = PodSpec::new("app-shadow").label("app", "app").tag("shadow");
+    sb.add_pod(shadow).expect("shadow").serve_http_delayed(8080, 300).expect("http");
+    sb.add_service(ServiceSpec::new("app", APP).port(80, 8080).select("app", "app"));
+    sb.add_document(
+        "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: app}\nspec:\n  service: app\n  \
+         mirror: {subset: shadow, percentage: 100}\n",
+    );
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let shadow_ip = sb.pod("app-shadow").ip;
+    let client = sb.pod("client");
+    let v = client.http_load(&format!("http://{APP}/"), 20, &[]).expect("load");
+    let secs = v["seconds"].as_f64().unwrap_or(f64::MAX);
+    assert_eq!(v["pods"], serde_json::json!({"app-v1": 20}), "the caller is served by base only: {v:#}");
+    assert!(secs < 3.0, "the caller must not wait for the copies: {secs:.2} s");
+    let stats = || -> Value {
+        let raw = client
+            .run("curl", &["-s", &format!("http://{shadow_ip}:8080/_stats")])
+            .map(|o| o.1)
+            .unwrap_or_default();
+        serde_json::from_str(&raw).unwrap_or_default()
+    };
+    graylane_tests::wait_for("the copies to land", std::time::Duration::from_secs(15), || {
+        stats()["count"] == 20
+    });
+    let seen = stats();
+    eprintln!("measured: 20 mirrored requests, shadow saw {}; the caller took {secs:.2} s", seen["count"]);
+    assert!(seen["last_host"].as_str().unwrap_or("").ends_with("-shadow"), "{seen}");
+    // Stress traffic never falls back to production.
+    let stress = client.http_load(&format!("http://{APP}/"), 5, &["x-graylane-tag:stress"]).expect("stress");
+    assert_eq!(status(&stress, 503), 5, "{stress:#}");
+}

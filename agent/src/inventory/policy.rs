@@ -40,7 +40,7 @@ pub struct TrafficPolicySpec {
 
 /// What a tagged request gets when its subset has no ready endpoint: the base subset
 /// (default), `fail` (503, fail fast), or the first of `chain` with endpoints.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Fallback {
     #[serde(default)]
@@ -48,6 +48,20 @@ pub struct Fallback {
     /// For `chain`: subsets to try in order, e.g. `[v3, v2, base]`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub chain: Vec<String>,
+    /// Lanes that never leave their subset whatever the mode (stress tests must not reach
+    /// production): 503 `subset_unavailable` instead.
+    #[serde(default = "isolated_lanes")]
+    pub isolated: Vec<String>,
+}
+
+fn isolated_lanes() -> Vec<String> {
+    vec!["stress".into()]
+}
+
+impl Default for Fallback {
+    fn default() -> Self {
+        Self { mode: FallbackMode::Base, chain: Vec::new(), isolated: isolated_lanes() }
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]

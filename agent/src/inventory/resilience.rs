@@ -67,6 +67,24 @@ pub struct Resilience {
     pub retry: Option<Retry>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<Mirror>,
+}
+
+/// Shadow traffic: a copy of a share of requests goes to another subset, fire-and-forget
+/// (the caller never waits; the copy's response is discarded; Host gets `-shadow`).
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Mirror {
+    /// The subset (pods' tag) receiving the copies.
+    pub subset: String,
+    #[serde(default = "hundred")]
+    #[schemars(range(min = 0.0, max = 100.0))]
+    pub percentage: f64,
+}
+
+fn hundred() -> f64 {
+    100.0
 }
 
 /// Per endpoint: open on consecutive failures or a failure ratio (errors and slow calls)

@@ -6,7 +6,7 @@ use http::HeaderMap;
 
 use super::{Breaker, Registry, RetryBudget, gate::Gate, limiter::Limiter};
 use crate::{
-    inventory::resilience::{Fault, LimitKey, RateLimit, Resilience, Retry},
+    inventory::resilience::{Fault, LimitKey, Mirror, RateLimit, Resilience, Retry},
     proxy::routing::Lane,
 };
 
@@ -21,7 +21,12 @@ pub struct Plan {
     /// A breaker per endpoint of the service, and the share that may be ejected at once.
     pub breakers: HashMap<SocketAddr, Arc<Breaker>>,
     max_ejection_percent: usize,
+    /// Shadow copies, and the bound on copies in flight (beyond it copies are dropped).
+    pub mirror: Option<(Mirror, Arc<tokio::sync::Semaphore>)>,
 }
+
+/// Copies in flight per plan at most; more are dropped, never queued.
+const MIRROR_IN_FLIGHT: usize = 64;
 
 impl Plan {
     /// `None` when there is nothing to enforce.
@@ -50,6 +55,7 @@ impl Plan {
                 .map(|cb| endpoints.iter().map(|e| (*e, registry.breaker(scope, *e, cb))).collect())
                 .unwrap_or_default(),
             max_ejection_percent: r.circuit_breaker.as_ref().map_or(0, |cb| cb.max_ejection_percent as usize),
+            mirror: r.mirror.clone().map(|m| (m, Arc::new(tokio::sync::Semaphore::new(MIRROR_IN_FLIGHT)))),
         }))
     }
 

@@ -8,6 +8,7 @@ mod exchange;
 mod forward;
 mod headers;
 mod lane;
+mod mirror;
 mod rescue;
 mod serve;
 mod upgrade;

@@ -49,6 +49,8 @@ pub struct FlowState {
     pub requests: u64,
     /// Retried tries (each retry of each request).
     pub retries: u64,
+    /// Shadow copies sent.
+    pub mirrored: u64,
     pub last_status: Option<u16>,
     /// The last request's lane and routing explanation.
     pub lane_tag: Option<String>,
@@ -133,6 +135,7 @@ impl Flows {
                 duration_ms: 0,
                 requests: 0,
                 retries: 0,
+                mirrored: 0,
                 last_status: None,
                 lane_tag: None,
                 tag_source: None,

@@ -10,7 +10,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use rand::Rng as _;
 
-use super::{Body, forward::Routed, rescue, upstream::endpoint_uri};
+use super::{Body, forward::Routed, mirror, rescue, upstream::endpoint_uri};
 use crate::proxy::{Proxy, routing::PickKey, source::ConnContext};
 
 /// Bodies up to this size are buffered so a try can be replayed.
@@ -38,12 +38,14 @@ pub async fn run(
         .and_then(|p| p.retry.clone())
         .filter(|(r, _)| r.all_methods || idempotent(&parts.method))
         .filter(|_| replayable(&parts.headers));
-    let Some((cfg, budget)) = retry else {
+    let copy = replayable(&parts.headers) && mirror::wanted(routed);
+    if retry.is_none() && !copy {
         let mut parts = parts;
         parts.uri = uri(routed, &parts.uri)?;
         let req = Request::from_parts(parts, body.boxed());
         return timed(client.request(req), deadline, routed).await;
-    };
+    }
+    // Replayable: buffer the (small) body once, for the copy and for every try.
     let body = body.collect().await.map(|c| c.to_bytes()).map_err(|e| {
         Box::new(rescue::local(
             StatusCode::BAD_REQUEST,
@@ -52,6 +54,13 @@ pub async fn run(
         ))
     })?;
     let (method, version, headers) = (parts.method, parts.version, parts.headers);
+    if copy {
+        mirror::send(ctx, routed, client, (&method, &parts.uri, version, &headers), body.clone());
+    }
+    let Some((cfg, budget)) = retry else {
+        let req = build(&method, uri(routed, &parts.uri)?, version, &headers, body)?;
+        return timed(client.request(req), deadline, routed).await;
+    };
     let _active = budget.request();
     let mut backoff = cfg.backoff.0;
     let mut tries = 0;

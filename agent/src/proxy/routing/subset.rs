@@ -170,6 +170,7 @@ impl ServiceEndpoints {
         let routed = route.map(|r| r.destinations.as_slice()).unwrap_or_default();
         let (name, reason): (&str, _) = match lane.tag.as_deref() {
             Some(tag) if group.get(tag).is_some() => (tag, SubsetReason::Lane),
+            Some(tag) if fallback.isolated.iter().any(|t| t == tag) => return Err(self.unavailable(tag)),
             Some(tag) => match fallback.mode {
                 FallbackMode::Fail => return Err(self.unavailable(tag)),
                 FallbackMode::Chain => {
@@ -288,14 +289,26 @@ mod tests {
         let (subset, reason, _) = decide(&svc, &lane(Some("v3"), None), &Fallback::default()).expect("base");
         assert_eq!((subset.as_str(), reason), ("base", SubsetReason::FallbackBase));
         assert_eq!(
-            decide(&svc, &lane(Some("v3"), None), &Fallback { mode: FallbackMode::Fail, chain: vec![] }),
+            decide(
+                &svc,
+                &lane(Some("v3"), None),
+                &Fallback { mode: FallbackMode::Fail, ..Fallback::default() }
+            ),
             Err(RouteError::SubsetUnavailable { service: "s".into(), subset: "v3".into() })
         );
-        let chain =
-            Fallback { mode: FallbackMode::Chain, chain: vec!["v4".into(), "v2".into(), "base".into()] };
+        let chain = Fallback {
+            mode: FallbackMode::Chain,
+            chain: vec!["v4".into(), "v2".into(), "base".into()],
+            ..Fallback::default()
+        };
         let (subset, reason, _) = decide(&svc, &lane(Some("v3"), None), &chain).expect("chain");
         assert_eq!((subset.as_str(), reason), ("v2", SubsetReason::FallbackChain));
         assert_eq!(decide(&svc, &lane(None, None), &Fallback::default()).expect("base").2, "p1");
+        // Stress traffic never falls back to production.
+        assert!(matches!(
+            decide(&svc, &lane(Some("stress"), None), &Fallback::default()),
+            Err(RouteError::SubsetUnavailable { .. })
+        ));
     }
 
     #[test]
