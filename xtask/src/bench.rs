@@ -36,17 +36,30 @@ pub struct BenchArgs {
 enum Variant {
     Direct,
     Graylane,
+    /// graylane with a rate limit (never reached), a circuit breaker and retries.
+    Policy,
     Nginx,
     Iptables,
 }
 
-const VARIANTS: [Variant; 4] = [Variant::Direct, Variant::Graylane, Variant::Nginx, Variant::Iptables];
+const VARIANTS: [Variant; 5] =
+    [Variant::Direct, Variant::Graylane, Variant::Policy, Variant::Nginx, Variant::Iptables];
+const POLICY_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 11);
+const POLICY: &str = "apiVersion: graylane.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: web-policy}
+spec:
+  service: web-policy
+  rateLimit: {requests: 10000000, interval: 1s, key: sourcePod}
+  circuitBreaker: {consecutiveFailures: 5}
+  retry: {attempts: 2}";
 
 impl Variant {
     fn name(self) -> &'static str {
         match self {
             Variant::Direct => "direct",
             Variant::Graylane => "graylane",
+            Variant::Policy => "policy",
             Variant::Nginx => "nginx",
             Variant::Iptables => "iptables",
         }
@@ -75,6 +88,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let server_ip = server.ip;
     sb.add_service(ServiceSpec::new("web", VIP).named_port(80, 8080, "http").select("app", "web"));
     sb.add_service(ServiceSpec::new("web-ipt", IPT_VIP).named_port(80, 8080, "http").select("app", "web"));
+    sb.add_service(
+        ServiceSpec::new("web-policy", POLICY_VIP).named_port(80, 8080, "http").select("app", "web"),
+    );
+    sb.add_document(POLICY);
     let opts = AgentOptions {
         args: vec!["--iptables-fallback".into()],
         log: Some("warn".into()),
@@ -119,21 +136,31 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let url = |v: Variant| match v {
         Variant::Direct => format!("http://{server_ip}:8080/index.html"),
         Variant::Graylane => format!("http://{VIP}/index.html"),
+        Variant::Policy => format!("http://{POLICY_VIP}/index.html"),
         Variant::Nginx => format!("http://{NGINX_PROXY}/index.html"),
         Variant::Iptables => format!("http://{IPT_VIP}/index.html"),
     };
     let client_of = |v: Variant| {
-        if v == Variant::Graylane { "client" } else { "plain-client" }
+        if matches!(v, Variant::Graylane | Variant::Policy) { "client" } else { "plain-client" }
     };
     let proxy_pid = |v: Variant| match v {
         Variant::Direct => None,
-        Variant::Graylane | Variant::Iptables => Some(agent_pid),
+        Variant::Graylane | Variant::Policy | Variant::Iptables => Some(agent_pid),
         Variant::Nginx => Some(nginx_pid),
     };
 
     // Warm up each path once (pools, caches), then interleave the rounds.
     for v in VARIANTS {
-        wrk::run(sb.pod(client_of(v)), &url(v), args.connections, Duration::from_secs(1))?;
+        if let Err(e) = wrk::run(sb.pod(client_of(v)), &url(v), args.connections, Duration::from_secs(1)) {
+            let log = sb.agent_log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            let counters =
+                sb.admin().json("/datapath").map(|d| d["counters"].to_string()).unwrap_or_default();
+            bail!(
+                "{e}\nkernel counters: {counters}\nagent log (last lines, newest first):\n{}",
+                tail.join("\n")
+            );
+        }
     }
     eprintln!("bench: pids: graylane agent {agent_pid}, nginx proxy {nginx_pid}");
     let chosen: Vec<Variant> =
@@ -225,6 +252,7 @@ fn report(samples: &[(Variant, Sample)], args: &BenchArgs) -> anyhow::Result<()>
     let get = |v: Variant| &s.iter().find(|(x, _)| *x == v).expect("variant").1;
     let (direct, gl, nginx, ipt) =
         (get(Variant::Direct), get(Variant::Graylane), get(Variant::Nginx), get(Variant::Iptables));
+    let policy = get(Variant::Policy);
     let mut out = String::new();
     out.push_str(&format!(
         "\ngraylane bench: HTTP/1.1 keep-alive, 1 KiB nginx backend, wrk {} connections, {} rounds x {:?}, medians\n\n",
@@ -251,12 +279,15 @@ fn report(samples: &[(Variant, Sample)], args: &BenchArgs) -> anyhow::Result<()>
          graylane/nginx  added p50 latency              {}\n  \
          graylane/nginx  requests/sec                   {:.2}x\n  \
          graylane/direct requests/sec                   {:.2}x\n  \
-         eBPF/iptables   capture, same proxy, req/s     {:.2}x\n",
+         eBPF/iptables   capture, same proxy, req/s     {:.2}x\n  \
+         policy/plain    rate limit + breaker + retry   {:.2}x req/s, {:.2}x proxy CPU per request   (goal: < 5% fewer req/s)\n",
         added_ratio(gl.p99 - direct.p99, nginx.p99 - direct.p99),
         added_ratio(gl.p50 - direct.p50, nginx.p50 - direct.p50),
         gl.rps / nginx.rps,
         gl.rps / direct.rps,
         gl.rps / ipt.rps,
+        policy.rps / gl.rps,
+        policy.cpu_ms_per_1k / gl.cpu_ms_per_1k,
     ));
     print!("{out}");
     let dir = root().join("target/bench");
