@@ -19,8 +19,6 @@ pub struct Routed {
     pub target: SocketAddr,
     pub lane: Lane,
     trusted: bool,
-    service: Option<Arc<str>>,
-    route: Option<Arc<str>>,
     rule: Option<Arc<str>>,
     pub decision: Option<Decision>,
     /// The route's resilience plan, else the service's.
@@ -123,8 +121,6 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
         target: ctx.orig_dst.0,
         lane: resolved.lane,
         trusted,
-        service: None,
-        route: None,
         rule: resolved.rule,
         decision: None,
         plan: None,
@@ -138,10 +134,9 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
         record(ctx, &routed, 503);
         return Err(Box::new(Rejected { resp: rescue::unknown_destination(ctx.orig_dst), trusted }));
     };
-    routed.service = Some(svc.name.clone());
+    routed.svc = Some(svc.clone());
     let matched = svc.route(&view);
     let route = matched.map(|(_, r)| r);
-    routed.route = route.map(|r| r.name.clone());
     routed.route_index = matched.map(|(i, _)| i);
     let key = PickKey {
         hash: svc.hash(Some(view.headers), ctx.client.0),
@@ -159,7 +154,6 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
         rewrite(&mut parts.headers, &r.rewrite);
     }
     routed.plan = plan;
-    routed.svc = Some(svc.clone());
     routed.target = decision.endpoint.addr;
     routed.decision = Some(decision);
     Ok(routed)
@@ -215,8 +209,8 @@ fn record(ctx: &ConnContext, r: &Routed, status: u16) {
         s.last_status = Some(status);
         s.lane_tag = r.lane.tag.clone();
         s.tag_source = Some(r.lane.tag_source.as_str());
-        s.service.clone_from(&r.service);
-        s.route.clone_from(&r.route);
+        s.service = r.svc.as_ref().map(|svc| svc.name.clone());
+        s.route = r.route_index.and_then(|i| r.svc.as_ref()?.route_at(i)).map(|route| route.name.clone());
         s.rule.clone_from(&r.rule);
         s.subset = r.decision.as_ref().map(|d| d.subset.clone());
         s.reason = r.decision.as_ref().map(|d| d.reason.as_str());

@@ -106,13 +106,16 @@ impl RoutingTable {
         for svc in &snapshot.services {
             let policy = policy_for(snapshot, &svc.namespace, &svc.name);
             let name: Arc<str> = format!("{}/{}", svc.namespace, svc.name).into();
-            // Every endpoint of the service (all ports, both families): breakers are per endpoint.
-            let mut addrs: Vec<std::net::SocketAddr> = svc
+            // Endpoints per (cluster IP, port), resolved once; breakers are per endpoint, so
+            // plans get every endpoint of the service.
+            let ports: Vec<_> = svc
                 .cluster_ips
                 .iter()
-                .flat_map(|ip| svc.ports.iter().flat_map(move |p| snapshot.endpoints(svc, p, ip.is_ipv6())))
-                .map(|(_, addr)| addr)
+                .flat_map(|ip| svc.ports.iter().map(move |p| (*ip, p)))
+                .map(|(ip, p)| (ip, p, snapshot.endpoints(svc, p, ip.is_ipv6())))
                 .collect();
+            let mut addrs: Vec<SocketAddr> =
+                ports.iter().flat_map(|(_, _, eps)| eps.iter().map(|(_, a)| *a)).collect();
             addrs.sort_unstable();
             addrs.dedup();
             let routes: Vec<CompiledRoute> = policy
@@ -132,26 +135,26 @@ impl RoutingTable {
                 })
                 .unwrap_or_default();
             let lb = policy.map(|(_, p)| p.load_balancer.clone()).unwrap_or_default();
-            for ip in &svc.cluster_ips {
-                for port in &svc.ports {
-                    let endpoints: Vec<Arc<Endpoint>> = snapshot
-                        .endpoints(svc, port, ip.is_ipv6())
-                        .into_iter()
-                        .map(|(pod, addr)| {
-                            Arc::new(Endpoint::new(addr, pod.key().0, pod.tag.clone(), pod.tenant.clone()))
-                        })
-                        .collect();
-                    let entry = ServiceRoutes {
-                        name: name.clone(),
-                        protocol: Protocol::of_port(port),
-                        routes: routes.clone(),
-                        fallback: policy.map(|(_, p)| p.fallback.clone()).unwrap_or_default(),
-                        hash_on: lb.hash_on.clone(),
-                        endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb),
-                        plan: policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry, &addrs)),
-                    };
-                    services.insert(SocketAddr::new(*ip, port.port), Arc::new(entry));
-                }
+            let fallback = policy.map(|(_, p)| p.fallback.clone()).unwrap_or_default();
+            // One plan per service, shared by its ports: one set of budgets and bounds.
+            let plan = policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry, &addrs));
+            for (ip, port, eps) in ports {
+                let endpoints: Vec<Arc<Endpoint>> = eps
+                    .into_iter()
+                    .map(|(pod, addr)| {
+                        Arc::new(Endpoint::new(addr, pod.key().0, pod.tag.clone(), pod.tenant.clone()))
+                    })
+                    .collect();
+                let entry = ServiceRoutes {
+                    name: name.clone(),
+                    protocol: Protocol::of_port(port),
+                    routes: routes.clone(),
+                    fallback: fallback.clone(),
+                    hash_on: lb.hash_on.clone(),
+                    endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb),
+                    plan: plan.clone(),
+                };
+                services.insert(SocketAddr::new(ip, port.port), Arc::new(entry));
             }
         }
         let rules = snapshot
