@@ -1,4 +1,5 @@
-//! The admin API on 127.0.0.1:15000: health, readiness, flows, datapath state, tags.
+//! The admin API on 127.0.0.1:15000 (health, readiness, flows, datapath state, tags) and
+//! Prometheus metrics on :15090.
 //! It runs on its own thread and runtime so it answers while the proxy is saturated.
 
 pub mod routes;
@@ -6,4 +7,4 @@ mod server;
 mod tags;
 
 pub use routes::AdminContext;
-pub use server::spawn;
+pub use server::{Site, spawn};

@@ -10,7 +10,7 @@ use crate::{
     config::{AgentConfig, InventorySource},
     datapath::{CgroupRoot, Datapath, DatapathConfig, MapSync, PinPaths, uninstall},
     inventory::{self, CaptureConfig, FileSource, KernelView, Snapshot, kube::KubeConfig},
-    policy::Registry,
+    policy::{GlobalLimits, Registry},
     proxy::{self, Proxy, ProxyState, SharedState},
     telemetry::flows::Flows,
 };
@@ -64,7 +64,10 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         inventory: cfg.source.to_string(),
     });
     // Up before the inventory syncs: /readyz says 503 until then.
-    admin::spawn(cfg.admin_addr, ctx.clone())?;
+    admin::spawn(
+        &[(cfg.admin_addr, admin::Site::Admin), (cfg.metrics_addr, admin::Site::Metrics)],
+        ctx.clone(),
+    )?;
     let mut inventory = match files {
         Some((source, rx)) => {
             std::thread::Builder::new().name("inventory-watch".into()).spawn(move || {
@@ -85,7 +88,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     // captures, and the proxy must know the inventory before it accepts.
     let mut reconciler = Reconciler {
         sync,
-        policies: Registry::default(),
+        policies: Registry::new(global_limits(&cfg)?),
         capture: cfg.capture(),
         root,
         state: state.clone(),
@@ -123,6 +126,15 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         () = shutdown_signal() => tracing::info!("signal received; exiting (capture stays pinned)"),
     }
     Ok(())
+}
+
+/// The Redis budgets of `global` rate limits, when `--redis` is given (connected lazily:
+/// an unreachable Redis is a per-node fallback, not a failed start).
+fn global_limits(cfg: &AgentConfig) -> anyhow::Result<Option<Arc<GlobalLimits>>> {
+    let Some(url) = &cfg.redis else { return Ok(None) };
+    let limits = GlobalLimits::new(url, cfg.redis_timeout)?;
+    tracing::info!(timeout_ms = cfg.redis_timeout.as_millis() as u64, "global rate limits through redis");
+    Ok(Some(Arc::new(limits)))
 }
 
 /// Applies snapshots to the kernel maps and the proxy's routing state.

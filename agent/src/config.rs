@@ -69,6 +69,16 @@ pub struct AgentArgs {
     /// Admin API address (keep it on loopback).
     #[arg(long, default_value = "127.0.0.1:15000")]
     pub admin_addr: SocketAddr,
+    /// Prometheus metrics address (`/metrics`).
+    #[arg(long, default_value = "0.0.0.0:15090", env = "GRAYLANE_METRICS_ADDR")]
+    pub metrics_addr: SocketAddr,
+    /// Redis for `global` rate limits shared by every node (`redis://host:6379`,
+    /// `redis+unix:///path`); without it, global limits are enforced per node.
+    #[arg(long, env = "GRAYLANE_REDIS")]
+    pub redis: Option<String>,
+    /// How long a request waits for Redis before its node's local limiter decides.
+    #[arg(long, default_value_t = 50)]
+    pub redis_timeout_ms: u64,
     /// Capacity of the kernel's connection record table: beyond it connects are not
     /// captured (fail-open, or refused for fail-closed pods).
     #[arg(long, default_value_t = graylane_common::max_entries::RECORDS)]
@@ -135,10 +145,25 @@ pub struct AgentConfig {
     pub excluded_ports: BTreeSet<u16>,
     pub bypass_mark: u32,
     pub admin_addr: SocketAddr,
+    pub metrics_addr: SocketAddr,
+    #[serde(serialize_with = "redacted")]
+    pub redis: Option<String>,
+    pub redis_timeout: Duration,
     pub connect_timeout: Duration,
     pub detect_timeout: Duration,
     pub iptables_fallback: bool,
     pub max_connections: u32,
+}
+
+/// A URL without its password.
+fn redacted<S: serde::Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(u) => match (u.split_once("://"), u.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host))) => s.serialize_str(&format!("{scheme}://***@{host}")),
+            _ => s.serialize_str(u),
+        },
+        None => s.serialize_none(),
+    }
 }
 
 fn display<S: serde::Serializer>(p: &PinPaths, s: S) -> Result<S::Ok, S::Error> {
@@ -192,6 +217,9 @@ impl AgentConfig {
             excluded_ports: a.exclude_ports.iter().copied().collect(),
             bypass_mark: a.bypass_mark,
             admin_addr: a.admin_addr,
+            metrics_addr: a.metrics_addr,
+            redis: a.redis.clone(),
+            redis_timeout: Duration::from_millis(a.redis_timeout_ms.max(1)),
             connect_timeout: Duration::from_millis(a.connect_timeout_ms),
             detect_timeout: Duration::from_millis(a.detect_timeout_ms),
             iptables_fallback: a.iptables_fallback,

@@ -1,3 +1,6 @@
-//! What graylane tells about the traffic it carries.
+//! What graylane tells about the traffic it carries: the flow table and Prometheus metrics.
 
 pub mod flows;
+pub mod metrics;
+
+pub use metrics::metrics;

@@ -50,4 +50,28 @@ impl Admin {
         let v = self.json("/datapath")?;
         v["counters"][name].as_u64().ok_or_else(|| anyhow!("no counter {name}"))
     }
+
+    /// The sum of a Prometheus family's samples whose labels include every `labels` pair
+    /// (from `/metrics` in the text format); 0 when none matches.
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {
+        let (status, body) = self.get("/metrics")?;
+        anyhow::ensure!(status == 200, "GET /metrics: {status}: {body}");
+        Ok(sum_samples(&body, name, labels))
+    }
+}
+
+/// Sums the samples of `name` that carry every label pair.
+pub fn sum_samples(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (metric, label_text) = match series.split_once('{') {
+                Some((m, rest)) => (m, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let wanted = labels.iter().all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
+            (metric == name && wanted).then(|| value.parse::<f64>().ok()).flatten()
+        })
+        .sum()
 }

@@ -14,6 +14,7 @@ mod netns;
 mod pod;
 mod privilege;
 mod process;
+mod redis;
 mod sandbox;
 mod sweep;
 mod wait;
@@ -23,6 +24,7 @@ pub use agent::{Agent, AgentOptions};
 pub use pod::{Pod, PodSpec};
 pub use privilege::{Privileged, privileged};
 pub use process::Spawned;
+pub use redis::Redis;
 pub use sandbox::{NODE_IP6, SERVICE_CIDR, SERVICE_CIDR6, Sandbox, ServiceSpec};
 pub use wait::wait_for;
 

@@ -257,6 +257,11 @@ impl Sandbox {
         Admin { netns: self.node.path(), addr: SocketAddr::from(([127, 0, 0, 1], port)) }
     }
 
+    /// The agent's Prometheus endpoint (`:15090/metrics`) inside the node netns.
+    pub fn metrics(&self) -> Admin {
+        self.node_http(15090)
+    }
+
     pub fn admin(&self) -> Admin {
         Admin { netns: self.node.path(), addr: SocketAddr::from(([127, 0, 0, 1], 15000)) }
     }

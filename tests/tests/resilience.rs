@@ -50,6 +50,12 @@ fn rate_limits_admit_the_configured_rate_and_answer_the_rest_with_the_fallback_a
     );
     assert_eq!(rejection["response_headers"]["retry-after"], "1");
     assert_eq!(rejection["response_headers"]["x-graylane-limit"], "default/app");
+    // Every rejection is counted, exactly.
+    let counted = sb
+        .metrics()
+        .metric("graylane_policy_rejected_total", &[("policy", "default/app"), ("reason", "rate_limited")])
+        .expect("metrics");
+    assert_eq!(counted as u64, limited);
 }
 
 #[test]
@@ -265,4 +271,63 @@ fn mirrored_copies_reach_the_shadow_subset_without_the_caller_waiting_and_stress
     // Stress traffic never falls back to production.
     let stress = client.http_load(&format!("http://{APP}/"), 5, &["x-graylane-tag:stress"]).expect("stress");
     assert_eq!(status(&stress, 503), 5, "{stress:#}");
+}
+
+#[test]
+fn an_unhealthy_gray_subset_sends_its_lane_to_base_until_it_recovers() {
+    let Some(p) = privileged("subset_breaker") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    sb.add_pod(PodSpec::new("app-base").label("app", "app")).expect("base").serve_http(8080).expect("http");
+    let sick = sb.scratch().join("sick");
+    std::fs::write(&sick, "").expect("sick");
+    for name in ["app-gray-1", "app-gray-2"] {
+        let gray = PodSpec::new(name).label("app", "app").tag("gray");
+        sb.add_pod(gray).expect("gray").serve_http_failing_while(8080, &sick).expect("http");
+    }
+    sb.add_service(ServiceSpec::new("app", APP).port(80, 8080).select("app", "app"));
+    sb.add_document(
+        "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: app}\nspec:\n  service: app\n  \
+         subsetBreaker: {consecutiveFailures: 4, openFor: 1s, halfOpenProbes: 2, recoveryStepPercent: 100}\n",
+    );
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let url = format!("http://{APP}/");
+    let client = sb.pod("client");
+    let gray = ["x-graylane-tag:gray"];
+
+    // Four failures across the subset's two pods open it; the lane then falls back to base.
+    let sick_run = client.http_load(&url, 50, &gray).expect("load");
+    eprintln!(
+        "measured: gray lane with a sick gray subset: {}, pods {}",
+        sick_run["status"], sick_run["pods"]
+    );
+    assert_eq!(status(&sick_run, 503), 4, "{sick_run:#}");
+    assert_eq!(sick_run["pods"]["app-base"], 46, "{sick_run:#}");
+    let flows = sb.admin().json("/flows").expect("flows");
+    assert!(
+        flows.as_array().is_some_and(|a| a.iter().any(|f| f["reason"] == "fallback_unhealthy")),
+        "the flow says why: {flows:#}"
+    );
+    let m = sb.metrics();
+    let opened = m
+        .metric("graylane_circuit_breaker_transitions_total", &[("level", "subset"), ("to", "open")])
+        .expect("metrics");
+    assert_eq!(opened, 1.0);
+    // Base traffic never noticed.
+    let base = client.http_load(&url, 20, &[]).expect("base");
+    assert_eq!(base["pods"], serde_json::json!({"app-base": 20}), "{base:#}");
+
+    // Healed: after openFor, two probes succeed and the lane is back on its subset.
+    std::fs::remove_file(&sick).expect("heal");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let healed = client.http_load(&url, 50, &gray).expect("load");
+    eprintln!("measured: gray lane after healing: pods {}", healed["pods"]);
+    assert_eq!(status(&healed, 200), 50, "{healed:#}");
+    let on_gray = healed["pods"]["app-gray-1"].as_u64().unwrap_or(0)
+        + healed["pods"]["app-gray-2"].as_u64().unwrap_or(0);
+    assert_eq!(on_gray, 50, "{healed:#}");
+    let closed = m
+        .metric("graylane_circuit_breaker_transitions_total", &[("level", "subset"), ("to", "closed")])
+        .expect("metrics");
+    assert_eq!(closed, 1.0);
 }

@@ -18,6 +18,7 @@ const PACKAGES: &[&str] = &[
     "iptables",
     "nginx-light",
     "wrk",
+    "redis-server",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 

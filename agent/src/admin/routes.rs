@@ -63,6 +63,19 @@ impl AdminContext {
         }
     }
 
+    /// The metrics listener: `/metrics` in the Prometheus text format, nothing else.
+    pub fn metrics(&self, method: &Method, path_and_query: &str) -> Answer {
+        let path = path_and_query.split_once('?').map_or(path_and_query, |(p, _)| p);
+        match (method, path) {
+            (&Method::GET, "/metrics") => (
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                crate::telemetry::metrics().encode(),
+            ),
+            _ => text(StatusCode::NOT_FOUND, "GET /metrics\n"),
+        }
+    }
+
     fn datapath(&self) -> Answer {
         let counters: serde_json::Map<String, serde_json::Value> = match self.counters.read() {
             Ok(c) => c.into_iter().map(|(r, v)| (r.name().to_owned(), json!(v))).collect(),

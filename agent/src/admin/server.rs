@@ -9,40 +9,69 @@ use hyper_util::rt::TokioIo;
 
 use super::AdminContext;
 
-/// Binds `addr` now (so errors surface at startup) and serves on a dedicated thread.
-pub fn spawn(addr: SocketAddr, ctx: Arc<AdminContext>) -> std::io::Result<std::thread::JoinHandle<()>> {
-    let std_listener = std::net::TcpListener::bind(addr)?;
-    std_listener.set_nonblocking(true)?;
+/// What a listener serves.
+#[derive(Clone, Copy)]
+pub enum Site {
+    /// The admin API (loopback).
+    Admin,
+    /// `/metrics` only (scraped from outside the node).
+    Metrics,
+}
+
+/// Binds every address now (so errors surface at startup) and serves them on a dedicated
+/// thread with its own runtime.
+pub fn spawn(
+    sites: &[(SocketAddr, Site)],
+    ctx: Arc<AdminContext>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    let mut bound = Vec::new();
+    for (addr, site) in sites {
+        let l = std::net::TcpListener::bind(addr)
+            .map_err(|e| std::io::Error::new(e.kind(), format!("bind {addr}: {e}")))?;
+        l.set_nonblocking(true)?;
+        bound.push((l, *site));
+    }
     std::thread::Builder::new().name("admin".into()).spawn(move || {
         let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(rt) => rt,
             Err(e) => return tracing::error!(error = %e, "admin runtime failed to start"),
         };
         rt.block_on(async move {
-            let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                Ok(l) => l,
-                Err(e) => return tracing::error!(error = %e, "admin listener failed"),
-            };
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let ctx = ctx.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<Incoming>| {
-                        let ctx = ctx.clone();
-                        async move { Ok::<_, std::convert::Infallible>(handle(&ctx, &req)) }
-                    });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
-                });
+            let mut tasks = tokio::task::JoinSet::new();
+            for (l, site) in bound {
+                tasks.spawn(serve(l, site, ctx.clone()));
             }
+            while tasks.join_next().await.is_some() {}
         });
     })
 }
 
-fn handle(ctx: &AdminContext, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn serve(std_listener: std::net::TcpListener, site: Site, ctx: Arc<AdminContext>) {
+    let listener = match tokio::net::TcpListener::from_std(std_listener) {
+        Ok(l) => l,
+        Err(e) => return tracing::error!(error = %e, "admin listener failed"),
+    };
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                let ctx = ctx.clone();
+                async move { Ok::<_, std::convert::Infallible>(handle(&ctx, site, &req)) }
+            });
+            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+        });
+    }
+}
+
+fn handle(ctx: &AdminContext, site: Site, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
-    let (status, content_type, body) = ctx.route(req.method(), target);
+    let (status, content_type, body) = match site {
+        Site::Admin => ctx.route(req.method(), target),
+        Site::Metrics => ctx.metrics(req.method(), target),
+    };
     Response::builder()
         .status(status)
         .header("content-type", content_type)

@@ -65,8 +65,13 @@ pub struct Resilience {
     pub faults: Vec<Fault>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry: Option<Retry>,
+    /// Per endpoint: an open endpoint is ejected from load balancing.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub circuit_breaker: Option<CircuitBreaker>,
+    /// Per subset (the pods sharing a tag): while a subset is open its lane follows the
+    /// service's fallback (to base, a chain, or fail fast), like a lane without endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subset_breaker: Option<CircuitBreaker>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mirror: Option<Mirror>,
 }
@@ -228,6 +233,10 @@ pub struct RateLimit {
     /// The response to rejected requests (default 429).
     #[serde(default)]
     pub on_reject: RejectAction,
+    /// Shared by every node through Redis (the agent's `--redis`); when Redis is
+    /// unreachable each node falls back to this limit locally (fail-open, counted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub global: bool,
 }
 
 fn one_second() -> Span {

@@ -1,4 +1,4 @@
-//! A circuit breaker per endpoint, with the seed's gradual recovery: closed → open (the
+//! A circuit breaker (per endpoint or per subset), with the seed's gradual recovery: closed → open (the
 //! endpoint is ejected) → half-open probes → recovering (+step% of traffic every period)
 //! → closed. Reopening doubles the open time, up to ten times `openFor`.
 
@@ -7,9 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use prometheus::IntCounter;
 use rand::Rng as _;
 
-use crate::inventory::resilience::CircuitBreaker;
+use crate::{inventory::resilience::CircuitBreaker, telemetry::metrics};
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum State {
@@ -28,13 +29,46 @@ struct Inner {
     opened: u32,
 }
 
+/// What a breaker guards: one endpoint, or one subset of a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Level {
+    Endpoint,
+    Subset,
+}
+
+impl Level {
+    const fn as_str(self) -> &'static str {
+        match self {
+            Level::Endpoint => "endpoint",
+            Level::Subset => "subset",
+        }
+    }
+}
+
+/// Transition counters, bound once per breaker.
+struct Transitions {
+    open: IntCounter,
+    half_open: IntCounter,
+    recovering: IntCounter,
+    closed: IntCounter,
+}
+
+impl Transitions {
+    fn new(scope: &str, level: Level) -> Self {
+        let c = |to| metrics().policy.breaker_transitions.with_label_values(&[scope, level.as_str(), to]);
+        Self { open: c("open"), half_open: c("half_open"), recovering: c("recovering"), closed: c("closed") }
+    }
+}
+
 pub struct Breaker {
     cfg: CircuitBreaker,
     inner: Mutex<Inner>,
+    transitions: Transitions,
 }
 
 impl Breaker {
-    pub fn new(cfg: CircuitBreaker) -> Self {
+    /// A closed breaker; `scope` and `level` label its transition counters.
+    pub fn new(cfg: CircuitBreaker, scope: &str, level: Level) -> Self {
         let inner = Inner {
             state: State::Closed,
             consecutive: 0,
@@ -43,7 +77,7 @@ impl Breaker {
             failures: 0,
             opened: 0,
         };
-        Self { cfg, inner: Mutex::new(inner) }
+        Self { cfg, inner: Mutex::new(inner), transitions: Transitions::new(scope, level) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -55,7 +89,7 @@ impl Breaker {
         self.lock().state
     }
 
-    /// Whether this endpoint may take a call now (a probe counts while half-open).
+    /// Whether a call may go through now (a probe counts while half-open).
     pub fn allow(&self) -> bool {
         let now = Instant::now();
         let mut s = self.lock();
@@ -64,6 +98,7 @@ impl Breaker {
             State::Open { until } if now < until => false,
             State::Open { .. } => {
                 s.state = State::HalfOpen { successes: 0, probing: 1 };
+                self.transitions.half_open.inc();
                 true
             }
             State::HalfOpen { successes, probing } => {
@@ -78,6 +113,7 @@ impl Breaker {
                 let share = self.share(now.duration_since(since));
                 if share >= 100 {
                     s.state = State::Closed;
+                    self.transitions.closed.inc();
                     return true;
                 }
                 rand::rng().random_range(0..100) < share
@@ -91,7 +127,7 @@ impl Breaker {
         (steps * self.cfg.recovery_step_percent).min(100)
     }
 
-    /// Whether this endpoint is ejected (open), for the max-ejection cap.
+    /// Whether this breaker is open now (an endpoint ejected, a subset avoided).
     pub fn is_open(&self) -> bool {
         matches!(self.lock().state, State::Open { until } if Instant::now() < until)
     }
@@ -116,6 +152,7 @@ impl Breaker {
             State::HalfOpen { successes, probing } => {
                 let successes = successes + 1;
                 if successes >= self.cfg.half_open_probes.max(1) {
+                    self.transitions.recovering.inc();
                     State::Recovering { since: now }
                 } else {
                     State::HalfOpen { successes, probing: probing.saturating_sub(1) }
@@ -137,6 +174,7 @@ impl Breaker {
     fn open(&self, s: &mut Inner, now: Instant) -> State {
         s.opened += 1;
         s.consecutive = 0;
+        self.transitions.open.inc();
         let factor = 2u32.saturating_pow(s.opened - 1).min(10);
         State::Open { until: now + self.cfg.open_for.0 * factor }
     }
@@ -154,7 +192,7 @@ mod tests {
 
     #[test]
     fn opens_probes_and_recovers_in_steps() {
-        let b = Breaker::new(cfg());
+        let b = Breaker::new(cfg(), "test", Level::Endpoint);
         for _ in 0..3 {
             assert!(b.allow());
             b.record(false, Duration::ZERO);
@@ -176,7 +214,7 @@ mod tests {
     fn a_failed_probe_reopens_for_longer_and_slow_calls_count() {
         let mut c = cfg();
         c.slow_call = Some(Span(Duration::from_millis(10)));
-        let b = Breaker::new(c);
+        let b = Breaker::new(c, "test", Level::Subset);
         for _ in 0..3 {
             b.record(true, Duration::from_millis(20));
         }

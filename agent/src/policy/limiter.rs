@@ -86,6 +86,7 @@ mod tests {
             key: LimitKey::Route,
             header: None,
             on_reject: RejectAction::default(),
+            global: false,
         }
     }
 

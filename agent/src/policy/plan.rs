@@ -4,23 +4,35 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use http::HeaderMap;
 
-use super::{Breaker, Registry, RetryBudget, gate::Gate, limiter::Limiter};
+use super::{
+    Breaker, Registry, RetryBudget, gate::Gate, global::GlobalLimits, limiter::Limiter, registry::Guarded,
+};
 use crate::{
     inventory::resilience::{Fault, LimitKey, Mirror, RateLimit, Resilience, Retry},
-    proxy::routing::Lane,
+    proxy::routing::{Lane, SubsetHealth},
 };
+
+/// A rate limit: the local limiter, and the shared Redis budget for `global` limits (the
+/// local limiter is then the fallback).
+pub struct Limit {
+    pub local: Arc<Limiter>,
+    pub global: Option<Arc<GlobalLimits>>,
+    pub cfg: RateLimit,
+}
 
 pub struct Plan {
     /// `namespace/service` or `namespace/service/route`: names the policy in rejections.
     pub scope: Arc<str>,
     pub timeout: Option<Duration>,
-    pub limit: Option<(Arc<Limiter>, RateLimit)>,
+    pub limit: Option<Limit>,
     pub gate: Option<Arc<Gate>>,
     pub faults: Vec<Fault>,
     pub retry: Option<(Retry, Arc<RetryBudget>)>,
     /// A breaker per endpoint of the service, and the share that may be ejected at once.
     pub breakers: HashMap<SocketAddr, Arc<Breaker>>,
     max_ejection_percent: usize,
+    /// A breaker per subset (pods' tag, `base` for untagged ones).
+    subset_breakers: HashMap<String, Arc<Breaker>>,
     /// Shadow copies, and the bound on copies in flight (beyond it copies are dropped).
     pub mirror: Option<(Mirror, Arc<tokio::sync::Semaphore>)>,
 }
@@ -29,20 +41,31 @@ pub struct Plan {
 const MIRROR_IN_FLIGHT: usize = 64;
 
 impl Plan {
-    /// `None` when there is nothing to enforce.
+    /// `None` when there is nothing to enforce. `subsets` names the service's subsets.
     pub fn compile(
         scope: &str,
         r: &Resilience,
         registry: &Registry,
         endpoints: &[SocketAddr],
+        subsets: &[String],
     ) -> Option<Arc<Self>> {
         if *r == Resilience::default() {
             return None;
         }
+        let limit = r.rate_limit.as_ref().map(|l| {
+            let global = if l.global { registry.global.clone() } else { None };
+            if l.global && global.is_none() {
+                tracing::warn!(
+                    policy = scope,
+                    "rateLimit.global needs the agent's --redis; enforcing it per node"
+                );
+            }
+            Limit { local: registry.limiter(scope, l), global, cfg: l.clone() }
+        });
         Some(Arc::new(Self {
             scope: scope.into(),
             timeout: r.timeout.map(|t| t.0),
-            limit: r.rate_limit.as_ref().map(|l| (registry.limiter(scope, l), l.clone())),
+            limit,
             gate: r.concurrency.as_ref().map(|c| registry.gate(scope, c.max_in_flight as usize)),
             faults: r.faults.clone(),
             retry: r
@@ -52,7 +75,22 @@ impl Plan {
             breakers: r
                 .circuit_breaker
                 .as_ref()
-                .map(|cb| endpoints.iter().map(|e| (*e, registry.breaker(scope, *e, cb))).collect())
+                .map(|cb| {
+                    endpoints
+                        .iter()
+                        .map(|e| (*e, registry.breaker(scope, Guarded::Endpoint(*e), cb)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            subset_breakers: r
+                .subset_breaker
+                .as_ref()
+                .map(|cb| {
+                    subsets
+                        .iter()
+                        .map(|s| (s.clone(), registry.breaker(scope, Guarded::Subset(s.clone()), cb)))
+                        .collect()
+                })
                 .unwrap_or_default(),
             max_ejection_percent: r.circuit_breaker.as_ref().map_or(0, |cb| cb.max_ejection_percent as usize),
             mirror: r.mirror.clone().map(|m| (m, Arc::new(tokio::sync::Semaphore::new(MIRROR_IN_FLIGHT)))),
@@ -70,11 +108,24 @@ impl Plan {
         b.allow()
     }
 
-    /// Records a try's outcome on the endpoint's breaker.
-    pub fn record(&self, endpoint: SocketAddr, ok: bool, took: Duration) {
+    /// Records a try's outcome on the endpoint's and the subset's breakers.
+    pub fn record(&self, endpoint: SocketAddr, subset: Option<&str>, ok: bool, took: Duration) {
         if let Some(b) = self.breakers.get(&endpoint) {
             b.record(ok, took);
         }
+        if let Some(b) = subset.and_then(|s| self.subset_breakers.get(s)) {
+            b.record(ok, took);
+        }
+    }
+}
+
+impl SubsetHealth for Plan {
+    fn open(&self, subset: &str) -> bool {
+        self.subset_breakers.get(subset).is_some_and(|b| b.is_open())
+    }
+
+    fn admit(&self, subset: &str) -> bool {
+        self.subset_breakers.get(subset).is_none_or(|b| b.allow())
     }
 }
 

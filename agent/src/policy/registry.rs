@@ -7,18 +7,31 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use super::{Breaker, RetryBudget, gate::Gate, limiter::Limiter};
+use super::{Breaker, RetryBudget, breaker::Level, gate::Gate, global::GlobalLimits, limiter::Limiter};
 use crate::inventory::resilience::{CircuitBreaker, RateLimit};
+
+/// What a breaker is keyed by.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Guarded {
+    Endpoint(SocketAddr),
+    Subset(String),
+}
 
 #[derive(Default)]
 pub struct Registry {
+    /// Shared budgets for `global` rate limits (the agent's `--redis`).
+    pub global: Option<Arc<GlobalLimits>>,
     limiters: Mutex<HashMap<(String, RateLimit), Arc<Limiter>>>,
     gates: Mutex<HashMap<(String, usize), Arc<Gate>>>,
     budgets: Mutex<HashMap<(String, u32, u32), Arc<RetryBudget>>>,
-    breakers: Mutex<HashMap<(String, SocketAddr, CircuitBreaker), Arc<Breaker>>>,
+    breakers: Mutex<HashMap<(String, Guarded, CircuitBreaker), Arc<Breaker>>>,
 }
 
 impl Registry {
+    pub fn new(global: Option<Arc<GlobalLimits>>) -> Self {
+        Self { global, ..Self::default() }
+    }
+
     pub fn limiter(&self, scope: &str, cfg: &RateLimit) -> Arc<Limiter> {
         let mut map = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
         map.entry((scope.to_owned(), cfg.clone())).or_insert_with(|| Arc::new(Limiter::new(cfg))).clone()
@@ -36,10 +49,14 @@ impl Registry {
             .clone()
     }
 
-    pub fn breaker(&self, scope: &str, endpoint: SocketAddr, cfg: &CircuitBreaker) -> Arc<Breaker> {
+    pub fn breaker(&self, scope: &str, guarded: Guarded, cfg: &CircuitBreaker) -> Arc<Breaker> {
+        let level = match guarded {
+            Guarded::Endpoint(_) => Level::Endpoint,
+            Guarded::Subset(_) => Level::Subset,
+        };
         let mut map = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry((scope.to_owned(), endpoint, cfg.clone()))
-            .or_insert_with(|| Arc::new(Breaker::new(cfg.clone())))
+        map.entry((scope.to_owned(), guarded, cfg.clone()))
+            .or_insert_with(|| Arc::new(Breaker::new(cfg.clone(), scope, level)))
             .clone()
     }
 

@@ -29,7 +29,7 @@ where
                     hash: svc.hash(None, ctx.client.0),
                     client: ctx.src_pod.as_deref().unwrap_or(""),
                 };
-                svc.decide(&lane, None, &key).map(|d| {
+                svc.decide(&lane, None, &key, svc.plan.as_deref()).map(|d| {
                     ctx.flow.update(|s| {
                         s.service = Some(svc.name.clone());
                         s.subset = Some(d.subset.clone());

@@ -1,5 +1,6 @@
-//! Applies a resilience plan to one request before it goes upstream: rate limit (with its
-//! fallback action), concurrency cap, fault injection. Rejections carry a reason.
+//! Applies a resilience plan to one request before it goes upstream: rate limit (local or
+//! global, with its fallback action), concurrency cap, fault injection. Rejections carry a
+//! reason and are counted.
 
 use std::sync::Arc;
 
@@ -7,8 +8,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, Response, StatusCode};
 
 use super::{Body, rescue};
 use crate::{
-    policy::{Plan, limit_key, roll_faults},
+    policy::{GlobalError, Limit, Plan, limit_key, roll_faults},
     proxy::routing::Lane,
+    telemetry::metrics,
 };
 
 /// Held while the request runs (its place under the concurrency cap).
@@ -23,16 +25,20 @@ pub async fn enforce(
     src_pod: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Admitted, Box<Response<Body>>> {
-    if let Some((limiter, cfg)) = &plan.limit {
-        let key = limit_key(cfg, lane, src_pod, headers);
-        if !limiter.admit(&key) {
-            return Err(Box::new(rejected(plan, cfg)));
+    let policy = metrics().policy.rejected.clone();
+    let reject = |reason: &str| policy.with_label_values(&[&*plan.scope, reason]).inc();
+    if let Some(limit) = &plan.limit {
+        let key = limit_key(&limit.cfg, lane, src_pod, headers);
+        if !admit(&plan.scope, limit, &key).await {
+            reject("rate_limited");
+            return Err(Box::new(rejected(plan, &limit.cfg)));
         }
     }
     let pass = match &plan.gate {
         Some(gate) => match gate.enter() {
             Some(p) => Some(p),
             None => {
+                reject("concurrency_limit");
                 let detail = format!("{}: concurrency limit reached", plan.scope);
                 return Err(Box::new(rescue::local(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -44,10 +50,13 @@ pub async fn enforce(
         None => None,
     };
     let (abort, delay) = roll_faults(&plan.faults, lane.tag.as_deref());
+    let faults = &metrics().policy.faults;
     if let Some(d) = delay {
+        faults.with_label_values(&[&*plan.scope, "delay"]).inc();
         tokio::time::sleep(d).await;
     }
     if let Some(status) = abort {
+        faults.with_label_values(&[&*plan.scope, "abort"]).inc();
         let status = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
         return Err(Box::new(rescue::local(
             status,
@@ -56,6 +65,26 @@ pub async fn enforce(
         )));
     }
     Ok(Admitted { _pass: pass })
+}
+
+/// The shared budget for `global` limits; the local limiter otherwise, and whenever Redis
+/// cannot answer (fail-open towards the global total: each node enforces the limit alone).
+async fn admit(scope: &str, limit: &Limit, key: &str) -> bool {
+    let Some(global) = &limit.global else { return limit.local.admit(key) };
+    let counter = |result: &str| metrics().policy.global_limit.with_label_values(&[scope, result]).inc();
+    match global.admit(scope, &limit.cfg, key).await {
+        Ok(admitted) => {
+            counter(if admitted { "admitted" } else { "rejected" });
+            admitted
+        }
+        Err(e) => {
+            counter("fallback");
+            if !matches!(e, GlobalError::Paused) {
+                tracing::warn!(policy = scope, redis = global.url(), error = %e, "global rate limit: using the local limiter");
+            }
+            limit.local.admit(key)
+        }
+    }
 }
 
 /// The rate limit's fallback action: its status, body and headers, plus the policy name.

@@ -11,7 +11,10 @@ use hyper::body::Incoming;
 use rand::Rng as _;
 
 use super::{Body, forward::Routed, mirror, rescue, upstream::endpoint_uri};
-use crate::proxy::{Proxy, routing::PickKey, source::ConnContext};
+use crate::{
+    proxy::{Proxy, routing::PickKey, source::ConnContext},
+    telemetry::metrics,
+};
 
 /// Bodies up to this size are buffered so a try can be replayed.
 const REPLAYABLE: u64 = 64 * 1024;
@@ -86,7 +89,13 @@ pub async fn run(
         if !retryable || tries > cfg.attempts as usize || out_of_time {
             return outcome;
         }
-        let Some(_retrying) = budget.retry() else { return outcome };
+        let retries = &metrics().policy.retries;
+        let scope = routed.plan.as_ref().map_or("", |p| &*p.scope);
+        let Some(_retrying) = budget.retry() else {
+            retries.with_label_values(&[scope, "budget_exhausted"]).inc();
+            return outcome;
+        };
+        retries.with_label_values(&[scope, "retried"]).inc();
         ctx.flow.update(|s| s.retries += 1);
         tokio::time::sleep(jitter(backoff)).await;
         backoff = (backoff * 2).min(cfg.backoff.0 * 10);
@@ -122,7 +131,8 @@ async fn timed(
     let outcome = try_once(exchange, deadline, routed).await;
     if let Some(plan) = &routed.plan {
         let ok = matches!(&outcome, Ok(r) if !r.status().is_server_error());
-        plan.record(routed.target, ok, started.elapsed());
+        let subset = routed.decision.as_ref().map(|d| &*d.subset);
+        plan.record(routed.target, subset, ok, started.elapsed());
     }
     outcome
 }

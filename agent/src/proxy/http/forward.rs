@@ -13,6 +13,7 @@ use crate::proxy::{
     routing::{Decision, Lane, PickKey, RequestView, ServiceRoutes},
     source::ConnContext,
 };
+use crate::telemetry::metrics;
 
 /// Where a request goes, and why.
 pub struct Routed {
@@ -70,6 +71,9 @@ pub async fn handle(
                 "deadline_exceeded",
                 "the caller's deadline has passed",
             );
+            if let Some(plan) = &routed.plan {
+                metrics().policy.rejected.with_label_values(&[&*plan.scope, "deadline_exceeded"]).inc();
+            }
             record(ctx, &routed, 504);
             return finish(resp, routed.trusted, h2);
         }
@@ -170,7 +174,7 @@ pub fn pick(
 ) -> Result<Decision, Box<Response<Body>>> {
     let mut last = None;
     for _ in 0..8 {
-        let d = svc.decide(lane, route, key).map_err(|e| Box::new(rescue::route_error(&e)))?;
+        let d = svc.decide(lane, route, key, plan).map_err(|e| Box::new(rescue::route_error(&e)))?;
         match plan {
             Some(p) if !p.admits(d.endpoint.addr) => last = Some(d.endpoint.addr),
             _ => return Ok(d),
@@ -178,6 +182,9 @@ pub fn pick(
     }
     let detail =
         format!("{}: every picked endpoint is ejected by its circuit breaker (last {last:?})", svc.name);
+    if let Some(p) = plan {
+        metrics().policy.rejected.with_label_values(&[&*p.scope, "circuit_open"]).inc();
+    }
     Err(Box::new(rescue::local(http::StatusCode::SERVICE_UNAVAILABLE, "circuit_open", &detail)))
 }
 

@@ -19,6 +19,7 @@ use crate::proxy::{
     routing::{Lane, PickKey, TagSource},
     source::ConnContext,
 };
+use crate::telemetry::metrics;
 
 /// The longest a copy may take before it is abandoned.
 const COPY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,13 +43,15 @@ pub fn send(
 ) {
     let (Some(plan), Some(svc)) = (routed.plan.as_ref(), routed.svc.as_ref()) else { return };
     let Some((mirror, slots)) = plan.mirror.as_ref() else { return };
+    let counter = |result: &str| metrics().policy.mirrored.with_label_values(&[&*plan.scope, result]).inc();
     let Ok(slot) = slots.clone().try_acquire_owned() else {
         tracing::debug!(scope = %plan.scope, "mirror queue full; copy dropped");
+        counter("dropped");
         return;
     };
     let lane = Lane { tag: Some(mirror.subset.clone()), tag_source: TagSource::Rule, ..routed.lane.clone() };
     let key = PickKey { hash: None, client: ctx.src_pod.as_deref().unwrap_or("") };
-    let Ok(d) = svc.decide(&lane, None, &key) else { return };
+    let Ok(d) = svc.decide(&lane, None, &key, None) else { return };
     if *d.subset != *mirror.subset {
         return; // no shadow endpoint: never copy into production
     }
@@ -70,10 +73,15 @@ pub fn send(
     *req.headers_mut() = headers;
     let client = client.clone();
     ctx.flow.update(|s| s.mirrored += 1);
+    counter("sent");
+    let failed = metrics().policy.mirrored.with_label_values(&[&*plan.scope, "failed"]);
     tokio::spawn(async move {
         let _slot = slot;
-        if let Ok(Ok(resp)) = tokio::time::timeout(COPY_TIMEOUT, client.request(req)).await {
-            let _ = resp.into_body().collect().await;
+        match tokio::time::timeout(COPY_TIMEOUT, client.request(req)).await {
+            Ok(Ok(resp)) => {
+                let _ = resp.into_body().collect().await;
+            }
+            _ => failed.inc(),
         }
     });
 }

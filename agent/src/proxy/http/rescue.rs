@@ -26,6 +26,7 @@ pub fn route_error(e: &RouteError) -> Response<Body> {
         RouteError::NoEndpoints { .. } => "no_endpoints",
         RouteError::SubsetUnavailable { .. } => "subset_unavailable",
         RouteError::TenantIsolation { .. } => "tenant_isolation",
+        RouteError::CircuitOpen { .. } => "circuit_open",
     };
     local(StatusCode::SERVICE_UNAVAILABLE, reason, &e.to_string())
 }

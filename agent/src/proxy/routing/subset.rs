@@ -1,6 +1,7 @@
 //! Endpoints grouped by tenant and by subset (the pods' tags), and the subset decision:
 //! the request's lane, else the route's weighted destinations, else base; a lane with no
-//! ready endpoints follows the service's fallback (base, fail fast, or a chain).
+//! ready endpoints — or whose subset circuit breaker is open — follows the service's
+//! fallback (base, fail fast, or a chain).
 
 use std::{
     collections::HashMap,
@@ -108,6 +109,8 @@ pub enum SubsetReason {
     Base,
     /// The lane's subset had no ready endpoint: fell back to base.
     FallbackBase,
+    /// The lane's subset is unhealthy (its circuit breaker is open): fell back to base.
+    FallbackUnhealthy,
     /// The lane's subset had no ready endpoint: the next in the fallback chain.
     FallbackChain,
 }
@@ -119,6 +122,7 @@ impl SubsetReason {
             SubsetReason::Route => "route",
             SubsetReason::Base => "base",
             SubsetReason::FallbackBase => "fallback_base",
+            SubsetReason::FallbackUnhealthy => "fallback_unhealthy",
             SubsetReason::FallbackChain => "fallback_chain",
         }
     }
@@ -140,6 +144,28 @@ pub enum RouteError {
     SubsetUnavailable { service: String, subset: String },
     #[error("service {service} has no endpoints for tenant {tenant}")]
     TenantIsolation { service: String, tenant: String },
+    #[error("service {service}: the circuit breaker of subset {subset} is open and nothing may stand in")]
+    CircuitOpen { service: String, subset: String },
+}
+
+/// Subset circuit breakers, as the subset decision sees them.
+pub trait SubsetHealth {
+    /// Open now: not a candidate (no state change).
+    fn open(&self, subset: &str) -> bool;
+    /// May take this request (moves an expired breaker to half-open, counts probes).
+    fn admit(&self, subset: &str) -> bool;
+}
+
+/// No subset breakers.
+pub struct AllHealthy;
+
+impl SubsetHealth for AllHealthy {
+    fn open(&self, _: &str) -> bool {
+        false
+    }
+    fn admit(&self, _: &str) -> bool {
+        true
+    }
 }
 
 /// A service port's endpoints, grouped by tenant then subset.
@@ -165,30 +191,46 @@ impl ServiceEndpoints {
         route: Option<&CompiledRoute>,
         fallback: &Fallback,
         key: &PickKey<'_>,
+        health: &dyn SubsetHealth,
     ) -> Result<Decision, RouteError> {
         let group = self.group(lane)?;
         let routed = route.map(|r| r.destinations.as_slice()).unwrap_or_default();
-        let (name, reason): (&str, _) = match lane.tag.as_deref() {
-            Some(tag) if group.get(tag).is_some() => (tag, SubsetReason::Lane),
+        let up = |name: &str| group.get(name).is_some() && !health.open(name);
+        let (mut name, mut reason): (&str, _) = match lane.tag.as_deref() {
+            Some(tag) if group.get(tag).is_some() && health.admit(tag) => (tag, SubsetReason::Lane),
             Some(tag) if fallback.isolated.iter().any(|t| t == tag) => return Err(self.unavailable(tag)),
             Some(tag) => match fallback.mode {
                 FallbackMode::Fail => return Err(self.unavailable(tag)),
                 FallbackMode::Chain => {
-                    let next = fallback
-                        .chain
-                        .iter()
-                        .find(|s| group.get(s).is_some())
-                        .ok_or_else(|| self.unavailable(tag))?;
+                    let next = fallback.chain.iter().find(|s| up(s)).ok_or_else(|| self.unavailable(tag))?;
                     (next, SubsetReason::FallbackChain)
                 }
-                FallbackMode::Base => (weighted(group, routed).unwrap_or(BASE), SubsetReason::FallbackBase),
+                FallbackMode::Base => {
+                    let reason = if group.get(tag).is_some() {
+                        SubsetReason::FallbackUnhealthy
+                    } else {
+                        SubsetReason::FallbackBase
+                    };
+                    (weighted(routed, &up).unwrap_or(BASE), reason)
+                }
             },
-            None => match weighted(group, routed) {
+            None => match weighted(routed, &up) {
                 Some(s) => (s, SubsetReason::Route),
                 None if !routed.is_empty() => return Err(self.no_endpoints()),
                 None => (BASE, SubsetReason::Base),
             },
         };
+        // The lane's subset was admitted above; others pass their breaker here (base
+        // stands in for an unhealthy one).
+        if reason != SubsetReason::Lane && !health.admit(name) {
+            if name == BASE || !health.admit(BASE) {
+                return Err(RouteError::CircuitOpen {
+                    service: self.service.clone(),
+                    subset: name.to_owned(),
+                });
+            }
+            (name, reason) = (BASE, SubsetReason::FallbackUnhealthy);
+        }
         let subset = group.get(name).ok_or_else(|| self.no_endpoints())?;
         let i = subset.balancer.pick(&subset.endpoints, key);
         Ok(Decision { subset: subset.name.clone(), endpoint: subset.endpoints[i].clone(), reason })
@@ -221,13 +263,12 @@ impl ServiceEndpoints {
     }
 }
 
-/// A subset drawn by weight among the route's destinations that have endpoints.
+/// A subset drawn by weight among the route's destinations that are `up`.
 fn weighted<'a>(
-    group: &Subsets,
     destinations: &'a [crate::inventory::policy::Destination],
+    up: &dyn Fn(&str) -> bool,
 ) -> Option<&'a str> {
-    let live: Vec<_> =
-        destinations.iter().filter(|d| d.weight > 0 && group.get(&d.subset).is_some()).collect();
+    let live: Vec<_> = destinations.iter().filter(|d| d.weight > 0 && up(&d.subset)).collect();
     let total: u32 = live.iter().map(|d| d.weight).sum();
     if total == 0 {
         return None;
@@ -271,7 +312,7 @@ mod tests {
         fallback: &Fallback,
     ) -> Result<(String, SubsetReason, String), RouteError> {
         let key = PickKey { hash: None, client: "c" };
-        svc.decide(l, None, fallback, &key)
+        svc.decide(l, None, fallback, &key, &AllHealthy)
             .map(|d| (d.subset.to_string(), d.reason, d.endpoint.pod.to_string()))
     }
 

@@ -10,7 +10,7 @@ use super::{
     CompiledRoute, CompiledRule, Lane, RequestView,
     balance::PickKey,
     rules::cookie,
-    subset::{Decision, Endpoint, RouteError, ServiceEndpoints},
+    subset::{AllHealthy, BASE, Decision, Endpoint, RouteError, ServiceEndpoints, SubsetHealth},
 };
 use crate::inventory::{
     ServicePort, Snapshot,
@@ -69,13 +69,20 @@ impl ServiceRoutes {
         self.routes.get(index)
     }
 
+    /// Subset and endpoint for a request; `plan`'s subset breakers steer lanes away from
+    /// open subsets.
     pub fn decide(
         &self,
         lane: &Lane,
         route: Option<&CompiledRoute>,
         key: &PickKey<'_>,
+        plan: Option<&Plan>,
     ) -> Result<Decision, RouteError> {
-        self.endpoints.decide(lane, route, &self.fallback, key)
+        let health: &dyn SubsetHealth = match plan {
+            Some(p) => p,
+            None => &AllHealthy,
+        };
+        self.endpoints.decide(lane, route, &self.fallback, key, health)
     }
 
     /// The ring-hash key of a request, if the policy hashes and the request has it.
@@ -118,6 +125,15 @@ impl RoutingTable {
                 ports.iter().flat_map(|(_, _, eps)| eps.iter().map(|(_, a)| *a)).collect();
             addrs.sort_unstable();
             addrs.dedup();
+            let mut subsets: Vec<String> = ports
+                .iter()
+                .flat_map(|(_, _, eps)| {
+                    eps.iter().map(|(pod, _)| pod.tag.clone().unwrap_or_else(|| BASE.into()))
+                })
+                .chain([BASE.to_owned()])
+                .collect();
+            subsets.sort_unstable();
+            subsets.dedup();
             let routes: Vec<CompiledRoute> = policy
                 .map(|(_, p)| {
                     p.routes
@@ -126,7 +142,7 @@ impl RoutingTable {
                         .filter_map(|(i, r)| {
                             let scope =
                                 format!("{name}/{}", r.name.clone().unwrap_or_else(|| format!("route-{i}")));
-                            let plan = Plan::compile(&scope, &r.resilience, registry, &addrs);
+                            let plan = Plan::compile(&scope, &r.resilience, registry, &addrs, &subsets);
                             CompiledRoute::compile(r, i, plan)
                                 .map_err(|e| tracing::error!(service = %name, error = %e, "route skipped"))
                                 .ok()
@@ -137,7 +153,8 @@ impl RoutingTable {
             let lb = policy.map(|(_, p)| p.load_balancer.clone()).unwrap_or_default();
             let fallback = policy.map(|(_, p)| p.fallback.clone()).unwrap_or_default();
             // One plan per service, shared by its ports: one set of budgets and bounds.
-            let plan = policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry, &addrs));
+            let plan =
+                policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry, &addrs, &subsets));
             for (ip, port, eps) in ports {
                 let endpoints: Vec<Arc<Endpoint>> = eps
                     .into_iter()
