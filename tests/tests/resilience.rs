@@ -331,3 +331,32 @@ fn an_unhealthy_gray_subset_sends_its_lane_to_base_until_it_recovers() {
         .expect("metrics");
     assert_eq!(closed, 1.0);
 }
+
+#[test]
+fn busy_endpoints_are_skipped_and_refused_at_once_when_all_are_busy() {
+    let Some(p) = privileged("per_endpoint_cap") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    for name in ["app-1", "app-2"] {
+        sb.add_pod(PodSpec::new(name).label("app", "app")).expect("app").serve_http(8080).expect("http");
+    }
+    sb.add_service(ServiceSpec::new("app", APP).port(80, 8080).select("app", "app"));
+    sb.add_document(
+        "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: app}\nspec:\n  service: app\n  \
+         concurrency: {maxPerEndpoint: 1}\n",
+    );
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let out = sb
+        .pod("client")
+        .python_json("http_concurrent.py", &[&format!("http://{APP}/sleep/800"), "5"])
+        .expect("concurrent");
+    let results = out[0].as_array().cloned().unwrap_or_default();
+    let ok: Vec<&Value> = results.iter().filter(|r| r["status"] == 200).collect();
+    let busy: Vec<&Value> = results.iter().filter(|r| r["status"] == 503).collect();
+    assert_eq!((ok.len(), busy.len()), (2, 3), "{results:?}");
+    assert!(
+        busy.iter().all(|r| r["reason"] == "concurrency_limit" && r["ms"].as_f64().unwrap_or(1e9) < 500.0)
+    );
+    let pods: std::collections::BTreeSet<&str> = ok.iter().filter_map(|r| r["pod"].as_str()).collect();
+    assert_eq!(pods.len(), 2, "one request per endpoint: {ok:?}");
+}

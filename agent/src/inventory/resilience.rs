@@ -270,8 +270,14 @@ fn too_many() -> u16 {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Concurrency {
     /// Requests in flight at once; more are answered 503 at once, never queued.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
-    pub max_in_flight: u32,
+    pub max_in_flight: Option<u32>,
+    /// Requests in flight on one endpoint: a busy endpoint is skipped by the balancer, and
+    /// when every pick is busy the request is answered 503 at once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_per_endpoint: Option<u32>,
 }
 
 /// Chaos for a lane: abort or delay a share of its requests.
@@ -325,8 +331,16 @@ pub fn validate(r: &Resilience, at: &str) -> Result<(), (String, String)> {
             return Err((format!("{at}.retry.budgetPercent"), "must be 0-100".into()));
         }
     }
-    if r.concurrency.as_ref().is_some_and(|c| c.max_in_flight == 0) {
-        return Err((format!("{at}.concurrency.maxInFlight"), "must be at least 1".into()));
+    if let Some(c) = &r.concurrency {
+        if c.max_in_flight == Some(0) {
+            return Err((format!("{at}.concurrency.maxInFlight"), "must be at least 1".into()));
+        }
+        if c.max_per_endpoint == Some(0) {
+            return Err((format!("{at}.concurrency.maxPerEndpoint"), "must be at least 1".into()));
+        }
+        if c.max_in_flight.is_none() && c.max_per_endpoint.is_none() {
+            return Err((format!("{at}.concurrency"), "give maxInFlight, maxPerEndpoint or both".into()));
+        }
     }
     for (i, f) in r.faults.iter().enumerate() {
         let pct = [f.abort.as_ref().map(|a| a.percentage), f.delay.as_ref().map(|d| d.percentage)];

@@ -26,6 +26,8 @@ pub struct Plan {
     pub timeout: Option<Duration>,
     pub limit: Option<Limit>,
     pub gate: Option<Arc<Gate>>,
+    /// Requests in flight per endpoint at most (busy endpoints are skipped).
+    pub max_per_endpoint: Option<usize>,
     pub faults: Vec<Fault>,
     pub retry: Option<(Retry, Arc<RetryBudget>)>,
     /// A breaker per endpoint of the service, and the share that may be ejected at once.
@@ -66,7 +68,12 @@ impl Plan {
             scope: scope.into(),
             timeout: r.timeout.map(|t| t.0),
             limit,
-            gate: r.concurrency.as_ref().map(|c| registry.gate(scope, c.max_in_flight as usize)),
+            gate: r
+                .concurrency
+                .as_ref()
+                .and_then(|c| c.max_in_flight)
+                .map(|max| registry.gate(scope, max as usize)),
+            max_per_endpoint: r.concurrency.as_ref().and_then(|c| c.max_per_endpoint).map(|m| m as usize),
             faults: r.faults.clone(),
             retry: r
                 .retry

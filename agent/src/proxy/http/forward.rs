@@ -163,8 +163,8 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
     Ok(routed)
 }
 
-/// An endpoint for the request whose breaker admits it (ejected endpoints are skipped);
-/// a fail-fast answer when every pick is ejected.
+/// An endpoint for the request whose breaker admits it (ejected endpoints are skipped) and
+/// that is not at its in-flight cap; a fail-fast answer when every pick is refused.
 pub fn pick(
     svc: &ServiceRoutes,
     lane: &Lane,
@@ -172,20 +172,32 @@ pub fn pick(
     key: &PickKey<'_>,
     plan: Option<&crate::policy::Plan>,
 ) -> Result<Decision, Box<Response<Body>>> {
-    let mut last = None;
+    let Some(plan) = plan else {
+        return svc.decide(lane, route, key, None).map_err(|e| Box::new(rescue::route_error(&e)));
+    };
+    let (mut ejected, mut busy) = (None, None);
     for _ in 0..8 {
-        let d = svc.decide(lane, route, key, plan).map_err(|e| Box::new(rescue::route_error(&e)))?;
-        match plan {
-            Some(p) if !p.admits(d.endpoint.addr) => last = Some(d.endpoint.addr),
-            _ => return Ok(d),
+        let d = svc.decide(lane, route, key, Some(plan)).map_err(|e| Box::new(rescue::route_error(&e)))?;
+        if plan.max_per_endpoint.is_some_and(|max| d.endpoint.in_flight() >= max) {
+            busy = Some(d.endpoint.addr);
+        } else if !plan.admits(d.endpoint.addr) {
+            ejected = Some(d.endpoint.addr);
+        } else {
+            return Ok(d);
         }
     }
-    let detail =
-        format!("{}: every picked endpoint is ejected by its circuit breaker (last {last:?})", svc.name);
-    if let Some(p) = plan {
-        metrics().policy.rejected.with_label_values(&[&*p.scope, "circuit_open"]).inc();
-    }
-    Err(Box::new(rescue::local(http::StatusCode::SERVICE_UNAVAILABLE, "circuit_open", &detail)))
+    let (reason, detail) = match (ejected, busy) {
+        (Some(last), _) => (
+            "circuit_open",
+            format!("{}: every picked endpoint is ejected by its circuit breaker (last {last})", svc.name),
+        ),
+        (None, last) => (
+            "concurrency_limit",
+            format!("{}: every picked endpoint is at its in-flight cap (last {last:?})", svc.name),
+        ),
+    };
+    metrics().policy.rejected.with_label_values(&[&*plan.scope, reason]).inc();
+    Err(Box::new(rescue::local(http::StatusCode::SERVICE_UNAVAILABLE, reason, &detail)))
 }
 
 fn rewrite(headers: &mut HeaderMap, rw: &crate::inventory::policy::HeaderRewrite) {
