@@ -172,6 +172,21 @@ impl Reconciler {
         let synced = started.elapsed();
         self.state.store(Arc::new(ProxyState::new(snapshot.clone(), self.sync.names(), &self.policies)));
         self.policies.tidy();
+        let m = &crate::telemetry::metrics().inventory;
+        m.reloads.with_label_values(&["applied"]).inc();
+        m.last_applied.set(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64),
+        );
+        for (kind, n) in [
+            ("pod", snapshot.pods.len()),
+            ("service", snapshot.services.len()),
+            ("traffic_policy", snapshot.policies.len()),
+            ("traffic_label_rule", snapshot.rules.len()),
+        ] {
+            m.objects.with_label_values(&[kind]).set(n as i64);
+        }
         tracing::debug!(
             view_ms = viewed.as_millis() as u64,
             sync_ms = (synced - viewed).as_millis() as u64,

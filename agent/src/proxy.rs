@@ -8,6 +8,7 @@ mod connect;
 mod detect;
 mod http;
 mod iptables;
+mod labels;
 mod listener;
 mod opaque;
 mod prefixed;

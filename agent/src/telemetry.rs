@@ -2,5 +2,7 @@
 
 pub mod flows;
 pub mod metrics;
+mod workload;
 
 pub use metrics::metrics;
+pub use workload::workload;

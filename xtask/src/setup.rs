@@ -19,6 +19,7 @@ const PACKAGES: &[&str] = &[
     "nginx-light",
     "wrk",
     "redis-server",
+    "prometheus",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 

@@ -67,13 +67,31 @@ impl AdminContext {
     pub fn metrics(&self, method: &Method, path_and_query: &str) -> Answer {
         let path = path_and_query.split_once('?').map_or(path_and_query, |(p, _)| p);
         match (method, path) {
-            (&Method::GET, "/metrics") => (
-                StatusCode::OK,
-                "text/plain; version=0.0.4; charset=utf-8",
-                crate::telemetry::metrics().encode(),
-            ),
+            (&Method::GET, "/metrics") => {
+                self.observe_kernel();
+                (
+                    StatusCode::OK,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    crate::telemetry::metrics().encode(),
+                )
+            }
             _ => text(StatusCode::NOT_FOUND, "GET /metrics\n"),
         }
+    }
+
+    /// Copies the kernel's counters and table sizes into the metrics (at scrape time).
+    fn observe_kernel(&self) {
+        let m = &crate::telemetry::metrics().kernel;
+        match self.counters.read() {
+            Ok(counters) => {
+                for (reason, value) in counters {
+                    m.observe(reason.name(), value);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "reading kernel counters for metrics"),
+        }
+        m.map_entries.with_label_values(&["records"]).set(self.records.len() as i64);
+        m.map_entries.with_label_values(&["pending"]).set(self.records.pending_len() as i64);
     }
 
     fn datapath(&self) -> Answer {

@@ -153,6 +153,7 @@ impl FileSource {
                 }
             }
             Err(e) => {
+                crate::telemetry::metrics().inventory.reloads.with_label_values(&["rejected"]).inc();
                 tracing::error!(error = %e, "inventory reload rejected; keeping the last good snapshot")
             }
         }

@@ -119,7 +119,8 @@ impl Proxy {
             };
             let hint = state.routing.service(orig_dst.0).map(|s| s.protocol).unwrap_or(Protocol::Detect);
             let flow = self.flows.open(start, "tcp");
-            (ConnContext { client, orig_dst, src_pod, record_tag, record_tenant, flow }, hint)
+            let workload = state.labels.workload(src_pod.as_deref());
+            (ConnContext { client, orig_dst, src_pod, record_tag, record_tenant, workload, flow }, hint)
         };
         tracing::debug!(
             target: "graylane::flow",

@@ -12,17 +12,19 @@ use super::{
     routing::{PickKey, RouteError},
     source::ConnContext,
 };
-use crate::telemetry::flows::FlowOutcome;
+use crate::telemetry::{flows::FlowOutcome, metrics};
 
 pub async fn forward<T>(proxy: &Proxy, ctx: &ConnContext, mut downstream: T)
 where
     T: AsyncRead + AsyncWrite + Unpin,
 {
     let started = Instant::now();
+    let mut service: std::sync::Arc<str> = "unknown".into();
     let target = {
         let state = proxy.state.load();
         match state.routing.service(ctx.orig_dst.0) {
             Some(svc) => {
+                service = svc.name.clone();
                 let pod = ctx.pod(&state);
                 let lane = ctx.source_lane(pod.map(|p| &**p));
                 let key = PickKey {
@@ -42,6 +44,7 @@ where
                 })
             }
             None if state.snapshot.pod_by_ip(ctx.orig_dst.0.ip()).is_some() => {
+                service = "pod".into();
                 Ok(UpstreamAddr(ctx.orig_dst.0))
             }
             None => {
@@ -49,9 +52,13 @@ where
             }
         }
     };
+    let m = &metrics().requests;
+    let connection =
+        |result: &str| m.tcp_connections.with_label_values(&[&*ctx.workload, &*service, result]).inc();
     let upstream_addr = match target {
         Ok(a) => a,
         Err(e) => {
+            connection("no_upstream");
             ctx.flow.close(FlowOutcome::Failed(e.to_string()), 0, 0, started.elapsed());
             return tracing::warn!(client = %ctx.client, orig = %ctx.orig_dst, error = %e, "no upstream");
         }
@@ -62,6 +69,7 @@ where
     {
         Ok(s) => s,
         Err(e) => {
+            connection("connect_failed");
             ctx.flow.close(
                 FlowOutcome::Failed(format!("connect {upstream_addr}: {e}")),
                 0,
@@ -71,8 +79,13 @@ where
             return tracing::warn!(client = %ctx.client, upstream = %upstream_addr, error = %e, "upstream connect failed");
         }
     };
+    connection("forwarded");
     match tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
-        Ok((up, down)) => ctx.flow.close(FlowOutcome::Closed, up, down, started.elapsed()),
+        Ok((up, down)) => {
+            m.tcp_bytes.with_label_values(&[&*service, "sent"]).inc_by(up);
+            m.tcp_bytes.with_label_values(&[&*service, "received"]).inc_by(down);
+            ctx.flow.close(FlowOutcome::Closed, up, down, started.elapsed());
+        }
         Err(e) => ctx.flow.close(FlowOutcome::Failed(e.to_string()), 0, 0, started.elapsed()),
     }
 }

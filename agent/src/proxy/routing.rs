@@ -13,5 +13,5 @@ pub use balance::PickKey;
 pub use lane::{Lane, TagSource, valid_label};
 pub use matcher::{CompiledRoute, RequestView};
 pub use rules::CompiledRule;
-pub use subset::{Decision, RouteError, SubsetHealth};
+pub use subset::{Decision, RouteError, SubsetHealth, SubsetReason};
 pub use table::{Protocol, RoutingTable, ServiceRoutes};

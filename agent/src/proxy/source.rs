@@ -24,6 +24,8 @@ pub struct ConnContext {
     /// The pod's tag and tenant as the kernel recorded them at connect time.
     pub record_tag: Option<String>,
     pub record_tenant: Option<String>,
+    /// The caller's workload (a metric label; `unknown` outside the inventory).
+    pub workload: Arc<str>,
     pub flow: Arc<FlowEntry>,
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::routing::RoutingTable;
+use super::{labels::Labels, routing::RoutingTable};
 use crate::{datapath::Names, inventory::Snapshot};
 
 /// The inventory, the kernel's name table and the compiled routing table as of the last
@@ -14,12 +14,15 @@ pub struct ProxyState {
     pub snapshot: Arc<Snapshot>,
     pub names: Names,
     pub routing: RoutingTable,
+    /// Bounded metric label values for this snapshot.
+    pub labels: Labels,
 }
 
 impl ProxyState {
     pub fn new(snapshot: Arc<Snapshot>, names: Names, registry: &crate::policy::Registry) -> Self {
         let routing = RoutingTable::build(&snapshot, registry);
-        Self { snapshot, names, routing }
+        let labels = Labels::build(&snapshot);
+        Self { snapshot, names, routing, labels }
     }
 }
 

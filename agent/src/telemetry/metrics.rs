@@ -2,23 +2,37 @@
 //! Families are grouped by what they describe (one file each); every label has a bounded
 //! set of values: policy scopes and services come from configuration, never from requests.
 
+mod inventory;
+mod kernel;
 mod policy;
+mod requests;
 
 use std::sync::LazyLock;
 
 use prometheus::{Encoder as _, Registry, TextEncoder};
 
+pub use inventory::InventoryMetrics;
+pub use kernel::KernelMetrics;
 pub use policy::PolicyMetrics;
+pub use requests::{RequestMetrics, code_class};
 
 pub struct Metrics {
     registry: Registry,
+    pub requests: RequestMetrics,
     pub policy: PolicyMetrics,
+    pub kernel: KernelMetrics,
+    pub inventory: InventoryMetrics,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     let registry = Registry::new_custom(Some("graylane".into()), None).unwrap_or_default();
-    let policy = PolicyMetrics::new(&registry);
-    Metrics { registry, policy }
+    Metrics {
+        requests: RequestMetrics::new(&registry),
+        policy: PolicyMetrics::new(&registry),
+        kernel: KernelMetrics::new(&registry),
+        inventory: InventoryMetrics::new(&registry),
+        registry,
+    }
 });
 
 /// The process' metrics.

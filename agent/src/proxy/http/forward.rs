@@ -10,10 +10,10 @@ use hyper::body::Incoming;
 use super::{Body, deadline, enforce::enforce, exchange, headers, lane, rescue, upgrade};
 use crate::proxy::{
     Proxy,
-    routing::{Decision, Lane, PickKey, RequestView, ServiceRoutes},
+    routing::{Decision, Lane, PickKey, RequestView, ServiceRoutes, SubsetReason},
     source::ConnContext,
 };
-use crate::telemetry::metrics;
+use crate::telemetry::{metrics, metrics::code_class};
 
 /// Where a request goes, and why.
 pub struct Routed {
@@ -27,6 +27,9 @@ pub struct Routed {
     /// For retries: the service and the matched route, to pick again.
     pub svc: Option<Arc<ServiceRoutes>>,
     pub route_index: Option<usize>,
+    /// For metrics: the lane's tag as a bounded label, and when the request arrived.
+    tag_label: Arc<str>,
+    started: Instant,
 }
 
 pub async fn handle(
@@ -123,6 +126,7 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
     }
     let mut routed = Routed {
         target: ctx.orig_dst.0,
+        tag_label: state.labels.tag(resolved.lane.tag.as_deref()),
         lane: resolved.lane,
         trusted,
         rule: resolved.rule,
@@ -130,6 +134,7 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
         plan: None,
         svc: None,
         route_index: None,
+        started: Instant::now(),
     };
     let Some(svc) = state.routing.service(ctx.orig_dst.0) else {
         if state.snapshot.pod_by_ip(ctx.orig_dst.0.ip()).is_some() {
@@ -150,6 +155,10 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
     let decision = match pick(svc, &routed.lane, route, &key, plan.as_deref()) {
         Ok(d) => d,
         Err(resp) => {
+            if resp.headers().get(headers::REASON).is_some_and(|r| r == "tenant_isolation") {
+                let tenant = state.labels.tenant(routed.lane.tenant.as_deref());
+                metrics().requests.tenant_denied.with_label_values(&[&*tenant, &*svc.name]).inc();
+            }
             record(ctx, &routed, resp.status().as_u16());
             return Err(Box::new(Rejected { resp: *resp, trusted }));
         }
@@ -221,8 +230,9 @@ fn finish(mut resp: Response<Body>, trusted: bool, h2: bool) -> Response<Body> {
     resp
 }
 
-/// The request's routing explanation, on its connection's flow.
+/// The request's routing explanation, on its connection's flow; and its metrics.
 fn record(ctx: &ConnContext, r: &Routed, status: u16) {
+    observe(ctx, r, status);
     ctx.flow.update(|s| {
         s.requests += 1;
         s.last_status = Some(status);
@@ -236,4 +246,34 @@ fn record(ctx: &ConnContext, r: &Routed, status: u16) {
         s.endpoint_pod = r.decision.as_ref().map(|d| d.endpoint.pod.clone());
         s.upstream = Some(r.target);
     });
+}
+
+/// Request count and duration by lane and destination; a lane escape when a tagged request
+/// was served outside its subset.
+fn observe(ctx: &ConnContext, r: &Routed, status: u16) {
+    let m = &metrics().requests;
+    let service = match (&r.svc, &r.decision) {
+        (Some(svc), _) => &*svc.name,
+        (None, None) if r.target == ctx.orig_dst.0 && status < 500 => "pod",
+        _ => "unknown",
+    };
+    let subset = r.decision.as_ref().map_or("", |d| &*d.subset);
+    let class = code_class(status);
+    let tag = &*r.tag_label;
+    m.requests
+        .with_label_values(&[&*ctx.workload, tag, r.lane.tag_source.as_str(), service, subset, class])
+        .inc();
+    m.duration
+        .with_label_values(&[&*ctx.workload, tag, service, subset, class])
+        .observe(r.started.elapsed().as_secs_f64());
+    let escape = match r.decision.as_ref().map(|d| d.reason) {
+        _ if r.lane.tag.is_none() => None,
+        Some(SubsetReason::FallbackBase) => Some("no_endpoints"),
+        Some(SubsetReason::FallbackUnhealthy) => Some("unhealthy"),
+        Some(SubsetReason::FallbackChain) => Some("fallback_chain"),
+        _ => None,
+    };
+    if let Some(reason) = escape {
+        m.escapes.with_label_values(&[tag, service, subset, reason]).inc();
+    }
 }

@@ -1,0 +1,43 @@
+//! The datapath seen from the kernel: connects by decision (captured, bypassed, fail-open,
+//! map full, …) from the per-CPU counters, and entries in the connection tables. Read at
+//! scrape time.
+
+use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+
+use super::register;
+
+pub struct KernelMetrics {
+    /// `{reason}`: the kernel counters (`captured`, `fail_open`, `record_full`, …).
+    pub connects: IntCounterVec,
+    /// `{map}`: `records`, `pending`.
+    pub map_entries: IntGaugeVec,
+}
+
+impl KernelMetrics {
+    pub fn new(r: &Registry) -> Self {
+        let connects = IntCounterVec::new(
+            Opts::new("kernel_connects_total", "Connect-hook decisions and record events, from the kernel."),
+            &["reason"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        let map_entries = IntGaugeVec::new(
+            Opts::new("kernel_map_entries", "Entries in the kernel's connection tables."),
+            &["map"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        Self { connects: register(r, connects), map_entries: register(r, map_entries) }
+    }
+
+    /// Sets `reason`'s counter to the kernel's value (counters restart when a map is
+    /// replaced: then the family restarts too, as Prometheus expects of a reset).
+    pub fn observe(&self, reason: &str, value: u64) {
+        let c = self.connects.with_label_values(&[reason]);
+        let current = c.get();
+        if value < current {
+            c.reset();
+            c.inc_by(value);
+        } else {
+            c.inc_by(value - current);
+        }
+    }
+}

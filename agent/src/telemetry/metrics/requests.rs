@@ -1,0 +1,96 @@
+//! Proxied traffic: requests and their durations by lane and destination, lane escapes,
+//! tenant denials, and opaque TCP connections.
+//!
+//! Labels: `source_workload` (pods aggregate to workloads, `unknown` outside the mesh),
+//! `source_tag` (a tag some pod, rule or policy names; `other` for anything else; empty
+//! for base traffic), `tag_source` (`header|rule|source-pod|none`), `destination_service`
+//! (`namespace/name`, or `pod` for direct pod traffic), `destination_subset`, `code_class`
+//! (`2xx`…`5xx`).
+
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+use super::register;
+
+pub struct RequestMetrics {
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+    /// `{source_tag, destination_service, destination_subset, reason}`: a tagged request
+    /// served by another subset; reason `no_endpoints`, `unhealthy`, `fallback_chain`.
+    pub escapes: IntCounterVec,
+    /// `{tenant, destination_service}`: requests refused by tenant isolation.
+    pub tenant_denied: IntCounterVec,
+    /// `{source_workload, destination_service, result}`: opaque TCP connections.
+    pub tcp_connections: IntCounterVec,
+    /// `{destination_service, direction}`: opaque TCP bytes (`sent` upstream, `received`).
+    pub tcp_bytes: IntCounterVec,
+}
+
+const REQUEST_LABELS: &[&str] = &[
+    "source_workload",
+    "source_tag",
+    "tag_source",
+    "destination_service",
+    "destination_subset",
+    "code_class",
+];
+
+fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)
+        .unwrap_or_else(|e| unreachable!("static metric definition {name}: {e}"));
+    register(r, c)
+}
+
+impl RequestMetrics {
+    pub fn new(r: &Registry) -> Self {
+        let buckets =
+            vec![0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "request_duration_seconds",
+                "Time from request to response headers, through the proxy.",
+            )
+            .buckets(buckets),
+            &["source_workload", "source_tag", "destination_service", "destination_subset", "code_class"],
+        )
+        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        Self {
+            requests: counter(r, "requests_total", "HTTP requests through the proxy.", REQUEST_LABELS),
+            duration: register(r, duration),
+            escapes: counter(
+                r,
+                "lane_escapes_total",
+                "Tagged requests served outside their lane's subset, by reason.",
+                &["source_tag", "destination_service", "destination_subset", "reason"],
+            ),
+            tenant_denied: counter(
+                r,
+                "tenant_denied_total",
+                "Requests refused because no endpoint belongs to the caller's tenant or is shared.",
+                &["tenant", "destination_service"],
+            ),
+            tcp_connections: counter(
+                r,
+                "tcp_connections_total",
+                "Opaque TCP connections through the proxy.",
+                &["source_workload", "destination_service", "result"],
+            ),
+            tcp_bytes: counter(
+                r,
+                "tcp_bytes_total",
+                "Opaque TCP bytes through the proxy.",
+                &["destination_service", "direction"],
+            ),
+        }
+    }
+}
+
+/// `2xx` … `5xx`.
+pub fn code_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        _ => "5xx",
+    }
+}

@@ -1,0 +1,121 @@
+//! Observability through real traffic: metric values match the requests sent, a lane
+//! escape is counted exactly when a gray request falls back, the text passes `promtool`,
+//! and a real Prometheus scrapes the agent and answers PromQL.
+
+use std::{net::Ipv4Addr, time::Duration};
+
+use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged, wait_for};
+use serde_json::Value;
+
+const APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
+const OTHER: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 21);
+
+/// `client` (untagged) → `app` (base + gray) and `other` (base only).
+fn mesh(test: &str) -> Option<Sandbox> {
+    let p = privileged(test)?;
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    sb.add_pod(PodSpec::new("app-base").label("app", "app")).expect("pod").serve_http(8080).expect("http");
+    let gray = PodSpec::new("app-gray").label("app", "app").tag("gray");
+    sb.add_pod(gray).expect("pod").serve_http(8080).expect("http");
+    sb.add_pod(PodSpec::new("other-base").label("app", "other"))
+        .expect("pod")
+        .serve_http(8080)
+        .expect("http");
+    sb.add_service(ServiceSpec::new("app", APP).named_port(80, 8080, "http").select("app", "app"));
+    sb.add_service(ServiceSpec::new("other", OTHER).named_port(80, 8080, "http").select("app", "other"));
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    Some(sb)
+}
+
+fn ok(v: &Value) -> u64 {
+    v["status"]["200"].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn metrics_count_every_request_and_every_escape_and_prometheus_scrapes_them() {
+    let Some(mut sb) = mesh("metrics") else { return };
+    let client = sb.pod("client");
+    let gray = ["x-graylane-tag:gray"];
+    assert_eq!(ok(&client.http_load(&format!("http://{APP}/"), 30, &gray).expect("gray")), 30);
+    assert_eq!(ok(&client.http_load(&format!("http://{APP}/"), 20, &[]).expect("base")), 20);
+    assert_eq!(ok(&client.http_load(&format!("http://{OTHER}/"), 10, &gray).expect("escape")), 10);
+    // A tag nobody declared is one `other` label, not a new series per value.
+    assert_eq!(ok(&client.http_load(&format!("http://{APP}/"), 5, &["x-graylane-tag:zzz-1"]).expect("x")), 5);
+
+    let m = sb.metrics();
+    let requests = |labels: &[(&str, &str)]| m.metric("graylane_requests_total", labels).expect("metrics");
+    let app = ("destination_service", "default/app");
+    assert_eq!(
+        requests(&[app, ("source_tag", "gray"), ("destination_subset", "gray"), ("code_class", "2xx")]),
+        30.0
+    );
+    assert_eq!(
+        requests(&[app, ("source_tag", ""), ("destination_subset", "base"), ("tag_source", "none")]),
+        20.0
+    );
+    assert_eq!(requests(&[app, ("source_tag", "other")]), 5.0);
+    assert_eq!(requests(&[("source_workload", "default/client")]), 65.0);
+    let escapes = m
+        .metric(
+            "graylane_lane_escapes_total",
+            &[("source_tag", "gray"), ("destination_service", "default/other")],
+        )
+        .expect("metrics");
+    assert_eq!(escapes, 10.0, "one escape per gray request that fell back");
+    let all_escapes = m.metric("graylane_lane_escapes_total", &[]).expect("metrics");
+    assert_eq!(all_escapes, 15.0, "and the 5 undeclared-tag requests fell back too");
+    let histogram = m
+        .metric("graylane_request_duration_seconds_count", &[app, ("destination_subset", "gray")])
+        .expect("metrics");
+    assert_eq!(histogram, 30.0);
+    assert!(m.metric("graylane_kernel_connects_total", &[("reason", "captured")]).expect("metrics") >= 4.0);
+
+    // promtool's linter accepts the exposition.
+    let (_, text) = m.get("/metrics").expect("metrics");
+    let lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write as _;
+            c.stdin.take().expect("stdin").write_all(text.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("promtool (install it: cargo xtask setup)");
+    assert!(
+        lint.status.success(),
+        "promtool check metrics: {}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+
+    // A real Prometheus in the node netns scrapes :15090 and answers PromQL.
+    let dir = sb.scratch().join("prometheus");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        "global: {scrape_interval: 1s}\nscrape_configs:\n- job_name: graylane\n  static_configs: [{targets: ['127.0.0.1:15090']}]\n",
+    )
+    .expect("config");
+    sb.spawn_node(
+        "prometheus",
+        &[
+            &format!("--config.file={}", config.display()),
+            &format!("--storage.tsdb.path={}", dir.join("data").display()),
+            "--web.listen-address=127.0.0.1:9090",
+        ],
+    )
+    .expect("prometheus (install it: cargo xtask setup)");
+    let prom = sb.node_http(9090);
+    let query = "/api/v1/query?query=sum(graylane_requests_total%7Bsource_tag%3D%22gray%22%7D)";
+    let mut answer = Value::Null;
+    let took = wait_for("prometheus to scrape the gray request count", Duration::from_secs(30), || {
+        answer = prom.json(query).unwrap_or_default();
+        answer["data"]["result"][0]["value"][1] == "40"
+    });
+    eprintln!("measured: prometheus answered sum(gray requests) = 40 after {} ms", took.as_millis());
+}
