@@ -2,6 +2,7 @@
 //! Prometheus metrics on :15090.
 //! It runs on its own thread and runtime so it answers while the proxy is saturated.
 
+mod flows;
 pub mod routes;
 mod server;
 mod tags;

@@ -62,6 +62,8 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         state: state.clone(),
         sync: ArcSwap::from_pointee(SyncReport::default()),
         inventory: cfg.source.to_string(),
+        config: serde_json::to_value(&cfg)?,
+        started: std::time::SystemTime::now(),
     });
     // Up before the inventory syncs: /readyz says 503 until then.
     admin::spawn(

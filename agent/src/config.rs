@@ -26,6 +26,17 @@ pub struct Cli {
 pub enum Command {
     /// Run the node agent: kernel capture, inventory sync, node proxy, admin API.
     Agent(Box<AgentArgs>),
+    /// Flows through this node's proxy: who called which service, in which lane, and why
+    /// the request went where it did.
+    Flows(crate::cli::FlowsArgs),
+    /// The kernel's pod → tag/tenant maps.
+    Tags(crate::cli::Common),
+    /// Effective routing per service: subsets, endpoints, routes, fallback.
+    Routes(crate::cli::RoutesArgs),
+    /// Agent version, attach state, table sizes, last inventory sync.
+    Status(crate::cli::Common),
+    /// Shell completions: `graylane completions bash > /etc/bash_completion.d/graylane`.
+    Completions { shell: clap_complete::Shell },
     /// Print the graylane CustomResourceDefinitions (or write them into a folder).
     Crds {
         /// Write one file per CRD here instead of printing.

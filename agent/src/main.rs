@@ -2,6 +2,7 @@
 
 mod admin;
 mod agent;
+mod cli;
 mod config;
 mod crds;
 mod datapath;
@@ -10,13 +11,30 @@ mod policy;
 mod proxy;
 mod telemetry;
 
-use clap::Parser as _;
+use clap::{CommandFactory as _, Parser as _};
 
 use crate::config::{AgentConfig, Cli, Command};
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("graylane: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Flows(a) => cli::flows(&a),
+        Command::Tags(c) => cli::tags(&c),
+        Command::Routes(a) => cli::routes(&a),
+        Command::Status(c) => cli::status(&c),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "graylane", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Crds { dir } => crds::run(dir.as_deref()),
         Command::Agent(args) => {
             init_logging(&args.log_format);

@@ -20,7 +20,7 @@ mod sweep;
 mod wait;
 
 pub use admin::Admin;
-pub use agent::{Agent, AgentOptions};
+pub use agent::{Agent, AgentOptions, binary};
 pub use pod::{Pod, PodSpec};
 pub use privilege::{Privileged, privileged};
 pub use process::Spawned;

@@ -119,3 +119,124 @@ fn metrics_count_every_request_and_every_escape_and_prometheus_scrapes_them() {
     });
     eprintln!("measured: prometheus answered sum(gray requests) = 40 after {} ms", took.as_millis());
 }
+
+/// `graylane <args>` in the node netns (where the admin API listens on loopback).
+fn cli(sb: &Sandbox, args: &[&str]) -> String {
+    let bin = graylane_tests::binary().expect("binary");
+    sb.node_exec(bin.to_str().expect("utf-8 path"), args).expect("graylane cli")
+}
+
+#[test]
+fn the_cli_answers_where_gray_traffic_went_and_why() {
+    let Some(sb) = mesh("cli") else { return };
+    let client = sb.pod("client");
+    client.http_load(&format!("http://{APP}/"), 3, &["x-graylane-tag:gray"]).expect("gray");
+    client.http_load(&format!("http://{OTHER}/"), 2, &["x-graylane-tag:gray"]).expect("escape");
+    client.http_load(&format!("http://{APP}/"), 1, &[]).expect("base");
+
+    // JSON for scripts: filtered by tag and service.
+    let json: Value =
+        serde_json::from_str(&cli(&sb, &["flows", "--tag", "gray", "-o", "json"])).expect("json");
+    let flows = json.as_array().cloned().unwrap_or_default();
+    assert_eq!(flows.len(), 2, "two gray connections: {json:#}");
+    let escaped = flows.iter().find(|f| f["service"] == "default/other").expect("the escape");
+    assert_eq!(
+        (escaped["subset"].as_str(), escaped["reason"].as_str()),
+        (Some("base"), Some("fallback_base"))
+    );
+    let only_app: Value =
+        serde_json::from_str(&cli(&sb, &["flows", "--service", "app", "-o", "json"])).expect("json");
+    assert_eq!(only_app.as_array().map(Vec::len), Some(2), "{only_app:#}");
+
+    // A table for people: aligned columns, the reason in WHY.
+    let table = cli(&sb, &["flows", "--service", "other"]);
+    eprintln!("graylane flows --service other:\n{table}");
+    let lines: Vec<&str> = table.lines().collect();
+    assert!(lines[0].starts_with("ID") && lines[0].contains("SUBSET") && lines[0].contains("WHY"), "{table}");
+    assert!(
+        lines[1].contains("default/client")
+            && lines[1].contains("gray")
+            && lines[1].contains("fallback_base")
+    );
+    let subset_col = lines[0].find("SUBSET").expect("column");
+    assert_eq!(&lines[1][subset_col..subset_col + 4], "base", "aligned: {table}");
+
+    let routes = cli(&sb, &["routes", "app"]);
+    assert!(
+        routes.contains("default/app") && routes.contains("gray") && routes.contains("default/app-gray@"),
+        "{routes}"
+    );
+    assert!(!routes.contains("default/other"), "{routes}");
+    let tags = cli(&sb, &["tags"]);
+    assert!(tags.lines().any(|l| l.contains("default/app-gray") && l.contains("gray")), "{tags}");
+    let status: Value = serde_json::from_str(&cli(&sb, &["status", "-o", "json"])).expect("status");
+    assert_eq!(status["ready"], true);
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+
+    // An agent that is not there: exit code 1 and a one-line cause.
+    let bin = graylane_tests::binary().expect("binary");
+    let out =
+        std::process::Command::new(&bin).args(["flows", "--admin", "127.0.0.1:1"]).output().expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("not reachable at 127.0.0.1:1"), "{err}");
+}
+
+#[test]
+fn follow_streams_new_flows_and_admin_answers_under_load() {
+    use std::io::BufRead as _;
+    let Some(sb) = mesh("follow") else { return };
+    let bin = graylane_tests::binary().expect("binary");
+    let mut cmd = std::process::Command::new("nsenter");
+    cmd.arg(format!("--net={}", sb.admin().netns.display()))
+        .arg("--")
+        .arg(&bin)
+        .args(["flows", "--follow", "-o", "json", "--service", "app"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().expect("follow");
+    let stdout = child.stdout.take().expect("stdout");
+    let _follower = graylane_tests::Spawned::from_child(child, "graylane flows --follow");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        sb.pod("client").http_load(&format!("http://{APP}/"), 1, &[]).expect("load");
+    }
+    sb.pod("client").http_load(&format!("http://{OTHER}/"), 1, &[]).expect("filtered out");
+    let mut seen = Vec::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(3)) {
+        seen.push(serde_json::from_str::<Value>(&line).expect("a JSON line"));
+        if seen.len() == 3 {
+            break;
+        }
+    }
+    assert_eq!(seen.len(), 3, "three new flows streamed: {seen:?}");
+    assert!(seen.iter().all(|f| f["service"] == "default/app"));
+
+    // The admin API runs on its own thread: it answers while wrk saturates the proxy.
+    let load =
+        sb.pod("client").start("wrk", &["-t2", "-c64", "-d3s", &format!("http://{APP}/")]).expect("wrk");
+    std::thread::sleep(Duration::from_millis(500));
+    let admin = sb.admin();
+    let mut worst = Duration::ZERO;
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let (status, _) = admin.get("/healthz").expect("healthz");
+        assert_eq!(status, 200);
+        worst = worst.max(started.elapsed());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = load.wait_output().expect("wrk");
+    let wrk = String::from_utf8_lossy(&out.stdout);
+    let rps = wrk.lines().find(|l| l.starts_with("Requests/sec")).unwrap_or("?").to_owned();
+    eprintln!("measured: /healthz worst of 20 under wrk load ({rps}): {} ms", worst.as_millis());
+    assert!(worst < Duration::from_millis(100), "{worst:?}");
+}

@@ -36,6 +36,9 @@ pub struct AdminContext {
     pub sync: ArcSwap<SyncReport>,
     /// Where the inventory comes from (a path, or `kubernetes`).
     pub inventory: String,
+    /// The effective configuration (secrets redacted), for `/config`.
+    pub config: serde_json::Value,
+    pub started: std::time::SystemTime,
 }
 
 type Answer = (StatusCode, &'static str, String);
@@ -51,15 +54,23 @@ impl AdminContext {
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" if self.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
             "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: first sync pending\n"),
-            "/flows" => to_json(&self.flows.list()),
+            "/flows" => to_json(&super::flows::FlowFilter::parse(query).apply(self.flows.list())),
+            "/routes" => {
+                let service = super::flows::FlowFilter::parse(query).service;
+                to_json(&self.state.load().routing.describe(service.as_deref()))
+            }
+            "/config" => to_json(&self.config),
+            "/status" => self.status(),
             "/datapath" => self.datapath(),
             "/tags" => match super::tags::read(&self.pins, &self.state.load().names, local_only) {
                 Ok(tags) => to_json(&tags),
                 Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{e}\n")),
             },
-            _ => {
-                text(StatusCode::NOT_FOUND, "endpoints: /healthz /readyz /flows /tags[?local=1] /datapath\n")
-            }
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "endpoints: /healthz /readyz /status /flows[?tag=&tenant=&pod=&service=&limit=&follow=1] \
+                     /tags[?local=1] /routes[?service=] /config /datapath; metrics on :15090/metrics\n",
+            ),
         }
     }
 
@@ -92,6 +103,29 @@ impl AdminContext {
         }
         m.map_entries.with_label_values(&["records"]).set(self.records.len() as i64);
         m.map_entries.with_label_values(&["pending"]).set(self.records.pending_len() as i64);
+    }
+
+    /// What `graylane status` shows: version, attach state, table sizes, last sync.
+    fn status(&self) -> Answer {
+        let sync = self.sync.load_full();
+        let uptime = self.started.elapsed().map_or(0, |d| d.as_secs());
+        to_json(&json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "ready": self.ready.load(Ordering::Acquire),
+            "uptime_seconds": uptime,
+            "inventory": self.inventory,
+            "cgroup_root": self.status.cgroup_root,
+            "pin_dir": self.status.pin_dir,
+            "links": self.status.links,
+            "maps": self.status.maps,
+            "records": self.records.len(),
+            "pending": self.records.pending_len(),
+            "flows": self.flows.list().len(),
+            "syncs": sync.syncs,
+            "last_sync": sync.last,
+            "last_error": sync.last_error,
+            "unresolved_cgroups": sync.unresolved_cgroups,
+        }))
     }
 
     fn datapath(&self) -> Answer {

@@ -3,7 +3,9 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use bytes::Bytes;
-use http_body_util::Full;
+use std::convert::Infallible;
+
+use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
 use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 
@@ -66,8 +68,17 @@ async fn serve(std_listener: std::net::TcpListener, site: Site, ctx: Arc<AdminCo
     }
 }
 
-fn handle(ctx: &AdminContext, site: Site, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+fn handle(ctx: &AdminContext, site: Site, req: &Request<Incoming>) -> Response<BoxBody<Bytes, Infallible>> {
     let target = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    if let (Site::Admin, Some(query)) = (site, target.strip_prefix("/flows?")) {
+        let filter = super::flows::FlowFilter::parse(query);
+        if filter.follow {
+            return Response::builder()
+                .header("content-type", "application/x-ndjson")
+                .body(super::flows::follow(ctx.flows.clone(), filter))
+                .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"internal error")).boxed()));
+        }
+    }
     let (status, content_type, body) = match site {
         Site::Admin => ctx.route(req.method(), target),
         Site::Metrics => ctx.metrics(req.method(), target),
@@ -75,6 +86,6 @@ fn handle(ctx: &AdminContext, site: Site, req: &Request<Incoming>) -> Response<F
     Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"internal error"))))
+        .body(Full::new(Bytes::from(body)).boxed())
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"internal error")).boxed()))
 }

@@ -115,6 +115,11 @@ impl Plan {
         b.allow()
     }
 
+    /// Whether `endpoint`'s breaker is open now.
+    pub fn ejected(&self, endpoint: SocketAddr) -> bool {
+        self.breakers.get(&endpoint).is_some_and(|b| b.is_open())
+    }
+
     /// Records a try's outcome on the endpoint's and the subset's breakers.
     pub fn record(&self, endpoint: SocketAddr, subset: Option<&str>, ok: bool, took: Duration) {
         if let Some(b) = self.breakers.get(&endpoint) {

@@ -3,6 +3,7 @@
 //! endpoints → load balancer.
 
 mod balance;
+mod describe;
 mod lane;
 mod matcher;
 mod rules;

@@ -74,6 +74,8 @@ pub struct CompiledRoute {
     query: Vec<Keyed>,
     pub destinations: Vec<Destination>,
     pub rewrite: HeaderRewrite,
+    /// The match as written, for `/routes`.
+    pub written: serde_json::Value,
     /// The route's own resilience plan (replaces the service's), if it has one.
     pub plan: Option<std::sync::Arc<crate::policy::Plan>>,
 }
@@ -96,6 +98,7 @@ impl CompiledRoute {
             query: route.matches.query.iter().map(keyed).collect::<Result<_, _>>()?,
             destinations: route.destinations.clone(),
             rewrite: route.headers.clone(),
+            written: serde_json::to_value(&route.matches).unwrap_or_default(),
             plan,
         })
     }

@@ -60,15 +60,15 @@ impl Endpoint {
     }
 }
 
-struct Subset {
-    name: Arc<str>,
-    endpoints: Vec<Arc<Endpoint>>,
+pub(super) struct Subset {
+    pub(super) name: Arc<str>,
+    pub(super) endpoints: Vec<Arc<Endpoint>>,
     balancer: Balancer,
 }
 
 /// One tenant's endpoints (or the untenanted ones), by subset name.
-struct Subsets {
-    by_name: HashMap<String, Subset>,
+pub(super) struct Subsets {
+    pub(super) by_name: HashMap<String, Subset>,
 }
 
 impl Subsets {
@@ -171,7 +171,7 @@ impl SubsetHealth for AllHealthy {
 /// A service port's endpoints, grouped by tenant then subset.
 pub struct ServiceEndpoints {
     service: String,
-    by_tenant: HashMap<Option<String>, Subsets>,
+    pub(super) by_tenant: HashMap<Option<String>, Subsets>,
 }
 
 impl ServiceEndpoints {

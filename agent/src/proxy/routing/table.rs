@@ -50,10 +50,10 @@ pub struct ServiceRoutes {
     /// `namespace/name`.
     pub name: Arc<str>,
     pub protocol: Protocol,
-    routes: Vec<CompiledRoute>,
-    fallback: Fallback,
+    pub(super) routes: Vec<CompiledRoute>,
+    pub(super) fallback: Fallback,
     hash_on: Option<HashOn>,
-    endpoints: ServiceEndpoints,
+    pub(super) endpoints: ServiceEndpoints,
     /// The service's resilience plan (routes may replace it).
     pub plan: Option<Arc<Plan>>,
 }
@@ -103,7 +103,7 @@ impl ServiceRoutes {
 
 #[derive(Default)]
 pub struct RoutingTable {
-    services: HashMap<SocketAddr, Arc<ServiceRoutes>>,
+    pub(super) services: HashMap<SocketAddr, Arc<ServiceRoutes>>,
     pub rules: Vec<CompiledRule>,
 }
 
