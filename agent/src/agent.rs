@@ -11,9 +11,14 @@ use crate::{
     datapath::{CgroupRoot, Datapath, DatapathConfig, MapSync, PinPaths, uninstall},
     inventory::{self, CaptureConfig, FileSource, KernelView, Snapshot, kube::KubeConfig},
     policy::{GlobalLimits, Registry},
-    proxy::{self, Proxy, ProxyState, SharedState},
-    telemetry::flows::Flows,
+    proxy::{self, Connector, Proxy, ProxyState, ProxyTelemetry, SharedState},
+    telemetry::{
+        access_log::AccessLog,
+        flows::Flows,
+        trace::{Exporter, Tracer},
+    },
 };
+use anyhow::Context as _;
 use arc_swap::ArcSwap;
 
 /// How many recent flows the table keeps.
@@ -102,7 +107,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 
     // One listener per family, each in its own sockmap slot: the kernel drops them when
     // this process dies, which is how the connect hooks know to fail open.
-    let proxy = Proxy::new(cfg.proxy(), records, state, flows);
+    let proxy = Proxy::new(cfg.proxy(), records, state, flows, telemetry(&cfg)?);
     let mut proxy_tasks = tokio::task::JoinSet::new();
     for (slot, addr) in [Some(cfg.proxy_addr), cfg.proxy_addr6].into_iter().flatten().enumerate() {
         let listener = proxy::bind_listener(addr)?;
@@ -128,6 +133,21 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         () = shutdown_signal() => tracing::info!("signal received; exiting (capture stays pinned)"),
     }
     Ok(())
+}
+
+/// Span export and the access log, as configured (inside the runtime).
+fn telemetry(cfg: &AgentConfig) -> anyhow::Result<ProxyTelemetry> {
+    let exporter = cfg.otlp_endpoint.clone().map(|endpoint| {
+        tracing::info!(collector = %endpoint, sample_percent = cfg.trace_sample_percent, "exporting spans");
+        Exporter::start(endpoint, cfg.node_name.clone(), Connector::new(cfg.bypass_mark, cfg.connect_timeout))
+    });
+    let access_log = match &cfg.access_log {
+        Some(path) => {
+            Some(AccessLog::open(path).with_context(|| format!("--access-log {}", path.display()))?)
+        }
+        None => None,
+    };
+    Ok(ProxyTelemetry { tracer: Tracer::new(exporter, cfg.trace_sample_percent), access_log })
 }
 
 /// The Redis budgets of `global` rate limits, when `--redis` is given (connected lazily:

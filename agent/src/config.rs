@@ -90,6 +90,17 @@ pub struct AgentArgs {
     /// How long a request waits for Redis before its node's local limiter decides.
     #[arg(long, default_value_t = 50)]
     pub redis_timeout_ms: u64,
+    /// OTLP/HTTP collector for spans (`http://collector:4318/v1/traces`); without it no
+    /// spans are exported (trace context still propagates).
+    #[arg(long, env = "GRAYLANE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<http::Uri>,
+    /// Percent of new traces recorded (a caller's sampling decision is always kept).
+    #[arg(long, default_value_t = 1.0)]
+    pub trace_sample_percent: f64,
+    /// Write one JSON line per request, with its routing explanation, to this file (`-`:
+    /// standard output).
+    #[arg(long)]
+    pub access_log: Option<PathBuf>,
     /// Capacity of the kernel's connection record table: beyond it connects are not
     /// captured (fail-open, or refused for fail-closed pods).
     #[arg(long, default_value_t = graylane_common::max_entries::RECORDS)]
@@ -160,10 +171,21 @@ pub struct AgentConfig {
     #[serde(serialize_with = "redacted")]
     pub redis: Option<String>,
     pub redis_timeout: Duration,
+    #[serde(serialize_with = "uri")]
+    pub otlp_endpoint: Option<http::Uri>,
+    pub trace_sample_percent: f64,
+    pub access_log: Option<PathBuf>,
     pub connect_timeout: Duration,
     pub detect_timeout: Duration,
     pub iptables_fallback: bool,
     pub max_connections: u32,
+}
+
+fn uri<S: serde::Serializer>(u: &Option<http::Uri>, s: S) -> Result<S::Ok, S::Error> {
+    match u {
+        Some(u) => s.serialize_str(&u.to_string()),
+        None => s.serialize_none(),
+    }
 }
 
 /// A URL without its password.
@@ -195,6 +217,10 @@ pub enum ConfigError {
     BadProxyAddr6(SocketAddr),
     #[error("--max-connections must be at least 1")]
     NoConnections,
+    #[error("--trace-sample-percent must be 0-100")]
+    BadSamplePercent,
+    #[error("--otlp-endpoint {0} must be http://host:port/path (OTLP/HTTP)")]
+    BadOtlpEndpoint(http::Uri),
 }
 
 impl AgentConfig {
@@ -216,6 +242,14 @@ impl AgentConfig {
         if a.max_connections == 0 {
             return Err(ConfigError::NoConnections);
         }
+        if !(0.0..=100.0).contains(&a.trace_sample_percent) {
+            return Err(ConfigError::BadSamplePercent);
+        }
+        if let Some(u) = &a.otlp_endpoint
+            && (u.scheme_str() != Some("http") || u.authority().is_none())
+        {
+            return Err(ConfigError::BadOtlpEndpoint(u.clone()));
+        }
         Ok(Self {
             max_connections: a.max_connections,
             source,
@@ -231,6 +265,9 @@ impl AgentConfig {
             metrics_addr: a.metrics_addr,
             redis: a.redis.clone(),
             redis_timeout: Duration::from_millis(a.redis_timeout_ms.max(1)),
+            otlp_endpoint: a.otlp_endpoint.clone(),
+            trace_sample_percent: a.trace_sample_percent,
+            access_log: a.access_log.clone(),
             connect_timeout: Duration::from_millis(a.connect_timeout_ms),
             detect_timeout: Duration::from_millis(a.detect_timeout_ms),
             iptables_fallback: a.iptables_fallback,

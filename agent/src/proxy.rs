@@ -16,7 +16,8 @@ pub mod routing;
 mod source;
 mod state;
 
-pub use accept::{Proxy, ProxyConfig};
+pub use accept::{Proxy, ProxyConfig, ProxyTelemetry};
 pub use addrs::{ClientAddr, OrigDstAddr};
+pub use http::Connector;
 pub use listener::bind_listener;
 pub use state::{ProxyState, SharedState};

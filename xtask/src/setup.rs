@@ -46,8 +46,13 @@ pub fn run() -> anyhow::Result<()> {
         sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     }
     // Python test clients: grpcio (a real gRPC client/server), kubernetes-validate
-    // (Kubernetes schemas, for deploy/).
-    for (module, package) in [("grpc", "grpcio"), ("kubernetes_validate", "kubernetes-validate")] {
+    // (Kubernetes schemas, for deploy/), opentelemetry-proto (the official OTLP messages,
+    // to parse the spans graylane exports).
+    for (module, package) in [
+        ("grpc", "grpcio"),
+        ("kubernetes_validate", "kubernetes-validate"),
+        ("opentelemetry.proto.collector.trace.v1.trace_service_pb2", "opentelemetry-proto"),
+    ] {
         if succeeds("python3", &["-c", &format!("import {module}")]) {
             eprintln!("xtask: setup: python {package} present");
         } else {

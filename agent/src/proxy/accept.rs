@@ -16,7 +16,11 @@ use super::{
 };
 use crate::{
     datapath::Records,
-    telemetry::flows::{FlowOutcome, FlowStart, Flows},
+    telemetry::{
+        access_log::AccessLog,
+        flows::{FlowOutcome, FlowStart, Flows},
+        trace::Tracer,
+    },
 };
 
 /// The forwarding part of the agent's configuration.
@@ -38,12 +42,25 @@ pub struct Proxy {
     pub state: SharedState,
     pub flows: Arc<Flows>,
     pub upstreams: Upstreams,
+    pub telemetry: ProxyTelemetry,
+}
+
+/// Where requests' spans and access-log lines go.
+pub struct ProxyTelemetry {
+    pub tracer: Tracer,
+    pub access_log: Option<AccessLog>,
 }
 
 impl Proxy {
-    pub fn new(cfg: ProxyConfig, records: Arc<Records>, state: SharedState, flows: Arc<Flows>) -> Arc<Self> {
+    pub fn new(
+        cfg: ProxyConfig,
+        records: Arc<Records>,
+        state: SharedState,
+        flows: Arc<Flows>,
+        telemetry: ProxyTelemetry,
+    ) -> Arc<Self> {
         let upstreams = Upstreams::new(cfg.bypass_mark, cfg.connect_timeout);
-        Arc::new(Self { cfg, records, state, flows, upstreams })
+        Arc::new(Self { cfg, records, state, flows, upstreams, telemetry })
     }
 
     /// Accepts until the listener fails; each connection runs on its own task.

@@ -9,13 +9,14 @@ mod forward;
 mod headers;
 mod lane;
 mod mirror;
+mod observe;
 mod rescue;
 mod serve;
 mod upgrade;
 mod upstream;
 
 pub use serve::serve;
-pub use upstream::Upstreams;
+pub use upstream::{Connector, Upstreams};
 
 /// The body type on both sides of the proxy.
 pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;

@@ -6,6 +6,7 @@ mod inventory;
 mod kernel;
 mod policy;
 mod requests;
+mod tracing;
 
 use std::sync::LazyLock;
 
@@ -15,6 +16,7 @@ pub use inventory::InventoryMetrics;
 pub use kernel::KernelMetrics;
 pub use policy::PolicyMetrics;
 pub use requests::{RequestMetrics, code_class};
+pub use tracing::TracingMetrics;
 
 pub struct Metrics {
     registry: Registry,
@@ -22,6 +24,9 @@ pub struct Metrics {
     pub policy: PolicyMetrics,
     pub kernel: KernelMetrics,
     pub inventory: InventoryMetrics,
+    pub tracing: TracingMetrics,
+    /// Access-log lines dropped because the writer fell behind.
+    pub access_log_dropped: prometheus::IntCounter,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
@@ -31,6 +36,15 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         policy: PolicyMetrics::new(&registry),
         kernel: KernelMetrics::new(&registry),
         inventory: InventoryMetrics::new(&registry),
+        tracing: TracingMetrics::new(&registry),
+        access_log_dropped: register(
+            &registry,
+            prometheus::IntCounter::new(
+                "access_log_dropped_total",
+                "Access-log lines dropped (writer behind).",
+            )
+            .unwrap_or_else(|e| unreachable!("static metric definition: {e}")),
+        ),
         registry,
     }
 });
@@ -45,7 +59,7 @@ impl Metrics {
     pub fn encode(&self) -> String {
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
-            tracing::error!(error = %e, "metrics encoding failed");
+            ::tracing::error!(error = %e, "metrics encoding failed");
         }
         String::from_utf8_lossy(&out).into_owned()
     }
@@ -54,7 +68,7 @@ impl Metrics {
 /// Registers `c` (families are defined once, by this module; a clash is a bug, logged).
 fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
     if let Err(e) = registry.register(Box::new(c.clone())) {
-        tracing::error!(error = %e, "metric registration failed");
+        ::tracing::error!(error = %e, "metric registration failed");
     }
     c
 }

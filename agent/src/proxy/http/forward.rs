@@ -7,20 +7,20 @@ use http::{HeaderMap, HeaderValue, Request, Response, Version, header, request::
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 
-use super::{Body, deadline, enforce::enforce, exchange, headers, lane, rescue, upgrade};
+use super::{Body, deadline, enforce::enforce, exchange, headers, lane, observe, rescue, upgrade};
 use crate::proxy::{
     Proxy,
-    routing::{Decision, Lane, PickKey, RequestView, ServiceRoutes, SubsetReason},
+    routing::{Decision, Lane, PickKey, RequestView, ServiceRoutes},
     source::ConnContext,
 };
-use crate::telemetry::{metrics, metrics::code_class};
+use crate::telemetry::metrics;
 
 /// Where a request goes, and why.
 pub struct Routed {
     pub target: SocketAddr,
     pub lane: Lane,
-    trusted: bool,
-    rule: Option<Arc<str>>,
+    pub trusted: bool,
+    pub rule: Option<Arc<str>>,
     pub decision: Option<Decision>,
     /// The route's resilience plan, else the service's.
     pub plan: Option<Arc<crate::policy::Plan>>,
@@ -28,8 +28,11 @@ pub struct Routed {
     pub svc: Option<Arc<ServiceRoutes>>,
     pub route_index: Option<usize>,
     /// For metrics: the lane's tag as a bounded label, and when the request arrived.
-    tag_label: Arc<str>,
-    started: Instant,
+    pub tag_label: Arc<str>,
+    pub started: Instant,
+    /// This hop in the request's trace, its request id, and what the span and access log
+    /// name it by.
+    pub trace: observe::RequestTrace,
 }
 
 pub async fn handle(
@@ -41,7 +44,8 @@ pub async fn handle(
     let upgrade = !h2 && headers::is_upgrade(req.headers());
     let on_downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    let mut routed = match decide(proxy, ctx, &mut parts) {
+    let trace = observe::RequestTrace::start(proxy, &mut parts);
+    let mut routed = match decide(proxy, ctx, &mut parts, trace) {
         Ok(r) => r,
         Err(rejected) => return finish(rejected.resp, rejected.trusted, h2),
     };
@@ -59,7 +63,7 @@ pub async fn handle(
         Some(plan) => match enforce(plan, &routed.lane, ctx.src_pod.as_deref(), &parts.headers).await {
             Ok(a) => Some(a),
             Err(resp) => {
-                record(ctx, &routed, resp.status().as_u16());
+                record(proxy, ctx, &routed, resp.status().as_u16());
                 return finish(*resp, routed.trusted, h2);
             }
         },
@@ -77,7 +81,7 @@ pub async fn handle(
             if let Some(plan) = &routed.plan {
                 metrics().policy.rejected.with_label_values(&[&*plan.scope, "deadline_exceeded"]).inc();
             }
-            record(ctx, &routed, 504);
+            record(proxy, ctx, &routed, 504);
             return finish(resp, routed.trusted, h2);
         }
         deadline::stamp(&mut parts.headers, d);
@@ -96,7 +100,7 @@ pub async fn handle(
         }
         Err(local) => *local,
     };
-    record(ctx, &routed, resp.status().as_u16());
+    record(proxy, ctx, &routed, resp.status().as_u16());
     finish(resp, routed.trusted, h2)
 }
 
@@ -107,7 +111,12 @@ struct Rejected {
 }
 
 /// Resolves the lane and picks the endpoint; a local response if none may serve.
-fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed, Box<Rejected>> {
+fn decide(
+    proxy: &Proxy,
+    ctx: &ConnContext,
+    parts: &mut Parts,
+    trace: observe::RequestTrace,
+) -> Result<Routed, Box<Rejected>> {
     let state = proxy.state.load();
     let pod = ctx.pod(&state).cloned();
     let trusted = ctx.trusted(pod.as_deref());
@@ -135,12 +144,13 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
         svc: None,
         route_index: None,
         started: Instant::now(),
+        trace,
     };
     let Some(svc) = state.routing.service(ctx.orig_dst.0) else {
         if state.snapshot.pod_by_ip(ctx.orig_dst.0.ip()).is_some() {
             return Ok(routed);
         }
-        record(ctx, &routed, 503);
+        record(proxy, ctx, &routed, 503);
         return Err(Box::new(Rejected { resp: rescue::unknown_destination(ctx.orig_dst), trusted }));
     };
     routed.svc = Some(svc.clone());
@@ -159,7 +169,7 @@ fn decide(proxy: &Proxy, ctx: &ConnContext, parts: &mut Parts) -> Result<Routed,
                 let tenant = state.labels.tenant(routed.lane.tenant.as_deref());
                 metrics().requests.tenant_denied.with_label_values(&[&*tenant, &*svc.name]).inc();
             }
-            record(ctx, &routed, resp.status().as_u16());
+            record(proxy, ctx, &routed, resp.status().as_u16());
             return Err(Box::new(Rejected { resp: *resp, trusted }));
         }
     };
@@ -230,9 +240,10 @@ fn finish(mut resp: Response<Body>, trusted: bool, h2: bool) -> Response<Body> {
     resp
 }
 
-/// The request's routing explanation, on its connection's flow; and its metrics.
-fn record(ctx: &ConnContext, r: &Routed, status: u16) {
-    observe(ctx, r, status);
+/// The request's routing explanation, on its connection's flow; its metrics, span and
+/// access-log line.
+fn record(proxy: &Proxy, ctx: &ConnContext, r: &Routed, status: u16) {
+    observe::request(proxy, ctx, r, status);
     ctx.flow.update(|s| {
         s.requests += 1;
         s.last_status = Some(status);
@@ -246,34 +257,4 @@ fn record(ctx: &ConnContext, r: &Routed, status: u16) {
         s.endpoint_pod = r.decision.as_ref().map(|d| d.endpoint.pod.clone());
         s.upstream = Some(r.target);
     });
-}
-
-/// Request count and duration by lane and destination; a lane escape when a tagged request
-/// was served outside its subset.
-fn observe(ctx: &ConnContext, r: &Routed, status: u16) {
-    let m = &metrics().requests;
-    let service = match (&r.svc, &r.decision) {
-        (Some(svc), _) => &*svc.name,
-        (None, None) if r.target == ctx.orig_dst.0 && status < 500 => "pod",
-        _ => "unknown",
-    };
-    let subset = r.decision.as_ref().map_or("", |d| &*d.subset);
-    let class = code_class(status);
-    let tag = &*r.tag_label;
-    m.requests
-        .with_label_values(&[&*ctx.workload, tag, r.lane.tag_source.as_str(), service, subset, class])
-        .inc();
-    m.duration
-        .with_label_values(&[&*ctx.workload, tag, service, subset, class])
-        .observe(r.started.elapsed().as_secs_f64());
-    let escape = match r.decision.as_ref().map(|d| d.reason) {
-        _ if r.lane.tag.is_none() => None,
-        Some(SubsetReason::FallbackBase) => Some("no_endpoints"),
-        Some(SubsetReason::FallbackUnhealthy) => Some("unhealthy"),
-        Some(SubsetReason::FallbackChain) => Some("fallback_chain"),
-        _ => None,
-    };
-    if let Some(reason) = escape {
-        m.escapes.with_label_values(&[tag, service, subset, reason]).inc();
-    }
 }

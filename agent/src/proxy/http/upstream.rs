@@ -22,11 +22,18 @@ use tokio::net::TcpStream;
 use super::Body;
 use crate::proxy::{addrs::UpstreamAddr, connect};
 
-/// Connects to the endpoint named by the URI's authority (always an IP:port).
+/// Connects to the endpoint named by the URI's authority: an IP:port (endpoints), or a
+/// host name resolved here (a trace collector), on a bypass-marked socket.
 #[derive(Clone)]
 pub struct Connector {
     mark: u32,
     timeout: Duration,
+}
+
+impl Connector {
+    pub fn new(mark: u32, timeout: Duration) -> Self {
+        Self { mark, timeout }
+    }
 }
 
 impl tower_service::Service<Uri> for Connector {
@@ -41,11 +48,19 @@ impl tower_service::Service<Uri> for Connector {
     fn call(&mut self, uri: Uri) -> Self::Future {
         let (mark, timeout) = (self.mark, self.timeout);
         Box::pin(async move {
-            // `ip:port` or `[ip6]:port`: both parse as a socket address.
-            let addr: SocketAddr =
-                uri.authority().and_then(|a| a.as_str().parse().ok()).ok_or_else(|| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("no endpoint in {uri}"))
-                })?;
+            let authority = uri.authority().ok_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("no endpoint in {uri}"))
+            })?;
+            // `ip:port` or `[ip6]:port` parse as a socket address; names are resolved.
+            let addr: SocketAddr = match authority.as_str().parse() {
+                Ok(a) => a,
+                Err(_) => {
+                    let port = authority.port_u16().unwrap_or(80);
+                    tokio::net::lookup_host((authority.host(), port)).await?.next().ok_or_else(|| {
+                        std::io::Error::new(std::io::ErrorKind::NotFound, format!("{authority}: no address"))
+                    })?
+                }
+            };
             connect::connect(UpstreamAddr(addr), mark, timeout).await.map(TokioIo::new)
         })
     }
