@@ -11,6 +11,7 @@ use crate::cmd::build_agent;
 
 const APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
 const DATA: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 30);
+const SEARCH: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 40);
 
 const BETA_RULE: &str = "apiVersion: graylane.io/v1alpha1
 kind: TrafficLabelRule
@@ -43,24 +44,15 @@ pub fn run() -> anyhow::Result<()> {
     }
     sb.add_service(ServiceSpec::new("app", APP).named_port(80, 8080, "http").select("app", "app"));
     sb.add_service(ServiceSpec::new("data", DATA).named_port(80, 8080, "http").select("app", "data"));
+    sb.add_pod(PodSpec::new("search-v1").label("app", "search"))?.serve_http(8080)?;
+    sb.add_service(ServiceSpec::new("search", SEARCH).named_port(80, 8080, "http").select("app", "search"));
     sb.add_document(BETA_RULE);
     let took = sb.start_agent(&AgentOptions::default())?;
     println!(
-        "agent ready in {} ms; pods: gateway (ingress), client, app-v1, app-v2 [gray], data-v1, data-v2 [gray]",
+        "agent ready in {} ms; pods: gateway (ingress), client, app-v1, app-v2 [gray], data-v1, data-v2 [gray], search-v1\n",
         took.as_millis()
     );
-    println!("rule: requests at the gateway with cookie user=alice are colored gray\n");
-    println!("  {:<44} {:<9} WHY", "TRAFFIC", "SERVED BY");
-    let app = format!("http://{APP}/");
-    let data = format!("http://{DATA}/");
-    show(&sb, "client → app (no tag)", "client", &app, &[])?;
-    show(&sb, "client → app (x-graylane-tag: gray)", "client", &app, &["x-graylane-tag:gray"])?;
-    show(&sb, "gateway → app (cookie user=alice)", "gateway", &app, &["Cookie:user=alice"])?;
-    show(&sb, "gateway → app (forged x-graylane-tag: gray)", "gateway", &app, &["x-graylane-tag:gray"])?;
-    show(&sb, "app-v2 → data (no header: the kernel knows)", "app-v2", &data, &[])?;
-    show(&sb, "app-v1 → data (no header)", "app-v1", &data, &[])?;
-
-    println!("\nkill -9 the agent: pods keep reaching pod IPs directly (fail-open)");
+    println!("kill -9 the agent: pods keep reaching pod IPs directly (fail-open)");
     sb.kill_agent()?;
     let data_ip = sb.pod("data-v1").ip;
     let (code, _) = sb.pod("app-v2").curl(&format!("http://{data_ip}:8080/"))?;
@@ -70,8 +62,30 @@ pub fn run() -> anyhow::Result<()> {
     let dp = sb.admin().json("/datapath")?;
     let adopted =
         dp["status"]["links"].as_array().context("links")?.iter().filter(|l| l["adopted"] == true).count();
-    println!("  new agent ready in {} ms, adopted {adopted}/4 pinned links", t.elapsed().as_millis());
-    show(&sb, "app-v2 → data after the restart", "app-v2", &data, &[])?;
+    println!("  new agent ready in {} ms, adopted {adopted}/4 pinned links\n", t.elapsed().as_millis());
+    println!("rule: requests at the gateway with cookie user=alice are colored gray\n");
+    println!("  {:<44} {:<9} WHY", "TRAFFIC", "SERVED BY");
+    let app = format!("http://{APP}/");
+    let data = format!("http://{DATA}/");
+    let search = format!("http://{SEARCH}/");
+    show(&sb, "client → app (no tag)", "client", &app, &[])?;
+    show(&sb, "client → app (x-graylane-tag: gray)", "client", &app, &["x-graylane-tag:gray"])?;
+    show(&sb, "gateway → app (cookie user=alice)", "gateway", &app, &["Cookie:user=alice"])?;
+    show(&sb, "gateway → app (forged x-graylane-tag: gray)", "gateway", &app, &["x-graylane-tag:gray"])?;
+    show(&sb, "app-v2 → data (no header: the kernel knows)", "app-v2", &data, &[])?;
+    show(&sb, "app-v1 → data (no header)", "app-v1", &data, &[])?;
+    show(&sb, "app-v2 → search (no gray search: escapes)", "app-v2", &search, &[])?;
+
+    println!("\n$ graylane flows      # on the node: where each connection went, and why");
+    let bin = graylane_tests::binary()?;
+    print!("{}", sb.node_exec(bin.to_str().context("binary path")?, &["flows"])?);
+    let escapes = sb.metrics().metric("graylane_lane_escapes_total", &[])?;
+    let gray = sb.metrics().metric("graylane_requests_total", &[("source_tag", "gray")])?;
+    println!(
+        "\nPrometheus (:15090/metrics): {gray} gray requests, {escapes} of them escaped their lane \
+         (graylane_lane_escapes_total)"
+    );
+
     println!("\nThis ran standalone (pods and policies from YAML files). In a cluster:");
     println!(
         "  kubectl apply -k deploy/ && kubectl apply -f deploy/examples/   # agent --kube on every node\n"

@@ -65,10 +65,39 @@ impl Metrics {
     }
 }
 
+/// Names of every registered family (without the `graylane_` prefix).
+static FAMILIES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
 /// Registers `c` (families are defined once, by this module; a clash is a bug, logged).
 fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
+    FAMILIES.lock().unwrap_or_else(|p| p.into_inner()).extend(c.desc().iter().map(|d| d.fq_name.clone()));
     if let Err(e) = registry.register(Box::new(c.clone())) {
         ::tracing::error!(error = %e, "metric registration failed");
     }
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Grafana dashboard only queries families that exist.
+    #[test]
+    fn the_dashboard_queries_real_families() {
+        let _ = metrics();
+        let families = FAMILIES.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let dashboard = include_str!("../../../deploy/grafana/graylane.json");
+        let re = regex::Regex::new(r"graylane_([a-z_]+)").expect("regex");
+        let mut checked = 0;
+        for m in re.captures_iter(dashboard) {
+            let name = &m[1];
+            let base = ["_bucket", "_count", "_sum"].iter().fold(name, |n, s| n.strip_suffix(s).unwrap_or(n));
+            assert!(
+                families.iter().any(|f| f == base),
+                "the dashboard queries graylane_{name}: no such family"
+            );
+            checked += 1;
+        }
+        assert!(checked > 10, "{checked}");
+    }
 }
