@@ -43,7 +43,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         cgroup_root: root.clone(),
         records_max: cfg.max_connections,
     })?;
-    let Datapath { sync, records, counters, mut listeners, status, .. } = datapath;
+    let Datapath { sync, records, counters, mut listeners, events, status, .. } = datapath;
     let adopted = status.links.iter().filter(|l| l.adopted).count();
     tracing::info!(
         cgroup_root = %root.path.display(),
@@ -104,6 +104,12 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     let first = inventory.borrow_and_update().clone();
     let mut unresolved = reconciler.apply(&first);
     ctx.ready.store(true, Ordering::Release);
+    // Bypassed connects (kernel events) join the flow table, named by the synced inventory
+    // (events written while no agent ran are read now).
+    {
+        let (flows, state) = (flows.clone(), state.clone());
+        events.spawn(move |e| crate::telemetry::kernel_flows::record(&flows, &state.load(), e))?;
+    }
 
     // One listener per family, each in its own sockmap slot: the kernel drops them when
     // this process dies, which is how the connect hooks know to fail open.

@@ -4,6 +4,7 @@
 mod bpffs;
 mod cgroup;
 mod error;
+mod events;
 mod hooks;
 mod install;
 mod layout;
@@ -18,6 +19,7 @@ mod uninstall;
 pub use bpffs::PinPaths;
 pub use cgroup::{CgroupRoot, cgroup_id};
 pub use error::DatapathError;
+pub use events::{Bypassed, ConnectEvents};
 pub use hooks::Hook;
 pub use install::{Datapath, DatapathConfig};
 pub use maps::{Counters, Listeners};

@@ -2,6 +2,7 @@
 
 pub mod access_log;
 pub mod flows;
+pub mod kernel_flows;
 pub mod metrics;
 pub mod trace;
 mod workload;

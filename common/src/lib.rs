@@ -8,6 +8,7 @@
 
 mod addr;
 mod config;
+mod event;
 mod maps;
 mod names;
 mod pod;
@@ -16,6 +17,7 @@ mod record;
 
 pub use addr::Addr16;
 pub use config::{DatapathConfig, config_flags};
+pub use event::ConnectEvent;
 pub use maps::{EXCLUDED_PORT_WORDS, LISTENER_SLOTS, MAX_CGROUP_DEPTH, Meta, map_names, max_entries};
 pub use names::{NAME_BYTES, NameKey, NameKind, NameValue};
 pub use pod::{PodEntry, pod_flags};
@@ -31,7 +33,7 @@ pub const LAYOUT_VERSION: u64 = 1;
 
 /// FNV-1a over the layout version and the size of every shared type.
 pub const LAYOUT_HASH: u64 = {
-    let sizes: [u64; 10] = [
+    let sizes: [u64; 11] = [
         LAYOUT_VERSION,
         size_of::<Addr16>() as u64,
         size_of::<FlowKey>() as u64,
@@ -42,6 +44,7 @@ pub const LAYOUT_HASH: u64 = {
         size_of::<NameValue>() as u64,
         Reason::COUNT as u64,
         size_of::<Meta>() as u64,
+        size_of::<ConnectEvent>() as u64,
     ];
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;

@@ -14,8 +14,9 @@ pub mod map_names {
     pub const NAMES: &str = "NAMES";
     pub const COUNTERS: &str = "COUNTERS";
     pub const LISTENERS: &str = "LISTENERS";
+    pub const CONNECT_EVENTS: &str = "CONNECT_EVENTS";
     /// Every pinned map.
-    pub const ALL: [&str; 12] = [
+    pub const ALL: [&str; 13] = [
         CONFIG,
         META,
         PODS,
@@ -28,6 +29,7 @@ pub mod map_names {
         NAMES,
         COUNTERS,
         LISTENERS,
+        CONNECT_EVENTS,
     ];
 }
 

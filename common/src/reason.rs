@@ -39,11 +39,13 @@ pub enum Reason {
     ToProxy = 15,
     /// `RECORDS` is at capacity: not captured (fail-open, or refused for fail-closed pods).
     RecordsAtCapacity = 16,
+    /// The connect-event ring buffer was full: a bypassed connect is missing from the flows.
+    EventsDropped = 17,
 }
 
 impl Reason {
     /// Number of counter slots (highest value + 1).
-    pub const COUNT: u32 = 17;
+    pub const COUNT: u32 = 18;
 
     /// Every reason, in value order.
     pub const ALL: [Reason; Self::COUNT as usize] = [
@@ -64,6 +66,7 @@ impl Reason {
         Reason::NotReady,
         Reason::ToProxy,
         Reason::RecordsAtCapacity,
+        Reason::EventsDropped,
     ];
 
     /// A stable snake_case name for metrics and the CLI.
@@ -86,6 +89,7 @@ impl Reason {
             Reason::NotReady => "not_ready",
             Reason::ToProxy => "to_proxy",
             Reason::RecordsAtCapacity => "records_at_capacity",
+            Reason::EventsDropped => "events_dropped",
         }
     }
 }

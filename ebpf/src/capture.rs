@@ -11,12 +11,12 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use graylane_common::{
-    Addr16, DatapathConfig, LISTENER_SLOTS, OrigDst, PodEntry, Reason, config_flags, pod_flags,
+    Addr16, ConnectEvent, DatapathConfig, LISTENER_SLOTS, OrigDst, PodEntry, Reason, config_flags, pod_flags,
 };
 
 use crate::{
     counters::{count, records},
-    maps::{CAPTURE, CONFIG, EXCLUDED_PORTS, LISTENERS, PENDING},
+    maps::{CAPTURE, CONFIG, CONNECT_EVENTS, EXCLUDED_PORTS, LISTENERS, PENDING},
     pod::current_pod,
 };
 
@@ -72,35 +72,6 @@ pub fn decide(ctx: &SockAddrContext, connect: &Connect) -> Decision {
         count(Reason::Unmanaged);
         return Decision::Pass;
     };
-    if pod.flags & pod_flags::REDIRECT_OFF != 0 {
-        count(Reason::OptedOut);
-        return Decision::Pass;
-    }
-    if port_excluded(connect.port) {
-        count(Reason::ExcludedPort);
-        return Decision::Pass;
-    }
-    if !captured(&connect.dst) {
-        count(Reason::NotCaptured);
-        return Decision::Pass;
-    }
-    if is_proxy(&cfg, connect) {
-        count(Reason::ToProxy);
-        return Decision::Pass;
-    }
-    if connect.needs_proxy6 && cfg.flags & config_flags::HAS_PROXY6 == 0 {
-        count(Reason::NoProxy6);
-        return Decision::Pass;
-    }
-    if !proxy_alive() {
-        return no_proxy(ctx, &pod, Reason::FailOpen);
-    }
-    // Signed: a count seeded late (agent upgrade) may dip below zero; never block on that.
-    if records() as i64 >= i64::from(cfg.records_max) {
-        // Captured without a record, the proxy would have to refuse it: do not capture.
-        count(Reason::RecordsAtCapacity);
-        return no_proxy(ctx, &pod, Reason::RecordsAtCapacity);
-    }
     let orig = OrigDst {
         addr: connect.dst,
         port: connect.port,
@@ -112,12 +83,37 @@ pub fn decide(ctx: &SockAddrContext, connect: &Connect) -> Decision {
         // SAFETY: helper without arguments.
         created_ns: unsafe { bpf_ktime_get_ns() },
     };
+    if pod.flags & pod_flags::REDIRECT_OFF != 0 {
+        return bypass(&orig, Reason::OptedOut);
+    }
+    if port_excluded(connect.port) {
+        return bypass(&orig, Reason::ExcludedPort);
+    }
+    if !captured(&connect.dst) {
+        return bypass(&orig, Reason::NotCaptured);
+    }
+    if is_proxy(&cfg, connect) {
+        count(Reason::ToProxy);
+        return Decision::Pass;
+    }
+    if connect.needs_proxy6 && cfg.flags & config_flags::HAS_PROXY6 == 0 {
+        return bypass(&orig, Reason::NoProxy6);
+    }
+    if !proxy_alive() {
+        return no_proxy(ctx, &pod, &orig, Reason::FailOpen);
+    }
+    // Signed: a count seeded late (agent upgrade) may dip below zero; never block on that.
+    if records() as i64 >= i64::from(cfg.records_max) {
+        // Captured without a record, the proxy would have to refuse it: do not capture.
+        count(Reason::RecordsAtCapacity);
+        return no_proxy(ctx, &pod, &orig, Reason::RecordsAtCapacity);
+    }
     // SAFETY: the context is a socket-address context, which the helper accepts.
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     if PENDING.insert(&cookie, &orig, 0).is_err() {
         // Without a record the proxy could not route it: do not capture.
         count(Reason::PendingFull);
-        return no_proxy(ctx, &pod, Reason::PendingFull);
+        return no_proxy(ctx, &pod, &orig, Reason::PendingFull);
     }
     count(Reason::Captured);
     debug!(ctx, "captured pod {} port {}", pod.pod_id, connect.port);
@@ -126,16 +122,36 @@ pub fn decide(ctx: &SockAddrContext, connect: &Connect) -> Decision {
 
 /// The proxy cannot take the connect: fail open, or refuse a fail-closed pod.
 #[inline(always)]
-fn no_proxy(ctx: &SockAddrContext, pod: &PodEntry, why: Reason) -> Decision {
+fn no_proxy(ctx: &SockAddrContext, pod: &PodEntry, orig: &OrigDst, why: Reason) -> Decision {
     if pod.flags & pod_flags::FAIL_CLOSED != 0 {
         count(Reason::FailClosed);
+        report(orig, Reason::FailClosed);
         debug!(ctx, "refused pod {}: fail-closed and no proxy", pod.pod_id);
         Decision::Refuse
     } else {
         if why == Reason::FailOpen {
             count(Reason::FailOpen);
         }
+        report(orig, why);
         Decision::Pass
+    }
+}
+
+/// A managed pod's connect that goes its own way: counted and reported.
+#[inline(always)]
+fn bypass(orig: &OrigDst, why: Reason) -> Decision {
+    count(why);
+    report(orig, why);
+    Decision::Pass
+}
+
+/// Tells the agent about a connect that was not captured (dropped and counted when the
+/// ring buffer is full).
+#[inline(always)]
+fn report(orig: &OrigDst, why: Reason) {
+    let event = ConnectEvent { record: *orig, reason: why as u32, _pad: 0 };
+    if CONNECT_EVENTS.output::<ConnectEvent>(&event, 0).is_err() {
+        count(Reason::EventsDropped);
     }
 }
 

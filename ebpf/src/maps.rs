@@ -5,7 +5,7 @@ use core::cell::UnsafeCell;
 use aya_ebpf::{
     bindings::{bpf_map_def, bpf_map_type::BPF_MAP_TYPE_SOCKMAP},
     macros::map,
-    maps::{Array, HashMap, LpmTrie, PerCpuArray},
+    maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use graylane_common::{
     Addr16, DatapathConfig, EXCLUDED_PORT_WORDS, FlowKey, LISTENER_SLOTS, Meta, NameKey, NameValue, OrigDst,
@@ -55,6 +55,12 @@ pub static RECORD_COUNT: Array<u64> = Array::pinned(1, 0);
 /// Interned names (pods, tags, tenants). Only the agent reads and writes it.
 #[map]
 pub static NAMES: HashMap<NameKey, NameValue> = HashMap::pinned(max_entries::NAMES, 0);
+
+/// Connects of managed pods that were not captured (opted out, excluded port, not a
+/// captured destination, fail-open/closed, tables full), for the agent's flow table.
+/// Full: the event is dropped and counted (`EventsDropped`).
+#[map]
+pub static CONNECT_EVENTS: RingBuf = RingBuf::pinned(256 * 1024, 0);
 
 /// One counter per [`Reason`].
 #[map]

@@ -62,16 +62,31 @@ fn captures_service_and_pod_destinations_but_not_excluded_ports_or_opted_out_pod
     );
     assert!(from_client.iter().any(|f| f["orig_dst"] == format!("{server_ip}:8080")));
 
-    // Excluded port: reaches the server directly, no flow, counted.
+    // Excluded port: reaches the server directly, not through the proxy; counted, and
+    // reported by the kernel as a bypassed flow.
     let (code, _) = client.curl(&format!("http://{server_ip}:9999/")).expect("curl");
     assert_eq!(code, 200);
     // Opted-out pod: pod IPs go direct; a service VIP fails inside the pod (not captured).
     let optout = sb.pod("optout");
     assert_eq!(optout.curl(&format!("http://{server_ip}:8080/")).expect("curl").0, 200);
     assert_eq!(optout.curl(&format!("http://{WEB_VIP}/")).expect("curl").0, 0);
+    // Kernel events arrive asynchronously (a ring buffer read by the agent).
+    graylane_tests::wait_for("the bypassed flows", std::time::Duration::from_secs(3), || {
+        flows(&sb).iter().filter(|f| f["outcome"].get("bypassed").is_some()).count() >= 3
+    });
     let all = flows(&sb);
-    assert!(all.iter().all(|f| !f["orig_dst"].as_str().unwrap_or("").ends_with(":9999")), "{all:#?}");
-    assert!(all.iter().all(|f| f["src_pod"] != "default/optout"), "{all:#?}");
+    let (bypassed, proxied): (Vec<&Value>, Vec<&Value>) =
+        all.iter().partition(|f| f["outcome"].get("bypassed").is_some());
+    assert!(proxied.iter().all(|f| !f["orig_dst"].as_str().unwrap_or("").ends_with(":9999")), "{all:#?}");
+    assert!(proxied.iter().all(|f| f["src_pod"] != "default/optout"), "{all:#?}");
+    let reason = |pod: &str, port: &str| {
+        bypassed
+            .iter()
+            .find(|f| f["src_pod"] == pod && f["orig_dst"].as_str().is_some_and(|d| d.ends_with(port)))
+            .map(|f| f["outcome"]["bypassed"].clone())
+    };
+    assert_eq!(reason("default/client", ":9999"), Some(Value::from("excluded_port")), "{all:#?}");
+    assert_eq!(reason("default/optout", ":8080"), Some(Value::from("opted_out")), "{all:#?}");
     let admin = sb.admin();
     assert!(admin.counter("excluded_port").expect("counter") >= 1);
     assert!(admin.counter("opted_out").expect("counter") >= 2);

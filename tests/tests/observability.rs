@@ -240,3 +240,27 @@ fn follow_streams_new_flows_and_admin_answers_under_load() {
     eprintln!("measured: /healthz worst of 20 under wrk load ({rps}): {} ms", worst.as_millis());
     assert!(worst < Duration::from_millis(100), "{worst:?}");
 }
+
+#[test]
+fn connects_the_kernel_let_pass_show_in_the_flow_table_with_their_reason() {
+    let Some(p) = privileged("kernel_flows") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("optout").annotate("graylane.io/redirect", "false")).expect("pod");
+    sb.add_pod(PodSpec::new("app").label("app", "app")).expect("pod").serve_http(8080).expect("http");
+    sb.add_service(ServiceSpec::new("app", APP).named_port(80, 8080, "http").select("app", "app"));
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let app_ip = sb.pod("app").ip;
+    // The opted-out pod reaches the app's pod IP directly: the kernel reports why.
+    let (code, _) = sb.pod("optout").curl(&format!("http://{app_ip}:8080/")).expect("curl");
+    assert_eq!(code, 200);
+    let mut flow = Value::Null;
+    wait_for("the bypassed flow", Duration::from_secs(5), || {
+        let flows = sb.admin().json("/flows?pod=optout").unwrap_or_default();
+        flow = flows.as_array().and_then(|a| a.first().cloned()).unwrap_or_default();
+        !flow.is_null()
+    });
+    assert_eq!(flow["outcome"]["bypassed"], "opted_out", "{flow:#}");
+    assert_eq!(flow["upstream"], format!("{app_ip}:8080"));
+    let table = cli(&sb, &["flows", "--pod", "optout"]);
+    assert!(table.contains("bypassed by the kernel: opted_out"), "{table}");
+}

@@ -116,10 +116,13 @@ fn why(f: &Value) -> String {
     if let Some(r) = f["rule"].as_str() {
         parts.push(format!("rule={r}"));
     }
-    if let Some(Value::Object(o)) = f.get("outcome")
-        && let Some(e) = o.get("failed").and_then(Value::as_str)
-    {
-        parts.push(format!("failed: {e}"));
+    if let Some(Value::Object(o)) = f.get("outcome") {
+        if let Some(e) = o.get("failed").and_then(Value::as_str) {
+            parts.push(format!("failed: {e}"));
+        }
+        if let Some(r) = o.get("bypassed").and_then(Value::as_str) {
+            parts.push(format!("bypassed by the kernel: {r}"));
+        }
     }
     if parts.is_empty() { "-".into() } else { parts.join(" ") }
 }

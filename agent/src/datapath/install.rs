@@ -14,8 +14,8 @@ use aya::{
 use graylane_common::{LAYOUT_HASH, Meta, map_names};
 
 use super::{
-    CgroupRoot, Counters, DatapathError, DatapathStatus, Hook, LinkStatus, Listeners, MapStatus, MapSync,
-    PinPaths, Records, layout, maps::SyncMaps, program_hash,
+    CgroupRoot, ConnectEvents, Counters, DatapathError, DatapathStatus, Hook, LinkStatus, Listeners,
+    MapStatus, MapSync, PinPaths, Records, layout, maps::SyncMaps, program_hash,
 };
 
 /// Where to install.
@@ -37,6 +37,7 @@ pub struct Datapath {
     pub records: Arc<Records>,
     pub counters: Counters,
     pub listeners: Listeners,
+    pub events: ConnectEvents,
     pub status: DatapathStatus,
 }
 
@@ -115,6 +116,7 @@ impl Datapath {
         }
         let counters = Counters::new(typed(&mut ebpf, map_names::COUNTERS)?);
         let listeners = Listeners::new(typed(&mut ebpf, map_names::LISTENERS)?);
+        let events = ConnectEvents::new(typed(&mut ebpf, map_names::CONNECT_EVENTS)?);
 
         let status = DatapathStatus {
             pin_dir: pins.dir.clone(),
@@ -125,7 +127,16 @@ impl Datapath {
             replaced_maps,
             install_us: started.elapsed().as_micros() as u64,
         };
-        Ok(Self { _ebpf: ebpf, _links: links, sync, records: Arc::new(records), counters, listeners, status })
+        Ok(Self {
+            _ebpf: ebpf,
+            _links: links,
+            sync,
+            records: Arc::new(records),
+            counters,
+            listeners,
+            events,
+            status,
+        })
     }
 }
 

@@ -33,6 +33,8 @@ pub enum FlowOutcome {
     Open,
     Closed,
     Failed(String),
+    /// The kernel let the connect go its own way (or refused it): the reason.
+    Bypassed(&'static str),
 }
 
 /// What changes over a connection's life.
