@@ -8,7 +8,7 @@ use ipnetwork::IpNetwork;
 use crate::{
     datapath::{PinPaths, ProxyTarget},
     inventory::CaptureConfig,
-    proxy::ProxyConfig,
+    proxy::{EdgeLimits, ProxyConfig},
 };
 
 #[derive(Debug, Parser)]
@@ -117,6 +117,28 @@ pub struct AgentArgs {
     /// nodes without eBPF; off by default.
     #[arg(long)]
     pub iptables_fallback: bool,
+    /// A request's headers must arrive within this many milliseconds (slowloris; also
+    /// closes idle keep-alive connections).
+    #[arg(long, default_value_t = 10_000)]
+    pub header_read_timeout_ms: u64,
+    /// Request headers at most (more: 431).
+    #[arg(long, default_value_t = 100)]
+    pub max_request_headers: usize,
+    /// Bytes of request headers at most (more: 431).
+    #[arg(long, default_value_t = 32 * 1024)]
+    pub max_header_bytes: usize,
+    /// A request body that sends nothing for this many milliseconds is aborted.
+    #[arg(long, default_value_t = 60_000)]
+    pub body_idle_timeout_ms: u64,
+    /// HTTP/2 streams open at once per downstream connection.
+    #[arg(long, default_value_t = 1000)]
+    pub h2_max_streams: u32,
+    /// Downstream connections at once per source pod (more are refused at once).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_conns_per_pod: usize,
+    /// Downstream connections at once in total.
+    #[arg(long, default_value_t = 100_000)]
+    pub max_conns: usize,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -179,6 +201,7 @@ pub struct AgentConfig {
     pub detect_timeout: Duration,
     pub iptables_fallback: bool,
     pub max_connections: u32,
+    pub limits: EdgeLimits,
 }
 
 fn uri<S: serde::Serializer>(u: &Option<http::Uri>, s: S) -> Result<S::Ok, S::Error> {
@@ -271,6 +294,17 @@ impl AgentConfig {
             connect_timeout: Duration::from_millis(a.connect_timeout_ms),
             detect_timeout: Duration::from_millis(a.detect_timeout_ms),
             iptables_fallback: a.iptables_fallback,
+            limits: EdgeLimits {
+                header_read_timeout: Duration::from_millis(a.header_read_timeout_ms.max(1)),
+                max_headers: a.max_request_headers.max(1),
+                max_header_bytes: a.max_header_bytes.max(1024),
+                body_idle_timeout: Duration::from_millis(a.body_idle_timeout_ms.max(1)),
+                h2_max_streams: a.h2_max_streams.max(1),
+                h2_max_pending_resets: 20,
+                h2_max_error_resets: 1024,
+                max_per_pod: a.max_conns_per_pod.max(1),
+                max_total: a.max_conns.max(1),
+            },
         })
     }
 
@@ -289,6 +323,7 @@ impl AgentConfig {
             connect_timeout: self.connect_timeout,
             detect_timeout: self.detect_timeout,
             iptables_fallback: self.iptables_fallback,
+            limits: self.limits.clone(),
         }
     }
 }

@@ -13,6 +13,12 @@ mod telemetry;
 
 use clap::{CommandFactory as _, Parser as _};
 
+/// jemalloc with background purging returns freed memory to the system (glibc's malloc
+/// keeps a burst's peak in its per-thread arenas): a node proxy's memory falls back after a
+/// connection storm.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 use crate::config::{AgentConfig, Cli, Command};
 
 fn main() -> std::process::ExitCode {
@@ -56,10 +62,24 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
                 return Ok(());
             }
+            raise_fd_limit();
             let runtime =
                 tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("proxy").build()?;
             runtime.block_on(agent::run(cfg))
         }
+    }
+}
+
+/// Every proxied connection costs two descriptors: lift the soft limit to the hard one.
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => tracing::info!(from = soft, to = hard, "raised the open-files limit"),
+            Err(e) => tracing::warn!(error = %e, soft, "could not raise the open-files limit"),
+        },
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not read the open-files limit"),
     }
 }
 

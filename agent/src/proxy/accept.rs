@@ -16,9 +16,11 @@ use super::{
 };
 use crate::{
     datapath::Records,
+    proxy::limits::{ConnLimiter, EdgeLimits},
     telemetry::{
         access_log::AccessLog,
         flows::{FlowOutcome, FlowStart, Flows},
+        metrics,
         trace::Tracer,
     },
 };
@@ -33,6 +35,7 @@ pub struct ProxyConfig {
     pub detect_timeout: Duration,
     /// Accept NATed (iptables) connections without an eBPF record; see `iptables.rs`.
     pub iptables_fallback: bool,
+    pub limits: EdgeLimits,
 }
 
 /// Everything a connection needs, shared.
@@ -43,6 +46,7 @@ pub struct Proxy {
     pub flows: Arc<Flows>,
     pub upstreams: Upstreams,
     pub telemetry: ProxyTelemetry,
+    conns: Arc<ConnLimiter>,
 }
 
 /// Where requests' spans and access-log lines go.
@@ -60,7 +64,8 @@ impl Proxy {
         telemetry: ProxyTelemetry,
     ) -> Arc<Self> {
         let upstreams = Upstreams::new(cfg.bypass_mark, cfg.connect_timeout);
-        Arc::new(Self { cfg, records, state, flows, upstreams, telemetry })
+        let conns = ConnLimiter::new(&cfg.limits);
+        Arc::new(Self { cfg, records, state, flows, upstreams, telemetry, conns })
     }
 
     /// Accepts until the listener fails; each connection runs on its own task.
@@ -92,6 +97,7 @@ impl Proxy {
             Ok(None) => {
                 // Never guess: a connection without a record is refused, and counted.
                 self.flows.refused_without_record();
+                metrics().proxy.refused.with_label_values(&["no_record"]).inc();
                 return tracing::warn!(%client, "no original-destination record; connection refused");
             }
             Err(e) => {
@@ -99,6 +105,14 @@ impl Proxy {
                 return tracing::error!(%client, error = %e, "record lookup failed; connection refused");
             }
         };
+        let cgroup = record.as_ref().map_or(0, |r| r.cgroup_id);
+        let Some(_slot) = self.conns.admit(cgroup) else {
+            // Refused at once (closing is the answer): one caller cannot exhaust the node.
+            return tracing::debug!(%client, cgroup, "connection cap reached; refused");
+        };
+        let active = &metrics().proxy.active;
+        active.inc();
+        let _active = scopeguard(|| active.dec());
         let _ = stream.set_nodelay(true);
         let (ctx, hint) = {
             let state = self.state.load();
@@ -137,7 +151,19 @@ impl Proxy {
             let hint = state.routing.service(orig_dst.0).map(|s| s.protocol).unwrap_or(Protocol::Detect);
             let flow = self.flows.open(start, "tcp");
             let workload = state.labels.workload(src_pod.as_deref());
-            (ConnContext { client, orig_dst, src_pod, record_tag, record_tenant, workload, flow }, hint)
+            (
+                ConnContext {
+                    client,
+                    orig_dst,
+                    src_pod,
+                    record_tag,
+                    record_tenant,
+                    workload,
+                    flow,
+                    series: std::sync::Mutex::new(None),
+                },
+                hint,
+            )
         };
         tracing::debug!(
             target: "graylane::flow",
@@ -164,4 +190,17 @@ impl Proxy {
             }
         }
     }
+}
+
+/// Runs `f` when dropped.
+fn scopeguard(f: impl FnOnce()) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
 }

@@ -7,6 +7,7 @@ mod enforce;
 mod exchange;
 mod forward;
 mod headers;
+mod idle_body;
 mod lane;
 mod mirror;
 mod observe;
@@ -15,8 +16,14 @@ mod serve;
 mod upgrade;
 mod upstream;
 
+pub use observe::Series;
 pub use serve::serve;
 pub use upstream::{Connector, Upstreams};
 
-/// The body type on both sides of the proxy.
+/// The body type of responses (upstream's, or made here).
 pub type Body = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;
+
+/// The body type of requests sent upstream (the downstream body under an idle timeout, or
+/// a replayable copy).
+pub type ReqBody =
+    http_body_util::combinators::BoxBody<bytes::Bytes, Box<dyn std::error::Error + Send + Sync>>;

@@ -27,6 +27,8 @@ pub struct ConnContext {
     /// The caller's workload (a metric label; `unknown` outside the inventory).
     pub workload: Arc<str>,
     pub flow: Arc<FlowEntry>,
+    /// The metric series of this connection's last request (see `http::observe`).
+    pub series: std::sync::Mutex<Option<super::http::Series>>,
 }
 
 impl ConnContext {

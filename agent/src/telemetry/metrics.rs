@@ -5,6 +5,7 @@
 mod inventory;
 mod kernel;
 mod policy;
+mod proxy;
 mod requests;
 mod tracing;
 
@@ -15,6 +16,7 @@ use prometheus::{Encoder as _, Registry, TextEncoder};
 pub use inventory::InventoryMetrics;
 pub use kernel::KernelMetrics;
 pub use policy::PolicyMetrics;
+pub use proxy::ProxyMetrics;
 pub use requests::{RequestMetrics, code_class};
 pub use tracing::TracingMetrics;
 
@@ -22,6 +24,7 @@ pub struct Metrics {
     registry: Registry,
     pub requests: RequestMetrics,
     pub policy: PolicyMetrics,
+    pub proxy: ProxyMetrics,
     pub kernel: KernelMetrics,
     pub inventory: InventoryMetrics,
     pub tracing: TracingMetrics,
@@ -34,6 +37,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics {
         requests: RequestMetrics::new(&registry),
         policy: PolicyMetrics::new(&registry),
+        proxy: ProxyMetrics::new(&registry),
         kernel: KernelMetrics::new(&registry),
         inventory: InventoryMetrics::new(&registry),
         tracing: TracingMetrics::new(&registry),

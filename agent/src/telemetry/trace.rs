@@ -29,6 +29,11 @@ impl Tracer {
         Hop::start(headers, || pct >= 100.0 || rand::rng().random_range(0.0..100.0) < pct)
     }
 
+    /// Whether this hop's span will be exported (sampled, and a collector configured).
+    pub fn records(&self, hop: &Hop) -> bool {
+        self.exporter.is_some() && hop.sampled
+    }
+
     /// Exports a finished span when this hop is sampled and a collector is configured.
     pub fn finish(
         &self,

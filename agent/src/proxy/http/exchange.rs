@@ -10,7 +10,7 @@ use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use rand::Rng as _;
 
-use super::{Body, forward::Routed, mirror, rescue, upstream::endpoint_uri};
+use super::{Body, ReqBody, forward::Routed, idle_body::IdleBody, mirror, rescue, upstream::endpoint_uri};
 use crate::{
     proxy::{Proxy, routing::PickKey, source::ConnContext},
     telemetry::metrics,
@@ -45,17 +45,22 @@ pub async fn run(
     if retry.is_none() && !copy {
         let mut parts = parts;
         parts.uri = uri(routed, &parts.uri)?;
-        let req = Request::from_parts(parts, body.boxed());
+        let body = IdleBody::new(body, proxy.cfg.limits.body_idle_timeout).map_err(Into::into).boxed();
+        let req = Request::from_parts(parts, body);
         return timed(client.request(req), deadline, routed).await;
     }
     // Replayable: buffer the (small) body once, for the copy and for every try.
-    let body = body.collect().await.map(|c| c.to_bytes()).map_err(|e| {
-        Box::new(rescue::local(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            &format!("reading the request body: {e}"),
-        ))
-    })?;
+    let body = IdleBody::new(body, proxy.cfg.limits.body_idle_timeout)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            Box::new(rescue::local(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                &format!("reading the request body: {e}"),
+            ))
+        })?;
     let (method, version, headers) = (parts.method, parts.version, parts.headers);
     if copy {
         mirror::send(ctx, routed, client, (&method, &parts.uri, version, &headers), body.clone());
@@ -167,7 +172,7 @@ fn build(
     version: Version,
     headers: &HeaderMap,
     body: Bytes,
-) -> Result<Request<Body>, Local> {
+) -> Result<Request<ReqBody>, Local> {
     let mut req = Request::builder()
         .method(method.clone())
         .uri(uri)

@@ -41,6 +41,15 @@ pub async fn handle(
     mut req: Request<Incoming>,
     h2: bool,
 ) -> Response<Body> {
+    if headers::ambiguous_framing(req.headers()) {
+        let mut resp = rescue::local(
+            http::StatusCode::BAD_REQUEST,
+            "bad_request",
+            "Content-Length and Transfer-Encoding together: ambiguous framing",
+        );
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return finish(resp, false, h2);
+    }
     let upgrade = !h2 && headers::is_upgrade(req.headers());
     let on_downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();

@@ -92,6 +92,13 @@ fn rewrite_baggage(headers: &mut HeaderMap, entries: &[(&str, &str)]) {
     }
 }
 
+/// A request framed two ways (`Content-Length` and `Transfer-Encoding`): a smuggling
+/// attempt or a broken client. Refused rather than normalized: the upstream might read the
+/// other framing.
+pub fn ambiguous_framing(headers: &HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING) && headers.contains_key(header::CONTENT_LENGTH)
+}
+
 /// Whether an HTTP/1.1 request asks to switch protocols (websocket and friends).
 pub fn is_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)

@@ -11,7 +11,7 @@ use hyper_util::client::legacy::Client;
 use rand::Rng as _;
 
 use super::{
-    Body,
+    ReqBody,
     forward::Routed,
     upstream::{Connector, endpoint_uri},
 };
@@ -37,7 +37,7 @@ pub fn wanted(routed: &Routed) -> bool {
 pub fn send(
     ctx: &ConnContext,
     routed: &Routed,
-    client: &Client<Connector, Body>,
+    client: &Client<Connector, ReqBody>,
     (method, uri, version, headers): (&Method, &Uri, Version, &HeaderMap),
     body: Bytes,
 ) {

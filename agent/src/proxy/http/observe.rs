@@ -16,6 +16,13 @@ use crate::{
     },
 };
 
+/// A connection's last metric series (labels after the workload, and the handles).
+pub struct Series {
+    key: [String; 5],
+    requests: prometheus::IntCounter,
+    duration: prometheus::Histogram,
+}
+
 /// This hop's place in the request's trace, and what names the request.
 pub struct RequestTrace {
     pub hop: Hop,
@@ -75,12 +82,21 @@ fn metrics(ctx: &ConnContext, r: &Routed, status: u16, service: &str) {
     let subset = r.decision.as_ref().map_or("", |d| &*d.subset);
     let class = code_class(status);
     let tag = &*r.tag_label;
-    m.requests
-        .with_label_values(&[&*ctx.workload, tag, r.lane.tag_source.as_str(), service, subset, class])
-        .inc();
-    m.duration
-        .with_label_values(&[&*ctx.workload, tag, service, subset, class])
-        .observe(r.started.elapsed().as_secs_f64());
+    let source = r.lane.tag_source.as_str();
+    // A keep-alive connection's requests mostly share one series: look it up once.
+    let key = [tag, source, service, subset, class];
+    let mut cache = ctx.series.lock().unwrap_or_else(|p| p.into_inner());
+    let series = match cache.as_ref() {
+        Some(c) if c.key.iter().zip(key).all(|(a, b)| a == b) => c,
+        _ => cache.insert(Series {
+            key: key.map(str::to_owned),
+            requests: m.requests.with_label_values(&[&*ctx.workload, tag, source, service, subset, class]),
+            duration: m.duration.with_label_values(&[&*ctx.workload, tag, service, subset, class]),
+        }),
+    };
+    series.requests.inc();
+    series.duration.observe(r.started.elapsed().as_secs_f64());
+    drop(cache);
     if let Some(reason) = escape(r) {
         m.escapes.with_label_values(&[tag, service, subset, reason]).inc();
     }
@@ -88,6 +104,9 @@ fn metrics(ctx: &ConnContext, r: &Routed, status: u16, service: &str) {
 
 fn span(proxy: &Proxy, ctx: &ConnContext, r: &Routed, status: u16, service: &str) {
     let t = &r.trace;
+    if !proxy.telemetry.tracer.records(&t.hop) {
+        return;
+    }
     let s = |k: &str, v: &str| otlp::kv(k, otlp::Value::String(v.to_owned()));
     let mut attrs = vec![
         s("http.request.method", t.method.as_str()),

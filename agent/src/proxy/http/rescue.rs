@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http::{Response, StatusCode, header};
 use http_body_util::{BodyExt as _, Full};
 
-use super::{Body, headers::REASON};
+use super::{Body, headers::REASON, idle_body::IdleBodyError};
 use crate::proxy::routing::RouteError;
 
 /// A local answer: `status`, a reason token, and a one-line explanation as the body.
@@ -44,6 +44,15 @@ pub fn upstream_error(
     e: &hyper_util::client::legacy::Error,
     upstream: impl std::fmt::Display,
 ) -> Response<Body> {
+    // The downstream's body failed (malformed, or idle too long), not the upstream.
+    if let Some(b) = source_chain(e).find_map(|s| s.downcast_ref::<IdleBodyError>()) {
+        return match b {
+            IdleBodyError::Idle(_) => {
+                local(StatusCode::REQUEST_TIMEOUT, "request_body_timeout", &b.to_string())
+            }
+            IdleBodyError::Body(_) => local(StatusCode::BAD_REQUEST, "bad_request_body", &b.to_string()),
+        };
+    }
     let timed_out = source_chain(e).any(|s| {
         s.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
     });

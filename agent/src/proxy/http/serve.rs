@@ -3,7 +3,7 @@
 use std::{convert::Infallible, sync::Arc};
 
 use hyper::{body::Incoming, server::conn, service::service_fn};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::forward;
@@ -13,14 +13,31 @@ pub async fn serve<T>(proxy: Arc<Proxy>, ctx: Arc<ConnContext>, io: T, h2: bool)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let proxy_limits = proxy.cfg.limits.clone();
     let svc = service_fn(move |req: http::Request<Incoming>| {
         let (proxy, ctx) = (proxy.clone(), ctx.clone());
         async move { Ok::<_, Infallible>(forward::handle(&proxy, &ctx, req, h2).await) }
     });
     let io = TokioIo::new(io);
+    let limits = &proxy_limits;
     if h2 {
-        conn::http2::Builder::new(TokioExecutor::new()).serve_connection(io, svc).await
+        conn::http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.h2_max_streams)
+            .max_pending_accept_reset_streams(limits.h2_max_pending_resets)
+            .max_local_error_reset_streams(limits.h2_max_error_resets)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .serve_connection(io, svc)
+            .await
     } else {
-        conn::http1::Builder::new().keep_alive(true).serve_connection(io, svc).with_upgrades().await
+        conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            .header_read_timeout(limits.header_read_timeout)
+            .max_headers(limits.max_headers)
+            .max_header_size(limits.max_header_bytes)
+            .serve_connection(io, svc)
+            .with_upgrades()
+            .await
     }
 }

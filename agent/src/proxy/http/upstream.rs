@@ -19,7 +19,7 @@ use hyper_util::{
 };
 use tokio::net::TcpStream;
 
-use super::Body;
+use super::ReqBody;
 use crate::proxy::{addrs::UpstreamAddr, connect};
 
 /// Connects to the endpoint named by the URI's authority: an IP:port (endpoints), or a
@@ -67,8 +67,8 @@ impl tower_service::Service<Uri> for Connector {
 }
 
 pub struct Upstreams {
-    pub h1: Client<Connector, Body>,
-    pub h2: Client<Connector, Body>,
+    pub h1: Client<Connector, ReqBody>,
+    pub h2: Client<Connector, ReqBody>,
 }
 
 impl Upstreams {
@@ -76,6 +76,8 @@ impl Upstreams {
         let connector = Connector { mark, timeout };
         let h1 = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
+            // hyper's default is an adaptive 8 KiB+ buffer per connection; responses stream.
+            .http1_read_buf_exact_size(4096)
             .build(connector.clone());
         let h2 = Client::builder(TokioExecutor::new())
             .http2_only(true)

@@ -1,0 +1,136 @@
+//! Edge limits: what one downstream connection or caller may cost the node proxy. Every
+//! pod's traffic on the node shares this process, so each bound has a safe default.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
+
+use prometheus::IntCounterVec;
+
+use crate::telemetry::metrics;
+
+/// HTTP parsing and connection bounds.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EdgeLimits {
+    /// A request's headers must arrive within this (slowloris; idle keep-alive too).
+    pub header_read_timeout: Duration,
+    /// Headers per request at most (more: 431).
+    pub max_headers: usize,
+    /// Bytes of request headers at most (more: 431; HTTP/2: the header list size).
+    pub max_header_bytes: usize,
+    /// A request body that sends nothing for this long is aborted.
+    pub body_idle_timeout: Duration,
+    /// HTTP/2 streams open at once per connection.
+    pub h2_max_streams: u32,
+    /// HTTP/2 streams a client may reset before they are accepted (rapid reset), and
+    /// streams this side may reset for errors, before the connection is closed.
+    pub h2_max_pending_resets: usize,
+    pub h2_max_error_resets: usize,
+    /// Downstream connections at once, per source pod and in total (more: refused at once).
+    pub max_per_pod: usize,
+    pub max_total: usize,
+}
+
+/// Counts downstream connections per source (kernel cgroup id) and in total.
+pub struct ConnLimiter {
+    max_per_pod: usize,
+    max_total: usize,
+    total: AtomicUsize,
+    per_pod: Mutex<HashMap<u64, usize>>,
+    refused: IntCounterVec,
+}
+
+/// A connection's place under the caps, until dropped.
+pub struct ConnSlot {
+    limiter: Arc<ConnLimiter>,
+    pod: u64,
+}
+
+impl Drop for ConnSlot {
+    fn drop(&mut self) {
+        self.limiter.total.fetch_sub(1, Ordering::AcqRel);
+        let mut per_pod = self.limiter.per_pod.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = per_pod.get_mut(&self.pod) {
+            *n -= 1;
+            if *n == 0 {
+                per_pod.remove(&self.pod);
+            }
+        }
+    }
+}
+
+impl ConnLimiter {
+    pub fn new(limits: &EdgeLimits) -> Arc<Self> {
+        Arc::new(Self {
+            max_per_pod: limits.max_per_pod.max(1),
+            max_total: limits.max_total.max(1),
+            total: AtomicUsize::new(0),
+            per_pod: Mutex::new(HashMap::new()),
+            refused: metrics().proxy.refused.clone(),
+        })
+    }
+
+    /// A slot for a connection from the pod with cgroup `pod` (0: unknown), or `None` when
+    /// a cap is reached (counted by reason).
+    pub fn admit(self: &Arc<Self>, pod: u64) -> Option<ConnSlot> {
+        if self
+            .total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.max_total).then_some(n + 1))
+            .is_err()
+        {
+            self.refused.with_label_values(&["total_cap"]).inc();
+            return None;
+        }
+        let mut per_pod = self.per_pod.lock().unwrap_or_else(|p| p.into_inner());
+        let n = per_pod.entry(pod).or_insert(0);
+        if *n >= self.max_per_pod {
+            drop(per_pod);
+            self.total.fetch_sub(1, Ordering::AcqRel);
+            self.refused.with_label_values(&["per_pod_cap"]).inc();
+            return None;
+        }
+        *n += 1;
+        Some(ConnSlot { limiter: self.clone(), pod })
+    }
+
+    #[cfg(test)]
+    pub fn active(&self) -> usize {
+        self.total.load(Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> EdgeLimits {
+        EdgeLimits {
+            header_read_timeout: Duration::from_secs(1),
+            max_headers: 100,
+            max_header_bytes: 32 * 1024,
+            body_idle_timeout: Duration::from_secs(1),
+            h2_max_streams: 100,
+            h2_max_pending_resets: 20,
+            h2_max_error_resets: 100,
+            max_per_pod: 2,
+            max_total: 3,
+        }
+    }
+
+    #[test]
+    fn caps_per_pod_and_in_total_and_slots_free_on_drop() {
+        let l = ConnLimiter::new(&limits());
+        let (a1, a2) = (l.admit(1), l.admit(1));
+        assert!(a1.is_some() && a2.is_some() && l.admit(1).is_none(), "per pod");
+        let b = l.admit(2);
+        assert!(b.is_some() && l.admit(3).is_none(), "in total");
+        drop(a1);
+        assert!(l.admit(1).is_some());
+        assert_eq!(l.active(), 3);
+    }
+}
