@@ -111,6 +111,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         events.spawn(move |e| crate::telemetry::kernel_flows::record(&flows, &state.load(), e))?;
     }
 
+    migrate_queued_connections();
     // One listener per family, each in its own sockmap slot: the kernel drops them when
     // this process dies, which is how the connect hooks know to fail open.
     let proxy = Proxy::new(cfg.proxy(), records, state, flows, telemetry(&cfg)?);
@@ -136,9 +137,40 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     tokio::select! {
         () = reconcile => tracing::warn!("inventory source closed"),
         r = proxy_tasks.join_next() => tracing::error!(result = ?r, "proxy stopped"),
-        () = shutdown_signal() => tracing::info!("signal received; exiting (capture stays pinned)"),
+        () = shutdown_signal() => {
+            drain(&proxy, &mut proxy_tasks, cfg.drain_timeout).await;
+        }
     }
     Ok(())
+}
+
+/// Stops accepting (connections queued on our listener move to a new agent's through
+/// `tcp_migrate_req`; with no new agent, connects fail open), lets HTTP connections finish
+/// their requests, and waits for connections to end, up to `timeout`.
+async fn drain(proxy: &Proxy, listeners: &mut tokio::task::JoinSet<()>, timeout: std::time::Duration) {
+    let started = std::time::Instant::now();
+    let open = proxy.active_connections();
+    tracing::info!(connections = open, timeout_ms = timeout.as_millis() as u64, "signal received: draining");
+    listeners.abort_all();
+    while listeners.join_next().await.is_some() {}
+    proxy.drain();
+    while proxy.active_connections() > 0 && started.elapsed() < timeout {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tracing::info!(
+        left = proxy.active_connections(),
+        took_ms = started.elapsed().as_millis() as u64,
+        "drained; exiting (capture stays pinned)"
+    );
+}
+
+/// Lets a closing listener's queued connections move to another listener of its
+/// `SO_REUSEPORT` group (a new agent), instead of being reset. Best effort.
+fn migrate_queued_connections() {
+    let path = "/proc/sys/net/ipv4/tcp_migrate_req";
+    if let Err(e) = std::fs::write(path, "1") {
+        tracing::warn!(error = %e, "{path}: queued connections may be reset on restart");
+    }
 }
 
 /// Span export and the access log, as configured (inside the runtime).

@@ -139,6 +139,9 @@ pub struct AgentArgs {
     /// Downstream connections at once in total.
     #[arg(long, default_value_t = 100_000)]
     pub max_conns: usize,
+    /// On SIGTERM: how long in-flight requests and connections may take to finish.
+    #[arg(long, default_value_t = 20_000)]
+    pub drain_timeout_ms: u64,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -202,6 +205,7 @@ pub struct AgentConfig {
     pub iptables_fallback: bool,
     pub max_connections: u32,
     pub limits: EdgeLimits,
+    pub drain_timeout: Duration,
 }
 
 fn uri<S: serde::Serializer>(u: &Option<http::Uri>, s: S) -> Result<S::Ok, S::Error> {
@@ -294,6 +298,7 @@ impl AgentConfig {
             connect_timeout: Duration::from_millis(a.connect_timeout_ms),
             detect_timeout: Duration::from_millis(a.detect_timeout_ms),
             iptables_fallback: a.iptables_fallback,
+            drain_timeout: Duration::from_millis(a.drain_timeout_ms),
             limits: EdgeLimits {
                 header_read_timeout: Duration::from_millis(a.header_read_timeout_ms.max(1)),
                 max_headers: a.max_request_headers.max(1),

@@ -21,5 +21,5 @@ pub use accept::{Proxy, ProxyConfig, ProxyTelemetry};
 pub use addrs::{ClientAddr, OrigDstAddr};
 pub use http::Connector;
 pub use limits::EdgeLimits;
-pub use listener::bind_listener;
+pub use listener::{bind_listener, bind_std};
 pub use state::{ProxyState, SharedState};

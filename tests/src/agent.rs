@@ -116,6 +116,11 @@ impl Agent {
         self.proc.kill(Signal::SIGKILL);
     }
 
+    /// SIGTERM, then waits for the agent to exit (it drains first).
+    pub fn terminate(&mut self) {
+        self.proc.kill(Signal::SIGTERM);
+    }
+
     pub fn exited(&mut self) -> bool {
         self.proc.exited()
     }

@@ -308,6 +308,42 @@ impl Sandbox {
         Ok(took)
     }
 
+    /// A hitless restart: starts a new agent beside the running one (both bind with
+    /// `SO_REUSEPORT`), waits until it listens, then SIGTERMs the old one and waits while it
+    /// drains. Returns how long the new one took to listen and the old one to exit.
+    pub fn replace_agent(&mut self, opts: &AgentOptions) -> anyhow::Result<(Duration, Duration)> {
+        let mut old = self.agent.take().context("no agent running")?;
+        let n = self
+            .dir
+            .path()
+            .read_dir()?
+            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log")))
+            .count();
+        let paths = AgentPaths {
+            inventory: &self.inventory_path(),
+            cgroup_root: &self.cgroup.path,
+            pin_dir: &self.pin_dir,
+            proxy_addr: &self.proxy_addr().to_string(),
+            proxy_addr6: &SocketAddr::from((NODE_IP6, 15001)).to_string(),
+            log: self.dir.path().join(format!("agent-{n}.log")),
+        };
+        let started = Instant::now();
+        let mut new = Agent::start(&self.node, &paths, opts)?;
+        // Listening on both families: the kernel now sends new connects to either agent.
+        while new.log_text().matches("proxy listening").count() < 2 {
+            if new.exited() || started.elapsed() > Duration::from_secs(20) {
+                bail!("new agent did not start listening:\n{}", new.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let listening = started.elapsed();
+        let draining = Instant::now();
+        old.terminate();
+        let drained = draining.elapsed();
+        self.agent = Some(new);
+        Ok((listening, drained))
+    }
+
     pub fn agent(&mut self) -> anyhow::Result<&mut Agent> {
         self.agent.as_mut().ok_or_else(|| anyhow!("no agent running"))
     }

@@ -262,3 +262,55 @@ fn a_full_record_table_fails_open_instead_of_refusing() {
     assert_eq!(probe(&sb, "client", server), "connected");
     assert_eq!(admin.counter("captured").expect("captured"), 5);
 }
+
+#[test]
+fn a_sigterm_restart_beside_a_new_agent_loses_no_request() {
+    let Some(p) = privileged("hitless_restart") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    sb.add_pod(PodSpec::new("web").label("app", "web")).expect("web").serve_http(8080).expect("http");
+    let vip = Ipv4Addr::new(10, 96, 0, 10);
+    sb.add_service(
+        graylane_tests::ServiceSpec::new("web", vip).named_port(80, 8080, "http").select("app", "web"),
+    );
+    let opts =
+        AgentOptions { args: vec!["--drain-timeout-ms".into(), "5000".into()], ..AgentOptions::default() };
+    sb.start_agent(&opts).expect("agent");
+    let old_pid = sb.agent().expect("agent").pid();
+
+    // A request every 50 ms for 4 s, each on a new connection, no retries; and a slow
+    // request in flight when the old agent gets SIGTERM.
+    let looping = graylane_tests::fixture("http_loop.py");
+    let traffic = sb
+        .pod("client")
+        .start("python3", &[looping.to_str().unwrap_or_default(), &format!("http://{vip}/"), "50", "4"])
+        .expect("loop");
+    let concurrent = graylane_tests::fixture("http_concurrent.py");
+    std::thread::sleep(Duration::from_millis(1000));
+    let slow = sb
+        .pod("client")
+        .start(
+            "python3",
+            &[concurrent.to_str().unwrap_or_default(), &format!("http://{vip}/sleep/1500"), "1"],
+        )
+        .expect("slow");
+    std::thread::sleep(Duration::from_millis(200));
+    let (listening, drained) = sb.replace_agent(&opts).expect("restart");
+    let out = traffic.wait_output().expect("loop output");
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("summary");
+    let slow_out = slow.wait_output().expect("slow output");
+    let slow_result: Value = serde_json::from_slice(&slow_out.stdout).expect("slow result");
+    eprintln!(
+        "measured: SIGTERM restart under traffic: {summary}; new agent listening after {} ms, old drained in {} ms; \
+         in-flight slow request: {}",
+        listening.as_millis(),
+        drained.as_millis(),
+        slow_result[0]
+    );
+    assert_ne!(sb.agent().expect("agent").pid(), old_pid);
+    assert_eq!(summary["ok"], summary["attempts"], "success rate 1.0: {summary}");
+    assert!(summary["attempts"].as_u64().unwrap_or(0) >= 60, "{summary}");
+    assert_eq!(slow_result[0]["status"], 200, "the in-flight request finished: {slow_result}");
+    assert!(drained >= Duration::from_millis(900), "the old agent waited for it: {drained:?}");
+    assert_one_link_per_hook(&sb);
+}

@@ -28,9 +28,9 @@ pub fn spawn(
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     let mut bound = Vec::new();
     for (addr, site) in sites {
-        let l = std::net::TcpListener::bind(addr)
+        // SO_REUSEPORT: a new agent binds while this one drains.
+        let l = crate::proxy::bind_std(*addr)
             .map_err(|e| std::io::Error::new(e.kind(), format!("bind {addr}: {e}")))?;
-        l.set_nonblocking(true)?;
         bound.push((l, *site));
     }
     std::thread::Builder::new().name("admin".into()).spawn(move || {

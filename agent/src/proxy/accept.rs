@@ -47,6 +47,8 @@ pub struct Proxy {
     pub upstreams: Upstreams,
     pub telemetry: ProxyTelemetry,
     conns: Arc<ConnLimiter>,
+    /// Set when the agent drains: connections finish their request and close.
+    drain: tokio::sync::watch::Sender<bool>,
 }
 
 /// Where requests' spans and access-log lines go.
@@ -65,7 +67,25 @@ impl Proxy {
     ) -> Arc<Self> {
         let upstreams = Upstreams::new(cfg.bypass_mark, cfg.connect_timeout);
         let conns = ConnLimiter::new(&cfg.limits);
-        Arc::new(Self { cfg, records, state, flows, upstreams, telemetry, conns })
+        let (drain, _) = tokio::sync::watch::channel(false);
+        Arc::new(Self { cfg, records, state, flows, upstreams, telemetry, conns, drain })
+    }
+
+    /// Asks every HTTP connection to finish its request in flight and close (HTTP/1.1:
+    /// `Connection: close`; HTTP/2: GOAWAY). Opaque TCP streams run until they end.
+    pub fn drain(&self) {
+        self.drain.send_replace(true);
+    }
+
+    /// Resolves once draining has begun.
+    pub async fn draining(&self) {
+        let mut rx = self.drain.subscribe();
+        let _ = rx.wait_for(|d| *d).await;
+    }
+
+    /// Downstream connections open now.
+    pub fn active_connections(&self) -> usize {
+        self.conns.active()
     }
 
     /// Accepts until the listener fails; each connection runs on its own task.

@@ -98,7 +98,6 @@ impl ConnLimiter {
         Some(ConnSlot { limiter: self.clone(), pod })
     }
 
-    #[cfg(test)]
     pub fn active(&self) -> usize {
         self.total.load(Ordering::Acquire)
     }

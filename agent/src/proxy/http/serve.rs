@@ -14,6 +14,7 @@ where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let proxy_limits = proxy.cfg.limits.clone();
+    let drain_on = proxy.clone();
     let svc = service_fn(move |req: http::Request<Incoming>| {
         let (proxy, ctx) = (proxy.clone(), ctx.clone());
         async move { Ok::<_, Infallible>(forward::handle(&proxy, &ctx, req, h2).await) }
@@ -21,23 +22,37 @@ where
     let io = TokioIo::new(io);
     let limits = &proxy_limits;
     if h2 {
-        conn::http2::Builder::new(TokioExecutor::new())
+        let conn = conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
             .max_concurrent_streams(limits.h2_max_streams)
             .max_pending_accept_reset_streams(limits.h2_max_pending_resets)
             .max_local_error_reset_streams(limits.h2_max_error_resets)
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .serve_connection(io, svc)
-            .await
+            .serve_connection(io, svc);
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            () = drain_on.draining() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
     } else {
-        conn::http1::Builder::new()
+        let conn = conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .keep_alive(true)
             .header_read_timeout(limits.header_read_timeout)
             .max_headers(limits.max_headers)
             .max_header_size(limits.max_header_bytes)
             .serve_connection(io, svc)
-            .with_upgrades()
-            .await
+            .with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => r,
+            () = drain_on.draining() => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        }
     }
 }
