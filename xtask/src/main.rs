@@ -5,6 +5,7 @@ mod cmd;
 mod demo;
 mod scale;
 mod setup;
+mod soak;
 mod test;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,11 @@ enum Task {
         #[arg(long, default_value_t = 1_000)]
         services: usize,
     },
+    /// Steady traffic with periodic kill -9 and tag churn: RSS slope, fds, success rate.
+    Soak {
+        #[arg(long, default_value_t = 20)]
+        minutes: u64,
+    },
     /// Benchmark graylane against direct, nginx and iptables capture (not a test).
     Bench {
         /// Only this variant: direct, graylane, nginx or iptables (to profile it).
@@ -70,6 +76,10 @@ fn main() -> anyhow::Result<()> {
         Task::Test { allow_skip, args } => {
             setup::run()?;
             test::run(allow_skip, &args)
+        }
+        Task::Soak { minutes } => {
+            setup::run()?;
+            soak::run(minutes)
         }
         Task::Demo => {
             setup::run()?;
