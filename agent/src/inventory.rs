@@ -13,7 +13,7 @@ pub mod resilience;
 mod yaml;
 
 pub use error::InventoryError;
-pub use files::{FileSource, load_path};
+pub use files::{FileSource, load_path, load_str};
 pub use kernel_view::{CaptureConfig, KernelView};
 #[cfg(test)]
 pub use model::TargetPort;

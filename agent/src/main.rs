@@ -1,17 +1,7 @@
 //! The `graylane` binary: the node agent and the CLI that talks to it.
 
-mod admin;
-mod agent;
-mod cli;
-mod config;
-mod crds;
-mod datapath;
-mod inventory;
-mod policy;
-mod proxy;
-mod telemetry;
-
 use clap::{CommandFactory as _, Parser as _};
+use graylane::{agent, cli, config, crds, datapath, inventory};
 
 /// jemalloc with background purging returns freed memory to the system (glibc's malloc
 /// keeps a burst's peak in its per-thread arenas): a node proxy's memory falls back after a
@@ -19,7 +9,7 @@ use clap::{CommandFactory as _, Parser as _};
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
-use crate::config::{AgentConfig, Cli, Command};
+use graylane::config::{AgentConfig, Cli, Command};
 
 fn main() -> std::process::ExitCode {
     match run(Cli::parse()) {

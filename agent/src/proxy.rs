@@ -6,7 +6,7 @@ mod accept;
 mod addrs;
 mod connect;
 mod detect;
-mod http;
+pub(crate) mod http;
 mod iptables;
 mod labels;
 mod limits;

@@ -163,6 +163,22 @@ impl Sandbox {
         self.pods.last_mut().context("pod")
     }
 
+    /// Deletes pod `old` (its processes and cgroup) and gives its IP and network namespace
+    /// to a new pod `spec` with a cgroup of its own, as a cluster reusing a pod IP would;
+    /// rewrites the inventory.
+    pub fn reuse_ip(&mut self, old: &str, spec: PodSpec) -> anyhow::Result<&mut Pod> {
+        let index = self.pods.iter().position(|p| p.name() == old).context("no such pod")?;
+        let rel = format!("pod-{}", spec.name);
+        let cgroup = Cgroup::create(self.cgroup.path.join(&rel))?;
+        let pod = &mut self.pods[index];
+        pod.procs.clear();
+        pod.cgroup = Some(cgroup);
+        pod.cgroup_rel = Some(rel);
+        pod.spec = spec;
+        self.write_inventory()?;
+        Ok(&mut self.pods[index])
+    }
+
     pub fn add_service(&mut self, svc: ServiceSpec) {
         self.services.push(svc);
     }

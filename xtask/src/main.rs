@@ -3,6 +3,7 @@
 mod bench;
 mod cmd;
 mod demo;
+mod fuzz;
 mod scale;
 mod setup;
 mod soak;
@@ -44,6 +45,12 @@ enum Task {
         #[arg(long, default_value_t = 1_000)]
         services: usize,
     },
+    /// Every fuzz target for a bounded time from the checked-in corpus (nightly).
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+    },
     /// Steady traffic with periodic kill -9 and tag churn: RSS slope, fds, success rate.
     Soak {
         #[arg(long, default_value_t = 20)]
@@ -76,6 +83,10 @@ fn main() -> anyhow::Result<()> {
         Task::Test { allow_skip, args } => {
             setup::run()?;
             test::run(allow_skip, &args)
+        }
+        Task::Fuzz { time } => {
+            setup::run()?;
+            fuzz::run(time)
         }
         Task::Soak { minutes } => {
             setup::run()?;

@@ -81,7 +81,9 @@ pub fn run(minutes: u64) -> anyhow::Result<()> {
     let url = format!("http://{APP}/");
     let script = fixture("http_loop.py");
     let script = script.to_str().context("fixture path")?;
-    eprintln!("soak: {minutes} min; requests every 20 ms from 2 pods (new connection each), kill -9 every 5 min, tag churn every 10 s");
+    eprintln!(
+        "soak: {minutes} min; requests every 20 ms from 2 pods (new connection each), kill -9 every 5 min, tag churn every 10 s"
+    );
     while started.elapsed() < total {
         let secs = ROUND.min(total - started.elapsed()).as_secs().max(1).to_string();
         let runs: Vec<Spawned> = ["client", "client-gray"]
@@ -125,7 +127,11 @@ pub fn run(minutes: u64) -> anyhow::Result<()> {
 
     let mut report = String::new();
     writeln!(report, "soak: {minutes} min, {kills} kill -9 restarts, {churns} tag changes")?;
-    writeln!(report, "requests: {attempts}, ok {ok}, success rate {:.4}", ok as f64 / attempts.max(1) as f64)?;
+    writeln!(
+        report,
+        "requests: {attempts}, ok {ok}, success rate {:.4}",
+        ok as f64 / attempts.max(1) as f64
+    )?;
     for (i, l) in lifetimes.iter().enumerate() {
         let (Some(first), Some(last)) = (l.samples.first(), l.samples.last()) else { continue };
         let max_fds = l.samples.iter().map(|s| s.2).max().unwrap_or(0);

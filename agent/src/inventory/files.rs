@@ -17,6 +17,17 @@ use super::{
 };
 
 /// Reads `path` (a file, or every `*.yaml`/`*.yml` in a folder, sorted) into a snapshot.
+/// One YAML text (as one file would be) into a snapshot: for fuzzing and tools.
+pub fn load_str(text: &str) -> Result<Snapshot, InventoryError> {
+    let parsed = yaml::parse_documents_cached(
+        Path::new("<input>"),
+        text,
+        &DocCache::default(),
+        &mut DocCache::default(),
+    )?;
+    Ok(Snapshot::with_policies(parsed.pods, parsed.services, parsed.policies, parsed.rules))
+}
+
 pub fn load_path(path: &Path) -> Result<Snapshot, InventoryError> {
     load_cached(path, &mut DocCache::default())
 }

@@ -6,7 +6,7 @@ mod deadline;
 mod enforce;
 mod exchange;
 mod forward;
-mod headers;
+pub(crate) mod headers;
 mod idle_body;
 mod lane;
 mod mirror;

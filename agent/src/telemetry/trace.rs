@@ -7,7 +7,7 @@ pub mod otlp;
 
 use std::{sync::Arc, time::SystemTime};
 
-pub use context::{Hop, request_id, to_hex};
+pub use context::{Hop, extract, parse_b3_single, parse_traceparent, request_id, to_hex};
 pub use exporter::Exporter;
 use rand::Rng as _;
 

@@ -1,0 +1,120 @@
+//! Entry points for the fuzz targets (`fuzz/`), also run by `cargo test` over the checked-in
+//! corpus and crash reproducers. Each takes arbitrary bytes and must never panic; where a
+//! property can be checked (a propagated header parses back to what was sent), it is.
+
+use http::{HeaderMap, HeaderName, HeaderValue, Method};
+
+use crate::{
+    datapath::socket_addr,
+    policy::Registry,
+    proxy::{
+        http::headers,
+        routing::{CompiledRoute, Lane, RequestView, RoutingTable, TagSource},
+    },
+    telemetry::trace,
+};
+
+/// `name: value` lines (lossy) into a header map; invalid names or values are skipped, as
+/// hyper would have refused them.
+fn header_map(data: &[u8]) -> HeaderMap {
+    let mut map = HeaderMap::new();
+    for line in data.split(|b| *b == b'\n') {
+        let Some(colon) = line.iter().position(|b| *b == b':') else { continue };
+        let (name, value) = (&line[..colon], line[colon + 1..].trim_ascii());
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.trim_ascii()), HeaderValue::from_bytes(value)) {
+            map.append(n, v);
+        }
+    }
+    map
+}
+
+/// Lane, baggage and trace-context headers: parsed, propagated, parsed back.
+pub fn headers(data: &[u8]) {
+    let mut map = header_map(data);
+    let (tag, tenant) = headers::read_lane(&map);
+    let _ = headers::ambiguous_framing(&map);
+    let _ = headers::is_upgrade(&map);
+    let lane = Lane { tag, tag_source: TagSource::Header, tenant, tenant_source: TagSource::Header };
+    headers::propagate(&mut map, &lane);
+    let (again_tag, again_tenant) = headers::read_lane(&map);
+    assert_eq!(
+        (again_tag, again_tenant),
+        (lane.tag.clone(), lane.tenant.clone()),
+        "a propagated lane reads back"
+    );
+    let hop = trace::Hop::start(&map, || true);
+    trace::request_id(&mut map);
+    hop.inject(&mut map);
+    let back = trace::extract(&map).expect("an injected traceparent parses");
+    assert_eq!((back.trace_id, back.parent_span_id), (hop.trace_id, hop.span_id));
+    headers::strip_hop_by_hop(&mut map, false);
+    headers::strip_lane(&mut map);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = trace::parse_traceparent(text);
+        let _ = trace::parse_b3_single(text);
+    }
+}
+
+/// Inventory and CRD YAML: loaded, and when valid compiled into a routing table.
+pub fn inventory(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(snapshot) = crate::inventory::load_str(&text) {
+        let _ = RoutingTable::build(&snapshot, &Registry::default());
+    }
+}
+
+/// A route (YAML) matched against a request: `route \0 method \0 path?query \0 headers`.
+pub fn route(data: &[u8]) {
+    let mut parts = data.splitn(4, |b| *b == 0);
+    let (Some(spec), Some(method), Some(target)) = (parts.next(), parts.next(), parts.next()) else { return };
+    let map = header_map(parts.next().unwrap_or_default());
+    let Ok(route) = serde_norway::from_str::<crate::inventory::policy::Route>(&String::from_utf8_lossy(spec))
+    else {
+        return;
+    };
+    let Ok(compiled) = CompiledRoute::compile(&route, 0, None) else { return };
+    let method = Method::from_bytes(method).unwrap_or(Method::GET);
+    let target = String::from_utf8_lossy(target);
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (&*target, None),
+    };
+    let _ = compiled.matches(&RequestView { method: &method, path, query, headers: &map });
+}
+
+/// A kernel connect event / original-destination record from raw bytes.
+pub fn record(data: &[u8]) {
+    if let Some(e) = graylane_common::ConnectEvent::decode(data) {
+        let addr = socket_addr(&e.record.addr, e.record.port);
+        assert_eq!(addr.port(), e.record.port);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// Every checked-in corpus input and crash reproducer still runs clean.
+    #[test]
+    fn the_fuzz_corpus_replays_clean() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+        let targets: [(&str, fn(&[u8])); 4] = [
+            ("headers", super::headers),
+            ("inventory", super::inventory),
+            ("route", super::route),
+            ("record", super::record),
+        ];
+        let mut ran = 0;
+        for (name, run) in targets {
+            for dir in [root.join("corpus").join(name), root.join("artifacts").join(name)] {
+                let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                for e in entries.flatten() {
+                    let data = std::fs::read(e.path()).expect("corpus file");
+                    run(&data);
+                    ran += 1;
+                }
+            }
+        }
+        assert!(ran >= 4, "the corpus is checked in under fuzz/corpus: ran {ran}");
+    }
+}

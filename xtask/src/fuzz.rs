@@ -1,0 +1,51 @@
+//! `cargo xtask fuzz --time N`: every fuzz target (`fuzz/fuzz_targets/`) under libFuzzer
+//! for N seconds each, from the checked-in corpus; reports executions per target. A crash
+//! leaves its reproducer in `fuzz/artifacts/<target>/` (check it in: `cargo test` replays
+//! it) and fails the run.
+
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+use crate::cmd::{root, succeeds};
+
+const TARGETS: [&str; 4] = ["headers", "inventory", "route", "record"];
+
+pub fn run(seconds: u64) -> anyhow::Result<()> {
+    if !succeeds("cargo", &["fuzz", "--version"]) {
+        crate::cmd::run(Command::new("cargo").args(["install", "cargo-fuzz", "--locked"]))?;
+    }
+    let dir = root().join("fuzz");
+    let mut report = Vec::new();
+    for target in TARGETS {
+        let corpus = dir.join("corpus").join(target);
+        std::fs::create_dir_all(&corpus)?;
+        eprintln!("xtask: fuzz {target} for {seconds} s");
+        let out = Command::new("cargo")
+            .current_dir(&dir)
+            .env("GRAYLANE_SKIP_EBPF", "1")
+            .args(["+nightly", "fuzz", "run", target])
+            .arg(&corpus)
+            .args(["--", &format!("-max_total_time={seconds}"), "-print_final_stats=1", "-rss_limit_mb=2048"])
+            .output()
+            .with_context(|| format!("cargo fuzz run {target}"))?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        let execs = log
+            .lines()
+            .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_else(|| "?".into());
+        if !out.status.success() {
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            bail!(
+                "fuzz target {target} failed after {execs} executions (reproducer in fuzz/artifacts/{target}/):\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        report.push(format!("{target}: {execs} executions in {seconds} s, no crash"));
+    }
+    for line in &report {
+        println!("fuzz: {line}");
+    }
+    Ok(())
+}
