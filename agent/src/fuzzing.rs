@@ -98,7 +98,8 @@ mod tests {
     #[test]
     fn the_fuzz_corpus_replays_clean() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
-        let targets: [(&str, fn(&[u8])); 4] = [
+        type Target = (&'static str, fn(&[u8]));
+        let targets: [Target; 4] = [
             ("headers", super::headers),
             ("inventory", super::inventory),
             ("route", super::route),

@@ -78,6 +78,11 @@ impl Records {
         self.map.keys().filter(Result::is_ok).count()
     }
 
+    /// Whether no connection is recorded now.
+    pub fn is_empty(&self) -> bool {
+        self.map.keys().next().is_none()
+    }
+
     /// How many connects wait for `sock_ops` now (normally 0 between connects).
     pub fn pending_len(&self) -> usize {
         self.pending.keys().filter(Result::is_ok).count()
