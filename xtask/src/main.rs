@@ -32,6 +32,9 @@ enum Task {
         /// Allow privileged tests to skip when not root (never in CI).
         #[arg(long)]
         allow_skip: bool,
+        /// Seconds per fuzz target after the tests (0: no fuzzing).
+        #[arg(long, default_value_t = 20)]
+        fuzz_time: u64,
         /// Extra arguments for the test binaries (e.g. a test name filter).
         #[arg(last = true)]
         args: Vec<String>,
@@ -80,9 +83,9 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             cmd::build_agent(release).map(|_| ())
         }
-        Task::Test { allow_skip, args } => {
+        Task::Test { allow_skip, fuzz_time, args } => {
             setup::run()?;
-            test::run(allow_skip, &args)
+            test::run(allow_skip, fuzz_time, &args)
         }
         Task::Fuzz { time } => {
             setup::run()?;

@@ -1,10 +1,11 @@
-//! `cargo xtask test`: format and lint checks, then every test, privileged ones included.
+//! `cargo xtask test`: format and lint checks, then every test, privileged ones included,
+//! then each fuzz target for a short bounded time.
 
 use anyhow::bail;
 
 use crate::cmd::{self, build_agent, cargo};
 
-pub fn run(allow_skip: bool, args: &[String]) -> anyhow::Result<()> {
+pub fn run(allow_skip: bool, fuzz_seconds: u64, args: &[String]) -> anyhow::Result<()> {
     let root = nix_root();
     if !root && !allow_skip {
         bail!(
@@ -30,7 +31,11 @@ pub fn run(allow_skip: bool, args: &[String]) -> anyhow::Result<()> {
     if !allow_skip {
         test.env("GRAYLANE_REQUIRE_PRIVILEGED", "1");
     }
-    cmd::run(&mut test)
+    cmd::run(&mut test)?;
+    if fuzz_seconds > 0 && args.is_empty() {
+        crate::fuzz::run(fuzz_seconds)?;
+    }
+    Ok(())
 }
 
 fn nix_root() -> bool {
