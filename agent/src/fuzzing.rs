@@ -82,6 +82,100 @@ pub fn route(data: &[u8]) {
     let _ = compiled.matches(&RequestView { method: &method, path, query, headers: &map });
 }
 
+/// The inventory the request-sequence target routes against: base, gray and tenant pods,
+/// routes with regexes and weights, a rate limit, a subset breaker, a fallback chain and a
+/// coloring rule.
+const MESH: &str = include_str!("fuzzing/mesh.yaml");
+
+/// A sequence of requests through the proxy's in-memory request path (no I/O): lane
+/// resolution (headers, rules, source pod), route match, subset and endpoint choice under
+/// breakers, rate-limit keys and budgets, breaker outcomes. Requests are separated by
+/// `0xff`; in each, the first byte picks the calling pod, the method and the outcome, then
+/// `path?query` up to a newline, then header lines.
+pub fn requests(data: &[u8]) {
+    use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+    use crate::{
+        policy::limit_key,
+        proxy::{ClientAddr, OrigDstAddr, ProxyState, http::lane, routing::PickKey, source::ConnContext},
+        telemetry::flows::{FlowStart, Flows},
+    };
+
+    // Parsed once; the routing table (with its budgets and breakers) is fresh per input, so
+    // a reproducer replays alone.
+    static SNAPSHOT: std::sync::LazyLock<Arc<crate::inventory::Snapshot>> = std::sync::LazyLock::new(|| {
+        let Ok(s) = crate::inventory::load_str(MESH) else { panic!("the fuzz mesh is valid") };
+        Arc::new(s)
+    });
+    let registry = Registry::default();
+    let state = ProxyState::new(SNAPSHOT.clone(), crate::datapath::Names::default(), &registry);
+    let flows = Flows::new(16);
+    let vip: SocketAddr = ([10, 96, 0, 20], 80).into();
+    let Some(svc) = state.routing.service(vip) else { panic!("the fuzz mesh has the app service") };
+    for req in data.split(|b| *b == 0xff).take(64) {
+        let Some((&first, rest)) = req.split_first() else { continue };
+        let src = ["default/client", "default/gateway", "default/acme-client", "default/unknown"]
+            [usize::from(first & 3)];
+        let method =
+            [Method::GET, Method::POST, Method::PUT, Method::DELETE][usize::from((first >> 2) & 3)].clone();
+        let ok = first & 0x10 == 0;
+        let (target, head) = match rest.iter().position(|b| *b == b'\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &[][..]),
+        };
+        let target = String::from_utf8_lossy(target);
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (&*target, None),
+        };
+        let map = header_map(head);
+        let ctx = ConnContext {
+            client: ClientAddr(([10, 244, 0, 10], 40000).into()),
+            orig_dst: OrigDstAddr(vip),
+            src_pod: Some(src.to_owned()),
+            record_tag: None,
+            record_tenant: None,
+            workload: state.labels.workload(Some(src)),
+            flow: flows.open(
+                FlowStart {
+                    client: ClientAddr(([10, 244, 0, 10], 40000).into()),
+                    orig_dst: OrigDstAddr(vip),
+                    src_pod: Some(src.to_owned()),
+                    src_cgroup: 0,
+                    tag: None,
+                    tenant: None,
+                },
+                "http1",
+            ),
+            series: std::sync::Mutex::new(None),
+        };
+        let pod = ctx.pod(&state).cloned();
+        let trusted = ctx.trusted(pod.as_deref());
+        let view = RequestView { method: &method, path, query, headers: &map };
+        let resolved = lane::resolve(&ctx, pod.as_deref(), trusted, &view, &state.routing.rules);
+        let _ = state.labels.tag(resolved.lane.tag.as_deref());
+        let matched = svc.route(&view);
+        let route = matched.map(|(_, r)| r);
+        let plan = route.and_then(|r| r.plan.clone()).or_else(|| svc.plan.clone());
+        if let Some(limit) = plan.as_ref().and_then(|p| p.limit.as_ref()) {
+            let key = limit_key(&limit.cfg, &resolved.lane, ctx.src_pod.as_deref(), &map);
+            let _ = limit.local.admit(&key);
+        }
+        let key = PickKey { hash: svc.hash(Some(&map), ctx.client.0), client: src };
+        if let Ok(d) = svc.decide(&resolved.lane, route, &key, plan.as_deref()) {
+            if let Some(tenant) = &resolved.lane.tenant {
+                assert!(
+                    d.endpoint.tenant.as_ref().is_none_or(|t| t == tenant),
+                    "never another tenant's endpoint"
+                );
+            }
+            if let Some(p) = &plan {
+                p.record(d.endpoint.addr, Some(&d.subset), ok, Duration::ZERO);
+            }
+        }
+    }
+}
+
 /// A kernel connect event / original-destination record from raw bytes.
 pub fn record(data: &[u8]) {
     if let Some(e) = graylane_common::ConnectEvent::decode(data) {
@@ -99,8 +193,9 @@ mod tests {
     fn the_fuzz_corpus_replays_clean() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
         type Target = (&'static str, fn(&[u8]));
-        let targets: [Target; 4] = [
+        let targets: [Target; 5] = [
             ("headers", super::headers),
+            ("requests", super::requests),
             ("inventory", super::inventory),
             ("route", super::route),
             ("record", super::record),

@@ -14,7 +14,7 @@ mod listener;
 mod opaque;
 mod prefixed;
 pub mod routing;
-mod source;
+pub(crate) mod source;
 mod state;
 
 pub use accept::{Proxy, ProxyConfig, ProxyTelemetry};

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 
 use crate::cmd::{root, succeeds};
 
-const TARGETS: [&str; 4] = ["headers", "inventory", "route", "record"];
+const TARGETS: [&str; 5] = ["headers", "inventory", "route", "record", "requests"];
 
 pub fn run(seconds: u64) -> anyhow::Result<()> {
     if !succeeds("cargo", &["fuzz", "--version"]) {

@@ -8,7 +8,7 @@ mod exchange;
 mod forward;
 pub(crate) mod headers;
 mod idle_body;
-mod lane;
+pub(crate) mod lane;
 mod mirror;
 mod observe;
 mod rescue;
