@@ -23,7 +23,7 @@ pub use admin::Admin;
 pub use agent::{Agent, AgentOptions, binary};
 pub use pod::{Pod, PodSpec};
 pub use privilege::{Privileged, privileged};
-pub use process::Spawned;
+pub use process::{Spawned, usage};
 pub use redis::Redis;
 pub use sandbox::{NODE_IP6, SERVICE_CIDR, SERVICE_CIDR6, Sandbox, ServiceSpec};
 pub use wait::wait_for;

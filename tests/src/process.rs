@@ -90,3 +90,15 @@ impl Drop for Spawned {
         self.kill(Signal::SIGKILL);
     }
 }
+
+/// Resident memory (KiB) and open descriptors of process `pid`, from `/proc` (0 when gone).
+pub fn usage(pid: u32) -> (u64, usize) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0);
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(Iterator::count).unwrap_or(0);
+    (rss, fds)
+}

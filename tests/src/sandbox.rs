@@ -290,9 +290,9 @@ impl Sandbox {
         &self.pin_dir
     }
 
-    /// Writes the inventory and starts the agent, waiting until `/readyz` answers 200.
-    pub fn start_agent(&mut self, opts: &AgentOptions) -> anyhow::Result<Duration> {
-        self.write_inventory()?;
+    /// Starts an agent process on this sandbox's node, pins and inventory, logging to the
+    /// next `agent-<n>.log`.
+    fn spawn_agent(&self, opts: &AgentOptions) -> anyhow::Result<Agent> {
         let n = self
             .dir
             .path()
@@ -307,8 +307,14 @@ impl Sandbox {
             proxy_addr6: &SocketAddr::from((NODE_IP6, 15001)).to_string(),
             log: self.dir.path().join(format!("agent-{n}.log")),
         };
+        Agent::start(&self.node, &paths, opts)
+    }
+
+    /// Writes the inventory and starts the agent, waiting until `/readyz` answers 200.
+    pub fn start_agent(&mut self, opts: &AgentOptions) -> anyhow::Result<Duration> {
+        self.write_inventory()?;
         let started = Instant::now();
-        let mut agent = Agent::start(&self.node, &paths, opts)?;
+        let mut agent = self.spawn_agent(opts)?;
         let admin = self.admin();
         loop {
             if matches!(admin.get("/readyz"), Ok((200, _))) {
@@ -329,22 +335,8 @@ impl Sandbox {
     /// drains. Returns how long the new one took to listen and the old one to exit.
     pub fn replace_agent(&mut self, opts: &AgentOptions) -> anyhow::Result<(Duration, Duration)> {
         let mut old = self.agent.take().context("no agent running")?;
-        let n = self
-            .dir
-            .path()
-            .read_dir()?
-            .filter(|e| e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "log")))
-            .count();
-        let paths = AgentPaths {
-            inventory: &self.inventory_path(),
-            cgroup_root: &self.cgroup.path,
-            pin_dir: &self.pin_dir,
-            proxy_addr: &self.proxy_addr().to_string(),
-            proxy_addr6: &SocketAddr::from((NODE_IP6, 15001)).to_string(),
-            log: self.dir.path().join(format!("agent-{n}.log")),
-        };
         let started = Instant::now();
-        let mut new = Agent::start(&self.node, &paths, opts)?;
+        let mut new = self.spawn_agent(opts)?;
         // Listening on both families: the kernel now sends new connects to either agent.
         while new.log_text().matches("proxy listening").count() < 2 {
             if new.exited() || started.elapsed() > Duration::from_secs(20) {

@@ -5,7 +5,7 @@
 
 use std::{net::Ipv4Addr, time::Duration};
 
-use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged};
+use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged, usage};
 use serde_json::Value;
 
 const APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
@@ -103,18 +103,6 @@ fn a_pod_over_its_connection_cap_is_refused_at_once_and_others_are_not() {
         .metric("graylane_downstream_refused_total", &[("reason", "per_pod_cap")])
         .expect("metrics");
     assert_eq!(refused, 20.0, "{}", out[0]);
-}
-
-/// Resident memory (KiB) and open descriptors of a process.
-fn usage(pid: u32) -> (u64, usize) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).map(Iterator::count).unwrap_or(0);
-    (rss, fds)
 }
 
 #[test]

@@ -10,7 +10,7 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, Spawned, fixture, privileged};
+use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, Spawned, fixture, privileged, usage};
 use serde_json::Value;
 
 use crate::cmd::{build_agent, root};
@@ -42,16 +42,6 @@ impl Lifetime {
         let den: f64 = pts.iter().map(|p| (p.0 - mx).powi(2)).sum();
         (den > 0.0).then(|| num / den * 3600.0)
     }
-}
-
-fn usage(pid: u32) -> (u64, usize) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0);
-    (rss, std::fs::read_dir(format!("/proc/{pid}/fd")).map(Iterator::count).unwrap_or(0))
 }
 
 pub fn run(minutes: u64) -> anyhow::Result<()> {

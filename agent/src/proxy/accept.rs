@@ -130,9 +130,6 @@ impl Proxy {
             // Refused at once (closing is the answer): one caller cannot exhaust the node.
             return tracing::debug!(%client, cgroup, "connection cap reached; refused");
         };
-        let active = &metrics().proxy.active;
-        active.inc();
-        let _active = scopeguard(|| active.dec());
         let _ = stream.set_nodelay(true);
         let (ctx, hint) = {
             let state = self.state.load();
@@ -210,17 +207,4 @@ impl Proxy {
             }
         }
     }
-}
-
-/// Runs `f` when dropped.
-fn scopeguard(f: impl FnOnce()) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }

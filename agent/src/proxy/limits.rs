@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use prometheus::IntCounterVec;
+use prometheus::{IntCounterVec, IntGauge};
 
 use crate::telemetry::metrics;
 
@@ -43,6 +43,8 @@ pub struct ConnLimiter {
     total: AtomicUsize,
     per_pod: Mutex<HashMap<u64, usize>>,
     refused: IntCounterVec,
+    /// `graylane_downstream_connections`, kept equal to `total`.
+    gauge: IntGauge,
 }
 
 /// A connection's place under the caps, until dropped.
@@ -54,6 +56,7 @@ pub struct ConnSlot {
 impl Drop for ConnSlot {
     fn drop(&mut self) {
         self.limiter.total.fetch_sub(1, Ordering::AcqRel);
+        self.limiter.gauge.dec();
         let mut per_pod = self.limiter.per_pod.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = per_pod.get_mut(&self.pod) {
             *n -= 1;
@@ -72,6 +75,7 @@ impl ConnLimiter {
             total: AtomicUsize::new(0),
             per_pod: Mutex::new(HashMap::new()),
             refused: metrics().proxy.refused.clone(),
+            gauge: metrics().proxy.active.clone(),
         })
     }
 
@@ -95,6 +99,7 @@ impl ConnLimiter {
             return None;
         }
         *n += 1;
+        self.gauge.inc();
         Some(ConnSlot { limiter: self.clone(), pod })
     }
 

@@ -41,13 +41,12 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         kernel: KernelMetrics::new(&registry),
         inventory: InventoryMetrics::new(&registry),
         tracing: TracingMetrics::new(&registry),
-        access_log_dropped: register(
+        access_log_dropped: define(
             &registry,
             prometheus::IntCounter::new(
                 "access_log_dropped_total",
                 "Access-log lines dropped (writer behind).",
-            )
-            .unwrap_or_else(|e| unreachable!("static metric definition: {e}")),
+            ),
         ),
         registry,
     }
@@ -69,17 +68,32 @@ impl Metrics {
     }
 }
 
-/// Names of every registered family (without the `graylane_` prefix).
-static FAMILIES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
-
-/// Registers `c` (families are defined once, by this module; a clash is a bug, logged).
-fn register<C: prometheus::core::Collector + Clone + 'static>(registry: &Registry, c: C) -> C {
+/// Registers a family made from a static definition (a bad definition or a clash is a bug
+/// in this module: it fails the first scrape's caller loudly, in tests first).
+fn define<C: prometheus::core::Collector + Clone + 'static>(
+    registry: &Registry,
+    made: prometheus::Result<C>,
+) -> C {
+    let c = made.unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
     FAMILIES.lock().unwrap_or_else(|p| p.into_inner()).extend(c.desc().iter().map(|d| d.fq_name.clone()));
     if let Err(e) = registry.register(Box::new(c.clone())) {
         ::tracing::error!(error = %e, "metric registration failed");
     }
     c
 }
+
+/// A labelled counter family.
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::IntCounterVec {
+    define(registry, prometheus::IntCounterVec::new(prometheus::Opts::new(name, help), labels))
+}
+
+/// A labelled gauge family.
+fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> prometheus::IntGaugeVec {
+    define(registry, prometheus::IntGaugeVec::new(prometheus::Opts::new(name, help), labels))
+}
+
+/// Names of every registered family (without the `graylane_` prefix).
+static FAMILIES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
 #[cfg(test)]
 mod tests {

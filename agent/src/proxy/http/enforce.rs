@@ -25,8 +25,7 @@ pub async fn enforce(
     src_pod: Option<&str>,
     headers: &HeaderMap,
 ) -> Result<Admitted, Box<Response<Body>>> {
-    let policy = metrics().policy.rejected.clone();
-    let reject = |reason: &str| policy.with_label_values(&[&*plan.scope, reason]).inc();
+    let reject = |reason: &str| metrics().policy.rejected.with_label_values(&[&*plan.scope, reason]).inc();
     if let Some(limit) = &plan.limit {
         let key = limit_key(&limit.cfg, lane, src_pod, headers);
         if !admit(&plan.scope, limit, &key).await {

@@ -13,14 +13,13 @@ pub async fn serve<T>(proxy: Arc<Proxy>, ctx: Arc<ConnContext>, io: T, h2: bool)
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let proxy_limits = proxy.cfg.limits.clone();
-    let drain_on = proxy.clone();
+    let owner = proxy.clone();
     let svc = service_fn(move |req: http::Request<Incoming>| {
         let (proxy, ctx) = (proxy.clone(), ctx.clone());
         async move { Ok::<_, Infallible>(forward::handle(&proxy, &ctx, req, h2).await) }
     });
     let io = TokioIo::new(io);
-    let limits = &proxy_limits;
+    let limits = &owner.cfg.limits;
     if h2 {
         let conn = conn::http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -32,7 +31,7 @@ where
         tokio::pin!(conn);
         tokio::select! {
             r = conn.as_mut() => r,
-            () = drain_on.draining() => {
+            () = owner.draining() => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }
@@ -49,7 +48,7 @@ where
         tokio::pin!(conn);
         tokio::select! {
             r = conn.as_mut() => r,
-            () = drain_on.draining() => {
+            () = owner.draining() => {
                 conn.as_mut().graceful_shutdown();
                 conn.await
             }

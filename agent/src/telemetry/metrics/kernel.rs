@@ -2,9 +2,9 @@
 //! map full, …) from the per-CPU counters, and entries in the connection tables. Read at
 //! scrape time.
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGaugeVec, Registry};
 
-use super::register;
+use super::{counter_vec, gauge_vec};
 
 pub struct KernelMetrics {
     /// `{reason}`: the kernel counters (`captured`, `fail_open`, `record_full`, …).
@@ -15,17 +15,20 @@ pub struct KernelMetrics {
 
 impl KernelMetrics {
     pub fn new(r: &Registry) -> Self {
-        let connects = IntCounterVec::new(
-            Opts::new("kernel_connects_total", "Connect-hook decisions and record events, from the kernel."),
-            &["reason"],
-        )
-        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
-        let map_entries = IntGaugeVec::new(
-            Opts::new("kernel_map_entries", "Entries in the kernel's connection tables."),
-            &["map"],
-        )
-        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
-        Self { connects: register(r, connects), map_entries: register(r, map_entries) }
+        Self {
+            connects: counter_vec(
+                r,
+                "kernel_connects_total",
+                "Connect-hook decisions and record events, from the kernel.",
+                &["reason"],
+            ),
+            map_entries: gauge_vec(
+                r,
+                "kernel_map_entries",
+                "Entries in the kernel's connection tables.",
+                &["map"],
+            ),
+        }
     }
 
     /// Sets `reason`'s counter to the kernel's value (counters restart when a map is

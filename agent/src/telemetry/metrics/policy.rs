@@ -1,9 +1,9 @@
 //! What the resilience policies did: rejections by reason, injected faults, retries,
 //! circuit-breaker transitions, shadow copies, and the global limiter's Redis calls.
 
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, Registry};
 
-use super::register;
+use super::counter_vec;
 
 pub struct PolicyMetrics {
     /// `{policy, reason}`: rate_limited, concurrency_limit, circuit_open, deadline_exceeded.
@@ -20,36 +20,35 @@ pub struct PolicyMetrics {
     pub global_limit: IntCounterVec,
 }
 
-fn vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|e| unreachable!("static metric definition {name}: {e}"));
-    register(registry, c)
-}
-
 impl PolicyMetrics {
     pub fn new(r: &Registry) -> Self {
         Self {
-            rejected: vec(
+            rejected: counter_vec(
                 r,
                 "policy_rejected_total",
                 "Requests answered locally by a resilience policy, by reason.",
                 &["policy", "reason"],
             ),
-            faults: vec(r, "faults_injected_total", "Injected faults, by kind.", &["policy", "kind"]),
-            retries: vec(
+            faults: counter_vec(r, "faults_injected_total", "Injected faults, by kind.", &["policy", "kind"]),
+            retries: counter_vec(
                 r,
                 "retries_total",
                 "Retried tries, and retries refused by the retry budget.",
                 &["policy", "result"],
             ),
-            breaker_transitions: vec(
+            breaker_transitions: counter_vec(
                 r,
                 "circuit_breaker_transitions_total",
                 "Circuit-breaker state changes, per endpoint or subset breaker.",
                 &["policy", "level", "to"],
             ),
-            mirrored: vec(r, "mirrored_requests_total", "Shadow copies, by result.", &["policy", "result"]),
-            global_limit: vec(
+            mirrored: counter_vec(
+                r,
+                "mirrored_requests_total",
+                "Shadow copies, by result.",
+                &["policy", "result"],
+            ),
+            global_limit: counter_vec(
                 r,
                 "global_rate_limit_total",
                 "Global (Redis) rate-limit checks: admitted, rejected, or fallback to the local limiter.",

@@ -1,8 +1,8 @@
 //! Downstream connections at the proxy: active, and refused by reason.
 
-use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, Registry};
 
-use super::register;
+use super::{counter_vec, define};
 
 pub struct ProxyMetrics {
     /// `{reason}`: `no_record` (no original destination: never guessed), `per_pod_cap`,
@@ -13,13 +13,14 @@ pub struct ProxyMetrics {
 
 impl ProxyMetrics {
     pub fn new(r: &Registry) -> Self {
-        let refused = IntCounterVec::new(
-            Opts::new("downstream_refused_total", "Downstream connections refused at accept, by reason."),
-            &["reason"],
-        )
-        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
-        let active = IntGauge::new("downstream_connections", "Downstream connections open now.")
-            .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
-        Self { refused: register(r, refused), active: register(r, active) }
+        Self {
+            refused: counter_vec(
+                r,
+                "downstream_refused_total",
+                "Downstream connections refused at accept, by reason.",
+                &["reason"],
+            ),
+            active: define(r, IntGauge::new("downstream_connections", "Downstream connections open now.")),
+        }
     }
 }

@@ -7,9 +7,9 @@
 //! (`namespace/name`, or `pod` for direct pod traffic), `destination_subset`, `code_class`
 //! (`2xx`…`5xx`).
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Registry};
 
-use super::register;
+use super::{counter_vec, define};
 
 pub struct RequestMetrics {
     pub requests: IntCounterVec,
@@ -34,12 +34,6 @@ const REQUEST_LABELS: &[&str] = &[
     "code_class",
 ];
 
-fn counter(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)
-        .unwrap_or_else(|e| unreachable!("static metric definition {name}: {e}"));
-    register(r, c)
-}
-
 impl RequestMetrics {
     pub fn new(r: &Registry) -> Self {
         let buckets =
@@ -51,30 +45,29 @@ impl RequestMetrics {
             )
             .buckets(buckets),
             &["source_workload", "source_tag", "destination_service", "destination_subset", "code_class"],
-        )
-        .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
+        );
         Self {
-            requests: counter(r, "requests_total", "HTTP requests through the proxy.", REQUEST_LABELS),
-            duration: register(r, duration),
-            escapes: counter(
+            requests: counter_vec(r, "requests_total", "HTTP requests through the proxy.", REQUEST_LABELS),
+            duration: define(r, duration),
+            escapes: counter_vec(
                 r,
                 "lane_escapes_total",
                 "Tagged requests served outside their lane's subset, by reason.",
                 &["source_tag", "destination_service", "destination_subset", "reason"],
             ),
-            tenant_denied: counter(
+            tenant_denied: counter_vec(
                 r,
                 "tenant_denied_total",
                 "Requests refused because no endpoint belongs to the caller's tenant or is shared.",
                 &["tenant", "destination_service"],
             ),
-            tcp_connections: counter(
+            tcp_connections: counter_vec(
                 r,
                 "tcp_connections_total",
                 "Opaque TCP connections through the proxy.",
                 &["source_workload", "destination_service", "result"],
             ),
-            tcp_bytes: counter(
+            tcp_bytes: counter_vec(
                 r,
                 "tcp_bytes_total",
                 "Opaque TCP bytes through the proxy.",

@@ -1,8 +1,8 @@
 //! Span export: spans exported, dropped (queue full) or failed (collector unreachable).
 
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, Registry};
 
-use super::register;
+use super::counter_vec;
 
 pub struct TracingMetrics {
     /// `{result}`: exported, dropped, failed.
@@ -11,9 +11,6 @@ pub struct TracingMetrics {
 
 impl TracingMetrics {
     pub fn new(r: &Registry) -> Self {
-        let spans =
-            IntCounterVec::new(Opts::new("spans_total", "Finished spans by export result."), &["result"])
-                .unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
-        Self { spans: register(r, spans) }
+        Self { spans: counter_vec(r, "spans_total", "Finished spans by export result.", &["result"]) }
     }
 }
