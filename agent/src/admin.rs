@@ -3,9 +3,11 @@
 //! It runs on its own thread and runtime so it answers while the proxy is saturated.
 
 mod flows;
+pub mod lifecycle;
 pub mod routes;
 mod server;
 mod tags;
 
+pub use lifecycle::{Lifecycle, Phase};
 pub use routes::AdminContext;
 pub use server::{Site, spawn};

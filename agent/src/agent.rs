@@ -1,18 +1,24 @@
-//! `graylane agent`: wires the datapath, the inventory, the proxy and the admin API.
+//! `graylane agent`: takes the pins, wires the datapath, the inventory, the proxy and the
+//! admin API, and hands over (or drains) on the way out.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
-};
+pub mod check;
+mod hints;
+mod kernel_flows;
+mod reconcile;
+mod takeover;
+mod watchdog;
+
+use std::sync::Arc;
 
 use crate::{
-    admin::{self, AdminContext, routes::SyncReport},
-    config::{AgentConfig, InventorySource},
-    datapath::{CgroupRoot, Datapath, DatapathConfig, MapSync, PinPaths, uninstall},
-    inventory::{self, CaptureConfig, FileSource, KernelView, Snapshot, kube::KubeConfig},
+    admin::{self, AdminContext, Lifecycle, Phase, routes::SyncReport},
+    config::{AgentConfig, InventorySource, UpstreamSource},
+    datapath::{CgroupRoot, Datapath, DatapathConfig, Listeners, PinOwner, PinPaths, uninstall},
+    inventory::{self, FileSource, kube::KubeConfig},
     policy::{GlobalLimits, Registry},
-    proxy::{self, Connector, Proxy, ProxyState, ProxyTelemetry, SharedState},
+    proxy::{self, Acceptor, Connector, Namespaces, Proxy, ProxyState, SharedState, TcpDial},
     telemetry::{
+        Telemetry,
         access_log::AccessLog,
         flows::Flows,
         trace::{Exporter, Tracer},
@@ -20,11 +26,12 @@ use crate::{
 };
 use anyhow::Context as _;
 use arc_swap::ArcSwap;
+use reconcile::Reconciler;
 
 /// How many recent flows the table keeps.
 const FLOW_CAPACITY: usize = 4096;
 
-/// Removes every pin (links first) and reports what went.
+/// Removes every pin (links first) and reports what went; refused while an agent runs.
 pub fn run_uninstall(pins: &PinPaths) -> anyhow::Result<()> {
     let removed = uninstall(pins)?;
     tracing::info!(pins = removed.len(), dir = %pins.dir.display(), "uninstalled");
@@ -34,16 +41,20 @@ pub fn run_uninstall(pins: &PinPaths) -> anyhow::Result<()> {
 pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     // A bad inventory file fails the start before the kernel is touched.
     let files = match &cfg.source {
-        InventorySource::Files(path) => Some(FileSource::open(path)?),
+        InventorySource::Files(path) => Some(FileSource::open(path, cfg.node_facts())?),
         InventorySource::Kube => None,
     };
     let root = CgroupRoot::resolve(cfg.cgroup_root.as_deref())?;
+    // From the start: a SIGTERM that arrives while handing over is not lost.
+    let mut signals = Signals::new()?;
+    cfg.pins.prepare()?;
+    let mut taken = takeover::take(&cfg).await?;
     let datapath = Datapath::install(&DatapathConfig {
         pins: cfg.pins.clone(),
         cgroup_root: root.clone(),
         records_max: cfg.max_connections,
     })?;
-    let Datapath { sync, records, counters, mut listeners, events, status, .. } = datapath;
+    let Datapath { sync, records, counters, listeners, events, status, .. } = datapath;
     let adopted = status.links.iter().filter(|l| l.adopted).count();
     tracing::info!(
         cgroup_root = %root.path.display(),
@@ -57,8 +68,10 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
 
     let state: SharedState = Arc::new(ArcSwap::from_pointee(ProxyState::default()));
     let flows = Arc::new(Flows::new(FLOW_CAPACITY));
+    let lifecycle = Arc::new(Lifecycle::default());
+    let links = status.links.clone();
     let ctx = Arc::new(AdminContext {
-        ready: AtomicBool::new(false),
+        lifecycle: lifecycle.clone(),
         flows: flows.clone(),
         status,
         counters,
@@ -86,11 +99,23 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         }
         None => {
             let client = ::kube::Client::try_default().await?;
-            let kube_cfg = KubeConfig { node_name: cfg.node_name.clone(), cgroup_root: root.path.clone() };
+            let kube_cfg = KubeConfig {
+                node_name: cfg.node_name.clone(),
+                cgroup_root: root.path.clone(),
+                cgroup_annotation: cfg.cgroup_annotation,
+                node: cfg.node_facts(),
+            };
             inventory::kube::start(client, kube_cfg).await?
         }
     };
 
+    // Pods' network namespaces: upstream connections leave from the caller's address.
+    let namespaces = match cfg.upstream_source {
+        UpstreamSource::Pod => Some(Arc::new(
+            Namespaces::new(root.path.clone()).context("open the agent's own network namespace")?,
+        )),
+        UpstreamSource::Node => None,
+    };
     // Kernel and routing state first, then the listener: an adopted datapath already
     // captures, and the proxy must know the inventory before it accepts.
     let mut reconciler = Reconciler {
@@ -100,28 +125,42 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         root,
         state: state.clone(),
         ctx: ctx.clone(),
+        namespaces: namespaces.clone(),
     };
     let first = inventory.borrow_and_update().clone();
     let mut unresolved = reconciler.apply(&first);
-    ctx.ready.store(true, Ordering::Release);
     // Bypassed connects (kernel events) join the flow table, named by the synced inventory
     // (events written while no agent ran are read now).
     {
         let (flows, state) = (flows.clone(), state.clone());
-        events.spawn(move |e| crate::telemetry::kernel_flows::record(&flows, &state.load(), e))?;
+        events.spawn(move |e| kernel_flows::record(&flows, &state.load(), e))?;
     }
 
     migrate_queued_connections();
     // One listener per family, each in its own sockmap slot: the kernel drops them when
     // this process dies, which is how the connect hooks know to fail open.
-    let proxy = Proxy::new(cfg.proxy(), records, state, flows, telemetry(&cfg)?);
-    let mut proxy_tasks = tokio::task::JoinSet::new();
-    for (slot, addr) in [Some(cfg.proxy_addr), cfg.proxy_addr6].into_iter().flatten().enumerate() {
-        let listener = proxy::bind_listener(addr)?;
-        listeners.register(slot as u32, &listener)?;
-        tracing::info!(%addr, "proxy listening");
-        proxy_tasks.spawn(proxy.clone().serve(listener));
+    let proxy_cfg = cfg.proxy();
+    let dial = Arc::new(TcpDial { mark: proxy_cfg.bypass_mark, timeout: proxy_cfg.connect_timeout });
+    let proxy = Proxy::new(proxy_cfg, state, flows, telemetry(&cfg)?, dial, namespaces);
+    let hint_socket = cfg.hint_addr().map(hints::bind).transpose()?;
+    if let Some(addr) = cfg.hint_addr() {
+        tracing::info!(%addr, "taking lane hints");
     }
+    let hint_task = tokio::spawn(hints::run(proxy.clone(), hint_socket));
+    let acceptor = Acceptor::new(proxy, records, listeners.clone());
+    let mut proxy_tasks = tokio::task::JoinSet::new();
+    for (slot, addr) in cfg.proxy_addrs().into_iter().enumerate() {
+        let listener = match taken.listeners.get(slot) {
+            Some(l) => l.clone(),
+            None => Arc::new(proxy::bind_listener(addr).with_context(|| format!("bind proxy {addr}"))?),
+        };
+        listeners.register(slot as u32, listener.clone())?;
+        tracing::info!(%addr, "proxy listening");
+        proxy_tasks.spawn(acceptor.clone().serve(listener));
+    }
+    taken.release_standby();
+    let watchdog = tokio::spawn(watchdog::run(cfg.pins.clone(), links, listeners.clone(), lifecycle.clone()));
+    lifecycle.set(Phase::Ready);
 
     let reconcile = async move {
         loop {
@@ -134,34 +173,74 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
             unresolved = reconciler.apply(&snapshot);
         }
     };
+    let owner = taken.owner;
+    let draining = Draining {
+        acceptor: &acceptor,
+        listeners: &listeners,
+        lifecycle: &lifecycle,
+        timeout: cfg.drain_timeout,
+    };
+    let _hint_task = AbortOnDrop(hint_task);
     tokio::select! {
         () = reconcile => tracing::warn!("inventory source closed"),
         r = proxy_tasks.join_next() => tracing::error!(result = ?r, "proxy stopped"),
-        () = shutdown_signal() => {
-            drain(&proxy, &mut proxy_tasks, cfg.drain_timeout).await;
+        () = signals.shutdown() => {
+            watchdog.abort();
+            draining.run(&mut proxy_tasks, owner).await;
+        }
+        () = lifecycle.handover_requested() => {
+            watchdog.abort();
+            tracing::info!("a new agent asked to take over: handing over the pins");
+            draining.run(&mut proxy_tasks, owner).await;
+            lifecycle.set(Phase::HandedOver);
+            tracing::info!("handed over; waiting for SIGTERM");
+            signals.shutdown().await;
         }
     }
     Ok(())
 }
 
-/// Stops accepting (connections queued on our listener move to a new agent's through
-/// `tcp_migrate_req`; with no new agent, connects fail open), lets HTTP connections finish
-/// their requests, and waits for connections to end, up to `timeout`.
-async fn drain(proxy: &Proxy, listeners: &mut tokio::task::JoinSet<()>, timeout: std::time::Duration) {
-    let started = std::time::Instant::now();
-    let open = proxy.active_connections();
-    tracing::info!(connections = open, timeout_ms = timeout.as_millis() as u64, "signal received: draining");
-    listeners.abort_all();
-    while listeners.join_next().await.is_some() {}
-    proxy.drain();
-    while proxy.active_connections() > 0 && started.elapsed() < timeout {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+/// Ends a background task with the scope that owns it.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    tracing::info!(
-        left = proxy.active_connections(),
-        took_ms = started.elapsed().as_millis() as u64,
-        "drained; exiting (capture stays pinned)"
-    );
+}
+
+/// What a drain needs.
+struct Draining<'a> {
+    acceptor: &'a Acceptor,
+    listeners: &'a Listeners,
+    lifecycle: &'a Lifecycle,
+    timeout: std::time::Duration,
+}
+
+impl Draining<'_> {
+    /// Stops accepting (connections queued on our listener move to a new agent's through
+    /// `tcp_migrate_req`; with no new agent, connects fail open), lets go of the pins, lets
+    /// HTTP connections finish their requests, and waits for connections to end, up to the
+    /// timeout.
+    async fn run(&self, listeners: &mut tokio::task::JoinSet<()>, owner: PinOwner) {
+        let started = std::time::Instant::now();
+        self.lifecycle.set(Phase::Draining);
+        let open = self.acceptor.active_connections();
+        tracing::info!(connections = open, timeout_ms = self.timeout.as_millis() as u64, "draining");
+        self.listeners.close();
+        listeners.abort_all();
+        while listeners.join_next().await.is_some() {}
+        drop(owner);
+        self.acceptor.proxy().drain();
+        while self.acceptor.active_connections() > 0 && started.elapsed() < self.timeout {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tracing::info!(
+            left = self.acceptor.active_connections(),
+            took_ms = started.elapsed().as_millis() as u64,
+            "drained (capture stays pinned)"
+        );
+    }
 }
 
 /// Lets a closing listener's queued connections move to another listener of its
@@ -174,7 +253,7 @@ fn migrate_queued_connections() {
 }
 
 /// Span export and the access log, as configured (inside the runtime).
-fn telemetry(cfg: &AgentConfig) -> anyhow::Result<ProxyTelemetry> {
+fn telemetry(cfg: &AgentConfig) -> anyhow::Result<Telemetry> {
     let exporter = cfg.otlp_endpoint.clone().map(|endpoint| {
         tracing::info!(collector = %endpoint, sample_percent = cfg.trace_sample_percent, "exporting spans");
         Exporter::start(endpoint, cfg.node_name.clone(), Connector::new(cfg.bypass_mark, cfg.connect_timeout))
@@ -185,7 +264,7 @@ fn telemetry(cfg: &AgentConfig) -> anyhow::Result<ProxyTelemetry> {
         }
         None => None,
     };
-    Ok(ProxyTelemetry { tracer: Tracer::new(exporter, cfg.trace_sample_percent), access_log })
+    Ok(Telemetry { tracer: Tracer::new(exporter, cfg.trace_sample_percent), access_log, record: cfg.record })
 }
 
 /// The Redis budgets of `global` rate limits, when `--redis` is given (connected lazily:
@@ -197,77 +276,22 @@ fn global_limits(cfg: &AgentConfig) -> anyhow::Result<Option<Arc<GlobalLimits>>>
     Ok(Some(Arc::new(limits)))
 }
 
-/// Applies snapshots to the kernel maps and the proxy's routing state.
-struct Reconciler {
-    sync: MapSync,
-    /// Rate-limit budgets and concurrency counters, kept across routing rebuilds.
-    policies: Registry,
-    capture: CaptureConfig,
-    root: CgroupRoot,
-    state: SharedState,
-    ctx: Arc<AdminContext>,
+/// SIGTERM and SIGINT, listened for from the start.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
 }
 
-impl Reconciler {
-    /// Returns whether some local pod's cgroup is still missing (retry later).
-    fn apply(&mut self, snapshot: &Arc<Snapshot>) -> bool {
-        let started = std::time::Instant::now();
-        let view = KernelView::build(snapshot, &self.capture, &self.root);
-        let viewed = started.elapsed();
-        let mut report = (*self.ctx.sync.load_full()).clone();
-        match self.sync.apply(&view.state) {
-            Ok(stats) => {
-                report.last = stats;
-                report.last_error = None;
-                tracing::debug!(written = stats.written, removed = stats.removed, "kernel maps synced");
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "kernel map sync failed");
-                report.last_error = Some(e.to_string());
-            }
-        }
-        report.syncs += 1;
-        report.unresolved_cgroups.clone_from(&view.unresolved);
-        self.ctx.sync.store(Arc::new(report));
-        let synced = started.elapsed();
-        self.state.store(Arc::new(ProxyState::new(snapshot.clone(), self.sync.names(), &self.policies)));
-        self.policies.tidy();
-        let m = &crate::telemetry::metrics().inventory;
-        m.reloads.with_label_values(&["applied"]).inc();
-        m.last_applied.set(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64),
-        );
-        for (kind, n) in [
-            ("pod", snapshot.pods.len()),
-            ("service", snapshot.services.len()),
-            ("traffic_policy", snapshot.policies.len()),
-            ("traffic_label_rule", snapshot.rules.len()),
-        ] {
-            m.objects.with_label_values(&[kind]).set(n as i64);
-        }
-        tracing::debug!(
-            view_ms = viewed.as_millis() as u64,
-            sync_ms = (synced - viewed).as_millis() as u64,
-            routing_ms = (started.elapsed() - synced).as_millis() as u64,
-            "snapshot applied"
-        );
-        !view.unresolved.is_empty()
+impl Signals {
+    fn new() -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self { term: signal(SignalKind::terminate())?, int: signal(SignalKind::interrupt())? })
     }
-}
 
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    async fn shutdown(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {},
+            _ = self.int.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
     }
 }

@@ -8,11 +8,51 @@ mod status;
 mod table;
 mod tags;
 
-use clap::{Args, ValueEnum};
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 pub use client::Admin;
 pub use flows::FlowsArgs;
 pub use routes::RoutesArgs;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "graylane",
+    version,
+    about = "Gray (canary) and tenant traffic routing for Kubernetes, without sidecars"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the node agent: kernel capture, inventory sync, node proxy, admin API.
+    Agent(Box<crate::config::AgentArgs>),
+    /// Check this node for the agent (kernel, BTF, cgroup v2, bpffs, capabilities, pin
+    /// dir, open files, ports, inventory) with the agent's flags; exits 1 when it would not
+    /// work.
+    Check(Box<crate::config::AgentArgs>),
+    /// Flows through this node's proxy: who called which service, in which lane, and why
+    /// the request went where it did.
+    Flows(FlowsArgs),
+    /// The kernel's pod → tag/tenant maps.
+    Tags(Common),
+    /// Effective routing per service: subsets, endpoints, routes, fallback.
+    Routes(RoutesArgs),
+    /// Agent version, attach state, table sizes, last inventory sync.
+    Status(Common),
+    /// Shell completions: `graylane completions bash > /etc/bash_completion.d/graylane`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the graylane CustomResourceDefinitions (or write them into a folder).
+    Crds {
+        /// Write one file per CRD here instead of printing.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
 pub enum Output {

@@ -1,8 +1,12 @@
 //! Command line → validated, typed configuration, split by subsystem.
 
-use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, time::Duration};
+mod budget;
 
-use clap::{Args, Parser, Subcommand};
+pub use budget::{Budget, BudgetError};
+
+use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use clap::Args;
 use ipnetwork::IpNetwork;
 
 use crate::{
@@ -10,40 +14,6 @@ use crate::{
     inventory::CaptureConfig,
     proxy::{EdgeLimits, ProxyConfig},
 };
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "graylane",
-    version,
-    about = "Gray (canary) and tenant traffic routing for Kubernetes, without sidecars"
-)]
-pub struct Cli {
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the node agent: kernel capture, inventory sync, node proxy, admin API.
-    Agent(Box<AgentArgs>),
-    /// Flows through this node's proxy: who called which service, in which lane, and why
-    /// the request went where it did.
-    Flows(crate::cli::FlowsArgs),
-    /// The kernel's pod → tag/tenant maps.
-    Tags(crate::cli::Common),
-    /// Effective routing per service: subsets, endpoints, routes, fallback.
-    Routes(crate::cli::RoutesArgs),
-    /// Agent version, attach state, table sizes, last inventory sync.
-    Status(crate::cli::Common),
-    /// Shell completions: `graylane completions bash > /etc/bash_completion.d/graylane`.
-    Completions { shell: clap_complete::Shell },
-    /// Print the graylane CustomResourceDefinitions (or write them into a folder).
-    Crds {
-        /// Write one file per CRD here instead of printing.
-        #[arg(long)]
-        dir: Option<PathBuf>,
-    },
-}
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {
@@ -53,17 +23,28 @@ pub struct AgentArgs {
     /// Read the inventory from Kubernetes (in-cluster config or KUBECONFIG).
     #[arg(long)]
     pub kube: bool,
-    /// This node's name: pods with this `spec.nodeName` are local (Kubernetes source).
+    /// This node's name: pods with this `spec.nodeName` are local. With a standalone
+    /// inventory, pods whose `spec.nodeName` names another node are routed to but not
+    /// captured here (their `graylane.io/cgroup` is that node's).
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
-    /// Address pods' captured connections are sent to; the proxy listens here.
-    #[arg(long, env = "GRAYLANE_PROXY_ADDR")]
+    /// Kubernetes source: take a pod's cgroup from its `graylane.io/cgroup` annotation (for
+    /// clusters without kubelet's cgroup layout). Off by default: a pod could name another
+    /// pod's cgroup and take its identity.
+    #[arg(long)]
+    pub cgroup_annotation: bool,
+    /// Node address pods' captured connections are sent to; the proxy listens there. An
+    /// IP alone means port 15001 (`10.0.0.5` = `10.0.0.5:15001`).
+    #[arg(long, env = "GRAYLANE_PROXY_ADDR", value_parser = proxy_addr)]
     pub proxy_addr: Option<SocketAddr>,
-    /// IPv6 proxy address, to capture native IPv6 destinations too.
-    #[arg(long, env = "GRAYLANE_PROXY_ADDR6")]
+    /// IPv6 proxy address, to capture native IPv6 destinations too (an IP alone means
+    /// port 15001).
+    #[arg(long, env = "GRAYLANE_PROXY_ADDR6", value_parser = proxy_addr)]
     pub proxy_addr6: Option<SocketAddr>,
-    /// Service CIDRs to capture (pod IPs from the inventory are always captured).
-    #[arg(long = "service-cidr", default_value = "10.96.0.0/12")]
+    /// Service ranges to capture besides what the inventory says (standalone: every
+    /// Service cluster IP; Kubernetes: the cluster's ServiceCIDR objects). Pod IPs from the
+    /// inventory are always captured.
+    #[arg(long = "service-cidr")]
     pub service_cidrs: Vec<IpNetwork>,
     /// Destination ports never captured.
     #[arg(long = "exclude-port")]
@@ -77,11 +58,17 @@ pub struct AgentArgs {
     /// SO_MARK on the proxy's upstream sockets; marked sockets are never captured.
     #[arg(long, default_value = "0x6c61", value_parser = parse_mark)]
     pub bypass_mark: u32,
+    /// Which address upstream connections leave from: `pod` (the calling pod's own: the
+    /// proxy opens them in the pod's network namespace, so NetworkPolicy, server logs and
+    /// per-client limits see the real caller) or `node` (the node's address).
+    #[arg(long, value_enum, default_value_t = UpstreamSource::Pod)]
+    pub upstream_source: UpstreamSource,
     /// Admin API address (keep it on loopback).
     #[arg(long, default_value = "127.0.0.1:15000")]
     pub admin_addr: SocketAddr,
-    /// Prometheus metrics address (`/metrics`).
-    #[arg(long, default_value = "0.0.0.0:15090", env = "GRAYLANE_METRICS_ADDR")]
+    /// Prometheus metrics address (`/metrics`): loopback unless given (the DaemonSet binds
+    /// the node IP, where Prometheus scrapes).
+    #[arg(long, default_value = "127.0.0.1:15090", env = "GRAYLANE_METRICS_ADDR")]
     pub metrics_addr: SocketAddr,
     /// Redis for `global` rate limits shared by every node (`redis://host:6379`,
     /// `redis+unix:///path`); without it, global limits are enforced per node.
@@ -97,6 +84,26 @@ pub struct AgentArgs {
     /// Percent of new traces recorded (a caller's sampling decision is always kept).
     #[arg(long, default_value_t = 1.0)]
     pub trace_sample_percent: f64,
+    /// Which ids the trace memory remembers a lane by: any of `w3c` (traceparent), `b3`,
+    /// `jaeger` (uber-trace-id), `sw8` (SkyWalking), `request-id` (x-request-id),
+    /// comma-separated, or `none` (no trace memory, no lane hints).
+    #[arg(long, default_value = "w3c,b3,jaeger,sw8,request-id", value_parser = crate::proxy::continuity::TraceIds::parse)]
+    pub trace_ids: crate::proxy::continuity::TraceIds,
+    /// (pod, trace) → lane entries the trace memory holds at most.
+    #[arg(long, default_value_t = 100_000)]
+    pub trace_memory_entries: usize,
+    /// How long the trace memory keeps an entry (milliseconds; at least half of it).
+    #[arg(long, default_value_t = 30_000)]
+    pub trace_memory_ttl_ms: u64,
+    /// The cluster's shared key for lane hints between agents (a file, e.g. a mounted
+    /// Secret, of at least 16 bytes); without it this node neither sends nor takes hints.
+    /// Hints are taken on the proxy address, UDP port 15011.
+    #[arg(long, env = "GRAYLANE_PEER_KEY_FILE")]
+    pub peer_key_file: Option<PathBuf>,
+    /// What each request records: any of `metrics`, `flows`, `spans` (comma-separated), or
+    /// `none`. Less costs less CPU per request (the bench's cost ledger measures each).
+    #[arg(long, default_value = "metrics,flows,spans", value_parser = crate::telemetry::Recording::parse)]
+    pub record: crate::telemetry::Recording,
     /// Write one JSON line per request, with its routing explanation, to this file (`-`:
     /// standard output).
     #[arg(long)]
@@ -133,24 +140,43 @@ pub struct AgentArgs {
     /// HTTP/2 streams open at once per downstream connection.
     #[arg(long, default_value_t = 1000)]
     pub h2_max_streams: u32,
-    /// Downstream connections at once per source pod (more are refused at once).
-    #[arg(long, default_value_t = 10_000)]
-    pub max_conns_per_pod: usize,
-    /// Downstream connections at once in total.
-    #[arg(long, default_value_t = 100_000)]
-    pub max_conns: usize,
+    /// Downstream connections at once per source pod (more are refused at once); default a
+    /// quarter of --max-conns.
+    #[arg(long)]
+    pub max_conns_per_pod: Option<usize>,
+    /// Downstream connections at once in total; default what the open-files limit allows, at
+    /// most 100,000 (at the cap the proxy steps out of capture and connects go direct until
+    /// it has room).
+    #[arg(long)]
+    pub max_conns: Option<usize>,
     /// On SIGTERM: how long in-flight requests and connections may take to finish.
     #[arg(long, default_value_t = 20_000)]
     pub drain_timeout_ms: u64,
     /// Log format.
     #[arg(long, default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
-    /// Detach every program and remove every pin, then exit.
+    /// Detach every program and remove every pin, then exit (refused while an agent owns
+    /// the pins).
     #[arg(long)]
     pub uninstall: bool,
+    /// If another agent owns the pin dir, ask it to hand over (it stops accepting and
+    /// finishes its in-flight work) and take over without a gap in capture.
+    #[arg(long)]
+    pub takeover: bool,
     /// Validate the configuration and the inventory, print the effective config, and exit.
     #[arg(long)]
     pub check_config: bool,
+}
+
+/// `ip:port`, `[ip6]:port`, or an IP alone (the proxy port, 15001).
+fn proxy_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let ip = s.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(s);
+    ip.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, graylane_common::PROXY_PORT)).map_err(|_| {
+        format!("{s:?}: give the node's IP (port {} is assumed) or IP:port", graylane_common::PROXY_PORT)
+    })
 }
 
 fn parse_mark(s: &str) -> Result<u32, String> {
@@ -178,11 +204,22 @@ impl std::fmt::Display for InventorySource {
     }
 }
 
+/// Where upstream connections leave from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UpstreamSource {
+    /// The calling pod's address (its network namespace).
+    Pod,
+    /// The node's address.
+    Node,
+}
+
 /// The agent's validated configuration.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AgentConfig {
     pub source: InventorySource,
     pub node_name: Option<String>,
+    pub cgroup_annotation: bool,
     pub cgroup_root: Option<PathBuf>,
     #[serde(serialize_with = "display")]
     pub pins: PinPaths,
@@ -191,6 +228,7 @@ pub struct AgentConfig {
     pub service_cidrs: Vec<IpNetwork>,
     pub excluded_ports: BTreeSet<u16>,
     pub bypass_mark: u32,
+    pub upstream_source: UpstreamSource,
     pub admin_addr: SocketAddr,
     pub metrics_addr: SocketAddr,
     #[serde(serialize_with = "redacted")]
@@ -200,12 +238,34 @@ pub struct AgentConfig {
     pub otlp_endpoint: Option<http::Uri>,
     pub trace_sample_percent: f64,
     pub access_log: Option<PathBuf>,
+    pub record: crate::telemetry::Recording,
+    pub trace_ids: crate::proxy::continuity::TraceIds,
+    pub trace_memory_entries: usize,
+    pub trace_memory_ttl: Duration,
+    pub peer_key_file: Option<PathBuf>,
+    #[serde(skip)]
+    pub peer_key: Option<Arc<[u8]>>,
     pub connect_timeout: Duration,
     pub detect_timeout: Duration,
     pub iptables_fallback: bool,
     pub max_connections: u32,
     pub limits: EdgeLimits,
     pub drain_timeout: Duration,
+    pub takeover: bool,
+    /// What the open-files limit allows (caps above are already within it).
+    pub budget: Budget,
+}
+
+/// The hint key: the file's bytes, trailing whitespace trimmed (a Secret written by hand
+/// often ends in a newline), at least 16 of them.
+fn read_peer_key(path: &std::path::Path) -> Result<Arc<[u8]>, ConfigError> {
+    let fail = |cause: String| ConfigError::PeerKey { path: path.into(), cause };
+    let bytes = std::fs::read(path).map_err(|e| fail(e.to_string()))?;
+    let key = bytes.trim_ascii_end();
+    if key.len() < 16 {
+        return Err(fail(format!("{} bytes; a key has at least 16", key.len())));
+    }
+    Ok(Arc::from(key))
 }
 
 fn uri<S: serde::Serializer>(u: &Option<http::Uri>, s: S) -> Result<S::Ok, S::Error> {
@@ -234,7 +294,9 @@ fn display<S: serde::Serializer>(p: &PinPaths, s: S) -> Result<S::Ok, S::Error> 
 pub enum ConfigError {
     #[error("give an inventory: --inventory <file|dir> (standalone) or --kube")]
     NoInventory,
-    #[error("--proxy-addr <ip:port> is required: the address pods' connections are redirected to")]
+    #[error(
+        "--proxy-addr <node IP> is required: the address pods' connections are redirected to (port 15001 unless given)"
+    )]
     NoProxyAddr,
     #[error(
         "--proxy-addr {0} must be IPv4 and not unspecified (0.0.0.0): the kernel rewrites destinations to it"
@@ -248,10 +310,16 @@ pub enum ConfigError {
     BadSamplePercent,
     #[error("--otlp-endpoint {0} must be http://host:port/path (OTLP/HTTP)")]
     BadOtlpEndpoint(http::Uri),
+    #[error("--peer-key-file {path}: {cause}")]
+    PeerKey { path: PathBuf, cause: String },
+    #[error(transparent)]
+    Budget(#[from] BudgetError),
 }
 
 impl AgentConfig {
-    pub fn from_args(a: &AgentArgs) -> Result<Self, ConfigError> {
+    /// `open_files`: the process' open-files limit (after raising it), which the connection
+    /// caps must fit in.
+    pub fn from_args(a: &AgentArgs, open_files: u64) -> Result<Self, ConfigError> {
         let source = match (&a.inventory, a.kube) {
             (Some(path), _) => InventorySource::Files(path.clone()),
             (None, true) => InventorySource::Kube,
@@ -277,10 +345,14 @@ impl AgentConfig {
         {
             return Err(ConfigError::BadOtlpEndpoint(u.clone()));
         }
+        let peer_key = a.peer_key_file.as_deref().map(read_peer_key).transpose()?;
+        let budget =
+            Budget::plan(open_files, a.max_conns.map(|n| n.max(1)), a.max_conns_per_pod.map(|n| n.max(1)))?;
         Ok(Self {
             max_connections: a.max_connections,
             source,
             node_name: a.node_name.clone(),
+            cgroup_annotation: a.cgroup_annotation,
             cgroup_root: a.cgroup_root.clone(),
             pins: PinPaths::new(&a.pin_dir),
             proxy_addr,
@@ -288,6 +360,7 @@ impl AgentConfig {
             service_cidrs: a.service_cidrs.clone(),
             excluded_ports: a.exclude_ports.iter().copied().collect(),
             bypass_mark: a.bypass_mark,
+            upstream_source: a.upstream_source,
             admin_addr: a.admin_addr,
             metrics_addr: a.metrics_addr,
             redis: a.redis.clone(),
@@ -295,6 +368,12 @@ impl AgentConfig {
             otlp_endpoint: a.otlp_endpoint.clone(),
             trace_sample_percent: a.trace_sample_percent,
             access_log: a.access_log.clone(),
+            record: a.record,
+            trace_ids: a.trace_ids,
+            trace_memory_entries: a.trace_memory_entries.max(16),
+            trace_memory_ttl: Duration::from_millis(a.trace_memory_ttl_ms.max(100)),
+            peer_key_file: a.peer_key_file.clone(),
+            peer_key,
             connect_timeout: Duration::from_millis(a.connect_timeout_ms),
             detect_timeout: Duration::from_millis(a.detect_timeout_ms),
             iptables_fallback: a.iptables_fallback,
@@ -307,15 +386,32 @@ impl AgentConfig {
                 h2_max_streams: a.h2_max_streams.max(1),
                 h2_max_pending_resets: 20,
                 h2_max_error_resets: 1024,
-                max_per_pod: a.max_conns_per_pod.max(1),
-                max_total: a.max_conns.max(1),
+                max_per_pod: budget.max_conns_per_pod,
+                max_total: budget.max_conns,
             },
+            takeover: a.takeover,
+            budget,
         })
+    }
+
+    /// The proxy's listen addresses: IPv4, then IPv6 if given (their sockmap slots, in order).
+    pub fn proxy_addrs(&self) -> Vec<SocketAddr> {
+        [Some(self.proxy_addr), self.proxy_addr6].into_iter().flatten().collect()
+    }
+
+    /// Addresses no pod may claim: this node's interfaces and the proxy's.
+    pub fn node_facts(&self) -> crate::inventory::NodeFacts {
+        let proxy: Vec<std::net::IpAddr> = self.proxy_addrs().iter().map(SocketAddr::ip).collect();
+        crate::inventory::NodeFacts::read(&proxy).named(self.node_name.clone())
     }
 
     pub fn capture(&self) -> CaptureConfig {
         CaptureConfig {
             service_cidrs: self.service_cidrs.clone(),
+            cluster_ips: match self.source {
+                InventorySource::Files(_) => crate::inventory::ClusterIps::Every,
+                InventorySource::Kube => crate::inventory::ClusterIps::Ranges,
+            },
             excluded_ports: self.excluded_ports.clone(),
             proxy: ProxyTarget { v4: self.proxy_addr, v6: self.proxy_addr6, bypass_mark: self.bypass_mark },
             records_max: self.max_connections,
@@ -329,6 +425,36 @@ impl AgentConfig {
             detect_timeout: self.detect_timeout,
             iptables_fallback: self.iptables_fallback,
             limits: self.limits.clone(),
+            upstream_idle: self.budget.upstream_idle,
+            upstream_idle_timeout: Duration::from_secs(30),
+            continuity: crate::proxy::continuity::ContinuityConfig {
+                ids: self.trace_ids,
+                entries: self.trace_memory_entries,
+                ttl: self.trace_memory_ttl,
+                peer_key: self.peer_key.clone(),
+                bypass_mark: self.bypass_mark,
+            },
         }
+    }
+
+    /// Where this node takes lane hints (the proxy's address, port 15011), if it does.
+    pub fn hint_addr(&self) -> Option<SocketAddr> {
+        self.peer_key
+            .as_ref()
+            .map(|_| SocketAddr::new(self.proxy_addr.ip(), crate::proxy::continuity::HINT_PORT))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_proxy_address_means_the_proxy_port() {
+        assert_eq!(proxy_addr("10.0.0.5"), Ok("10.0.0.5:15001".parse().expect("addr")));
+        assert_eq!(proxy_addr("10.0.0.5:16001"), Ok("10.0.0.5:16001".parse().expect("addr")));
+        assert_eq!(proxy_addr("fd00::1"), Ok("[fd00::1]:15001".parse().expect("addr")));
+        assert_eq!(proxy_addr("[fd00::1]"), Ok("[fd00::1]:15001".parse().expect("addr")));
+        assert!(proxy_addr("node-1").expect_err("a name").contains("give the node's IP"));
     }
 }

@@ -7,11 +7,10 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use crate::{
     datapath::socket_addr,
     policy::Registry,
-    proxy::{
-        http::headers,
-        routing::{CompiledRoute, Lane, RequestView, RoutingTable, TagSource},
-    },
+    proxy::{carriers, http::headers},
+    routing::{CompiledRoute, RequestView, RoutingTable},
     telemetry::trace,
+    vocab::{Lane, TagSource},
 };
 
 /// `name: value` lines (lossy) into a header map; invalid names or values are skipped, as
@@ -31,14 +30,19 @@ fn header_map(data: &[u8]) -> HeaderMap {
 /// Lane, baggage and trace-context headers: parsed, propagated, parsed back.
 pub fn headers(data: &[u8]) {
     let mut map = header_map(data);
-    let (tag, tenant) = headers::read_lane(&map);
+    let carried = carriers::read(&map);
     let _ = headers::ambiguous_framing(&map);
     let _ = headers::is_upgrade(&map);
-    let lane = Lane { tag, tag_source: TagSource::Header, tenant, tenant_source: TagSource::Header };
-    headers::propagate(&mut map, &lane);
-    let (again_tag, again_tenant) = headers::read_lane(&map);
+    let lane = Lane {
+        tag: carried.tag.map(|(t, _)| t),
+        tag_source: TagSource::Header,
+        tenant: carried.tenant.map(|(t, _)| t),
+        tenant_source: TagSource::Header,
+    };
+    carriers::write(&mut map, &lane);
+    let again = carriers::read(&map);
     assert_eq!(
-        (again_tag, again_tenant),
+        (again.tag.map(|(t, _)| t), again.tenant.map(|(t, _)| t)),
         (lane.tag.clone(), lane.tenant.clone()),
         "a propagated lane reads back"
     );
@@ -48,7 +52,8 @@ pub fn headers(data: &[u8]) {
     let back = trace::extract(&map).expect("an injected traceparent parses");
     assert_eq!((back.trace_id, back.parent_span_id), (hop.trace_id, hop.span_id));
     headers::strip_hop_by_hop(&mut map, false);
-    headers::strip_lane(&mut map);
+    carriers::strip(&mut map);
+    assert_eq!(carriers::read(&map), carriers::Carried::default(), "a stripped request carries no lane");
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = trace::parse_traceparent(text);
         let _ = trace::parse_b3_single(text);
@@ -96,9 +101,12 @@ pub fn requests(data: &[u8]) {
     use std::{net::SocketAddr, sync::Arc, time::Duration};
 
     use crate::{
-        policy::limit_key,
-        proxy::{ClientAddr, OrigDstAddr, ProxyState, http::lane, routing::PickKey, source::ConnContext},
-        telemetry::flows::{FlowStart, Flows},
+        proxy::{ConnContext, ProxyState, plan},
+        telemetry::{
+            ConnTelemetry,
+            flows::{FlowStart, Flows},
+        },
+        vocab::{ClientAddr, OrigDstAddr},
     };
 
     // Parsed once; the routing table (with its budgets and breakers) is fresh per input, so
@@ -111,7 +119,6 @@ pub fn requests(data: &[u8]) {
     let state = ProxyState::new(SNAPSHOT.clone(), crate::datapath::Names::default(), &registry);
     let flows = Flows::new(16);
     let vip: SocketAddr = ([10, 96, 0, 20], 80).into();
-    let Some(svc) = state.routing.service(vip) else { panic!("the fuzz mesh has the app service") };
     for req in data.split(|b| *b == 0xff).take(64) {
         let Some((&first, rest)) = req.split_first() else { continue };
         let src = ["default/client", "default/gateway", "default/acme-client", "default/unknown"]
@@ -119,6 +126,8 @@ pub fn requests(data: &[u8]) {
         let method =
             [Method::GET, Method::POST, Method::PUT, Method::DELETE][usize::from((first >> 2) & 3)].clone();
         let ok = first & 0x10 == 0;
+        // Some requests go to a pod IP instead of the service.
+        let dst = if first & 0x20 == 0 { vip } else { ([10, 244, 0, 20 + (first >> 6)], 8080).into() };
         let (target, head) = match rest.iter().position(|b| *b == b'\n') {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, &[][..]),
@@ -129,49 +138,52 @@ pub fn requests(data: &[u8]) {
             None => (&*target, None),
         };
         let map = header_map(head);
-        let ctx = ConnContext {
-            client: ClientAddr(([10, 244, 0, 10], 40000).into()),
-            orig_dst: OrigDstAddr(vip),
-            src_pod: Some(src.to_owned()),
+        let client = ClientAddr(([10, 244, 0, 10], 40000).into());
+        let flow = flows.open(
+            FlowStart {
+                client,
+                orig_dst: OrigDstAddr(dst),
+                src_pod: Some(src.to_owned()),
+                src_cgroup: 0,
+                tag: None,
+                tenant: None,
+                source_ip: Some("node"),
+                source_fallback: None,
+            },
+            "http1",
+        );
+        let conn = ConnContext {
+            client,
+            orig_dst: OrigDstAddr(dst),
+            src_pod: Some(Arc::from(src)),
             record_tag: None,
             record_tenant: None,
-            workload: state.labels.workload(Some(src)),
-            flow: flows.open(
-                FlowStart {
-                    client: ClientAddr(([10, 244, 0, 10], 40000).into()),
-                    orig_dst: OrigDstAddr(vip),
-                    src_pod: Some(src.to_owned()),
-                    src_cgroup: 0,
-                    tag: None,
-                    tenant: None,
-                },
-                "http1",
+            telemetry: ConnTelemetry::new(
+                flow,
+                state.labels.workload(Some(src)),
+                client.0,
+                Some(Arc::from(src)),
             ),
-            series: std::sync::Mutex::new(None),
+            origin: crate::proxy::Origin::Node,
         };
-        let pod = ctx.pod(&state).cloned();
-        let trusted = ctx.trusted(pod.as_deref());
         let view = RequestView { method: &method, path, query, headers: &map };
-        let resolved = lane::resolve(&ctx, pod.as_deref(), trusted, &view, &state.routing.rules);
-        let _ = state.labels.tag(resolved.lane.tag.as_deref());
-        let matched = svc.route(&view);
-        let route = matched.map(|(_, r)| r);
-        let plan = route.and_then(|r| r.plan.clone()).or_else(|| svc.plan.clone());
-        if let Some(limit) = plan.as_ref().and_then(|p| p.limit.as_ref()) {
-            let key = limit_key(&limit.cfg, &resolved.lane, ctx.src_pod.as_deref(), &map);
+        // The proxy's own decision, exactly as a request would get it.
+        let planned = plan::plan(&state, &conn, Some(&view), &plan::NoMemory);
+        if let Some(limit) = planned.policy.as_ref().and_then(|p| p.limit.as_ref()) {
+            let key = crate::policy::limit_key(&limit.cfg, &planned.lane, Some(src), &map);
             let _ = limit.local.admit(&key);
         }
-        let key = PickKey { hash: svc.hash(Some(&map), ctx.client.0), client: src };
-        if let Ok(d) = svc.decide(&resolved.lane, route, &key, plan.as_deref()) {
-            if let Some(tenant) = &resolved.lane.tenant {
-                assert!(
-                    d.endpoint.tenant.as_ref().is_none_or(|t| t == tenant),
-                    "never another tenant's endpoint"
-                );
-            }
-            if let Some(p) = &plan {
-                p.record(d.endpoint.addr, Some(&d.subset), ok, Duration::ZERO);
-            }
+        let Ok(target) = &planned.target else { continue };
+        if let Some(tenant) = &planned.lane.tenant {
+            let dst_tenant = match &target.decision {
+                Some(d) => d.endpoint.tenant.clone(),
+                None => state.snapshot.pod_by_ip(target.endpoint.0.ip()).and_then(|p| p.tenant.clone()),
+            };
+            assert!(dst_tenant.as_ref().is_none_or(|t| t == tenant), "never another tenant's endpoint");
+        }
+        if let (Some(p), Some(d)) = (&planned.policy, &target.decision) {
+            p.record(d.endpoint.addr, Some(&d.subset), ok, Duration::ZERO);
+            let _ = planned.repick(target.endpoint);
         }
     }
 }

@@ -2,19 +2,25 @@
 //! immutable [`Snapshot`] fed by a source (standalone files today).
 
 mod annotations;
+mod bounds;
 mod error;
 mod files;
 mod kernel_view;
 pub mod kube;
 mod model;
+pub mod pattern;
 mod pod_cgroup;
 pub mod policy;
 pub mod resilience;
+mod sanity;
+mod workload;
 mod yaml;
 
-pub use error::InventoryError;
+pub use error::{FieldError, InventoryError};
 pub use files::{FileSource, load_path, load_str};
-pub use kernel_view::{CaptureConfig, KernelView};
+pub use kernel_view::{CaptureConfig, ClusterIps, KernelView};
 #[cfg(test)]
 pub use model::TargetPort;
 pub use model::{Pod, ServicePort, Snapshot};
+pub use sanity::NodeFacts;
+pub use workload::workload;

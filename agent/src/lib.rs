@@ -12,4 +12,6 @@ pub mod fuzzing;
 pub mod inventory;
 pub mod policy;
 pub mod proxy;
+pub mod routing;
 pub mod telemetry;
+pub mod vocab;

@@ -1,11 +1,12 @@
-//! What graylane tells about the traffic it carries: the flow table and Prometheus metrics.
+//! What graylane tells about the traffic it carries: Prometheus metrics, the flow table,
+//! spans and the access log, recorded once per request from a [`RequestRecord`]. Depends
+//! only on the shared vocabulary.
 
 pub mod access_log;
 pub mod flows;
-pub mod kernel_flows;
 pub mod metrics;
+mod record;
 pub mod trace;
-mod workload;
 
 pub use metrics::metrics;
-pub use workload::workload;
+pub use record::{ConnTelemetry, LocalAnswer, Recording, RequestRecord, Telemetry};

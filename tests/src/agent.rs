@@ -23,6 +23,8 @@ pub struct AgentOptions {
     pub binary: Option<PathBuf>,
     /// Read the inventory from Kubernetes through this kubeconfig (instead of the file).
     pub kubeconfig: Option<PathBuf>,
+    /// Run the agent under this open-files limit (soft and hard), through `prlimit`.
+    pub open_files: Option<u64>,
 }
 
 pub struct Agent {
@@ -49,6 +51,8 @@ pub struct AgentPaths<'a> {
     pub pin_dir: &'a Path,
     pub proxy_addr: &'a str,
     pub proxy_addr6: &'a str,
+    /// `spec.nodeName` of this node's pods (the Kubernetes source's `NODE_NAME`).
+    pub node_name: &'a str,
     pub log: PathBuf,
 }
 
@@ -59,7 +63,8 @@ impl Agent {
             None => binary()?,
         };
         let source: Vec<String> = match &opts.kubeconfig {
-            Some(_) => vec!["--kube".into()],
+            // No kubelet here: pods name their sandbox cgroups by annotation.
+            Some(_) => vec!["--kube".into(), "--cgroup-annotation".into()],
             None => vec!["--inventory".into(), paths.inventory.display().to_string()],
         };
         let mut args: Vec<String> = vec!["agent".into()];
@@ -73,13 +78,16 @@ impl Agent {
             paths.proxy_addr.into(),
             "--proxy-addr6".into(),
             paths.proxy_addr6.into(),
-            "--service-cidr".into(),
-            crate::SERVICE_CIDR.into(),
-            "--service-cidr".into(),
-            crate::sandbox::SERVICE_CIDR6.into(),
         ]);
+        // No --service-cidr: every Service cluster IP in the inventory is captured (the
+        // default); tests that need a whole range captured ask for it.
         args.extend(opts.args.iter().cloned());
         let net = format!("--net={}", node.path().display());
+        if let Some(n) = opts.open_files {
+            args.insert(0, bin.display().to_string());
+            args.insert(0, format!("--nofile={n}:{n}"));
+        }
+        let bin = if opts.open_files.is_some() { PathBuf::from("prlimit") } else { bin };
         let mut cmd = match &opts.cgroup {
             Some(cg) => {
                 let mut c = Command::new("sh");
@@ -100,7 +108,7 @@ impl Agent {
         };
         let level = opts.log.clone().unwrap_or_else(|| "info,graylane=debug".into());
         if let Some(kubeconfig) = &opts.kubeconfig {
-            cmd.env("KUBECONFIG", kubeconfig).env("NODE_NAME", "sandbox-node");
+            cmd.env("KUBECONFIG", kubeconfig).env("NODE_NAME", paths.node_name);
         }
         cmd.args(&args).env("RUST_LOG", level).env("RUST_BACKTRACE", "0");
         let proc = Spawned::spawn(cmd, "graylane agent", Some(&paths.log)).context("start agent")?;
@@ -114,6 +122,13 @@ impl Agent {
     /// kill -9: no cleanup runs in the agent.
     pub fn kill9(&mut self) {
         self.proc.kill(Signal::SIGKILL);
+    }
+
+    /// SIGTERM without waiting (it drains, then exits).
+    pub fn sigterm(&self) {
+        if let Some(pid) = self.pid().and_then(|p| i32::try_from(p).ok()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+        }
     }
 
     /// SIGTERM, then waits for the agent to exit (it drains first).

@@ -9,6 +9,7 @@
 mod admin;
 mod agent;
 mod cgroup;
+mod cluster;
 mod names;
 mod netns;
 mod pod;
@@ -21,11 +22,12 @@ mod wait;
 
 pub use admin::Admin;
 pub use agent::{Agent, AgentOptions, binary};
+pub use cluster::Cluster;
 pub use pod::{Pod, PodSpec};
 pub use privilege::{Privileged, privileged};
-pub use process::{Spawned, usage};
+pub use process::{Spawned, cpu_seconds, usage};
 pub use redis::Redis;
-pub use sandbox::{NODE_IP6, SERVICE_CIDR, SERVICE_CIDR6, Sandbox, ServiceSpec};
+pub use sandbox::{NODE_IP6, PeerPod, SERVICE_CIDR, SERVICE_CIDR6, Sandbox, ServiceSpec};
 pub use wait::wait_for;
 
 /// Path of a fixture script under `tests/fixtures/`.

@@ -17,18 +17,23 @@ use crate::{
     names::Names,
     netns::NetNs,
     pod::{Pod, PodSpec},
-    process::{Spawned, run},
+    process::{Spawned, in_pod, run},
     sweep::{remove_pins, sweep},
 };
+
+/// A kubeconfig for the in-test API server (`fake_apiserver.py` on 127.0.0.1:6443).
+const FAKE_KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: 'http://127.0.0.1:6443'}}]\n\
+users: [{name: fake, user: {token: fake}}]\ncontexts: [{name: fake, context: {cluster: fake, user: fake}}]\ncurrent-context: fake\n";
 
 /// Service VIPs come from here; pods blackhole it, so only a redirect can reach a service.
 pub const SERVICE_CIDR: &str = "10.96.0.0/12";
 /// IPv6 service VIPs come from here (blackholed in pods too).
 pub const SERVICE_CIDR6: &str = "fd00:96::/112";
-/// The node's address inside the node netns: the proxy listens here.
-pub const NODE_IP: Ipv4Addr = Ipv4Addr::new(10, 200, 0, 1);
-/// The node's IPv6 address: the IPv6 proxy listens here.
+/// The first node's IPv6 address: the IPv6 proxy listens here (node `n`: `::1+n`; its
+/// IPv4 address is `10.200.0.(1+n)`).
 pub const NODE_IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 1);
+/// The link between two nodes' netns: `.1` on the first node, `.2` on the second.
+const LINK_NET: [u8; 3] = [10, 201, 0];
 /// Pods' next hop: the node side of every veth.
 const GATEWAY: &str = "169.254.1.1";
 const GATEWAY6: &str = "fd00:169::1";
@@ -69,10 +74,24 @@ impl ServiceSpec {
     }
 }
 
+/// A pod of another node, as this node's inventory lists it.
+#[derive(Clone, Debug)]
+pub struct PeerPod {
+    pub spec: PodSpec,
+    pub ip: Ipv4Addr,
+    pub cgroup_rel: Option<String>,
+    pub node: String,
+    pub host_ip: Ipv4Addr,
+}
+
 pub struct Sandbox {
     // Drop order: agent, pods (processes, cgroups, netns), then the node and the rest.
     agent: Option<Agent>,
     pods: Vec<Pod>,
+    /// Other nodes' pods (a cluster's), listed in this node's inventory.
+    peers: Vec<PeerPod>,
+    /// This node's number in its cluster (0 alone): its addresses and pod subnet.
+    index: u8,
     services: Vec<ServiceSpec>,
     /// Extra YAML documents (TrafficPolicy, TrafficLabelRule, …).
     documents: Vec<String>,
@@ -86,21 +105,31 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
-    pub fn new(_: &Privileged) -> anyhow::Result<Self> {
+    pub fn new(p: &Privileged) -> anyhow::Result<Self> {
+        Self::on_node(p, 0)
+    }
+
+    /// Node number `index` of a cluster: node IP `10.200.0.(1+index)`, pods in
+    /// `10.244.index.0/24`.
+    pub fn on_node(_: &Privileged, index: u8) -> anyhow::Result<Self> {
+        let node_ip = Ipv4Addr::new(10, 200, 0, 1 + index);
+        let node_ip6 = Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 1 + u16::from(index));
         let mount = cgroup2_mount()?;
         sweep(&mount, Path::new(BPFFS));
         let names = Names::fresh();
         let dir = tempfile::Builder::new().prefix(&format!("{}-", names.id)).tempdir()?;
         let cgroup = Cgroup::create(mount.join(&names.id))?;
         let node = NetNs::create(&names.node_netns())?;
-        node.ip(&["addr", "add", &format!("{NODE_IP}/32"), "dev", "lo"])?;
+        node.ip(&["addr", "add", &format!("{node_ip}/32"), "dev", "lo"])?;
         node.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"])?;
-        node.ip(&["-6", "addr", "add", &format!("{NODE_IP6}/128"), "dev", "lo", "nodad"])?;
+        node.ip(&["-6", "addr", "add", &format!("{node_ip6}/128"), "dev", "lo", "nodad"])?;
         tune_tcp(&node)?;
         let pin_dir = PathBuf::from(BPFFS).join(&names.id);
         Ok(Self {
             agent: None,
             pods: Vec::new(),
+            peers: Vec::new(),
+            index,
             services: Vec::new(),
             documents: Vec::new(),
             node_procs: Vec::new(),
@@ -116,7 +145,7 @@ impl Sandbox {
     pub fn add_pod(&mut self, spec: PodSpec) -> anyhow::Result<&mut Pod> {
         let index = self.pods.len();
         if let Some(ip) = spec.remote_ip {
-            let ip6 = pod_ip6(index);
+            let ip6 = pod_ip6(self.index, index);
             self.pods.push(Pod {
                 spec,
                 ip,
@@ -128,7 +157,7 @@ impl Sandbox {
             });
             return self.pods.last_mut().context("pod");
         }
-        let ip = Ipv4Addr::new(10, 244, 0, 10 + index as u8);
+        let ip = Ipv4Addr::new(10, 244, self.index, 10 + index as u8);
         let netns = NetNs::create(&self.names.pod_netns(index))?;
         let veth = self.names.veth(index);
         run("ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns.name])?;
@@ -141,7 +170,7 @@ impl Sandbox {
         netns.ip(&["route", "add", GATEWAY, "dev", "eth0", "scope", "link"])?;
         netns.ip(&["route", "add", "default", "via", GATEWAY, "dev", "eth0"])?;
         netns.ip(&["route", "add", "blackhole", SERVICE_CIDR])?;
-        let ip6 = pod_ip6(index);
+        let ip6 = pod_ip6(self.index, index);
         self.node.ip(&["-6", "addr", "add", &format!("{GATEWAY6}/128"), "dev", &veth, "nodad"])?;
         self.node.ip(&["-6", "route", "add", &format!("{ip6}/128"), "dev", &veth])?;
         netns.ip(&["-6", "addr", "add", &format!("{ip6}/128"), "dev", "eth0", "nodad"])?;
@@ -188,6 +217,12 @@ impl Sandbox {
         self.documents.push(yaml.trim().to_owned());
     }
 
+    /// Removes the last document added with [`Sandbox::add_document`] (the inventory is
+    /// rewritten only by [`Sandbox::write_inventory`]).
+    pub fn pop_document(&mut self) -> Option<String> {
+        self.documents.pop()
+    }
+
     pub fn pod(&self, name: &str) -> &Pod {
         self.pods.iter().find(|p| p.name() == name).unwrap_or_else(|| panic!("no pod {name}"))
     }
@@ -214,23 +249,24 @@ impl Sandbox {
     pub fn write_inventory(&self) -> anyhow::Result<()> {
         let mut y = String::new();
         for p in &self.pods {
-            let _ = writeln!(
-                y,
-                "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\n  namespace: default",
-                p.name()
-            );
-            y.push_str("  labels:\n");
-            for (k, v) in &p.spec.labels {
-                let _ = writeln!(y, "    {k}: {v:?}");
-            }
-            y.push_str("  annotations:\n");
-            if let Some(rel) = &p.cgroup_rel {
-                let _ = writeln!(y, "    graylane.io/cgroup: {rel:?}");
-            }
-            for (k, v) in &p.spec.annotations {
-                let _ = writeln!(y, "    {k}: {v:?}");
+            pod_metadata(&mut y, &p.spec, p.cgroup_rel.as_deref());
+            let here = p.cgroup_rel.is_some();
+            if here {
+                let _ = writeln!(y, "spec:\n  nodeName: {}", self.node_name());
             }
             let _ = writeln!(y, "status:\n  podIP: {}\n  podIPs:\n  - ip: {}\n  - ip: {}", p.ip, p.ip, p.ip6);
+            if here {
+                let _ = writeln!(y, "  hostIP: {}", self.node_ip());
+            }
+        }
+        for p in &self.peers {
+            // The whole cluster in one file: the other node's cgroups too (not ours).
+            pod_metadata(&mut y, &p.spec, p.cgroup_rel.as_deref());
+            let _ = writeln!(
+                y,
+                "spec:\n  nodeName: {}\nstatus:\n  podIP: {}\n  hostIP: {}",
+                p.node, p.ip, p.host_ip
+            );
         }
         for s in &self.services {
             let _ = writeln!(
@@ -265,12 +301,80 @@ impl Sandbox {
     }
 
     pub fn proxy_addr(&self) -> SocketAddr {
-        SocketAddr::from((NODE_IP, 15001))
+        SocketAddr::from((self.node_ip(), 15001))
+    }
+
+    /// This node's name (`spec.nodeName` of its pods).
+    pub fn node_name(&self) -> String {
+        format!("node-{}", self.index)
+    }
+
+    /// This node's pods as another node's inventory lists them.
+    pub fn as_peers(&self) -> Vec<PeerPod> {
+        self.pods
+            .iter()
+            .filter(|p| p.cgroup_rel.is_some())
+            .map(|p| PeerPod {
+                spec: p.spec.clone(),
+                ip: p.ip,
+                cgroup_rel: p.cgroup_rel.clone(),
+                node: self.node_name(),
+                host_ip: self.node_ip(),
+            })
+            .collect()
+    }
+
+    /// Lists other nodes' pods in this node's inventory (written by the next
+    /// [`Sandbox::write_inventory`]).
+    pub fn set_peers(&mut self, peers: Vec<PeerPod>) {
+        self.peers = peers;
+    }
+
+    /// Connects this node's netns to `other`'s with a veth pair and routes each node's
+    /// address and pod subnet through it (one link per sandbox: the first node of a
+    /// two-node cluster). Removed with the namespaces.
+    pub fn link_to(&self, other: &Sandbox) -> anyhow::Result<()> {
+        let (a, b) = (format!("{}l", self.names.veth(99)), format!("{}m", self.names.veth(99)));
+        let (a, b) = (trim15(&a), trim15(&b));
+        run("ip", &["link", "add", &a, "type", "veth", "peer", "name", &b])?;
+        run("ip", &["link", "set", &a, "netns", &self.node.name])?;
+        run("ip", &["link", "set", &b, "netns", &other.node.name])?;
+        let [x, y, z] = LINK_NET;
+        let (ip_a, ip_b) = (Ipv4Addr::new(x, y, z, 1), Ipv4Addr::new(x, y, z, 2));
+        for (ns, dev, ip, via, far) in
+            [(&self.node, &a, ip_a, ip_b, other), (&other.node, &b, ip_b, ip_a, self)]
+        {
+            ns.ip(&["addr", "add", &format!("{ip}/30"), "dev", dev])?;
+            ns.ip(&["link", "set", dev, "up"])?;
+            ns.ip(&["route", "add", &format!("{}/32", far.node_ip()), "via", &via.to_string()])?;
+            ns.ip(&["route", "add", &format!("10.244.{}.0/24", far.index), "via", &via.to_string()])?;
+        }
+        Ok(())
     }
 
     /// An HTTP client for `127.0.0.1:port` inside the node netns (e.g. a fake API server).
     pub fn node_http(&self, port: u16) -> Admin {
         Admin { netns: self.node.path(), addr: SocketAddr::from(([127, 0, 0, 1], port)) }
+    }
+
+    /// An HTTP client for `addr` inside the node netns (e.g. the metrics on the node IP).
+    pub fn node_addr(&self, addr: SocketAddr) -> Admin {
+        Admin { netns: self.node.path(), addr }
+    }
+
+    /// The node's network namespace, as `ip netns` names it.
+    pub fn node_netns(&self) -> &str {
+        &self.node.name
+    }
+
+    /// The node's IPv4 address (where the proxy listens; reachable from every pod).
+    pub fn node_ip(&self) -> Ipv4Addr {
+        Ipv4Addr::new(10, 200, 0, 1 + self.index)
+    }
+
+    /// The node's IPv6 address (where the IPv6 proxy listens).
+    pub fn node_ip6(&self) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0x200, 0, 0, 0, 0, 0, 1 + u16::from(self.index))
     }
 
     /// The agent's Prometheus endpoint (`:15090/metrics`) inside the node netns.
@@ -303,8 +407,10 @@ impl Sandbox {
             inventory: &self.inventory_path(),
             cgroup_root: &self.cgroup.path,
             pin_dir: &self.pin_dir,
-            proxy_addr: &self.proxy_addr().to_string(),
-            proxy_addr6: &SocketAddr::from((NODE_IP6, 15001)).to_string(),
+            // Bare addresses: the proxy port (15001) is assumed, as a user would write it.
+            proxy_addr: &self.node_ip().to_string(),
+            proxy_addr6: &self.node_ip6().to_string(),
+            node_name: &self.node_name(),
             log: self.dir.path().join(format!("agent-{n}.log")),
         };
         Agent::start(&self.node, &paths, opts)
@@ -330,13 +436,22 @@ impl Sandbox {
         Ok(took)
     }
 
-    /// A hitless restart: starts a new agent beside the running one (both bind with
-    /// `SO_REUSEPORT`), waits until it listens, then SIGTERMs the old one and waits while it
-    /// drains. Returns how long the new one took to listen and the old one to exit.
+    /// Starts another agent on this sandbox's pins beside the running one, without waiting
+    /// for it (it should refuse, or with `--takeover` take over).
+    pub fn start_another_agent(&self, opts: &AgentOptions) -> anyhow::Result<Agent> {
+        self.spawn_agent(opts)
+    }
+
+    /// A hitless restart: starts a new agent with `--takeover` beside the running one (it
+    /// asks the old one to hand over), waits until it listens, then SIGTERMs the old one and
+    /// waits while it finishes draining. Returns how long the new one took to listen and
+    /// the old one to exit.
     pub fn replace_agent(&mut self, opts: &AgentOptions) -> anyhow::Result<(Duration, Duration)> {
         let mut old = self.agent.take().context("no agent running")?;
         let started = Instant::now();
-        let mut new = self.spawn_agent(opts)?;
+        let mut opts = opts.clone();
+        opts.args.push("--takeover".into());
+        let mut new = self.spawn_agent(&opts)?;
         // Listening on both families: the kernel now sends new connects to either agent.
         while new.log_text().matches("proxy listening").count() < 2 {
             if new.exited() || started.elapsed() > Duration::from_secs(20) {
@@ -365,13 +480,19 @@ impl Sandbox {
 
     /// `graylane agent --uninstall` on this sandbox's pins.
     pub fn uninstall(&self) -> anyhow::Result<String> {
+        let (ok, text) = self.try_uninstall()?;
+        anyhow::ensure!(ok, "uninstall: {text}");
+        Ok(text)
+    }
+
+    /// `graylane agent --uninstall`: whether it succeeded, and what it printed.
+    pub fn try_uninstall(&self) -> anyhow::Result<(bool, String)> {
         let out = std::process::Command::new(binary()?)
             .args(["agent", "--uninstall", "--pin-dir"])
             .arg(&self.pin_dir)
             .env("RUST_BACKTRACE", "0")
             .output()?;
-        anyhow::ensure!(out.status.success(), "uninstall: {}", String::from_utf8_lossy(&out.stderr));
-        Ok(String::from_utf8_lossy(&out.stderr).into_owned())
+        Ok((out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned()))
     }
 
     /// Names of programs attached to the sandbox cgroup, by attach type (bpftool's view).
@@ -433,6 +554,39 @@ impl Sandbox {
         self.node.exec(program, args)
     }
 
+    /// Starts the in-test Kubernetes API server in the node netns, serving this sandbox's
+    /// inventory file (written first) after `delay_ms`; returns a kubeconfig for it (the
+    /// agent's `AgentOptions::kubeconfig`).
+    pub fn start_fake_apiserver(&mut self, delay_ms: u64) -> anyhow::Result<PathBuf> {
+        self.write_inventory()?;
+        let kubeconfig = self.scratch().join("kubeconfig");
+        std::fs::write(&kubeconfig, FAKE_KUBECONFIG).context("write kubeconfig")?;
+        let script = crate::fixture("fake_apiserver.py");
+        let inventory = self.inventory_path();
+        let (script, inventory) = (script.display().to_string(), inventory.display().to_string());
+        self.spawn_node("python3", &[&script, "127.0.0.1", "6443", &inventory, &delay_ms.to_string()])?;
+        Ok(kubeconfig)
+    }
+
+    /// Runs a command in `pod`'s cgroup but the node's network namespace (the way a
+    /// host-network pod's processes run); returns (success, stdout, stderr).
+    pub fn run_on_host_network(
+        &self,
+        pod: &str,
+        program: &str,
+        args: &[&str],
+    ) -> anyhow::Result<(bool, String, String)> {
+        let out = in_pod(&self.pod_cgroup(pod).join("cgroup.procs"), &self.node.path(), program, args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("{program} in pod {pod} on the host network"))?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        ))
+    }
+
     /// A scratch folder that lives as long as the sandbox.
     pub fn scratch(&self) -> &Path {
         self.dir.path()
@@ -444,6 +598,27 @@ impl Sandbox {
     }
 }
 
+/// A Pod document's head: its name, labels and annotations (the cgroup one included).
+fn pod_metadata(y: &mut String, spec: &PodSpec, cgroup_rel: Option<&str>) {
+    let _ =
+        writeln!(y, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\n  namespace: default", spec.name);
+    y.push_str("  labels:\n");
+    for (k, v) in &spec.labels {
+        let _ = writeln!(y, "    {k}: {v:?}");
+    }
+    y.push_str("  annotations:\n");
+    if let Some(rel) = cgroup_rel {
+        let _ = writeln!(y, "    graylane.io/cgroup: {rel:?}");
+    }
+    for (k, v) in &spec.annotations {
+        let _ = writeln!(y, "    {k}: {v:?}");
+    }
+}
+
+fn trim15(name: &str) -> String {
+    name.chars().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect()
+}
+
 /// Node-like TCP settings: reuse TIME_WAIT ports for new connects and use the wide port
 /// range, so bounded connection storms do not run out of ephemeral ports.
 fn tune_tcp(ns: &NetNs) -> anyhow::Result<()> {
@@ -451,9 +626,9 @@ fn tune_tcp(ns: &NetNs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Pod `index`'s IPv6 address.
-fn pod_ip6(index: usize) -> Ipv6Addr {
-    Ipv6Addr::new(0xfd00, 0x244, 0, 0, 0, 0, 0, 10 + index as u16)
+/// Pod `index`'s IPv6 address on node `node`.
+fn pod_ip6(node: u8, index: usize) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0x244, 0, u16::from(node), 0, 0, 0, 10 + index as u16)
 }
 
 impl Drop for Sandbox {

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
-use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged};
+use graylane_tests::{AgentOptions, PodSpec, SERVICE_CIDR, Sandbox, ServiceSpec, privileged};
 use serde_json::Value;
 
 fn count(v: &Value, pod: &str) -> u64 {
@@ -232,7 +232,10 @@ fn local_failures_answer_with_a_status_and_a_reason_and_never_hang() {
         (Ipv4Addr::new(10, 96, 0, 90), Ipv4Addr::new(10, 96, 0, 91), Ipv4Addr::new(10, 96, 0, 92));
     sb.add_service(ServiceSpec::new("empty", empty).port(80, 8080).select("app", "nobody"));
     sb.add_service(ServiceSpec::new("dead", dead).port(80, 8080).select("app", "dead"));
-    sb.start_agent(&AgentOptions::default()).expect("agent");
+    // The whole range is captured, so a VIP no Service has reaches the proxy too.
+    let opts =
+        AgentOptions { args: vec!["--service-cidr".into(), SERVICE_CIDR.into()], ..AgentOptions::default() };
+    sb.start_agent(&opts).expect("agent");
     let started = std::time::Instant::now();
     for (vip, status, reason) in [
         (empty, 503, "no_endpoints"),

@@ -46,7 +46,7 @@ fn rate_limits_admit_the_configured_rate_and_answer_the_rest_with_the_fallback_a
         v["echoes"].as_array().and_then(|e| e.iter().find(|e| e["status"] == 429)).expect("a rejection");
     assert_eq!(
         (rejection["reason"].as_str(), rejection["body"].as_str()),
-        (Some("rate_limited"), Some("slow down\n"))
+        (Some("rate_limited"), Some("slow down"))
     );
     assert_eq!(rejection["response_headers"]["retry-after"], "1");
     assert_eq!(rejection["response_headers"]["x-graylane-limit"], "default/app");

@@ -12,8 +12,6 @@ use graylane_tests::{Admin, AgentOptions, Pod, PodSpec, Sandbox, ServiceSpec, pr
 use serde_json::Value;
 
 const APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
-const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: 'http://127.0.0.1:6443'}}]\n\
-users: [{name: fake, user: {token: fake}}]\ncontexts: [{name: fake, context: {cluster: fake, user: fake}}]\ncurrent-context: fake\n";
 
 fn served_by(pod: &Pod, headers: &[&str]) -> Value {
     pod.http_load(&format!("http://{APP}/"), 5, headers).expect("http load")["pods"].clone()
@@ -55,23 +53,8 @@ fn retag(sb: &mut Sandbox, tag: Option<&str>, apply: impl FnOnce(&Sandbox), time
 #[test]
 fn the_kubernetes_source_follows_the_api_server_through_expiry_drops_and_bad_objects() {
     let Some(mut sb) = app_sandbox("kube_source") else { return };
-    sb.write_inventory().expect("inventory");
-    let kubeconfig = sb.scratch().join("kubeconfig");
-    std::fs::write(&kubeconfig, KUBECONFIG).expect("kubeconfig");
-    let script = graylane_tests::fixture("fake_apiserver.py");
-    let inventory = sb.inventory_path();
     // The API server comes up 1.5 s late: the agent must not be ready before it synced.
-    sb.spawn_node(
-        "python3",
-        &[
-            script.to_str().unwrap_or_default(),
-            "127.0.0.1",
-            "6443",
-            inventory.to_str().unwrap_or_default(),
-            "1500",
-        ],
-    )
-    .expect("fake apiserver");
+    let kubeconfig = sb.start_fake_apiserver(1500).expect("fake apiserver");
     let opts = AgentOptions { kubeconfig: Some(kubeconfig), ..Default::default() };
     let ready_after = match sb.start_agent(&opts) {
         Ok(t) => t,

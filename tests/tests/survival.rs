@@ -264,7 +264,7 @@ fn a_full_record_table_fails_open_instead_of_refusing() {
 }
 
 #[test]
-fn a_sigterm_restart_beside_a_new_agent_loses_no_request() {
+fn a_takeover_by_a_new_agent_loses_no_request() {
     let Some(p) = privileged("hitless_restart") else { return };
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("client")).expect("client");
@@ -272,6 +272,11 @@ fn a_sigterm_restart_beside_a_new_agent_loses_no_request() {
     let vip = Ipv4Addr::new(10, 96, 0, 10);
     sb.add_service(
         graylane_tests::ServiceSpec::new("web", vip).named_port(80, 8080, "http").select("app", "web"),
+    );
+    // The slow request goes through its own service, so its endpoint counts only it.
+    let slow_vip = Ipv4Addr::new(10, 96, 0, 11);
+    sb.add_service(
+        graylane_tests::ServiceSpec::new("slow", slow_vip).named_port(80, 8080, "http").select("app", "web"),
     );
     let opts =
         AgentOptions { args: vec!["--drain-timeout-ms".into(), "5000".into()], ..AgentOptions::default() };
@@ -291,10 +296,14 @@ fn a_sigterm_restart_beside_a_new_agent_loses_no_request() {
         .pod("client")
         .start(
             "python3",
-            &[concurrent.to_str().unwrap_or_default(), &format!("http://{vip}/sleep/1500"), "1"],
+            &[concurrent.to_str().unwrap_or_default(), &format!("http://{slow_vip}/sleep/1500"), "1"],
         )
         .expect("slow");
-    std::thread::sleep(Duration::from_millis(200));
+    // The slow request is in flight on the old agent (its endpoint counts it).
+    let admin = sb.admin();
+    graylane_tests::wait_for("the slow request in flight", Duration::from_secs(5), || {
+        admin.json("/routes?service=slow").is_ok_and(|r| r.to_string().contains("\"in_flight\":1"))
+    });
     let (listening, drained) = sb.replace_agent(&opts).expect("restart");
     let out = traffic.wait_output().expect("loop output");
     let summary: Value = serde_json::from_slice(&out.stdout).expect("summary");

@@ -1,50 +1,51 @@
 //! `cargo xtask bench`: graylane against its peers in one sandbox, one run, interleaved,
-//! each variant several times, reported as medians and ratios. Not a test: numbers only.
+//! each case several times, reported as medians and ratios. Not a test: numbers only.
 //!
-//! Variants (same client pod position, same 1 KiB nginx backend):
-//! - `direct`: no capture, straight to the backend pod.
-//! - `graylane`: eBPF capture + L7 routing + tag inference, to a service VIP.
-//! - `nginx`: nginx as a plain reverse proxy in the node netns (the proxy's position).
-//! - `iptables`: iptables DNAT into the same graylane proxy (conntrack original destination).
+//! Cases (same client pod position, same nginx backend serving 1 KiB):
+//! - HTTP/1.1 keep-alive (wrk): `direct` (no capture, straight to the backend pod),
+//!   `graylane` (eBPF capture, L7 routing, tag inference, default observability: metrics,
+//!   flows, 1 % of traces exported), `nginx` (a plain reverse proxy in the node netns, the
+//!   proxy's position), `iptables` (DNAT into the same graylane proxy), `policy` (graylane
+//!   with a rate limit, a breaker and retries).
+//! - A cost ledger: graylane recording nothing, then metrics, flows, spans at 1 % and at
+//!   100 % (exported to a collector), the access log.
+//! - HTTP/2 and gRPC-shaped unary calls (h2load): direct, graylane, nginx.
+//! - Latency at a fixed rate (h2load, open loop): direct, graylane, nginx at 1,000 and
+//!   5,000 requests per second.
+//! - The caller's address: upstream connections from the calling pod's namespace (the
+//!   default, `graylane`) against the node's (`--upstream-source node`), with keep-alive
+//!   and with a new connection per request; upstream connections opened per 1,000
+//!   requests.
+//! - Lane continuity: base traffic (an untagged client to an untagged backend) against lane
+//!   traffic (`graylane`: a gray client to a gray backend, so the lane is written into
+//!   the trace headers and remembered per trace), and lane traffic without the trace
+//!   memory (`--trace-ids none`).
+//!
+//! For each: requests per second, p50/p99, the proxy's CPU per request (user and system),
+//! and the node's CPU per request (every CPU, kernel and softirq included).
 
+mod load;
 mod peers;
 mod procstat;
-mod wrk;
+mod report;
 
-use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
+use std::{net::Ipv4Addr, time::Duration};
 
 use anyhow::{Context as _, bail};
 use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged};
 
 use crate::cmd::{build_agent, root};
-use procstat::ProcStat;
-use wrk::WrkResult;
+use load::Load;
+use procstat::{ProcStat, node_busy_s};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
+const POLICY_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 11);
+const H2_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 12);
+const BASE_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 13);
 const IPT_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 99);
 const NGINX_PROXY: &str = "10.200.0.1:8081";
-
-pub struct BenchArgs {
-    /// Run only this variant (for profiling it from outside).
-    pub only: Option<String>,
-    pub rounds: usize,
-    pub duration: Duration,
-    pub connections: u32,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Variant {
-    Direct,
-    Graylane,
-    /// graylane with a rate limit (never reached), a circuit breaker and retries.
-    Policy,
-    Nginx,
-    Iptables,
-}
-
-const VARIANTS: [Variant; 5] =
-    [Variant::Direct, Variant::Graylane, Variant::Policy, Variant::Nginx, Variant::Iptables];
-const POLICY_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 11);
+const NGINX_PROXY_H2: &str = "10.200.0.1:8082";
+const COLLECTOR: &str = "127.0.0.1:4318";
 const POLICY: &str = "apiVersion: graylane.io/v1alpha1
 kind: TrafficPolicy
 metadata: {name: web-policy}
@@ -54,25 +55,167 @@ spec:
   circuitBreaker: {consecutiveFailures: 5}
   retry: {attempts: 2}";
 
-impl Variant {
-    fn name(self) -> &'static str {
+pub struct BenchArgs {
+    /// Run only the case of this name, or those whose name contains it (to profile one).
+    pub only: Option<String>,
+    pub rounds: usize,
+    pub duration: Duration,
+    pub connections: u32,
+}
+
+/// Who serves a case: nobody (direct), the graylane agent under a profile, or nginx.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proxy {
+    None,
+    Graylane(Profile),
+    Nginx,
+}
+
+/// How the agent runs: its observability switches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Profile {
+    /// Metrics, flows, spans exported at 1 % (the default), iptables fallback on.
+    Default,
+    Plain,
+    Metrics,
+    MetricsFlows,
+    Spans100,
+    AccessLog,
+    /// The default without the trace memory.
+    NoTraceMemory,
+    /// The default with upstream connections from the node's address.
+    NodeSource,
+}
+
+impl Profile {
+    fn args(self, scratch: &std::path::Path) -> Vec<String> {
+        let mut a: Vec<String> = vec![
+            "--iptables-fallback".into(),
+            "--otlp-endpoint".into(),
+            format!("http://{COLLECTOR}/v1/traces"),
+        ];
+        let record = |r: &str| vec!["--record".to_owned(), r.to_owned()];
         match self {
-            Variant::Direct => "direct",
-            Variant::Graylane => "graylane",
-            Variant::Policy => "policy",
-            Variant::Nginx => "nginx",
-            Variant::Iptables => "iptables",
+            Profile::Default => {}
+            Profile::Plain => a.extend(record("none")),
+            Profile::Metrics => a.extend(record("metrics")),
+            Profile::MetricsFlows => a.extend(record("metrics,flows")),
+            Profile::Spans100 => a.extend(["--trace-sample-percent".into(), "100".into()]),
+            Profile::NoTraceMemory => a.extend(["--trace-ids".into(), "none".into()]),
+            Profile::NodeSource => a.extend(["--upstream-source".into(), "node".into()]),
+            Profile::AccessLog => {
+                a.extend(["--access-log".into(), scratch.join("access.log").display().to_string()])
+            }
+        }
+        a
+    }
+}
+
+/// One measured case.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    name: &'static str,
+    proxy: Proxy,
+    load: Load,
+    /// The client pod: captured (gray), opted out, or captured and untagged.
+    client: Client,
+    target: Target,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Client {
+    Gray,
+    Plain,
+    Base,
+}
+
+impl Client {
+    fn pod(self) -> &'static str {
+        match self {
+            Client::Gray => "client",
+            Client::Plain => "plain-client",
+            Client::Base => "base-client",
         }
     }
 }
 
-/// One measured run.
-struct Sample {
-    wrk: WrkResult,
-    /// Proxy CPU seconds spent during the run (user + system).
-    cpu_s: f64,
-    user_s: f64,
-    rss_kib: u64,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Target {
+    Backend,
+    BackendH2,
+    Service,
+    BaseService,
+    PolicyService,
+    ServiceH2,
+    Iptables,
+    NginxProxy,
+    NginxProxyH2,
+}
+
+/// One measured run of a case.
+pub struct Sample {
+    pub case: &'static str,
+    pub load: load::LoadResult,
+    /// Proxy CPU seconds (user + system) and its user part; node busy CPU seconds.
+    pub cpu_s: f64,
+    pub user_s: f64,
+    pub node_s: f64,
+    pub rss_kib: u64,
+    /// Upstream connections the proxy opened (graylane cases).
+    pub opened: f64,
+}
+
+fn cases(connections: u32) -> Vec<Case> {
+    use Profile::*;
+    let h1 = Load::Http1 { connections };
+    let close = Load::Http1Close { connections };
+    let h2 = Load::Http2 { clients: 16, streams: 8 };
+    let grpc = Load::Grpc { clients: 16, streams: 8 };
+    let c = |name, proxy, load, captured: bool, target| Case {
+        name,
+        proxy,
+        load,
+        client: if captured { Client::Gray } else { Client::Plain },
+        target,
+    };
+    let base = Case {
+        name: "continuity: base",
+        proxy: Proxy::Graylane(Default),
+        load: h1,
+        client: Client::Base,
+        target: Target::BaseService,
+    };
+    vec![
+        c("direct", Proxy::None, h1, false, Target::Backend),
+        c("graylane", Proxy::Graylane(Default), h1, true, Target::Service),
+        c("nginx", Proxy::Nginx, h1, false, Target::NginxProxy),
+        c("iptables", Proxy::Graylane(Default), h1, false, Target::Iptables),
+        c("policy", Proxy::Graylane(Default), h1, true, Target::PolicyService),
+        c("ledger: plain", Proxy::Graylane(Plain), h1, true, Target::Service),
+        c("ledger: +metrics", Proxy::Graylane(Metrics), h1, true, Target::Service),
+        c("ledger: +flows", Proxy::Graylane(MetricsFlows), h1, true, Target::Service),
+        c("ledger: +spans 1%", Proxy::Graylane(Default), h1, true, Target::Service),
+        c("ledger: +spans 100%", Proxy::Graylane(Spans100), h1, true, Target::Service),
+        c("ledger: +access log", Proxy::Graylane(AccessLog), h1, true, Target::Service),
+        c("h2 direct", Proxy::None, h2, false, Target::BackendH2),
+        c("h2 graylane", Proxy::Graylane(Default), h2, true, Target::ServiceH2),
+        c("h2 nginx", Proxy::Nginx, h2, false, Target::NginxProxyH2),
+        c("grpc direct", Proxy::None, grpc, false, Target::BackendH2),
+        c("grpc graylane", Proxy::Graylane(Default), grpc, true, Target::ServiceH2),
+        c("grpc nginx", Proxy::Nginx, grpc, false, Target::NginxProxyH2),
+        c("1k/s direct", Proxy::None, Load::Rate { per_second: 1000 }, false, Target::Backend),
+        c("1k/s graylane", Proxy::Graylane(Default), Load::Rate { per_second: 1000 }, true, Target::Service),
+        c("1k/s nginx", Proxy::Nginx, Load::Rate { per_second: 1000 }, false, Target::NginxProxy),
+        c("5k/s direct", Proxy::None, Load::Rate { per_second: 5000 }, false, Target::Backend),
+        c("5k/s graylane", Proxy::Graylane(Default), Load::Rate { per_second: 5000 }, true, Target::Service),
+        c("5k/s nginx", Proxy::Nginx, Load::Rate { per_second: 5000 }, false, Target::NginxProxy),
+        base,
+        c("continuity: gray", Proxy::Graylane(Default), h1, true, Target::Service),
+        c("continuity: no memory", Proxy::Graylane(NoTraceMemory), h1, true, Target::Service),
+        c("source: node", Proxy::Graylane(NodeSource), h1, true, Target::Service),
+        c("close: pod", Proxy::Graylane(Default), close, true, Target::Service),
+        c("close: node", Proxy::Graylane(NodeSource), close, true, Target::Service),
+    ]
 }
 
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
@@ -81,27 +224,30 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let mut sb = Sandbox::new(&p)?;
     sb.add_pod(PodSpec::new("client").tag("gray"))?;
     sb.add_pod(PodSpec::new("plain-client").annotate("graylane.io/redirect", "false"))?;
+    sb.add_pod(PodSpec::new("base-client"))?;
     let backend_conf = peers::backend(sb.scratch())?;
     let server = sb.add_pod(PodSpec::new("server").label("app", "web").tag("gray"))?;
     server.spawn("nginx", &["-c", &backend_conf.display().to_string()])?;
     server.wait_listening(8080)?;
+    server.wait_listening(8082)?;
     let server_ip = server.ip;
+    let base_server = sb.add_pod(PodSpec::new("base-server").label("app", "web-base"))?;
+    base_server.spawn("nginx", &["-c", &backend_conf.display().to_string()])?;
+    base_server.wait_listening(8080)?;
+    sb.add_service(
+        ServiceSpec::new("web-base", BASE_VIP).named_port(80, 8080, "http").select("app", "web-base"),
+    );
     sb.add_service(ServiceSpec::new("web", VIP).named_port(80, 8080, "http").select("app", "web"));
+    sb.add_service(ServiceSpec::new("web-h2", H2_VIP).named_port(80, 8082, "h2c").select("app", "web"));
     sb.add_service(ServiceSpec::new("web-ipt", IPT_VIP).named_port(80, 8080, "http").select("app", "web"));
     sb.add_service(
         ServiceSpec::new("web-policy", POLICY_VIP).named_port(80, 8080, "http").select("app", "web"),
     );
     sb.add_document(POLICY);
-    let opts = AgentOptions {
-        args: vec!["--iptables-fallback".into()],
-        log: Some("warn".into()),
-        binary: Some(bin),
-        ..Default::default()
-    };
-    sb.start_agent(&opts)?;
-    let agent_pid = sb.agent()?.pid().context("agent pid")?;
-    let proxy_conf = peers::reverse_proxy(sb.scratch(), NGINX_PROXY, server_ip, 8080)?;
+    let proxy_conf = peers::reverse_proxy(sb.scratch(), NGINX_PROXY, NGINX_PROXY_H2, server_ip)?;
     let nginx_pid = sb.spawn_node("nginx", &["-c", &proxy_conf.display().to_string()])?;
+    let collector_conf = peers::collector(sb.scratch(), COLLECTOR)?;
+    sb.spawn_node("nginx", &["-c", &collector_conf.display().to_string()])?;
     // iptables: the plain client's route to IPT_VIP beats its blackhole; the node NATs it.
     sb.pod("plain-client").ip(&[
         "route",
@@ -131,169 +277,119 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "10.200.0.1:15001",
         ],
     )?;
-    std::thread::sleep(Duration::from_millis(300));
 
-    let url = |v: Variant| match v {
-        Variant::Direct => format!("http://{server_ip}:8080/index.html"),
-        Variant::Graylane => format!("http://{VIP}/index.html"),
-        Variant::Policy => format!("http://{POLICY_VIP}/index.html"),
-        Variant::Nginx => format!("http://{NGINX_PROXY}/index.html"),
-        Variant::Iptables => format!("http://{IPT_VIP}/index.html"),
+    let url = |t: Target| match t {
+        Target::Backend => format!("http://{server_ip}:8080/index.html"),
+        Target::BackendH2 => format!("http://{server_ip}:8082/index.html"),
+        Target::Service => format!("http://{VIP}/index.html"),
+        Target::BaseService => format!("http://{BASE_VIP}/index.html"),
+        Target::PolicyService => format!("http://{POLICY_VIP}/index.html"),
+        Target::ServiceH2 => format!("http://{H2_VIP}/index.html"),
+        Target::Iptables => format!("http://{IPT_VIP}/index.html"),
+        Target::NginxProxy => format!("http://{NGINX_PROXY}/index.html"),
+        Target::NginxProxyH2 => format!("http://{NGINX_PROXY_H2}/index.html"),
     };
-    let client_of = |v: Variant| {
-        if matches!(v, Variant::Graylane | Variant::Policy) { "client" } else { "plain-client" }
-    };
-    let proxy_pid = |v: Variant| match v {
-        Variant::Direct => None,
-        Variant::Graylane | Variant::Policy | Variant::Iptables => Some(agent_pid),
-        Variant::Nginx => Some(nginx_pid),
-    };
-
-    // Warm up each path once (pools, caches), then interleave the rounds.
-    for v in VARIANTS {
-        if let Err(e) = wrk::run(sb.pod(client_of(v)), &url(v), args.connections, Duration::from_secs(1)) {
-            let log = sb.agent_log();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            let counters =
-                sb.admin().json("/datapath").map(|d| d["counters"].to_string()).unwrap_or_default();
-            bail!(
-                "{e}\nkernel counters: {counters}\nagent log (last lines, newest first):\n{}",
-                tail.join("\n")
-            );
-        }
-    }
-    eprintln!("bench: pids: graylane agent {agent_pid}, nginx proxy {nginx_pid}");
-    let chosen: Vec<Variant> =
-        VARIANTS.iter().copied().filter(|v| args.only.as_deref().is_none_or(|o| o == v.name())).collect();
-    let mut samples: Vec<(Variant, Sample)> = Vec::new();
-    for round in 1..=args.rounds {
-        for v in chosen.iter().copied() {
-            let before = proxy_pid(v).map(ProcStat::read).transpose()?;
-            let wrk = wrk::run(sb.pod(client_of(v)), &url(v), args.connections, args.duration)?;
-            let after = proxy_pid(v).map(ProcStat::read).transpose()?;
+    let all = cases(args.connections);
+    let exact = args.only.as_deref().is_some_and(|o| all.iter().any(|c| c.name == o));
+    let chosen: Vec<Case> = all
+        .into_iter()
+        .filter(|c| match args.only.as_deref() {
+            None => true,
+            Some(o) if exact => c.name == o,
+            Some(o) => c.name.contains(o),
+        })
+        .collect();
+    let mut agent_profile: Option<Profile> = None;
+    let mut samples: Vec<Sample> = Vec::new();
+    for round in 0..=args.rounds {
+        // Round 0 warms every path up (pools, caches) and is not reported. Cases run
+        // grouped by agent profile (an agent restart between groups).
+        let mut ordered = chosen.clone();
+        ordered.sort_by_key(|c| match c.proxy {
+            Proxy::Graylane(p) => p as u8,
+            _ => 0,
+        });
+        for case in ordered {
+            if let Proxy::Graylane(profile) = case.proxy
+                && agent_profile != Some(profile)
+            {
+                if agent_profile.is_some() {
+                    sb.kill_agent()?;
+                }
+                let opts = AgentOptions {
+                    args: profile.args(sb.scratch()),
+                    log: Some("warn".into()),
+                    binary: Some(bin.clone()),
+                    ..Default::default()
+                };
+                sb.start_agent(&opts)?;
+                agent_profile = Some(profile);
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            let proxy_pid = match case.proxy {
+                Proxy::None => None,
+                Proxy::Graylane(_) => sb.agent()?.pid(),
+                Proxy::Nginx => Some(nginx_pid),
+            };
+            let pod = sb.pod(case.client.pod());
+            let duration = if round == 0 { Duration::from_secs(1) } else { args.duration };
+            let opened = |sb: &Sandbox| match case.proxy {
+                Proxy::Graylane(_) => sb
+                    .metrics()
+                    .metric("graylane_upstream_connections_total", &[("result", "opened")])
+                    .unwrap_or(0.0),
+                _ => 0.0,
+            };
+            let opened_before = opened(&sb);
+            let before = proxy_pid.map(ProcStat::read).transpose()?;
+            let node_before = node_busy_s()?;
+            let mut target = url(case.target);
+            if matches!(case.load, Load::Grpc { .. }) {
+                target = target.replace("/index.html", "/echo.Echo/Unary");
+            }
+            let result = load::run(pod, &target, case.load, duration, sb.scratch());
+            let node_s = node_busy_s()? - node_before;
+            let after = proxy_pid.map(ProcStat::read).transpose()?;
+            let opened = opened(&sb) - opened_before;
+            let result = match result {
+                Ok(r) => r,
+                Err(e) => {
+                    let log = sb.agent_log();
+                    let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                    bail!("{}: {e}\nagent log (newest first):\n{}", case.name, tail.join("\n"));
+                }
+            };
+            if round == 0 {
+                continue;
+            }
             let (cpu_s, user_s, rss_kib) = match (before, after) {
                 (Some(b), Some(a)) => (a.cpu_s - b.cpu_s, a.user_s - b.user_s, a.rss_kib),
                 _ => (0.0, 0.0, 0),
             };
-            let per_req_us = |s: f64| s * 1e6 / wrk.requests.max(1) as f64;
+            let per = |s: f64| s * 1e6 / result.requests.max(1) as f64;
             eprintln!(
-                "bench: round {round} {:<9} {:>9.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}  proxy CPU/req {:.1} us (user {:.1})",
-                v.name(),
-                wrk.rps,
-                wrk.p50_ms,
-                wrk.p99_ms,
-                wrk.errors,
-                per_req_us(cpu_s),
-                per_req_us(user_s),
+                "bench: round {round} {:<22} {:>8.0} req/s  p50 {:>7.3} ms  p99 {:>7.3} ms  errors {}  proxy CPU/req {:.1} us (user {:.1})  node CPU/req {:.1} us",
+                case.name,
+                result.rps,
+                result.p50_ms,
+                result.p99_ms,
+                result.errors,
+                per(cpu_s),
+                per(user_s),
+                per(node_s),
             );
-            samples.push((v, Sample { wrk, cpu_s, user_s, rss_kib }));
+            samples.push(Sample { case: case.name, load: result, cpu_s, user_s, node_s, rss_kib, opened });
         }
     }
-    report(&samples, args)
-}
-
-fn median(mut xs: Vec<f64>) -> f64 {
-    xs.sort_by(f64::total_cmp);
-    xs.get(xs.len() / 2).copied().unwrap_or(0.0)
-}
-
-struct Summary {
-    rps: f64,
-    p50: f64,
-    p99: f64,
-    /// Requests per proxy CPU-second.
-    per_cpu_s: f64,
-    cpu_ms_per_1k: f64,
-    /// Proxy user-space CPU microseconds per request.
-    user_us: f64,
-    rss_mib: f64,
-}
-
-fn summarize(samples: &[(Variant, Sample)], v: Variant) -> Summary {
-    let mine: Vec<&Sample> = samples.iter().filter(|(x, _)| *x == v).map(|(_, s)| s).collect();
-    let per_cpu: Vec<f64> =
-        mine.iter().filter(|s| s.cpu_s > 0.0).map(|s| s.wrk.requests as f64 / s.cpu_s).collect();
-    let cpu_per_1k: Vec<f64> = mine
-        .iter()
-        .filter(|s| s.wrk.requests > 0 && s.cpu_s > 0.0)
-        .map(|s| s.cpu_s * 1000.0 / s.wrk.requests as f64 * 1000.0)
-        .collect();
-    Summary {
-        rps: median(mine.iter().map(|s| s.wrk.rps).collect()),
-        p50: median(mine.iter().map(|s| s.wrk.p50_ms).collect()),
-        p99: median(mine.iter().map(|s| s.wrk.p99_ms).collect()),
-        per_cpu_s: median(per_cpu),
-        cpu_ms_per_1k: median(cpu_per_1k),
-        user_us: median(
-            mine.iter()
-                .filter(|s| s.wrk.requests > 0)
-                .map(|s| s.user_s * 1e6 / s.wrk.requests as f64)
-                .collect(),
-        ),
-        rss_mib: mine.iter().map(|s| s.rss_kib).max().unwrap_or(0) as f64 / 1024.0,
-    }
-}
-
-/// `ours / theirs` of added latency, unless the peer added none (its percentile fell below
-/// the direct path's: noise on a shared machine), where a ratio means nothing.
-fn added_ratio(ours: f64, theirs: f64) -> String {
-    if theirs <= 0.0 {
-        format!("n/a ({ours:+.3} ms vs {theirs:+.3} ms: the peer's is within noise of direct)")
-    } else {
-        format!("{:.2}x ({ours:+.3} ms vs {theirs:+.3} ms)", ours / theirs)
-    }
-}
-
-fn report(samples: &[(Variant, Sample)], args: &BenchArgs) -> anyhow::Result<()> {
     if args.only.is_some() {
         return Ok(());
     }
-    let s: Vec<(Variant, Summary)> = VARIANTS.iter().map(|v| (*v, summarize(samples, *v))).collect();
-    let get = |v: Variant| &s.iter().find(|(x, _)| *x == v).expect("variant").1;
-    let (direct, gl, nginx, ipt) =
-        (get(Variant::Direct), get(Variant::Graylane), get(Variant::Nginx), get(Variant::Iptables));
-    let policy = get(Variant::Policy);
-    let mut out = String::new();
-    out.push_str(&format!(
-        "\ngraylane bench: HTTP/1.1 keep-alive, 1 KiB nginx backend, wrk {} connections, {} rounds x {:?}, medians\n\n",
-        args.connections, args.rounds, args.duration
-    ));
-    out.push_str("variant      req/s     p50 ms   p99 ms   proxy req/CPU-s  proxy CPU-ms/1k req  (user)  proxy RSS MiB\n");
-    for (v, m) in &s {
-        out.push_str(&format!(
-            "{:<9} {:>9.0} {:>9.3} {:>8.3} {:>16.0} {:>20.1} {:>7.1} {:>14.1}\n",
-            v.name(),
-            m.rps,
-            m.p50,
-            m.p99,
-            m.per_cpu_s,
-            m.cpu_ms_per_1k,
-            m.user_us,
-            m.rss_mib
-        ));
-    }
-    let efficiency = gl.per_cpu_s / nginx.per_cpu_s;
-    out.push_str(&format!(
-        "\nratios:\n  graylane/nginx  requests per proxy CPU-second  {efficiency:.2}x   (goal >= 1.2)\n  \
-         graylane/nginx  added p99 latency              {}   (goal <= 0.8)\n  \
-         graylane/nginx  added p50 latency              {}\n  \
-         graylane/nginx  requests/sec                   {:.2}x\n  \
-         graylane/direct requests/sec                   {:.2}x\n  \
-         eBPF/iptables   capture, same proxy, req/s     {:.2}x\n  \
-         policy/plain    rate limit + breaker + retry   {:.2}x req/s, {:.2}x proxy CPU per request   (goal: < 5% fewer req/s)\n",
-        added_ratio(gl.p99 - direct.p99, nginx.p99 - direct.p99),
-        added_ratio(gl.p50 - direct.p50, nginx.p50 - direct.p50),
-        gl.rps / nginx.rps,
-        gl.rps / direct.rps,
-        gl.rps / ipt.rps,
-        policy.rps / gl.rps,
-        policy.cpu_ms_per_1k / gl.cpu_ms_per_1k,
-    ));
+    let out = report::render(&samples, args);
     print!("{out}");
     let dir = root().join("target/bench");
     std::fs::create_dir_all(&dir)?;
-    let path: PathBuf = dir.join("report.txt");
-    std::fs::write(&path, &out)?;
+    let path = dir.join("report.txt");
+    std::fs::write(&path, &out).with_context(|| format!("write {}", path.display()))?;
     eprintln!("bench: report written to {}", path.display());
     Ok(())
 }

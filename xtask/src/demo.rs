@@ -12,6 +12,7 @@ use crate::cmd::build_agent;
 const APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
 const DATA: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 30);
 const SEARCH: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 40);
+const ORDERS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 50);
 
 const BETA_RULE: &str = "apiVersion: graylane.io/v1alpha1
 kind: TrafficLabelRule
@@ -46,10 +47,18 @@ pub fn run() -> anyhow::Result<()> {
     sb.add_service(ServiceSpec::new("data", DATA).named_port(80, 8080, "http").select("app", "data"));
     sb.add_pod(PodSpec::new("search-v1").label("app", "search"))?.serve_http(8080)?;
     sb.add_service(ServiceSpec::new("search", SEARCH).named_port(80, 8080, "http").select("app", "search"));
+    // A base middle service whose app forwards only `traceparent` (OpenTelemetry without
+    // baggage): it calls data for each request it serves.
+    let relay = graylane_tests::fixture("relay.py");
+    let relay = relay.to_str().context("fixture path")?;
+    let orders = sb.add_pod(PodSpec::new("orders-v1").label("app", "orders"))?;
+    orders.spawn("python3", &[relay, "traceparent", "8080", &format!("http://{DATA}/")])?;
+    orders.wait_listening(8080)?;
+    sb.add_service(ServiceSpec::new("orders", ORDERS).named_port(80, 8080, "http").select("app", "orders"));
     sb.add_document(BETA_RULE);
     let took = sb.start_agent(&AgentOptions::default())?;
     println!(
-        "agent ready in {} ms; pods: gateway (ingress), client, app-v1, app-v2 [gray], data-v1, data-v2 [gray], search-v1\n",
+        "agent ready in {} ms; pods: gateway (ingress), client, app-v1, app-v2 [gray], data-v1, data-v2 [gray], search-v1, orders-v1\n",
         took.as_millis()
     );
     println!("kill -9 the agent: pods keep reaching pod IPs directly (fail-open)");
@@ -75,6 +84,8 @@ pub fn run() -> anyhow::Result<()> {
     show(&sb, "app-v2 → data (no header: the kernel knows)", "app-v2", &data, &[])?;
     show(&sb, "app-v1 → data (no header)", "app-v1", &data, &[])?;
     show(&sb, "app-v2 → search (no gray search: escapes)", "app-v2", &search, &[])?;
+    chain(&sb)?;
+    caller_address(&sb)?;
 
     println!("\n$ graylane flows      # on the node: where each connection went, and why");
     let bin = graylane_tests::binary()?;
@@ -89,6 +100,42 @@ pub fn run() -> anyhow::Result<()> {
     println!("\nThis ran standalone (pods and policies from YAML files). In a cluster:");
     println!(
         "  kubectl apply -k deploy/ && kubectl apply -f deploy/examples/   # agent --kube on every node\n"
+    );
+    Ok(())
+}
+
+/// client → orders-v1 (base, forwards only `traceparent`) → data: the gray request keeps
+/// its lane through the app that dropped the tag, by its trace id.
+fn chain(sb: &Sandbox) -> anyhow::Result<()> {
+    let url = format!("http://{ORDERS}/");
+    let out = sb.pod("client").python_json("chain_client.py", &[&url, "3", "traceparent", "gray"])?;
+    let pods = out[0]["pods"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect::<Vec<_>>().join(","))
+        .unwrap_or_default();
+    let flows = sb.admin().json("/flows?pod=default/orders-v1")?;
+    let last = flows.as_array().and_then(|a| a.last()).cloned().unwrap_or(Value::Null);
+    println!(
+        "  {:<44} {pods:<9} orders-v1 passes on only traceparent; its call: tag {} from {}, subset {}",
+        "client → orders → data (gray)",
+        last["lane_tag"].as_str().unwrap_or("-"),
+        last["tag_source"].as_str().unwrap_or("-"),
+        last["subset"].as_str().unwrap_or("-"),
+    );
+    Ok(())
+}
+
+/// Which address the server saw: the calling pod's own, so NetworkPolicy and server logs
+/// keep the real caller.
+fn caller_address(sb: &Sandbox) -> anyhow::Result<()> {
+    let (_, body) = sb.pod("app-v1").curl(&format!("http://{DATA}/"))?;
+    let seen: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    println!(
+        "\n  data saw app-v1's request come from {} (app-v1's own IP is {}, the node's {}):\n  \
+         the proxy connects from the caller's network namespace, so NetworkPolicy and server logs see the real caller",
+        seen["client"].as_str().unwrap_or("?"),
+        sb.pod("app-v1").ip,
+        sb.node_ip(),
     );
     Ok(())
 }

@@ -59,12 +59,13 @@ enum Task {
         #[arg(long, default_value_t = 20)]
         minutes: u64,
     },
-    /// Benchmark graylane against direct, nginx and iptables capture (not a test).
+    /// Benchmark graylane against direct, nginx and iptables capture, with a cost ledger,
+    /// HTTP/2, gRPC and fixed-rate latency cases (not a test).
     Bench {
-        /// Only this variant: direct, graylane, nginx or iptables (to profile it).
+        /// Only the case of this name (or the cases whose name contains it), e.g. `graylane`.
         #[arg(long)]
         only: Option<String>,
-        /// Interleaved rounds; each variant runs once per round.
+        /// Interleaved rounds; each case runs once per round (after a warm-up round).
         #[arg(long, default_value_t = 3)]
         rounds: usize,
         /// Seconds per run.

@@ -18,6 +18,7 @@ const PACKAGES: &[&str] = &[
     "iptables",
     "nginx-light",
     "wrk",
+    "nghttp2-client",
     "redis-server",
     "prometheus",
 ];
@@ -45,11 +46,14 @@ pub fn run() -> anyhow::Result<()> {
     } else {
         sh(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
     }
-    // Python test clients: grpcio (a real gRPC client/server), kubernetes-validate
-    // (Kubernetes schemas, for deploy/), opentelemetry-proto (the official OTLP messages,
-    // to parse the spans graylane exports).
+    // Python test clients: grpcio (a real gRPC client/server), h2 (a strict HTTP/2 server),
+    // kubernetes-validate (Kubernetes schemas, for deploy/), opentelemetry-proto (the
+    // official OTLP messages, to parse the spans graylane exports), xxhash (trace keys in
+    // forged lane hints).
     for (module, package) in [
         ("grpc", "grpcio"),
+        ("h2", "h2"),
+        ("xxhash", "xxhash"),
         ("kubernetes_validate", "kubernetes-validate"),
         ("opentelemetry.proto.collector.trace.v1.trace_service_pb2", "opentelemetry-proto"),
     ] {

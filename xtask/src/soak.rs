@@ -68,6 +68,14 @@ pub fn run(minutes: u64) -> anyhow::Result<()> {
     let mut last_kill = Instant::now();
     let mut last_churn = Instant::now();
     let mut gray = true;
+    // Connections served from the pods' own addresses and from the node's (fallbacks),
+    // summed over every agent's life.
+    let (mut from_pod, mut from_node) = (0.0, 0.0);
+    let sources = |sb: &Sandbox| {
+        let m = sb.metrics();
+        let n = |s: &str| m.metric("graylane_upstream_source_total", &[("source", s)]).unwrap_or(0.0);
+        (n("pod"), n("node"))
+    };
     let url = format!("http://{APP}/");
     let script = fixture("http_loop.py");
     let script = script.to_str().context("fixture path")?;
@@ -94,6 +102,8 @@ pub fn run(minutes: u64) -> anyhow::Result<()> {
                 last_churn = Instant::now();
             }
             if last_kill.elapsed() >= KILL_EVERY {
+                let (p, n) = sources(&sb);
+                (from_pod, from_node) = (from_pod + p, from_node + n);
                 sb.kill_agent()?;
                 sb.start_agent(&opts)?;
                 kills += 1;
@@ -115,8 +125,14 @@ pub fn run(minutes: u64) -> anyhow::Result<()> {
         );
     }
 
+    let (p, n) = sources(&sb);
+    (from_pod, from_node) = (from_pod + p, from_node + n);
     let mut report = String::new();
     writeln!(report, "soak: {minutes} min, {kills} kill -9 restarts, {churns} tag changes")?;
+    writeln!(
+        report,
+        "captured connections: {from_pod} from the calling pod's own address, {from_node} from the node's (fallbacks)"
+    )?;
     writeln!(
         report,
         "requests: {attempts}, ok {ok}, success rate {:.4}",

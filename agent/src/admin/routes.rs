@@ -1,15 +1,13 @@
 //! The admin endpoints and what they answer.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicBool, Ordering},
-};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use hyper::{Method, StatusCode};
 use serde_json::json;
 
 use crate::{
+    admin::{Lifecycle, lifecycle::Phase},
     datapath::{Counters, DatapathStatus, PinPaths, Records, SyncStats},
     proxy::SharedState,
     telemetry::flows::Flows,
@@ -21,12 +19,14 @@ pub struct SyncReport {
     pub syncs: u64,
     pub last: SyncStats,
     pub unresolved_cgroups: Vec<String>,
+    /// Services whose cluster IP is outside every captured range (not captured).
+    pub uncaptured_services: Vec<String>,
     pub last_error: Option<String>,
 }
 
 /// Everything the admin API reads.
 pub struct AdminContext {
-    pub ready: AtomicBool,
+    pub lifecycle: Arc<Lifecycle>,
     pub flows: Arc<Flows>,
     pub status: DatapathStatus,
     pub counters: Counters,
@@ -47,13 +47,28 @@ impl AdminContext {
     pub fn route(&self, method: &Method, path_and_query: &str) -> Answer {
         let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
         let local_only = query.split('&').any(|kv| kv == "local=1");
+        if (method, path) == (&Method::POST, "/takeover") {
+            return if self.lifecycle.request_handover() {
+                text(StatusCode::ACCEPTED, "handing over: no longer accepting, finishing in-flight work\n")
+            } else {
+                text(
+                    StatusCode::CONFLICT,
+                    &format!("not ready to hand over ({:?})\n", self.lifecycle.phase()),
+                )
+            };
+        }
         if method != Method::GET {
-            return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+            return text(StatusCode::METHOD_NOT_ALLOWED, "only GET (and POST /takeover)\n");
         }
         match path {
-            "/healthz" => text(StatusCode::OK, "ok\n"),
-            "/readyz" if self.ready.load(Ordering::Acquire) => text(StatusCode::OK, "ready\n"),
-            "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: first sync pending\n"),
+            "/healthz" => self.health(),
+            "/readyz" => match self.lifecycle.phase() {
+                Phase::Ready => text(StatusCode::OK, "ready\n"),
+                Phase::Starting => text(StatusCode::SERVICE_UNAVAILABLE, "not ready: first sync pending\n"),
+                Phase::Draining | Phase::HandedOver => {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "not ready: draining\n")
+                }
+            },
             "/flows" => to_json(&super::flows::FlowFilter::parse(query).apply(self.flows.list())),
             "/routes" => {
                 let service = super::flows::FlowFilter::parse(query).service;
@@ -111,7 +126,9 @@ impl AdminContext {
         let uptime = self.started.elapsed().map_or(0, |d| d.as_secs());
         to_json(&json!({
             "version": env!("CARGO_PKG_VERSION"),
-            "ready": self.ready.load(Ordering::Acquire),
+            "ready": self.lifecycle.phase() == Phase::Ready,
+            "phase": self.lifecycle.phase(),
+            "datapath_health": *self.lifecycle.datapath(),
             "uptime_seconds": uptime,
             "inventory": self.inventory,
             "cgroup_root": self.status.cgroup_root,
@@ -125,7 +142,18 @@ impl AdminContext {
             "last_sync": sync.last,
             "last_error": sync.last_error,
             "unresolved_cgroups": sync.unresolved_cgroups,
+            "uncaptured_services": sync.uncaptured_services,
         }))
+    }
+
+    /// Liveness: 503 while the datapath is not what this agent installed (a restart
+    /// re-pins it), with what is wrong.
+    fn health(&self) -> Answer {
+        let health = self.lifecycle.datapath();
+        if health.ok() {
+            return text(StatusCode::OK, "ok\n");
+        }
+        text(StatusCode::SERVICE_UNAVAILABLE, &format!("datapath: {}\n", health.problems.join("; ")))
     }
 
     fn datapath(&self) -> Answer {

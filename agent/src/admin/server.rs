@@ -1,23 +1,53 @@
-//! HTTP/1.1 plumbing for the admin API.
+//! HTTP/1.1 plumbing for the admin API and the metrics endpoint, hardened like the proxy's
+//! edge: a header read timeout (slowloris, idle keep-alive), bounded request heads, and
+//! connection caps per source address and in total, so a flood from one pod cannot take
+//! the agent's descriptors or keep `/healthz` from answering.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use std::convert::Infallible;
 
 use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
 use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 
 use super::AdminContext;
 
+/// A request's head must arrive within this.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// Read buffer, hence the largest request head (hyper's minimum).
+const MAX_HEAD_BYTES: usize = 8192;
+
 /// What a listener serves.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Site {
     /// The admin API (loopback).
     Admin,
     /// `/metrics` only (scraped from outside the node).
     Metrics,
+}
+
+impl Site {
+    /// Connections at once: (per source address, in total). Part of the descriptor budget.
+    pub const fn caps(self) -> (usize, usize) {
+        match self {
+            Site::Admin => (32, 64),
+            Site::Metrics => (8, 64),
+        }
+    }
+
+    const fn name(self) -> &'static str {
+        match self {
+            Site::Admin => "admin",
+            Site::Metrics => "metrics",
+        }
+    }
 }
 
 /// Binds every address now (so errors surface at startup) and serves them on a dedicated
@@ -30,7 +60,7 @@ pub fn spawn(
     for (addr, site) in sites {
         // SO_REUSEPORT: a new agent binds while this one drains.
         let l = crate::proxy::bind_std(*addr)
-            .map_err(|e| std::io::Error::new(e.kind(), format!("bind {addr}: {e}")))?;
+            .map_err(|e| std::io::Error::new(e.kind(), format!("bind {} on {addr}: {e}", site.name())))?;
         bound.push((l, *site));
     }
     std::thread::Builder::new().name("admin".into()).spawn(move || {
@@ -53,18 +83,79 @@ async fn serve(std_listener: std::net::TcpListener, site: Site, ctx: Arc<AdminCo
         Ok(l) => l,
         Err(e) => return tracing::error!(error = %e, "admin listener failed"),
     };
+    let caps = Arc::new(Caps::new(site));
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let (stream, peer) = match listener.accept().await {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(site = site.name(), error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let Some(slot) = caps.admit(peer.ip()) else {
+            crate::telemetry::metrics().proxy.admin_refused.with_label_values(&[site.name()]).inc();
+            continue; // dropped: closed at once
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let svc = service_fn(move |req: Request<Incoming>| {
                 let ctx = ctx.clone();
                 async move { Ok::<_, std::convert::Infallible>(handle(&ctx, site, &req)) }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .max_buf_size(MAX_HEAD_BYTES)
+                .max_headers(32)
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
+    }
+}
+
+/// Connections per source address and in total.
+struct Caps {
+    per_source: usize,
+    total: usize,
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// A connection's place under the caps.
+struct Slot(Arc<Caps>, IpAddr);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut open = self.0.open.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                open.remove(&self.1);
+            }
+        }
+    }
+}
+
+impl Caps {
+    fn new(site: Site) -> Self {
+        let (per_source, total) = site.caps();
+        Self { per_source, total, open: Mutex::new(HashMap::new()) }
+    }
+
+    fn admit(self: &Arc<Self>, ip: IpAddr) -> Option<Slot> {
+        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let total: usize = open.values().sum();
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.per_source || total >= self.total {
+            if *n == 0 {
+                open.remove(&ip);
+            }
+            return None;
+        }
+        *n += 1;
+        Some(Slot(self.clone(), ip))
     }
 }
 
@@ -88,4 +179,22 @@ fn handle(ctx: &AdminContext, site: Site, req: &Request<Incoming>) -> Response<B
         .header("content-type", content_type)
         .body(Full::new(Bytes::from(body)).boxed())
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"internal error")).boxed()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caps_hold_per_source_and_in_total() {
+        let caps = Arc::new(Caps { per_source: 2, total: 3, open: Mutex::new(HashMap::new()) });
+        let a: IpAddr = [10, 0, 0, 1].into();
+        let b: IpAddr = [10, 0, 0, 2].into();
+        let (a1, a2) = (caps.admit(a), caps.admit(a));
+        assert!(a1.is_some() && a2.is_some() && caps.admit(a).is_none(), "per source");
+        let b1 = caps.admit(b);
+        assert!(b1.is_some() && caps.admit(b).is_none(), "in total");
+        drop(a1);
+        assert!(caps.admit(b).is_some());
+    }
 }

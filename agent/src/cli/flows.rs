@@ -116,6 +116,13 @@ fn why(f: &Value) -> String {
     if let Some(r) = f["rule"].as_str() {
         parts.push(format!("rule={r}"));
     }
+    if let Some(l) = f["lane_lost"].as_str() {
+        parts.push(format!("lane_lost={l}"));
+    }
+    // Upstream from the node's address instead of the caller's own, and why.
+    if let Some(r) = f["source_fallback"].as_str().filter(|r| *r != "configured") {
+        parts.push(format!("from_node={r}"));
+    }
     if let Some(Value::Object(o)) = f.get("outcome") {
         if let Some(e) = o.get("failed").and_then(Value::as_str) {
             parts.push(format!("failed: {e}"));

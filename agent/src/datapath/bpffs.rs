@@ -38,7 +38,7 @@ impl PinPaths {
         ensure_bpffs(&bpffs)?;
         for dir in [self.maps(), self.links(), self.progs()] {
             std::fs::create_dir_all(&dir)
-                .map_err(|source| DatapathError::Pin { path: dir.clone(), source })?;
+                .map_err(|source| DatapathError::Pin { path: dir.clone(), cause: source })?;
         }
         Ok(())
     }
@@ -59,9 +59,10 @@ fn ensure_bpffs(path: &Path) -> Result<(), DatapathError> {
     if is_bpffs {
         return Ok(());
     }
-    std::fs::create_dir_all(path).map_err(|source| DatapathError::Bpffs { path: path.into(), source })?;
+    std::fs::create_dir_all(path)
+        .map_err(|source| DatapathError::Bpffs { path: path.into(), cause: source })?;
     mount(Some("bpf"), path, Some("bpf"), MsFlags::empty(), None::<&str>)
-        .map_err(|errno| DatapathError::Bpffs { path: path.into(), source: std::io::Error::from(errno) })?;
+        .map_err(|errno| DatapathError::Bpffs { path: path.into(), cause: std::io::Error::from(errno) })?;
     tracing::info!(path = %path.display(), "mounted bpffs");
     Ok(())
 }

@@ -27,7 +27,7 @@ impl CgroupRoot {
         let is_v2 = statfs(&path)
             .map_err(|errno| DatapathError::Cgroup {
                 path: path.clone(),
-                source: std::io::Error::from(errno),
+                cause: std::io::Error::from(errno),
             })?
             .filesystem_type()
             == CGROUP2_SUPER_MAGIC;
@@ -53,12 +53,12 @@ impl CgroupRoot {
 pub fn cgroup_id(path: &Path) -> Result<u64, DatapathError> {
     std::fs::metadata(path)
         .map(|m| m.ino())
-        .map_err(|source| DatapathError::Cgroup { path: path.into(), source })
+        .map_err(|source| DatapathError::Cgroup { path: path.into(), cause: source })
 }
 
 fn detect_mount() -> Result<PathBuf, DatapathError> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|source| DatapathError::Cgroup { path: "/proc/self/mountinfo".into(), source })?;
+        .map_err(|source| DatapathError::Cgroup { path: "/proc/self/mountinfo".into(), cause: source })?;
     let mounts = cgroup2_mounts(&mountinfo);
     // Prefer the canonical location when it is v2 (unified hosts).
     mounts

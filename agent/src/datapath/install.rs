@@ -36,7 +36,7 @@ pub struct Datapath {
     pub sync: MapSync,
     pub records: Arc<Records>,
     pub counters: Counters,
-    pub listeners: Listeners,
+    pub listeners: Arc<Listeners>,
     pub events: ConnectEvents,
     pub status: DatapathStatus,
 }
@@ -66,9 +66,10 @@ impl Datapath {
         let mut ebpf = EbpfLoader::new()
             .default_map_pin_directory(&maps_dir)
             .map_max_entries(map_names::RECORDS, cfg.records_max)
-            .load(super::EBPF_OBJECT)?;
+            .load(super::EBPF_OBJECT)
+            .map_err(DatapathError::Load)?;
         let cgroup = File::open(&cfg.cgroup_root.path)
-            .map_err(|source| DatapathError::Cgroup { path: cfg.cgroup_root.path.clone(), source })?;
+            .map_err(|source| DatapathError::Cgroup { path: cfg.cgroup_root.path.clone(), cause: source })?;
 
         let mut links = Vec::new();
         let mut link_status = Vec::new();
@@ -115,7 +116,7 @@ impl Datapath {
             records.seed_count()?;
         }
         let counters = Counters::new(typed(&mut ebpf, map_names::COUNTERS)?);
-        let listeners = Listeners::new(typed(&mut ebpf, map_names::LISTENERS)?);
+        let listeners = Arc::new(Listeners::new(typed(&mut ebpf, map_names::LISTENERS)?));
         let events = ConnectEvents::new(typed(&mut ebpf, map_names::CONNECT_EVENTS)?);
 
         let status = DatapathStatus {
@@ -144,7 +145,7 @@ impl Datapath {
 fn attach(ebpf: &mut Ebpf, hook: Hook, cgroup: &File, pins: &PinPaths) -> Result<FdLink, DatapathError> {
     let name = hook.program();
     let prog = ebpf.program_mut(name).ok_or(DatapathError::Object(format!("program {name} missing")))?;
-    let perr = |source| DatapathError::Program { program: name, source };
+    let perr = |source| DatapathError::Program { program: name, cause: source };
     let prog_pin = pins.progs().join(name);
     replace_pin(&prog_pin)?;
     let link: FdLink = match hook {
@@ -179,7 +180,7 @@ fn replace_pin(path: &PathBuf) -> Result<(), DatapathError> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(DatapathError::Pin { path: path.clone(), source }),
+        Err(source) => Err(DatapathError::Pin { path: path.clone(), cause: source }),
     }
 }
 

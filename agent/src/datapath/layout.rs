@@ -74,7 +74,7 @@ pub fn replace_incompatible(
         if let Some(why) = incompatibility(paths, name, def, layout_ok) {
             let path = paths.map(name);
             tracing::warn!(map = %name, %why, "pinned map layout changed: replacing it");
-            std::fs::remove_file(&path).map_err(|source| DatapathError::Pin { path, source })?;
+            std::fs::remove_file(&path).map_err(|source| DatapathError::Pin { path, cause: source })?;
             replaced.push(name.clone());
         }
     }

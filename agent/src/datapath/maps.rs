@@ -1,6 +1,6 @@
 //! Typed handles on the pinned maps, grouped by who uses them.
 
-use aya::maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray, SockMap};
+use aya::maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray};
 use graylane_common::{
     Addr16, DatapathConfig as KernelConfig, Meta, NameKey, NameValue, PodEntry, Reason, map_names,
 };
@@ -38,21 +38,5 @@ impl Counters {
                 Ok((*r, values.iter().sum()))
             })
             .collect()
-    }
-}
-
-/// The sockmap the connect hooks read to know whether a proxy is alive.
-pub struct Listeners {
-    map: SockMap<MapData>,
-}
-
-impl Listeners {
-    pub(crate) fn new(map: SockMap<MapData>) -> Self {
-        Self { map }
-    }
-
-    /// Registers a listening socket in `slot`. The kernel removes it when the socket closes.
-    pub fn register(&mut self, slot: u32, listener: &impl std::os::fd::AsRawFd) -> Result<(), DatapathError> {
-        self.map.set(slot, listener, 0).map_err(DatapathError::map(map_names::LISTENERS))
     }
 }

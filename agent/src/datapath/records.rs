@@ -69,7 +69,7 @@ impl Records {
                 cgroup_id: v.cgroup_id,
             })),
             Err(MapError::KeyNotFound) => Ok(None),
-            Err(e) => Err(DatapathError::Map { map: map_names::RECORDS, source: e }),
+            Err(e) => Err(DatapathError::Map { map: map_names::RECORDS, cause: e }),
         }
     }
 

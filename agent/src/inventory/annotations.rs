@@ -1,5 +1,6 @@
 //! The `graylane.io/*` annotations a pod can carry, and their validation.
 
+use super::FieldError;
 use std::collections::BTreeMap;
 
 /// Every graylane annotation starts with this.
@@ -36,21 +37,24 @@ pub struct PodAnnotations {
 }
 
 /// Reads and validates; the error names the annotation.
-pub fn parse(annotations: &BTreeMap<String, String>) -> Result<PodAnnotations, (String, String)> {
+pub fn parse(annotations: &BTreeMap<String, String>) -> Result<PodAnnotations, FieldError> {
     let field = |k: &str| format!("metadata.annotations[\"{k}\"]");
     let mut out = PodAnnotations { redirect: true, ..Default::default() };
     if let Some(v) = annotations.get(annotation::TAG) {
-        out.tag = Some(label_value(v).map_err(|m| (field(annotation::TAG), m))?);
+        out.tag = Some(label_value(v).map_err(|m| FieldError::new(field(annotation::TAG), m))?);
     }
     if let Some(v) = annotations.get(annotation::TENANT) {
-        out.tenant = Some(label_value(v).map_err(|m| (field(annotation::TENANT), m))?);
+        out.tenant = Some(label_value(v).map_err(|m| FieldError::new(field(annotation::TENANT), m))?);
     }
     if let Some(v) = annotations.get(annotation::REDIRECT) {
         out.redirect = match v.as_str() {
             "true" => true,
             "false" => false,
             other => {
-                return Err((field(annotation::REDIRECT), format!("{other:?} is not \"true\" or \"false\"")));
+                return Err(FieldError::new(
+                    field(annotation::REDIRECT),
+                    format!("{other:?} is not \"true\" or \"false\""),
+                ));
             }
         };
     }
@@ -59,7 +63,7 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<PodAnnotations, (
             "open" => false,
             "closed" => true,
             other => {
-                return Err((
+                return Err(FieldError::new(
                     field(annotation::FAIL_MODE),
                     format!("{other:?} is not \"open\" or \"closed\""),
                 ));
@@ -67,13 +71,19 @@ pub fn parse(annotations: &BTreeMap<String, String>) -> Result<PodAnnotations, (
         };
     }
     if let Some(v) = annotations.get(annotation::CGROUP) {
-        if v.is_empty() || v.split('/').any(|part| part == "..") {
-            return Err((field(annotation::CGROUP), format!("{v:?} is not a relative cgroup path")));
+        if v.split('/').any(|part| part == "..") {
+            return Err(FieldError::new(field(annotation::CGROUP), format!("{v:?} leaves the cgroup root")));
         }
-        out.cgroup = Some(v.clone());
+        let Some(path) = super::sanity::normalize_cgroup(v) else {
+            return Err(FieldError::new(
+                field(annotation::CGROUP),
+                format!("{v:?} is the cgroup root itself: every process under it would be this pod"),
+            ));
+        };
+        out.cgroup = Some(path);
     }
     if let Some(v) = annotations.get(annotation::ROLE) {
-        out.role = Some(label_value(v).map_err(|m| (field(annotation::ROLE), m))?);
+        out.role = Some(label_value(v).map_err(|m| FieldError::new(field(annotation::ROLE), m))?);
     }
     out.unknown = annotations
         .keys()
@@ -121,7 +131,8 @@ mod tests {
 
     #[test]
     fn rejects_bad_values_naming_the_annotation() {
-        let (field, msg) = parse(&map(&[("graylane.io/tag", "-bad")])).expect_err("invalid");
+        let FieldError { field, message: msg } =
+            parse(&map(&[("graylane.io/tag", "-bad")])).expect_err("invalid");
         assert_eq!(field, "metadata.annotations[\"graylane.io/tag\"]");
         assert!(msg.contains("label value"), "{msg}");
         assert!(parse(&map(&[("graylane.io/redirect", "no")])).is_err());

@@ -13,9 +13,11 @@ use futures::{Stream, StreamExt as _};
 use k8s_openapi::api::{
     core::v1::{Pod as KPod, Service as KService},
     discovery::v1::EndpointSlice,
+    networking::v1::ServiceCIDR,
 };
 use kube::{
     Api, Client, Resource,
+    api::ListParams,
     runtime::{
         WatchStreamExt as _,
         reflector::{self, Store},
@@ -36,6 +38,10 @@ pub struct KubeConfig {
     pub node_name: Option<String>,
     /// The cgroup v2 root, to find local pods' cgroups.
     pub cgroup_root: PathBuf,
+    /// Honor `graylane.io/cgroup` (clusters without kubelet's layout, tests).
+    pub cgroup_annotation: bool,
+    /// Addresses no pod may claim.
+    pub node: super::NodeFacts,
 }
 
 struct Stores {
@@ -44,6 +50,8 @@ struct Stores {
     slices: Store<EndpointSlice>,
     policies: Store<TrafficPolicy>,
     rules: Store<TrafficLabelRule>,
+    /// `None` when the API server does not serve ServiceCIDR (before Kubernetes 1.33).
+    service_cidrs: Option<Store<ServiceCIDR>>,
 }
 
 /// Starts the reflectors; resolves once every resource has been listed, with the first
@@ -53,7 +61,22 @@ pub async fn start(
     cfg: KubeConfig,
 ) -> Result<watch::Receiver<Arc<Snapshot>>, InventoryError> {
     let changed = Arc::new(Notify::new());
+    let cidr_api = Api::<ServiceCIDR>::all(client.clone());
+    // Not served (before Kubernetes 1.33) or not allowed: without them. Anything else (the
+    // API server busy, a dropped connection) is passing: the watcher retries.
+    let service_cidrs = match cidr_api.list(&ListParams::default().limit(1)).await {
+        Err(kube::Error::Api(status)) if matches!(status.code, 403 | 404) => {
+            tracing::warn!(
+                error = %status,
+                "ServiceCIDR objects are not available: capturing --service-cidr ranges, or every \
+                 Service cluster IP when none is given"
+            );
+            None
+        }
+        Ok(_) | Err(_) => Some(reflect(cidr_api, &changed)),
+    };
     let stores = Stores {
+        service_cidrs,
         pods: reflect(Api::<KPod>::all(client.clone()), &changed),
         services: reflect(Api::<KService>::all(client.clone()), &changed),
         slices: reflect(Api::<EndpointSlice>::all(client.clone()), &changed),
@@ -66,7 +89,11 @@ pub async fn start(
         stores.services.wait_until_ready().await?;
         stores.slices.wait_until_ready().await?;
         stores.policies.wait_until_ready().await?;
-        stores.rules.wait_until_ready().await
+        stores.rules.wait_until_ready().await?;
+        match &stores.service_cidrs {
+            Some(s) => s.wait_until_ready().await,
+            None => Ok(()),
+        }
     };
     synced.await.map_err(|e| InventoryError::Watch { path: "kubernetes".into(), message: e.to_string() })?;
     let mut reported = HashSet::new();
@@ -124,8 +151,11 @@ fn build(stores: &Stores, cfg: &KubeConfig, reported: &mut HashSet<String>) -> S
             tracing::warn!(object = %e.object, field = %e.field, "{}; object skipped", e.message);
         }
     };
-    let pods =
+    let ranked: Vec<convert::Ranked> =
         stores.pods.state().iter().filter_map(|p| convert::pod(p, cfg).map_err(&mut report).ok()).collect();
+    let ranks: Vec<(bool, i64)> = ranked.iter().map(|(_, r)| *r).collect();
+    let mut pods: Vec<super::Pod> = ranked.into_iter().map(|(p, _)| p).collect();
+    let resolved = super::sanity::resolve(&mut pods, |i| ranks[i], &cfg.node);
     let services = stores
         .services
         .state()
@@ -137,5 +167,17 @@ fn build(stores: &Stores, cfg: &KubeConfig, reported: &mut HashSet<String>) -> S
         stores.policies.state().iter().filter_map(|p| convert::policy(p).map_err(&mut report).ok()).collect();
     let rules =
         stores.rules.state().iter().filter_map(|r| convert::rule(r).map_err(&mut report).ok()).collect();
-    Snapshot::with_policies(pods, services, policies, rules).with_slices(slices)
+    for r in resolved {
+        if reported.insert(r.clone()) {
+            tracing::warn!("{r}");
+        }
+    }
+    let cidrs = stores
+        .service_cidrs
+        .iter()
+        .flat_map(|s| s.state())
+        .flat_map(|c| c.spec.as_ref().and_then(|s| s.cidrs.clone()).unwrap_or_default())
+        .filter_map(|text| text.parse().ok())
+        .collect();
+    Snapshot::with_policies(pods, services, policies, rules).with_slices(slices).with_service_cidrs(cidrs)
 }

@@ -30,6 +30,8 @@ pub struct Pod {
     pub labels: BTreeMap<String, String>,
     pub ips: Vec<IpAddr>,
     pub node: Option<String>,
+    /// The node's address (`status.hostIP`): where that node's agent takes lane hints.
+    pub host_ip: Option<IpAddr>,
     pub tag: Option<String>,
     pub tenant: Option<String>,
     /// `graylane.io/redirect` (default true).
@@ -47,6 +49,32 @@ pub struct Pod {
 impl Pod {
     pub fn key(&self) -> PodKey {
         PodKey::new(&self.namespace, &self.name)
+    }
+
+    /// On this node: its cgroup is known (standalone: annotated; Kubernetes: this node's).
+    pub fn local(&self) -> bool {
+        self.cgroup.is_some()
+    }
+
+    /// A ready pod `default/<name>` at `ip`, nothing else set.
+    #[cfg(test)]
+    pub fn test(name: &str, ip: &str) -> Self {
+        Pod {
+            namespace: "default".into(),
+            name: name.into(),
+            labels: Default::default(),
+            ips: ip.parse().into_iter().collect(),
+            node: None,
+            host_ip: None,
+            tag: None,
+            tenant: None,
+            redirect: true,
+            fail_closed: false,
+            cgroup: None,
+            role: None,
+            named_ports: Default::default(),
+            ready: true,
+        }
     }
 }
 
@@ -112,6 +140,8 @@ pub struct Snapshot {
     pub rules: Vec<Named<TrafficLabelRuleSpec>>,
     /// EndpointSlices by (namespace, service); services without any use their selector.
     pub slices: HashMap<(String, String), Vec<Slice>>,
+    /// The cluster's service ranges (`networking.k8s.io/v1` `ServiceCIDR` objects).
+    pub service_cidrs: Vec<ipnetwork::IpNetwork>,
     by_ip: HashMap<IpAddr, usize>,
     by_name: HashMap<String, usize>,
     /// Pods by (namespace, label key, label value): selectors start from here.
@@ -135,7 +165,23 @@ impl Snapshot {
                 by_label.entry((p.namespace.clone(), k.clone(), v.clone())).or_default().push(i);
             }
         }
-        Self { pods, services, policies, rules, slices: HashMap::new(), by_ip, by_name, by_label }
+        Self {
+            pods,
+            services,
+            policies,
+            rules,
+            slices: HashMap::new(),
+            service_cidrs: Vec::new(),
+            by_ip,
+            by_name,
+            by_label,
+        }
+    }
+
+    /// Adds the cluster's service ranges.
+    pub fn with_service_cidrs(mut self, cidrs: Vec<ipnetwork::IpNetwork>) -> Self {
+        self.service_cidrs = cidrs;
+        self
     }
 
     /// Adds EndpointSlices (the Kubernetes source's authoritative endpoints).
@@ -221,5 +267,6 @@ impl PartialEq for Snapshot {
             && self.policies == other.policies
             && self.rules == other.rules
             && self.slices == other.slices
+            && self.service_cidrs == other.service_cidrs
     }
 }

@@ -3,6 +3,7 @@
 //! Defined once, here: the CRDs in `deploy/crds/` are generated from these types
 //! (`graylane crds`), both inventory sources parse them, `proxy::routing` compiles them.
 
+use super::FieldError;
 use std::collections::BTreeMap;
 
 use kube::CustomResource;
@@ -274,18 +275,30 @@ pub struct Named<T> {
     pub spec: T,
 }
 
-/// Checks what serde cannot: regexes compile, weights and percentages are in range,
-/// conditions are known. The error names the field.
-pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), (String, String)> {
+/// Routes in one policy at most (each request walks them in order).
+pub const MAX_ROUTES: usize = 256;
+/// Header and query matches in one route, or conditions in one rule, at most.
+pub const MAX_MATCHES: usize = 32;
+
+/// Checks what serde cannot: regexes compile (within their size bounds), weights and
+/// percentages are in range, conditions are known, lists are bounded. The error names the
+/// field.
+pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), FieldError> {
     if spec.service.is_empty() {
-        return Err(("spec.service".into(), "missing".into()));
+        return Err(FieldError::new("spec.service", "missing"));
+    }
+    if spec.routes.len() > MAX_ROUTES {
+        return Err(FieldError::new(
+            "spec.routes",
+            format!("{} routes: at most {MAX_ROUTES}", spec.routes.len()),
+        ));
     }
     match (spec.fallback.mode, spec.fallback.chain.is_empty()) {
         (FallbackMode::Chain, true) => {
-            return Err(("spec.fallback.chain".into(), "required for mode chain".into()));
+            return Err(FieldError::new("spec.fallback.chain", "required for mode chain"));
         }
         (FallbackMode::Base | FallbackMode::Fail, false) => {
-            return Err(("spec.fallback.chain".into(), "only for mode chain".into()));
+            return Err(FieldError::new("spec.fallback.chain", "only for mode chain"));
         }
         _ => {}
     }
@@ -296,27 +309,34 @@ pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), (String, String)>
         if let Some(path) = &r.matches.path {
             let set = [&path.exact, &path.prefix, &path.regex].iter().filter(|v| v.is_some()).count();
             if set != 1 {
-                return Err((at("match.path"), "give exactly one of exact, prefix, regex".into()));
+                return Err(FieldError::new(at("match.path"), "give exactly one of exact, prefix, regex"));
             }
             if let Some(re) = &path.regex {
-                regex::Regex::new(re).map_err(|e| (at("match.path.regex"), e.to_string()))?;
+                super::pattern::anchored(re).map_err(|e| FieldError::new(at("match.path.regex"), e))?;
             }
         }
+        let matches = r.matches.headers.len() + r.matches.query.len();
+        if matches > MAX_MATCHES {
+            return Err(FieldError::new(
+                at("match"),
+                format!("{matches} header and query matches: at most {MAX_MATCHES}"),
+            ));
+        }
         for (j, m) in r.matches.headers.iter().chain(&r.matches.query).enumerate() {
-            check_key_match(m).map_err(|e| (at(&format!("match.headers/query[{j}]")), e))?;
+            check_key_match(m).map_err(|e| FieldError::new(at(&format!("match.headers/query[{j}]")), e))?;
         }
         if !r.destinations.is_empty() && r.destinations.iter().all(|d| d.weight == 0) {
-            return Err((at("destinations"), "all weights are 0".into()));
+            return Err(FieldError::new(at("destinations"), "all weights are 0"));
         }
         for (j, d) in r.destinations.iter().enumerate() {
             if d.weight > 10_000 {
-                return Err((at(&format!("destinations[{j}].weight")), "must be 0-10000".into()));
+                return Err(FieldError::new(at(&format!("destinations[{j}].weight")), "must be 0-10000"));
             }
         }
     }
     match &spec.load_balancer.hash_on {
         None if spec.load_balancer.policy == LbPolicy::RingHash => {
-            return Err(("spec.loadBalancer.hashOn".into(), "required for ringHash".into()));
+            return Err(FieldError::new("spec.loadBalancer.hashOn", "required for ringHash"));
         }
         Some(h)
             if [h.header.is_some(), h.cookie.is_some(), h.source_ip == Some(true)]
@@ -325,18 +345,18 @@ pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), (String, String)>
                 .count()
                 != 1 =>
         {
-            return Err((
-                "spec.loadBalancer.hashOn".into(),
-                "give exactly one of header, cookie, sourceIP: true".into(),
+            return Err(FieldError::new(
+                "spec.loadBalancer.hashOn",
+                "give exactly one of header, cookie, sourceIP: true",
             ));
         }
         _ => {}
     }
     if spec.load_balancer.min_ring_size.is_some_and(|n| !(1..=1 << 20).contains(&n)) {
-        return Err(("spec.loadBalancer.minRingSize".into(), "must be 1-1048576".into()));
+        return Err(FieldError::new("spec.loadBalancer.minRingSize", "must be 1-1048576"));
     }
     if spec.load_balancer.subset_size == Some(0) {
-        return Err(("spec.loadBalancer.subsetSize".into(), "must be at least 1".into()));
+        return Err(FieldError::new("spec.loadBalancer.subsetSize", "must be at least 1"));
     }
     Ok(())
 }
@@ -347,25 +367,31 @@ fn check_key_match(m: &KeyMatch) -> Result<(), String> {
         return Err(format!("{}: give one of exact, prefix, regex, present", m.name));
     }
     if let Some(re) = &m.regex {
-        regex::Regex::new(re).map_err(|e| format!("{}: {e}", m.name))?;
+        super::pattern::anchored(re).map_err(|e| format!("{}: {e}", m.name))?;
     }
     Ok(())
 }
 
-pub fn validate_rule(spec: &TrafficLabelRuleSpec) -> Result<(), (String, String)> {
+pub fn validate_rule(spec: &TrafficLabelRuleSpec) -> Result<(), FieldError> {
     if spec.tag.is_none() && spec.tenant.is_none() {
-        return Err(("spec.tag".into(), "a rule must give a tag or a tenant".into()));
+        return Err(FieldError::new("spec.tag", "a rule must give a tag or a tenant"));
     }
     if spec.percentage.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
-        return Err(("spec.percentage".into(), "must be 0-100".into()));
+        return Err(FieldError::new("spec.percentage", "must be 0-100"));
+    }
+    if spec.matches.len() > MAX_MATCHES {
+        return Err(FieldError::new(
+            "spec.match",
+            format!("{} conditions: at most {MAX_MATCHES}", spec.matches.len()),
+        ));
     }
     for (i, m) in spec.matches.iter().enumerate() {
         let field = format!("spec.match[{i}]");
         if m.condition == Condition::Regex {
-            regex::Regex::new(&m.value).map_err(|e| (format!("{field}.value"), e.to_string()))?;
+            super::pattern::anchored(&m.value).map_err(|e| FieldError::new(format!("{field}.value"), e))?;
         }
         if m.kind != LabelMatchType::Path && m.key.is_empty() {
-            return Err((format!("{field}.key"), "required".into()));
+            return Err(FieldError::new(format!("{field}.key"), "required"));
         }
     }
     Ok(())
@@ -396,15 +422,19 @@ mod tests {
     #[test]
     fn rejects_bad_regex_and_unknown_fallback() {
         let p = policy("service: app\nroutes:\n- match: {path: {regex: '('}}\n");
-        let (field, _) = validate_policy(&p).expect_err("bad regex");
+        let FieldError { field, .. } = validate_policy(&p).expect_err("bad regex");
         assert_eq!(field, "spec.routes[0].match.path.regex");
         assert!(
             serde_norway::from_str::<TrafficPolicySpec>("service: a\nfallback: {mode: maybe}\n").is_err()
         );
+        let many: String =
+            (0..=MAX_ROUTES).map(|i| format!("- match: {{path: {{regex: '/r{i}'}}}}\n")).collect();
+        let p = policy(&format!("service: app\nroutes:\n{many}"));
+        assert_eq!(validate_policy(&p).expect_err("too many routes").field, "spec.routes");
         let p = policy("service: app\nfallback: {mode: chain}\n");
-        assert_eq!(validate_policy(&p).expect_err("empty chain").0, "spec.fallback.chain");
+        assert_eq!(validate_policy(&p).expect_err("empty chain").field, "spec.fallback.chain");
         let p = policy("service: app\nloadBalancer: {policy: ringHash}\n");
-        assert_eq!(validate_policy(&p).expect_err("no hashOn").0, "spec.loadBalancer.hashOn");
+        assert_eq!(validate_policy(&p).expect_err("no hashOn").field, "spec.loadBalancer.hashOn");
     }
 
     #[test]
@@ -420,6 +450,6 @@ mod tests {
         let bad: TrafficLabelRuleSpec =
             serde_norway::from_str("tag: g\nmatch: [{type: header, key: k, condition: regex, value: '('}]\n")
                 .expect("yaml");
-        assert_eq!(validate_rule(&bad).expect_err("regex").0, "spec.match[0].value");
+        assert_eq!(validate_rule(&bad).expect_err("regex").field, "spec.match[0].value");
     }
 }

@@ -2,6 +2,7 @@
 //! replace the service's): request timeout, rate limit with an OpenSergo-style fallback
 //! action, concurrency cap, and fault injection per lane.
 
+use super::FieldError;
 use std::{collections::BTreeMap, time::Duration};
 
 use schemars::JsonSchema;
@@ -9,9 +10,9 @@ use serde::{Deserialize, Serialize};
 
 /// A duration written `250ms`, `2s` or `1m`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Span(pub Duration);
+pub struct Period(pub Duration);
 
-impl Span {
+impl Period {
     pub fn parse(text: &str) -> Result<Self, String> {
         let (num, unit) =
             text.trim().split_at(text.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
@@ -29,21 +30,21 @@ impl Span {
     }
 }
 
-impl Serialize for Span {
+impl Serialize for Period {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&format!("{}ms", self.0.as_millis()))
     }
 }
 
-impl<'de> Deserialize<'de> for Span {
+impl<'de> Deserialize<'de> for Period {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Span::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+        Period::parse(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
-impl JsonSchema for Span {
+impl JsonSchema for Period {
     fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Span".into()
+        "Period".into()
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({ "type": "string", "pattern": "^[0-9]+(ms|s|m)$" })
@@ -56,7 +57,7 @@ impl JsonSchema for Span {
 pub struct Resilience {
     /// The whole request, until response headers (default: none).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<Span>,
+    pub timeout: Option<Period>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -109,22 +110,22 @@ pub struct CircuitBreaker {
     #[serde(default = "twenty")]
     pub min_requests: u32,
     #[serde(default = "ten_seconds")]
-    pub window: Span,
+    pub window: Period,
     /// A call slower than this counts as a failure.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub slow_call: Option<Span>,
+    pub slow_call: Option<Period>,
     /// How long an endpoint stays open; doubles each time it opens again (capped at 10x).
     #[serde(default = "five_seconds")]
-    pub open_for: Span,
+    pub open_for: Period,
     /// Successful probes in half-open before traffic comes back.
     #[serde(default = "three")]
     pub half_open_probes: u32,
-    /// Share of traffic restored per `recoveryEvery` once probes succeed (seed: 10% / 10 s).
+    /// Share of traffic restored per `recoveryEvery` once probes succeed (default 10 % / 10 s).
     #[serde(default = "ten")]
     #[schemars(range(min = 1, max = 100))]
     pub recovery_step_percent: u32,
     #[serde(default = "ten_seconds")]
-    pub recovery_every: Span,
+    pub recovery_every: Period,
     /// At most this percent of a subset's endpoints are ejected at once.
     #[serde(default = "fifty")]
     #[schemars(range(min = 0, max = 100))]
@@ -140,11 +141,11 @@ fn ten() -> u32 {
 fn fifty() -> u32 {
     50
 }
-fn ten_seconds() -> Span {
-    Span(Duration::from_secs(10))
+fn ten_seconds() -> Period {
+    Period(Duration::from_secs(10))
 }
-fn five_seconds() -> Span {
-    Span(Duration::from_secs(5))
+fn five_seconds() -> Period {
+    Period(Duration::from_secs(5))
 }
 
 /// Retries of failed tries, on another pick of endpoint, within a budget.
@@ -156,7 +157,7 @@ pub struct Retry {
     pub attempts: u32,
     /// Each try's own limit (the request timeout still bounds the whole).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub per_try_timeout: Option<Span>,
+    pub per_try_timeout: Option<Period>,
     /// Upstream statuses that are retried (connect failures and resets always are).
     #[serde(default = "retry_statuses")]
     pub statuses: Vec<u16>,
@@ -172,7 +173,7 @@ pub struct Retry {
     pub min_retries: u32,
     /// First backoff (doubling, with jitter, up to ten times this).
     #[serde(default = "backoff")]
-    pub backoff: Span,
+    pub backoff: Period,
 }
 
 fn retry_statuses() -> Vec<u16> {
@@ -184,8 +185,8 @@ fn twenty() -> u32 {
 fn three() -> u32 {
     3
 }
-fn backoff() -> Span {
-    Span(Duration::from_millis(25))
+fn backoff() -> Period {
+    Period(Duration::from_millis(25))
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
@@ -218,7 +219,7 @@ pub struct RateLimit {
     #[schemars(range(min = 1))]
     pub requests: u32,
     #[serde(default = "one_second")]
-    pub interval: Span,
+    pub interval: Period,
     /// Token bucket: requests admitted at once (default `requests`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
@@ -239,8 +240,8 @@ pub struct RateLimit {
     pub global: bool,
 }
 
-fn one_second() -> Span {
-    Span(Duration::from_secs(1))
+fn one_second() -> Period {
+    Period(Duration::from_secs(1))
 }
 
 /// OpenSergo's fallback action: status, body and extra headers of a rejection.
@@ -305,50 +306,53 @@ pub struct FaultAbort {
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FaultDelay {
-    pub duration: Span,
+    pub duration: Period,
     #[schemars(range(min = 0.0, max = 100.0))]
     pub percentage: f64,
 }
 
 /// What serde and the schema cannot check. The error names the field under `at`.
-pub fn validate(r: &Resilience, at: &str) -> Result<(), (String, String)> {
+pub fn validate(r: &Resilience, at: &str) -> Result<(), FieldError> {
     if let Some(l) = &r.rate_limit {
         if l.requests == 0 {
-            return Err((format!("{at}.rateLimit.requests"), "must be at least 1".into()));
+            return Err(FieldError::new(format!("{at}.rateLimit.requests"), "must be at least 1"));
         }
         if l.key == LimitKey::Header && l.header.as_deref().is_none_or(str::is_empty) {
-            return Err((format!("{at}.rateLimit.header"), "required for key: header".into()));
+            return Err(FieldError::new(format!("{at}.rateLimit.header"), "required for key: header"));
         }
         if !(200..=599).contains(&l.on_reject.status) {
-            return Err((format!("{at}.rateLimit.onReject.status"), "must be 200-599".into()));
+            return Err(FieldError::new(format!("{at}.rateLimit.onReject.status"), "must be 200-599"));
         }
     }
     if let Some(retry) = &r.retry {
         if !(1..=10).contains(&retry.attempts) {
-            return Err((format!("{at}.retry.attempts"), "must be 1-10".into()));
+            return Err(FieldError::new(format!("{at}.retry.attempts"), "must be 1-10"));
         }
         if retry.budget_percent > 100 {
-            return Err((format!("{at}.retry.budgetPercent"), "must be 0-100".into()));
+            return Err(FieldError::new(format!("{at}.retry.budgetPercent"), "must be 0-100"));
         }
     }
     if let Some(c) = &r.concurrency {
         if c.max_in_flight == Some(0) {
-            return Err((format!("{at}.concurrency.maxInFlight"), "must be at least 1".into()));
+            return Err(FieldError::new(format!("{at}.concurrency.maxInFlight"), "must be at least 1"));
         }
         if c.max_per_endpoint == Some(0) {
-            return Err((format!("{at}.concurrency.maxPerEndpoint"), "must be at least 1".into()));
+            return Err(FieldError::new(format!("{at}.concurrency.maxPerEndpoint"), "must be at least 1"));
         }
         if c.max_in_flight.is_none() && c.max_per_endpoint.is_none() {
-            return Err((format!("{at}.concurrency"), "give maxInFlight, maxPerEndpoint or both".into()));
+            return Err(FieldError::new(
+                format!("{at}.concurrency"),
+                "give maxInFlight, maxPerEndpoint or both",
+            ));
         }
     }
     for (i, f) in r.faults.iter().enumerate() {
         let pct = [f.abort.as_ref().map(|a| a.percentage), f.delay.as_ref().map(|d| d.percentage)];
         if pct.iter().flatten().any(|p| !(0.0..=100.0).contains(p)) {
-            return Err((format!("{at}.faults[{i}]"), "percentages are 0-100".into()));
+            return Err(FieldError::new(format!("{at}.faults[{i}]"), "percentages are 0-100"));
         }
         if f.abort.as_ref().is_some_and(|a| !(200..=599).contains(&a.status)) {
-            return Err((format!("{at}.faults[{i}].abort.status"), "must be 200-599".into()));
+            return Err(FieldError::new(format!("{at}.faults[{i}].abort.status"), "must be 200-599"));
         }
     }
     Ok(())
@@ -360,9 +364,9 @@ mod tests {
 
     #[test]
     fn spans_and_settings_parse_and_validate() {
-        assert_eq!(Span::parse("250ms").map(|s| s.0), Ok(Duration::from_millis(250)));
-        assert_eq!(Span::parse("2s").map(|s| s.0), Ok(Duration::from_secs(2)));
-        assert!(Span::parse("2h").is_err() && Span::parse("0s").is_err() && Span::parse("s").is_err());
+        assert_eq!(Period::parse("250ms").map(|s| s.0), Ok(Duration::from_millis(250)));
+        assert_eq!(Period::parse("2s").map(|s| s.0), Ok(Duration::from_secs(2)));
+        assert!(Period::parse("2h").is_err() && Period::parse("0s").is_err() && Period::parse("s").is_err());
         let r: Resilience = serde_norway::from_str(
             "timeout: 2s\nrateLimit: {requests: 50, key: header, header: x-user, onReject: {body: slow down}}\n\
              faults: [{tags: [gray], abort: {status: 503, percentage: 10}}]",
@@ -371,6 +375,6 @@ mod tests {
         assert_eq!(r.rate_limit.as_ref().map(|l| l.on_reject.status), Some(429));
         assert!(validate(&r, "spec").is_ok());
         let bad: Resilience = serde_norway::from_str("rateLimit: {requests: 5, key: header}").expect("yaml");
-        assert_eq!(validate(&bad, "spec").expect_err("header").0, "spec.rateLimit.header");
+        assert_eq!(validate(&bad, "spec").expect_err("header").field, "spec.rateLimit.header");
     }
 }

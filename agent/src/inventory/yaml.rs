@@ -11,7 +11,7 @@ use std::{
 use serde::Deserialize;
 
 use super::{
-    InventoryError, annotations,
+    FieldError, InventoryError, annotations, bounds,
     model::{Pod, Service, ServicePort, TargetPort},
     policy::{self, Named, TrafficLabelRuleSpec, TrafficPolicySpec},
 };
@@ -20,9 +20,13 @@ use super::{
 #[derive(Debug, Default)]
 pub struct Parsed {
     pub pods: Vec<Pod>,
+    /// The document index of each pod (for messages naming it).
+    pub pod_docs: Vec<usize>,
     pub services: Vec<Service>,
     pub policies: Vec<Named<TrafficPolicySpec>>,
     pub rules: Vec<Named<TrafficLabelRuleSpec>>,
+    /// Service ranges (`networking.k8s.io/v1` `ServiceCIDR`).
+    pub service_cidrs: Vec<ipnetwork::IpNetwork>,
     /// Non-fatal findings (unknown annotations, skipped kinds), for the log.
     pub warnings: Vec<String>,
 }
@@ -34,6 +38,7 @@ enum Object {
     Service(Service),
     Policy(Box<Named<TrafficPolicySpec>>),
     Rule(Box<Named<TrafficLabelRuleSpec>>),
+    ServiceCidr(Vec<ipnetwork::IpNetwork>),
     /// Empty, or a kind this source does not use.
     Nothing,
 }
@@ -70,21 +75,28 @@ pub fn parse_documents_cached(
         let key = xxhash_rust::xxh3::xxh3_64(doc_text.as_bytes());
         let doc = match old.docs.get(&key).or_else(|| next.docs.get(&key)) {
             Some(d) => d.clone(),
-            None => parse_document(doc_text).map_err(|(field, message)| InventoryError::Document {
-                path: path.into(),
-                index,
-                field,
-                message,
-            })?,
+            None => bounds::check(doc_text)
+                .map_err(|e| FieldError::new("(document)", e.to_string()))
+                .and_then(|()| parse_document(doc_text))
+                .map_err(|FieldError { field, message }| InventoryError::Document {
+                    path: path.into(),
+                    index,
+                    field,
+                    message,
+                })?,
         };
         for w in &doc.warnings {
             out.warnings.push(format!("{}: document {index}: {w}", path.display()));
         }
         match &doc.object {
-            Object::Pod(p) => out.pods.push(p.clone()),
+            Object::Pod(p) => {
+                out.pods.push(p.clone());
+                out.pod_docs.push(index);
+            }
             Object::Service(s) => out.services.push(s.clone()),
             Object::Policy(p) => out.policies.push((**p).clone()),
             Object::Rule(r) => out.rules.push((**r).clone()),
+            Object::ServiceCidr(c) => out.service_cidrs.extend(c.iter().copied()),
             Object::Nothing => {}
         }
         next.docs.insert(key, doc);
@@ -114,10 +126,8 @@ fn split_documents(text: &str) -> Vec<&str> {
     docs
 }
 
-type FieldError = (String, String);
-
 fn parse_document(text: &str) -> Result<Doc, FieldError> {
-    let doc_err = |e: serde_norway::Error| ("(document)".to_owned(), e.to_string());
+    let doc_err = |e: serde_norway::Error| FieldError::new("(document)", e.to_string());
     let value: serde_norway::Value = serde_norway::from_str(text).map_err(doc_err)?;
     let mut warnings = Vec::new();
     if value.is_null() {
@@ -134,6 +144,17 @@ fn parse_document(text: &str) -> Result<Doc, FieldError> {
             Object::Pod(pod)
         }
         ("v1", "Service") => Object::Service(service(typed(value)?)?),
+        ("networking.k8s.io/v1", "ServiceCIDR") => {
+            let raw: RawObject<ServiceCidrSpec> = typed(value)?;
+            let mut cidrs = Vec::new();
+            for (i, text) in raw.spec.cidrs.iter().enumerate() {
+                let net = text.parse().map_err(|_| {
+                    FieldError::new(format!("spec.cidrs[{i}]"), format!("{text:?} is not a CIDR"))
+                })?;
+                cidrs.push(net);
+            }
+            Object::ServiceCidr(cidrs)
+        }
         ("graylane.io/v1alpha1", "TrafficPolicy") => {
             let raw: RawObject<TrafficPolicySpec> = typed(value)?;
             policy::validate_policy(&raw.spec)?;
@@ -145,12 +166,12 @@ fn parse_document(text: &str) -> Result<Doc, FieldError> {
             Object::Rule(Box::new(named(raw)?))
         }
         ("graylane.io/v1alpha1", kind) => {
-            return Err((
-                "kind".into(),
+            return Err(FieldError::new(
+                "kind",
                 format!("{kind:?} is not a graylane.io/v1alpha1 kind (TrafficPolicy, TrafficLabelRule)"),
             ));
         }
-        ("", _) | (_, "") => return Err(("apiVersion/kind".into(), "missing".into())),
+        ("", _) | (_, "") => return Err(FieldError::new("apiVersion/kind", "missing")),
         (api, kind) => {
             warnings.push(format!("{api} {kind} is not used by this source; skipped"));
             Object::Nothing
@@ -160,8 +181,9 @@ fn parse_document(text: &str) -> Result<Doc, FieldError> {
 }
 
 /// Deserializes with the failing field's path in the error.
-fn typed<T: serde::de::DeserializeOwned>(value: serde_norway::Value) -> Result<T, (String, String)> {
-    serde_path_to_error::deserialize(value).map_err(|e| (e.path().to_string(), e.inner().to_string()))
+fn typed<T: serde::de::DeserializeOwned>(value: serde_norway::Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| FieldError::new(e.path().to_string(), e.inner().to_string()))
 }
 
 #[derive(Deserialize)]
@@ -226,6 +248,8 @@ struct ContainerPort {
 struct PodStatus {
     #[serde(rename = "podIP")]
     pod_ip: Option<String>,
+    #[serde(rename = "hostIP")]
+    host_ip: Option<String>,
     #[serde(rename = "podIPs")]
     pod_ips: Vec<PodIp>,
     conditions: Vec<Condition>,
@@ -241,6 +265,12 @@ struct Condition {
     #[serde(rename = "type")]
     kind: String,
     status: String,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ServiceCidrSpec {
+    cidrs: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -280,13 +310,22 @@ enum IntOrString {
 
 fn name_of(meta: &Meta) -> Result<(String, String), FieldError> {
     if meta.name.is_empty() {
-        return Err(("metadata.name".into(), "missing".into()));
+        return Err(FieldError::new("metadata.name", "missing"));
     }
     Ok((meta.namespace.clone().unwrap_or_else(|| "default".into()), meta.name.clone()))
 }
 
 fn ip(field: &str, text: &str) -> Result<IpAddr, FieldError> {
-    text.parse().map_err(|_| (field.to_owned(), format!("{text:?} is not an IP address")))
+    text.parse().map_err(|_| FieldError::new(field.to_owned(), format!("{text:?} is not an IP address")))
+}
+
+/// A pod's IP: an address a pod can have.
+fn pod_ip(field: &str, text: &str) -> Result<IpAddr, FieldError> {
+    let addr = ip(field, text)?;
+    match super::sanity::bad_pod_ip(addr) {
+        Some(why) => Err(FieldError::new(field.to_owned(), format!("{addr} is {why}"))),
+        None => Ok(addr),
+    }
 }
 
 fn pod(raw: RawPod) -> Result<(Pod, Vec<String>), FieldError> {
@@ -294,10 +333,10 @@ fn pod(raw: RawPod) -> Result<(Pod, Vec<String>), FieldError> {
     let ann = annotations::parse(&raw.metadata.annotations)?;
     let mut ips = Vec::new();
     if let Some(text) = &raw.status.pod_ip {
-        ips.push(ip("status.podIP", text)?);
+        ips.push(pod_ip("status.podIP", text)?);
     }
     for (i, p) in raw.status.pod_ips.iter().enumerate() {
-        let addr = ip(&format!("status.podIPs[{i}].ip"), &p.ip)?;
+        let addr = pod_ip(&format!("status.podIPs[{i}].ip"), &p.ip)?;
         if !ips.contains(&addr) {
             ips.push(addr);
         }
@@ -310,12 +349,14 @@ fn pod(raw: RawPod) -> Result<(Pod, Vec<String>), FieldError> {
         .flat_map(|c| &c.ports)
         .filter_map(|p| Some((p.name.clone()?, p.container_port)))
         .collect();
+    let host_ip = raw.status.host_ip.as_deref().map(|t| ip("status.hostIP", t)).transpose()?;
     let pod = Pod {
         namespace,
         name,
         labels: raw.metadata.labels,
         ips,
         node: raw.spec.node_name,
+        host_ip,
         tag: ann.tag,
         tenant: ann.tenant,
         redirect: ann.redirect,
@@ -346,7 +387,7 @@ fn service(raw: RawService) -> Result<Service, FieldError> {
     let mut ports = Vec::new();
     for (i, p) in raw.spec.ports.into_iter().enumerate() {
         if p.port == 0 {
-            return Err((format!("spec.ports[{i}].port"), "must be 1-65535".into()));
+            return Err(FieldError::new(format!("spec.ports[{i}].port"), "must be 1-65535"));
         }
         if p.protocol.as_deref().is_some_and(|proto| proto != "TCP") {
             continue; // only TCP is captured
@@ -354,7 +395,7 @@ fn service(raw: RawService) -> Result<Service, FieldError> {
         let target_port = match p.target_port {
             None => TargetPort::Number(p.port),
             Some(IntOrString::Int(0)) => {
-                return Err((format!("spec.ports[{i}].targetPort"), "must be 1-65535".into()));
+                return Err(FieldError::new(format!("spec.ports[{i}].targetPort"), "must be 1-65535"));
             }
             Some(IntOrString::Int(n)) => TargetPort::Number(n),
             Some(IntOrString::Str(s)) => match s.parse::<u16>() {

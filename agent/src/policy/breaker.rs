@@ -1,4 +1,4 @@
-//! A circuit breaker (per endpoint or per subset), with the seed's gradual recovery: closed → open (the
+//! A circuit breaker (per endpoint or per subset), with gradual recovery: closed → open (the
 //! endpoint is ejected) → half-open probes → recovering (+step% of traffic every period)
 //! → closed. Reopening doubles the open time, up to ten times `openFor`.
 
@@ -183,7 +183,7 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::resilience::Span;
+    use crate::inventory::resilience::Period;
 
     fn cfg() -> CircuitBreaker {
         serde_norway::from_str("consecutiveFailures: 3\nopenFor: 50ms\nhalfOpenProbes: 2\nrecoveryStepPercent: 50\nrecoveryEvery: 50ms")
@@ -213,7 +213,7 @@ mod tests {
     #[test]
     fn a_failed_probe_reopens_for_longer_and_slow_calls_count() {
         let mut c = cfg();
-        c.slow_call = Some(Span(Duration::from_millis(10)));
+        c.slow_call = Some(Period(Duration::from_millis(10)));
         let b = Breaker::new(c, "test", Level::Subset);
         for _ in 0..3 {
             b.record(true, Duration::from_millis(20));

@@ -22,10 +22,10 @@ const MAX_KEY: usize = 96;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GlobalError {
-    #[error("redis URL {url:?}: {source}")]
-    Url { url: String, source: redis::RedisError },
+    #[error("redis URL {url:?}: {cause}")]
+    Url { url: String, cause: redis::RedisError },
     #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
     #[error("redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error("redis was unreachable moments ago; using the local limiter")]
@@ -45,7 +45,7 @@ impl GlobalLimits {
     /// Connects lazily (a Redis that is down at start is a fallback, not a failed start).
     /// Must be called inside the Tokio runtime.
     pub fn new(url: &str, timeout: Duration) -> Result<Self, GlobalError> {
-        let bad_url = |source| GlobalError::Url { url: url.to_owned(), source };
+        let bad_url = |source| GlobalError::Url { url: url.to_owned(), cause: source };
         let client = redis::Client::open(url).map_err(bad_url)?;
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))

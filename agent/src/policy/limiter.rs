@@ -1,5 +1,5 @@
 //! Rate limiters keyed by caller: a token bucket (governor's GCRA) or a sliding window
-//! (the seed's "at most K in any interval", a bounded log per key).
+//! ("at most K in any interval", a bounded log per key).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -75,12 +75,12 @@ impl Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::resilience::{LimitKey, RejectAction, Span};
+    use crate::inventory::resilience::{LimitKey, Period, RejectAction};
 
     fn cfg(algorithm: LimitAlgorithm) -> RateLimit {
         RateLimit {
             requests: 5,
-            interval: Span(Duration::from_secs(60)),
+            interval: Period(Duration::from_secs(60)),
             burst: None,
             algorithm,
             key: LimitKey::Route,

@@ -5,11 +5,12 @@ use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 use http::HeaderMap;
 
 use super::{
-    Breaker, Registry, RetryBudget, gate::Gate, global::GlobalLimits, limiter::Limiter, registry::Guarded,
+    Breaker, Registry, RetryBudget, SubsetHealth, gate::Gate, global::GlobalLimits, limiter::Limiter,
+    registry::Guarded,
 };
 use crate::{
-    inventory::resilience::{Fault, LimitKey, Mirror, RateLimit, Resilience, Retry},
-    proxy::routing::{Lane, SubsetHealth},
+    inventory::resilience::{Fault, LimitKey, Mirror, RateLimit, RejectAction, Resilience, Retry},
+    vocab::Lane,
 };
 
 /// A rate limit: the local limiter, and the shared Redis budget for `global` limits (the
@@ -18,6 +19,8 @@ pub struct Limit {
     pub local: Arc<Limiter>,
     pub global: Option<Arc<GlobalLimits>>,
     pub cfg: RateLimit,
+    /// What a limited request is answered with (shared by every rejection).
+    pub action: Arc<RejectAction>,
 }
 
 pub struct Plan {
@@ -62,7 +65,12 @@ impl Plan {
                     "rateLimit.global needs the agent's --redis; enforcing it per node"
                 );
             }
-            Limit { local: registry.limiter(scope, l), global, cfg: l.clone() }
+            Limit {
+                local: registry.limiter(scope, l),
+                global,
+                cfg: l.clone(),
+                action: Arc::new(l.on_reject.clone()),
+            }
         });
         Some(Arc::new(Self {
             scope: scope.into(),

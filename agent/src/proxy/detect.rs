@@ -7,7 +7,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt as _};
 
-use super::routing::Protocol;
+use crate::routing::Protocol;
 
 /// The HTTP/2 connection preface (prior knowledge, h2c, gRPC).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

@@ -4,10 +4,10 @@
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::Arc,
+    sync::{Arc, LazyLock},
 };
 
-use crate::{inventory::Snapshot, telemetry::workload};
+use crate::inventory::{Snapshot, workload};
 
 pub const OTHER: &str = "other";
 pub const UNKNOWN: &str = "unknown";
@@ -42,19 +42,29 @@ impl Labels {
         bounded(&self.tags, tag)
     }
 
+    /// The tag, interned, if the inventory names it.
+    pub fn known_tag(&self, tag: &str) -> Option<Arc<str>> {
+        self.tags.get(tag).cloned()
+    }
+
     pub fn tenant(&self, tenant: Option<&str>) -> Arc<str> {
         bounded(&self.tenants, tenant)
     }
 
     /// The workload of a pod key (`unknown` for callers outside the inventory).
     pub fn workload(&self, pod: Option<&str>) -> Arc<str> {
-        pod.and_then(|p| self.workloads.get(p)).cloned().unwrap_or_else(|| UNKNOWN.into())
+        pod.and_then(|p| self.workloads.get(p)).unwrap_or(&UNKNOWN_LABEL).clone()
     }
 }
 
+/// Shared label values (no allocation per request).
+static OTHER_LABEL: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(OTHER));
+static NONE_LABEL: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(""));
+static UNKNOWN_LABEL: LazyLock<Arc<str>> = LazyLock::new(|| Arc::from(UNKNOWN));
+
 fn bounded(known: &HashSet<Arc<str>>, value: Option<&str>) -> Arc<str> {
     match value {
-        Some(v) => known.get(v).cloned().unwrap_or_else(|| OTHER.into()),
-        None => "".into(),
+        Some(v) => known.get(v).unwrap_or(&OTHER_LABEL).clone(),
+        None => NONE_LABEL.clone(),
     }
 }

@@ -11,6 +11,7 @@ use std::{
 };
 
 use prometheus::{IntCounterVec, IntGauge};
+use std::sync::atomic::AtomicBool;
 
 use crate::telemetry::metrics;
 
@@ -36,7 +37,37 @@ pub struct EdgeLimits {
     pub max_total: usize,
 }
 
-/// Counts downstream connections per source (kernel cgroup id) and in total.
+/// What the proxy does when it is full: takes itself out of capture (new connects then
+/// go their own way, fail-open, instead of queueing on a proxy that cannot take them), and
+/// back in once there is room again.
+pub trait Saturation: Send + Sync {
+    fn saturated(&self);
+    fn relieved(&self);
+}
+
+/// For tests and tools: nothing to switch.
+pub struct NoSaturation;
+
+impl Saturation for NoSaturation {
+    fn saturated(&self) {}
+    fn relieved(&self) {}
+}
+
+impl Saturation for crate::datapath::Listeners {
+    fn saturated(&self) {
+        tracing::warn!("proxy saturated: listeners out of the sockmap, new connects fail open");
+        metrics().kernel.capture_paused.set(1);
+        self.pause();
+    }
+    fn relieved(&self) {
+        tracing::info!("proxy has room again: capturing new connects");
+        metrics().kernel.capture_paused.set(0);
+        self.resume();
+    }
+}
+
+/// Counts downstream connections per source (kernel cgroup id) and in total; at the total
+/// cap the proxy steps out of capture until it is back under 90 % of it.
 pub struct ConnLimiter {
     max_per_pod: usize,
     max_total: usize,
@@ -45,6 +76,8 @@ pub struct ConnLimiter {
     refused: IntCounterVec,
     /// `graylane_downstream_connections`, kept equal to `total`.
     gauge: IntGauge,
+    saturation: Arc<dyn Saturation>,
+    saturated: AtomicBool,
 }
 
 /// A connection's place under the caps, until dropped.
@@ -55,8 +88,17 @@ pub struct ConnSlot {
 
 impl Drop for ConnSlot {
     fn drop(&mut self) {
-        self.limiter.total.fetch_sub(1, Ordering::AcqRel);
+        let left = self.limiter.total.fetch_sub(1, Ordering::AcqRel) - 1;
         self.limiter.gauge.dec();
+        if left <= self.limiter.max_total / 10 * 9
+            && self
+                .limiter
+                .saturated
+                .compare_exchange(true, false, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.limiter.saturation.relieved();
+        }
         let mut per_pod = self.limiter.per_pod.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = per_pod.get_mut(&self.pod) {
             *n -= 1;
@@ -68,7 +110,7 @@ impl Drop for ConnSlot {
 }
 
 impl ConnLimiter {
-    pub fn new(limits: &EdgeLimits) -> Arc<Self> {
+    pub fn new(limits: &EdgeLimits, saturation: Arc<dyn Saturation>) -> Arc<Self> {
         Arc::new(Self {
             max_per_pod: limits.max_per_pod.max(1),
             max_total: limits.max_total.max(1),
@@ -76,6 +118,8 @@ impl ConnLimiter {
             per_pod: Mutex::new(HashMap::new()),
             refused: metrics().proxy.refused.clone(),
             gauge: metrics().proxy.active.clone(),
+            saturation,
+            saturated: AtomicBool::new(false),
         })
     }
 
@@ -99,7 +143,13 @@ impl ConnLimiter {
             return None;
         }
         *n += 1;
+        drop(per_pod);
         self.gauge.inc();
+        if self.total.load(Ordering::Acquire) >= self.max_total
+            && self.saturated.compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire).is_ok()
+        {
+            self.saturation.saturated();
+        }
         Some(ConnSlot { limiter: self.clone(), pod })
     }
 
@@ -128,7 +178,7 @@ mod tests {
 
     #[test]
     fn caps_per_pod_and_in_total_and_slots_free_on_drop() {
-        let l = ConnLimiter::new(&limits());
+        let l = ConnLimiter::new(&limits(), Arc::new(NoSaturation));
         let (a1, a2) = (l.admit(1), l.admit(1));
         assert!(a1.is_some() && a2.is_some() && l.admit(1).is_none(), "per pod");
         let b = l.admit(2);
@@ -137,5 +187,31 @@ mod tests {
         let again = l.admit(1);
         assert!(again.is_some());
         assert_eq!(l.active(), 3);
+    }
+
+    #[derive(Default)]
+    struct Switch(Mutex<Vec<bool>>);
+    impl Saturation for Switch {
+        fn saturated(&self) {
+            self.0.lock().expect("lock").push(true);
+        }
+        fn relieved(&self) {
+            self.0.lock().expect("lock").push(false);
+        }
+    }
+
+    #[test]
+    fn a_full_proxy_steps_out_of_capture_and_back_in_under_ninety_percent() {
+        let switch = Arc::new(Switch::default());
+        let mut l = limits();
+        (l.max_total, l.max_per_pod) = (20, 20);
+        let limiter = ConnLimiter::new(&l, switch.clone());
+        let mut held: Vec<_> = (0..20).map(|_| limiter.admit(1).expect("room")).collect();
+        assert!(limiter.admit(1).is_none());
+        assert_eq!(*switch.0.lock().expect("lock"), [true]);
+        held.truncate(19);
+        assert_eq!(*switch.0.lock().expect("lock"), [true], "still above 90 %");
+        held.truncate(18);
+        assert_eq!(*switch.0.lock().expect("lock"), [true, false]);
     }
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::{labels::Labels, routing::RoutingTable};
-use crate::{datapath::Names, inventory::Snapshot};
+use super::labels::Labels;
+use crate::{datapath::Names, inventory::Snapshot, routing::RoutingTable};
 
 /// The inventory, the kernel's name table and the compiled routing table as of the last
 /// sync.

@@ -12,7 +12,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use crate::proxy::{ClientAddr, OrigDstAddr};
+use crate::vocab::{ClientAddr, OrigDstAddr};
 
 /// What is known when a connection is accepted.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -25,6 +25,11 @@ pub struct FlowStart {
     /// The pod's tag and tenant (at connect time).
     pub tag: Option<String>,
     pub tenant: Option<String>,
+    /// Where its upstream connections leave from: `pod` (the caller's own address) or
+    /// `node`; `None` for connections the proxy did not take.
+    pub source_ip: Option<&'static str>,
+    /// Why from the node (`no_process`, `host_network`, …), when so.
+    pub source_fallback: Option<&'static str>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -63,8 +68,12 @@ pub struct FlowState {
     /// The matched route and coloring rule, if any.
     pub route: Option<Arc<str>>,
     pub rule: Option<Arc<str>>,
+    /// The lane the source pod was serving when its last request carried none.
+    pub lane_lost: Option<Arc<str>>,
     /// The endpoint pod that served the last request.
     pub endpoint_pod: Option<Arc<str>>,
+    /// Why graylane answered the last request itself, if it did (`x-graylane-reason`).
+    pub local_reason: Option<&'static str>,
 }
 
 #[derive(Debug)]
@@ -146,6 +155,8 @@ impl Flows {
                 route: None,
                 rule: None,
                 endpoint_pod: None,
+                local_reason: None,
+                lane_lost: None,
             }),
         });
         let mut ring = self.ring.lock().unwrap_or_else(|p| p.into_inner());
@@ -192,6 +203,8 @@ mod tests {
             src_cgroup: 0,
             tag: None,
             tenant: None,
+            source_ip: None,
+            source_fallback: None,
         }
     }
 

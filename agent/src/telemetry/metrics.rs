@@ -4,10 +4,12 @@
 
 mod inventory;
 mod kernel;
+mod lanes;
 mod policy;
 mod proxy;
 mod requests;
 mod tracing;
+mod upstream;
 
 use std::sync::LazyLock;
 
@@ -15,10 +17,12 @@ use prometheus::{Encoder as _, Registry, TextEncoder};
 
 pub use inventory::InventoryMetrics;
 pub use kernel::KernelMetrics;
+pub use lanes::LaneMetrics;
 pub use policy::PolicyMetrics;
 pub use proxy::ProxyMetrics;
 pub use requests::{RequestMetrics, code_class};
 pub use tracing::TracingMetrics;
+pub use upstream::UpstreamMetrics;
 
 pub struct Metrics {
     registry: Registry,
@@ -26,8 +30,10 @@ pub struct Metrics {
     pub policy: PolicyMetrics,
     pub proxy: ProxyMetrics,
     pub kernel: KernelMetrics,
+    pub lanes: LaneMetrics,
     pub inventory: InventoryMetrics,
     pub tracing: TracingMetrics,
+    pub upstream: UpstreamMetrics,
     /// Access-log lines dropped because the writer fell behind.
     pub access_log_dropped: prometheus::IntCounter,
 }
@@ -39,8 +45,10 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         policy: PolicyMetrics::new(&registry),
         proxy: ProxyMetrics::new(&registry),
         kernel: KernelMetrics::new(&registry),
+        lanes: LaneMetrics::new(&registry),
         inventory: InventoryMetrics::new(&registry),
         tracing: TracingMetrics::new(&registry),
+        upstream: UpstreamMetrics::new(&registry),
         access_log_dropped: define(
             &registry,
             prometheus::IntCounter::new(

@@ -7,7 +7,7 @@ pub mod otlp;
 
 use std::{sync::Arc, time::SystemTime};
 
-pub use context::{Hop, extract, parse_b3_single, parse_traceparent, request_id, to_hex};
+pub use context::{Hop, extract, hex_into, parse_b3_single, parse_traceparent, request_id, to_hex};
 pub use exporter::Exporter;
 use rand::Rng as _;
 

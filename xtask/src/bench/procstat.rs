@@ -47,3 +47,15 @@ impl ProcStat {
         Ok(Self { cpu_s: cpu as f64 / ticks, user_s: user as f64 / ticks, rss_kib: rss })
     }
 }
+
+/// Busy CPU seconds of the whole machine so far (every CPU, kernel and softirq included),
+/// from `/proc/stat`.
+pub fn node_busy_s() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().context("/proc/stat is empty")?;
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal …
+    let total: u64 = v.iter().take(8).sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    Ok((total - idle) as f64 / 100.0)
+}

@@ -36,7 +36,10 @@ fn version(meta: &ObjectMeta) -> String {
     meta.resource_version.clone().unwrap_or_default()
 }
 
-pub fn pod(p: &KPod, cfg: &KubeConfig) -> Result<Pod, Invalid> {
+/// A pod and its rank when two pods claim one IP or cgroup: (running, creation time).
+pub type Ranked = (Pod, (bool, i64));
+
+pub fn pod(p: &KPod, cfg: &KubeConfig) -> Result<Ranked, Invalid> {
     let (ns, name) = (p.namespace().unwrap_or_else(|| "default".into()), p.name_any());
     let invalid = |field: String, message: String| Invalid {
         object: id("Pod", &ns, &name),
@@ -44,7 +47,7 @@ pub fn pod(p: &KPod, cfg: &KubeConfig) -> Result<Pod, Invalid> {
         field,
         message,
     };
-    let ann = annotations::parse(p.annotations()).map_err(|(f, m)| invalid(f, m))?;
+    let ann = annotations::parse(p.annotations()).map_err(|e| invalid(e.field, e.message))?;
     for key in &ann.unknown {
         tracing::warn!(pod = %format!("{ns}/{name}"), annotation = %key, "unknown graylane annotation ignored");
     }
@@ -61,15 +64,24 @@ pub fn pod(p: &KPod, cfg: &KubeConfig) -> Result<Pod, Invalid> {
         let ip: IpAddr = text
             .parse()
             .map_err(|_| invalid(format!("status.podIPs[{i}]"), format!("{text:?} is not an IP")))?;
+        if let Some(why) = crate::inventory::sanity::bad_pod_ip(ip) {
+            return Err(invalid(format!("status.podIPs[{i}]"), format!("{ip} is {why}")));
+        }
         if !ips.contains(&ip) {
             ips.push(ip);
         }
+    }
+    let spec = p.spec.as_ref();
+    let phase = status.and_then(|s| s.phase.as_deref());
+    // A host-network pod's IP is the node's (every pod on it would be this one), and a
+    // finished pod's IP is free for the next: neither enters the IP maps.
+    if spec.and_then(|s| s.host_network) == Some(true) || matches!(phase, Some("Succeeded" | "Failed")) {
+        ips.clear();
     }
     let ready = status
         .and_then(|s| s.conditions.as_ref())
         .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
         .is_some_and(|c| c.status == "True");
-    let spec = p.spec.as_ref();
     let node = spec.and_then(|s| s.node_name.clone());
     let named_ports = spec
         .map(|s| s.containers.iter().flat_map(|c| c.ports.iter().flatten()).collect::<Vec<_>>())
@@ -77,18 +89,24 @@ pub fn pod(p: &KPod, cfg: &KubeConfig) -> Result<Pod, Invalid> {
         .into_iter()
         .filter_map(|port| Some((port.name.clone()?, u16::try_from(port.container_port).ok()?)))
         .collect();
-    // Local pods: the annotation (standalone, tests) or kubelet's layout by UID and QoS.
+    // Local pods: kubelet's layout by UID and QoS; the annotation only when the operator
+    // trusts it (a pod could otherwise name another pod's cgroup and take its identity).
     let local = node.is_some() && node == cfg.node_name;
-    let cgroup = ann.cgroup.clone().or_else(|| {
+    // Another node's pod has its cgroup there, never here.
+    let annotated =
+        ann.cgroup.clone().filter(|_| cfg.cgroup_annotation && (local || cfg.node_name.is_none()));
+    let cgroup = annotated.or_else(|| {
         let uid = p.metadata.uid.as_deref()?;
         local.then(|| pod_cgroup::resolve(&cfg.cgroup_root, uid, status.and_then(|s| s.qos_class.as_deref())))
     });
-    Ok(Pod {
+    let created = p.metadata.creation_timestamp.as_ref().map_or(0, |t| t.0.as_second());
+    let pod = Pod {
         namespace: ns.clone(),
         name: name.clone(),
         labels: p.labels().clone(),
         ips,
         node,
+        host_ip: status.and_then(|s| s.host_ip.as_deref()).and_then(|t| t.parse().ok()),
         tag: ann.tag,
         tenant: ann.tenant,
         redirect: ann.redirect,
@@ -97,7 +115,8 @@ pub fn pod(p: &KPod, cfg: &KubeConfig) -> Result<Pod, Invalid> {
         role: ann.role,
         named_ports,
         ready,
-    })
+    };
+    Ok((pod, (phase == Some("Running"), created)))
 }
 
 pub fn service(s: &KService) -> Result<Service, Invalid> {
@@ -192,15 +211,65 @@ fn checked<S: Clone>(
     kind: &str,
     meta: &ObjectMeta,
     spec: &S,
-    validate: fn(&S) -> Result<(), (String, String)>,
+    validate: fn(&S) -> Result<(), crate::inventory::FieldError>,
 ) -> Result<Named<S>, Invalid> {
     let ns = meta.namespace.clone().unwrap_or_else(|| "default".into());
     let name = meta.name.clone().unwrap_or_default();
-    validate(spec).map_err(|(field, message)| Invalid {
+    validate(spec).map_err(|crate::inventory::FieldError { field, message }| Invalid {
         object: id(kind, &ns, &name),
         version: version(meta),
         field,
         message,
     })?;
     Ok(Named { namespace: ns, name, spec: spec.clone() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> KubeConfig {
+        KubeConfig {
+            node_name: Some("n1".into()),
+            cgroup_root: "/nonexistent".into(),
+            cgroup_annotation: false,
+            node: Default::default(),
+        }
+    }
+
+    fn kpod(json: serde_json::Value) -> KPod {
+        serde_json::from_value(json).expect("pod")
+    }
+
+    #[test]
+    fn host_network_and_finished_pods_keep_no_ip_and_annotated_cgroups_need_trust() {
+        let host = kpod(serde_json::json!({
+            "metadata": {"name": "ingress", "namespace": "kube-system", "uid": "u1",
+                         "annotations": {"graylane.io/cgroup": "pods/web"}},
+            "spec": {"hostNetwork": true, "nodeName": "n1", "containers": []},
+            "status": {"phase": "Running", "podIP": "10.0.0.5"}
+        }));
+        let (converted, rank) = pod(&host, &cfg()).ok().expect("valid");
+        assert!(converted.ips.is_empty(), "a host-network pod's IP is the node's");
+        assert_eq!(converted.cgroup.as_deref(), Some("kubepods/podu1"), "the annotation is not trusted");
+        assert!(rank.0);
+        let trusted = KubeConfig { cgroup_annotation: true, ..cfg() };
+        assert_eq!(pod_of(&host, &trusted).cgroup.as_deref(), Some("pods/web"));
+        let done = kpod(serde_json::json!({
+            "metadata": {"name": "job", "namespace": "default"},
+            "spec": {"containers": []},
+            "status": {"phase": "Succeeded", "podIP": "10.244.0.9"}
+        }));
+        assert!(pod_of(&done, &cfg()).ips.is_empty(), "a finished pod's IP is free");
+        let lo = kpod(serde_json::json!({
+            "metadata": {"name": "lo", "namespace": "default"},
+            "spec": {"containers": []},
+            "status": {"phase": "Running", "podIP": "127.0.0.1"}
+        }));
+        assert!(pod(&lo, &cfg()).is_err());
+    }
+
+    fn pod_of(p: &KPod, cfg: &KubeConfig) -> Pod {
+        pod(p, cfg).ok().expect("valid").0
+    }
 }

@@ -2,7 +2,9 @@
 //! arrives as `x-graylane-deadline` (Unix milliseconds) or gRPC's `grpc-timeout`, is
 //! tightened by the route's timeout, and leaves on the forwarded request in both forms.
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 

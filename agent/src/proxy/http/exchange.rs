@@ -1,201 +1,194 @@
 //! The upstream exchange of one request: a single streamed try, or — under a retry policy,
-//! for idempotent methods and small bodies — tries on fresh endpoint picks, within the
+//! for idempotent methods and small bodies — tries on fresh endpoint picks within the
 //! retry budget, the per-try timeout and the request's deadline, with jittered backoff.
+//! Whether to try again is the error's to say (`retryable`), or the policy's for a status
+//! the upstream answered with; a local answer is never read back.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version, request::Parts};
-use http_body_util::{BodyExt as _, Full};
-use hyper::body::Incoming;
+use http::{HeaderMap, Method, Request, Response, header};
+use http_body_util::BodyExt as _;
+use hyper::body::{Body as _, Incoming};
 use rand::Rng as _;
 
-use super::{Body, ReqBody, forward::Routed, idle_body::IdleBody, mirror, rescue, upstream::endpoint_uri};
-use crate::{
-    proxy::{Proxy, routing::PickKey, source::ConnContext},
-    telemetry::metrics,
+use super::{
+    mirror,
+    outgoing::{Outgoing, build, build_copy},
+    record::Facts,
 };
+use crate::proxy::{
+    Proxy,
+    error::{ErrorKind, ProxyError},
+    plan::{RequestPlan, Target},
+    upstream::{IdleBody, Origin, Pooled, ReqBody},
+};
+use crate::routing::InFlight;
 
 /// Bodies up to this size are buffered so a try can be replayed.
 const REPLAYABLE: u64 = 64 * 1024;
 
-/// What the upstream said, or the local answer standing in for it.
-pub type Outcome = Result<Response<Incoming>, Local>;
-
-/// A locally made answer (boxed: it is large and the rare path).
-pub type Local = Box<Response<Body>>;
-
+/// Sends the request (and its retries); returns the response and the endpoint that gave it.
 pub async fn run(
     proxy: &Proxy,
-    ctx: &ConnContext,
-    routed: &mut Routed,
-    parts: Parts,
-    body: Incoming,
-    h2: bool,
-    deadline: Option<Instant>,
-) -> Outcome {
-    let client = if h2 { &proxy.upstreams.h2 } else { &proxy.upstreams.h1 };
-    let retry = routed
-        .plan
+    plan: &RequestPlan,
+    target: Target,
+    out: Outgoing,
+    facts: &mut Facts,
+) -> Result<(Response<Pooled>, Target), ProxyError> {
+    let Outgoing { head, body, h2, deadline, from } = out;
+    let retry = plan
+        .policy
         .as_ref()
         .and_then(|p| p.retry.clone())
-        .filter(|(r, _)| r.all_methods || idempotent(&parts.method))
-        .filter(|_| replayable(&parts.headers));
-    let copy = replayable(&parts.headers) && mirror::wanted(routed);
+        .filter(|(r, _)| r.all_methods || idempotent(&head.method))
+        .filter(|_| replayable(&head.headers, &body));
+    let copy = replayable(&head.headers, &body) && mirror::wanted(plan);
     if retry.is_none() && !copy {
-        let mut parts = parts;
-        parts.uri = uri(routed, &parts.uri)?;
-        let body = IdleBody::new(body, proxy.cfg.limits.body_idle_timeout).map_err(Into::into).boxed();
-        let req = Request::from_parts(parts, body);
-        return timed(client.request(req), deadline, routed).await;
+        let body = if body.is_end_stream() {
+            ReqBody::Empty
+        } else {
+            ReqBody::Stream(IdleBody::new(body, proxy.cfg.limits.body_idle_timeout))
+        };
+        let (target, _slot) = reserve(plan, target)?;
+        let req = build(head, &target, body, h2)?;
+        return try_once(proxy, plan, &from, &target, req, h2, deadline).await.map(|r| (r, target));
     }
     // Replayable: buffer the (small) body once, for the copy and for every try.
-    let body = IdleBody::new(body, proxy.cfg.limits.body_idle_timeout)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| {
-            Box::new(rescue::local(
-                StatusCode::BAD_REQUEST,
-                "bad_request",
-                &format!("reading the request body: {e}"),
-            ))
-        })?;
-    let (method, version, headers) = (parts.method, parts.version, parts.headers);
+    let bytes = read_body(proxy, body).await?;
     if copy {
-        mirror::send(ctx, routed, client, (&method, &parts.uri, version, &headers), body.clone());
+        facts.mirrored = mirror::send(proxy, plan, &from, &head, bytes.clone());
     }
     let Some((cfg, budget)) = retry else {
-        let req = build(&method, uri(routed, &parts.uri)?, version, &headers, body)?;
-        return timed(client.request(req), deadline, routed).await;
+        let (target, _slot) = reserve(plan, target)?;
+        let req = build(head, &target, ReqBody::full(bytes), h2)?;
+        return try_once(proxy, plan, &from, &target, req, h2, deadline).await.map(|r| (r, target));
     };
     let _active = budget.request();
     let mut backoff = cfg.backoff.0;
+    let mut target = target;
     let mut tries = 0;
     loop {
         tries += 1;
-        let req = build(&method, uri(routed, &parts.uri)?, version, &headers, body.clone())?;
+        let (reserved, slot) = reserve(plan, target)?;
+        target = reserved;
+        let req = build_copy(&head, &target, bytes.clone(), h2)?;
         let per_try = cfg.per_try_timeout.map(|t| Instant::now() + t.0);
         let try_deadline = match (deadline, per_try) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let outcome = timed(client.request(req), try_deadline, routed).await;
-        let retryable = match &outcome {
+        let outcome = try_once(proxy, plan, &from, &target, req, h2, try_deadline).await;
+        let again = match &outcome {
             Ok(r) => cfg.statuses.contains(&r.status().as_u16()),
-            // Local answers here are connect failures, resets and per-try timeouts.
-            Err(r) => {
-                r.status() == StatusCode::SERVICE_UNAVAILABLE
-                    || r.status() == StatusCode::BAD_GATEWAY
-                    || r.status() == StatusCode::GATEWAY_TIMEOUT
-            }
+            Err(e) => e.retryable(),
         };
         let out_of_time = deadline.is_some_and(|d| Instant::now() + backoff >= d);
-        if !retryable || tries > cfg.attempts as usize || out_of_time {
-            return outcome;
+        if !again || tries > cfg.attempts as usize || out_of_time {
+            return outcome.map(|r| (r, target));
         }
-        let retries = &metrics().policy.retries;
-        let scope = routed.plan.as_ref().map_or("", |p| &*p.scope);
         let Some(_retrying) = budget.retry() else {
-            retries.with_label_values(&[scope, "budget_exhausted"]).inc();
-            return outcome;
+            facts.budget_exhausted = true;
+            return outcome.map(|r| (r, target));
         };
-        retries.with_label_values(&[scope, "retried"]).inc();
-        ctx.flow.update(|s| s.retries += 1);
+        facts.retries += 1;
+        drop((outcome, slot));
         tokio::time::sleep(jitter(backoff)).await;
         backoff = (backoff * 2).min(cfg.backoff.0 * 10);
-        repick(ctx, routed);
-    }
-}
-
-/// Another endpoint for a retry, not the one that just failed when the subset has others
-/// (the lane stays).
-fn repick(ctx: &ConnContext, routed: &mut Routed) {
-    let Some(svc) = routed.svc.clone() else { return };
-    let route = routed.route_index.and_then(|i| svc.route_at(i));
-    let key = PickKey { hash: None, client: ctx.src_pod.as_deref().unwrap_or("") };
-    let failed = routed.target;
-    for _ in 0..3 {
-        if let Ok(d) = super::forward::pick(&svc, &routed.lane, route, &key, routed.plan.as_deref()) {
-            let moved = d.endpoint.addr != failed;
-            routed.target = d.endpoint.addr;
-            routed.decision = Some(d);
-            if moved {
-                return;
-            }
+        if let Some(next) = plan.repick(target.endpoint) {
+            target = next;
         }
     }
 }
 
-async fn timed(
-    exchange: impl Future<Output = Result<Response<Incoming>, hyper_util::client::legacy::Error>>,
-    deadline: Option<Instant>,
-    routed: &Routed,
-) -> Outcome {
-    let started = Instant::now();
-    let outcome = try_once(exchange, deadline, routed).await;
-    if let Some(plan) = &routed.plan {
-        let ok = matches!(&outcome, Ok(r) if !r.status().is_server_error());
-        let subset = routed.decision.as_ref().map(|d| &*d.subset);
-        plan.record(routed.target, subset, ok, started.elapsed());
+/// Takes the request's in-flight slot on its endpoint, held for one try. Planning only read
+/// the count, so under a per-endpoint cap two concurrent requests may both have picked the
+/// last free endpoint: the slot is taken atomically here, and the one that lost is re-picked
+/// onto another endpoint, or refused at once when every endpoint is busy.
+fn reserve(plan: &RequestPlan, target: Target) -> Result<(Target, Option<InFlight>), ProxyError> {
+    let Some(d) = &target.decision else { return Ok((target, None)) };
+    let max = plan.policy.as_ref().and_then(|p| p.max_per_endpoint);
+    if let Some(slot) = d.endpoint.try_start(max) {
+        return Ok((target, Some(slot)));
     }
-    outcome
+    for _ in 0..3 {
+        let Some(next) = plan.repick(target.endpoint) else { break };
+        if let Some(slot) = next.decision.as_ref().and_then(|d| d.endpoint.try_start(max)) {
+            return Ok((next, Some(slot)));
+        }
+    }
+    let e = ProxyError::new(
+        ErrorKind::EndpointsBusy,
+        format!("every picked endpoint is at its in-flight cap (last {})", target.endpoint),
+    );
+    Err(match &plan.service {
+        Some(svc) => e.for_service(&svc.name),
+        None => e,
+    })
 }
 
+/// One try: under the deadline, its outcome told to the endpoint's and subset's breakers.
 async fn try_once(
-    exchange: impl Future<Output = Result<Response<Incoming>, hyper_util::client::legacy::Error>>,
+    proxy: &Proxy,
+    plan: &RequestPlan,
+    from: &Origin,
+    target: &Target,
+    req: Request<ReqBody>,
+    h2: bool,
     deadline: Option<Instant>,
-    routed: &Routed,
-) -> Outcome {
+) -> Result<Response<Pooled>, ProxyError> {
+    let started = Instant::now();
+    let send = proxy.pool.send(from, target.endpoint, h2, req);
     let result = match deadline {
-        Some(d) => match tokio::time::timeout_at(d.into(), exchange).await {
+        Some(d) => match tokio::time::timeout_at(d, send).await {
             Ok(r) => r,
-            Err(_) => {
-                let detail = format!("{}: no response before the deadline", routed.target);
-                return Err(Box::new(rescue::local(StatusCode::GATEWAY_TIMEOUT, "request_timeout", &detail)));
-            }
+            Err(_) => Err(ProxyError::new(
+                ErrorKind::Timeout,
+                format!("{}: no response before the deadline", target.endpoint),
+            )),
         },
-        None => exchange.await,
+        None => send.await,
     };
-    result.map_err(|e| Box::new(rescue::upstream_error(&e, routed.target)))
+    let result = result.map_err(|e| match &plan.service {
+        Some(svc) => e.for_service(&svc.name),
+        None => e,
+    });
+    if let Some(policy) = &plan.policy {
+        let failed = match &result {
+            Ok(r) => r.status().is_server_error(),
+            Err(e) => e.endpoint_failure(),
+        };
+        let subset = target.decision.as_ref().map(|d| &*d.subset);
+        policy.record(target.endpoint.0, subset, !failed, started.elapsed());
+    }
+    result
 }
 
-fn uri(routed: &Routed, original: &Uri) -> Result<Uri, Local> {
-    let authority = routed.decision.as_ref().map(|d| d.endpoint.authority.clone());
-    endpoint_uri(routed.target, authority, original)
-        .map_err(|e| Box::new(rescue::local(StatusCode::BAD_REQUEST, "bad_request", &e.to_string())))
-}
-
-fn build(
-    method: &Method,
-    uri: Uri,
-    version: Version,
-    headers: &HeaderMap,
-    body: Bytes,
-) -> Result<Request<ReqBody>, Local> {
-    let mut req = Request::builder()
-        .method(method.clone())
-        .uri(uri)
-        .version(version)
-        .body(Full::new(body).map_err(|never| match never {}).boxed())
-        .map_err(|e| Box::new(rescue::local(StatusCode::BAD_REQUEST, "bad_request", &e.to_string())))?;
-    *req.headers_mut() = headers.clone();
-    Ok(req)
+/// The caller's body, whole (it is small: see [`replayable`]).
+async fn read_body(proxy: &Proxy, body: Incoming) -> Result<Bytes, ProxyError> {
+    match IdleBody::new(body, proxy.cfg.limits.body_idle_timeout).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) => {
+            let kind = match e {
+                crate::proxy::upstream::IdleBodyError::Idle(_) => ErrorKind::RequestBodyTimeout,
+                crate::proxy::upstream::IdleBodyError::Body(_) => ErrorKind::BadRequestBody,
+            };
+            Err(ProxyError::new(kind, e.to_string()))
+        }
+    }
 }
 
 fn idempotent(m: &Method) -> bool {
     matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
 }
 
-/// A body known to be small: a declared length up to [`REPLAYABLE`], or none at all.
-fn replayable(headers: &HeaderMap) -> bool {
-    if headers.contains_key(http::header::TRANSFER_ENCODING) {
-        return false;
-    }
-    match headers.get(http::header::CONTENT_LENGTH) {
-        Some(v) => v.to_str().ok().and_then(|v| v.parse::<u64>().ok()).is_some_and(|n| n <= REPLAYABLE),
-        None => true,
-    }
+/// A body known to be small: a declared length up to [`REPLAYABLE`], or none at all (a
+/// stream of unknown length, such as gRPC streaming, is never buffered).
+fn replayable(headers: &HeaderMap, body: &Incoming) -> bool {
+    !headers.contains_key(header::TRANSFER_ENCODING)
+        && body.size_hint().upper().is_some_and(|n| n <= REPLAYABLE)
 }
 
 /// Full jitter: a random wait up to `d`.

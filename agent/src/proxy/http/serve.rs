@@ -6,8 +6,8 @@ use hyper::{body::Incoming, server::conn, service::service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::forward;
-use crate::proxy::{Proxy, source::ConnContext};
+use super::request;
+use crate::proxy::{Proxy, conn::ConnContext};
 
 pub async fn serve<T>(proxy: Arc<Proxy>, ctx: Arc<ConnContext>, io: T, h2: bool) -> Result<(), hyper::Error>
 where
@@ -16,7 +16,7 @@ where
     let owner = proxy.clone();
     let svc = service_fn(move |req: http::Request<Incoming>| {
         let (proxy, ctx) = (proxy.clone(), ctx.clone());
-        async move { Ok::<_, Infallible>(forward::handle(&proxy, &ctx, req, h2).await) }
+        async move { Ok::<_, Infallible>(request::handle(&proxy, &ctx, req, h2).await) }
     });
     let io = TokioIo::new(io);
     let limits = &owner.cfg.limits;

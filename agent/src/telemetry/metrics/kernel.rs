@@ -2,15 +2,23 @@
 //! map full, …) from the per-CPU counters, and entries in the connection tables. Read at
 //! scrape time.
 
-use prometheus::{IntCounterVec, IntGaugeVec, Registry};
+use prometheus::{IntCounterVec, IntGauge, IntGaugeVec, Registry};
 
-use super::{counter_vec, gauge_vec};
+use super::{counter_vec, define, gauge_vec};
 
 pub struct KernelMetrics {
     /// `{reason}`: the kernel counters (`captured`, `fail_open`, `record_full`, …).
     pub connects: IntCounterVec,
     /// `{map}`: `records`, `pending`.
     pub map_entries: IntGaugeVec,
+    /// 1 while the link pins hold this agent's links (0: capture belongs to someone else or
+    /// stops when this agent exits).
+    pub datapath_healthy: IntGauge,
+    /// `{what}`: `listener`: our sockmap entry was found missing and put back.
+    pub datapath_repairs: IntCounterVec,
+    /// 1 while the proxy is saturated and its listeners are out of the sockmap (new
+    /// connects fail open).
+    pub capture_paused: IntGauge,
 }
 
 impl KernelMetrics {
@@ -27,6 +35,23 @@ impl KernelMetrics {
                 "kernel_map_entries",
                 "Entries in the kernel's connection tables.",
                 &["map"],
+            ),
+            datapath_healthy: define(
+                r,
+                IntGauge::new("datapath_healthy", "1 while the pinned links are this agent's own."),
+            ),
+            datapath_repairs: counter_vec(
+                r,
+                "datapath_repairs_total",
+                "Datapath entries found missing and restored.",
+                &["what"],
+            ),
+            capture_paused: define(
+                r,
+                IntGauge::new(
+                    "capture_paused",
+                    "1 while the proxy is saturated and new connects go direct (fail-open).",
+                ),
             ),
         }
     }

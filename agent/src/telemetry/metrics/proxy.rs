@@ -9,6 +9,8 @@ pub struct ProxyMetrics {
     /// `total_cap`.
     pub refused: IntCounterVec,
     pub active: IntGauge,
+    /// `{site}`: admin or metrics connections refused by their caps.
+    pub admin_refused: IntCounterVec,
 }
 
 impl ProxyMetrics {
@@ -21,6 +23,12 @@ impl ProxyMetrics {
                 &["reason"],
             ),
             active: define(r, IntGauge::new("downstream_connections", "Downstream connections open now.")),
+            admin_refused: counter_vec(
+                r,
+                "admin_refused_total",
+                "Admin and metrics connections refused by their caps (per source, in total).",
+                &["site"],
+            ),
         }
     }
 }

@@ -3,7 +3,8 @@
 //!
 //! Labels: `source_workload` (pods aggregate to workloads, `unknown` outside the mesh),
 //! `source_tag` (a tag some pod, rule or policy names; `other` for anything else; empty
-//! for base traffic), `tag_source` (`header|rule|source-pod|none`), `destination_service`
+//! for base traffic), `tag_source` (`header`, `tracestate`, `sw8`, `jaeger`, `ot-baggage`,
+//! `rule`, `trace`, `source-pod`, `none`), `destination_service`
 //! (`namespace/name`, or `pod` for direct pod traffic), `destination_subset`, `code_class`
 //! (`2xx`…`5xx`).
 
@@ -14,8 +15,10 @@ use super::{counter_vec, define};
 pub struct RequestMetrics {
     pub requests: IntCounterVec,
     pub duration: HistogramVec,
-    /// `{source_tag, destination_service, destination_subset, reason}`: a tagged request
-    /// served by another subset; reason `no_endpoints`, `unhealthy`, `fallback_chain`.
+    /// `{source_workload, source_tag, destination_service, destination_subset, reason}`: a
+    /// tagged request served by another subset (reason `no_endpoints`, `unhealthy`,
+    /// `fallback_chain`), or an untagged request from a pod serving lane `source_tag` that
+    /// carried no lane and is in no remembered trace (`lane_lost`).
     pub escapes: IntCounterVec,
     /// `{tenant, destination_service}`: requests refused by tenant isolation.
     pub tenant_denied: IntCounterVec,
@@ -52,8 +55,8 @@ impl RequestMetrics {
             escapes: counter_vec(
                 r,
                 "lane_escapes_total",
-                "Tagged requests served outside their lane's subset, by reason.",
-                &["source_tag", "destination_service", "destination_subset", "reason"],
+                "Requests that left their lane: served outside its subset, or sent without it by a pod serving it (lane_lost).",
+                &["source_workload", "source_tag", "destination_service", "destination_subset", "reason"],
             ),
             tenant_denied: counter_vec(
                 r,

@@ -118,13 +118,18 @@ fn hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 }
 
 pub fn to_hex(b: &[u8]) -> String {
+    let mut out = vec![0u8; b.len() * 2];
+    hex_into(b, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Lowercase hex of `b` into `out` (twice as long).
+pub fn hex_into(b: &[u8], out: &mut [u8]) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(b.len() * 2);
-    for x in b {
-        out.push(char::from(DIGITS[usize::from(x >> 4)]));
-        out.push(char::from(DIGITS[usize::from(x & 0xf)]));
+    for (x, pair) in b.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = DIGITS[usize::from(x >> 4)];
+        pair[1] = DIGITS[usize::from(x & 0xf)];
     }
-    out
 }
 
 impl Hop {
@@ -155,9 +160,20 @@ impl Hop {
     /// Makes this hop's span the upstream's parent: `traceparent` always, and the B3
     /// headers in whichever form the caller sent.
     pub fn inject(&self, headers: &mut HeaderMap) {
+        // The common case, without allocating beyond the header value itself.
+        let mut tp = [0u8; 55];
+        tp[..3].copy_from_slice(b"00-");
+        hex_into(&self.trace_id, &mut tp[3..35]);
+        tp[35] = b'-';
+        hex_into(&self.span_id, &mut tp[36..52]);
+        tp[52..].copy_from_slice(if self.sampled { b"-01" } else { b"-00" });
+        if let Ok(v) = HeaderValue::from_bytes(&tp) {
+            headers.insert(TRACEPARENT, v);
+        }
+        if !headers.contains_key(B3) && !headers.contains_key(B3_TRACE) {
+            return;
+        }
         let (trace, span) = (to_hex(&self.trace_id), to_hex(&self.span_id));
-        let flags = if self.sampled { "01" } else { "00" };
-        set(headers, TRACEPARENT, &format!("00-{trace}-{span}-{flags}"));
         if headers.contains_key(B3) {
             set(headers, B3, &format!("{trace}-{span}-{}", if self.sampled { "1" } else { "0" }));
         }
@@ -192,10 +208,14 @@ pub fn request_id(headers: &mut HeaderMap) -> String {
     rand::rng().fill(&mut b[..]);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h = to_hex(&b);
-    let id = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
-    set(headers, REQUEST_ID, &id);
-    id
+    let mut id = [b'-'; 36];
+    for (from, to) in [(0..4, 0..8), (4..6, 9..13), (6..8, 14..18), (8..10, 19..23), (10..16, 24..36)] {
+        hex_into(&b[from], &mut id[to]);
+    }
+    if let Ok(v) = HeaderValue::from_bytes(&id) {
+        headers.insert(REQUEST_ID, v);
+    }
+    String::from_utf8_lossy(&id).into_owned()
 }
 
 #[cfg(test)]

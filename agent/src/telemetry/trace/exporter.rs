@@ -1,13 +1,16 @@
 //! Span export: finished spans go into a bounded queue (full: dropped and counted, the
 //! request never waits), and one task sends them in batches as OTLP/HTTP protobuf to the
-//! collector, every second or every `BATCH` spans.
+//! collector: what queued up, every 100 ms, in batches of at most `BATCH`.
 
 use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{Request, Uri, header};
 use http_body_util::{BodyExt as _, Full};
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use hyper_util::{
+    client::legacy::{Client, connect::Connect},
+    rt::TokioExecutor,
+};
 use prometheus::IntCounterVec;
 use prost::Message as _;
 use tokio::sync::mpsc;
@@ -15,13 +18,13 @@ use tokio::sync::mpsc;
 use super::otlp::{
     self, ExportTraceServiceRequest, InstrumentationScope, Resource, ResourceSpans, ScopeSpans,
 };
-use crate::{proxy::Connector, telemetry::metrics};
+use crate::telemetry::metrics;
 
 /// Spans waiting for export at most; beyond it spans are dropped.
-const QUEUE: usize = 4096;
+const QUEUE: usize = 16_384;
 /// Spans per export request at most.
 const BATCH: usize = 512;
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
+const FLUSH_EVERY: Duration = Duration::from_millis(100);
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Exporter {
@@ -32,7 +35,11 @@ pub struct Exporter {
 impl Exporter {
     /// Starts the export task (inside the Tokio runtime). `endpoint` is the collector's
     /// `http://host:4318/v1/traces`.
-    pub fn start(endpoint: Uri, node: Option<String>, connector: Connector) -> Arc<Self> {
+    /// `connector` opens the connections (the agent's: bypass-marked, never captured).
+    pub fn start<C>(endpoint: Uri, node: Option<String>, connector: C) -> Arc<Self>
+    where
+        C: Connect + Clone + Send + Sync + 'static,
+    {
         let (tx, rx) = mpsc::channel(QUEUE);
         let spans = metrics().tracing.spans.clone();
         let client = Client::builder(TokioExecutor::new()).build(connector);
@@ -48,53 +55,77 @@ impl Exporter {
     }
 }
 
-async fn run(
+async fn run<C>(
     mut rx: mpsc::Receiver<otlp::Span>,
     endpoint: Uri,
     node: Option<String>,
-    client: Client<Connector, Full<Bytes>>,
+    client: Client<C, Full<Bytes>>,
     spans: IntCounterVec,
-) {
-    let mut batch = Vec::with_capacity(BATCH);
+) where
+    C: Connect + Clone + Send + Sync + 'static,
+{
     loop {
-        let flush = tokio::time::sleep(FLUSH_EVERY);
-        tokio::pin!(flush);
+        // Wakes on its own schedule and takes what queued up: a span never wakes this task
+        // (a wake-up per span costs more than the span).
+        tokio::time::sleep(FLUSH_EVERY).await;
         loop {
-            tokio::select! {
-                span = rx.recv() => match span {
-                    Some(s) => {
-                        batch.push(s);
-                        if batch.len() >= BATCH { break; }
-                    }
-                    None => return,
-                },
-                () = &mut flush => break,
+            let mut batch = Vec::with_capacity(BATCH);
+            while batch.len() < BATCH {
+                match rx.try_recv() {
+                    Ok(s) => batch.push(s),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => return,
+                }
+            }
+            let n = batch.len() as u64;
+            if n == 0 {
+                break;
+            }
+            let body = request(batch, node.as_deref()).encode_to_vec();
+            let result = match send(&client, &endpoint, body).await {
+                Ok(()) => "exported",
+                Err(e) => {
+                    tracing::warn!(collector = %endpoint, error = %e, spans = n, "span export failed");
+                    "failed"
+                }
+            };
+            spans.with_label_values(&[result]).inc_by(n);
+            if n < BATCH as u64 {
+                break;
             }
         }
-        if batch.is_empty() {
-            continue;
-        }
-        let n = batch.len() as u64;
-        let body = request(std::mem::take(&mut batch), node.as_deref()).encode_to_vec();
-        let result = match send(&client, &endpoint, body).await {
-            Ok(()) => "exported",
-            Err(e) => {
-                tracing::warn!(collector = %endpoint, error = %e, spans = n, "span export failed");
-                "failed"
-            }
-        };
-        spans.with_label_values(&[result]).inc_by(n);
     }
 }
 
-async fn send(client: &Client<Connector, Full<Bytes>>, endpoint: &Uri, body: Vec<u8>) -> anyhow::Result<()> {
+#[derive(Debug, thiserror::Error)]
+enum ExportError {
+    #[error("building the export request: {0}")]
+    Build(http::Error),
+    #[error("no answer within {EXPORT_TIMEOUT:?}")]
+    Timeout,
+    #[error("{0}")]
+    Client(hyper_util::client::legacy::Error),
+    #[error("the collector answered {0}")]
+    Status(http::StatusCode),
+}
+
+async fn send<C>(client: &Client<C, Full<Bytes>>, endpoint: &Uri, body: Vec<u8>) -> Result<(), ExportError>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
     let req = Request::post(endpoint.clone())
         .header(header::CONTENT_TYPE, "application/x-protobuf")
-        .body(Full::new(Bytes::from(body)))?;
-    let resp = tokio::time::timeout(EXPORT_TIMEOUT, client.request(req)).await??;
+        .body(Full::new(Bytes::from(body)))
+        .map_err(ExportError::Build)?;
+    let resp = tokio::time::timeout(EXPORT_TIMEOUT, client.request(req))
+        .await
+        .map_err(|_| ExportError::Timeout)?
+        .map_err(ExportError::Client)?;
     let status = resp.status();
     let _ = resp.into_body().collect().await;
-    anyhow::ensure!(status.is_success(), "collector answered {status}");
+    if !status.is_success() {
+        return Err(ExportError::Status(status));
+    }
     Ok(())
 }
 

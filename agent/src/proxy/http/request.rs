@@ -1,0 +1,169 @@
+//! One HTTP request through the proxy: decide (the plan), execute (admission, deadline,
+//! the upstream exchange with retries and mirroring), record once. Every failure is a
+//! `ProxyError` that comes back here and is answered in one place (`respond`).
+
+use std::{cell::OnceCell, sync::Arc};
+
+use tokio::time::Instant;
+
+use http::{HeaderValue, Request, Response, Version, header};
+use hyper::body::Incoming;
+
+use super::{admit::admit, deadline, exchange, headers, outgoing, record::Recorder, upgrade};
+use crate::{
+    proxy::{
+        Proxy, ProxyState,
+        body::Body,
+        carriers,
+        conn::ConnContext,
+        continuity::Keys,
+        error::{ErrorKind, ProxyError},
+        plan::{self, LaneMemory},
+        respond,
+    },
+    routing::RequestView,
+};
+
+pub async fn handle(proxy: &Proxy, conn: &ConnContext, req: Request<Incoming>, h2: bool) -> Response<Body> {
+    let mut rec = Recorder::new(proxy, conn, req.method(), req.uri());
+    let grpc = respond::is_grpc(req.headers());
+    let framed_twice = headers::ambiguous_framing(req.headers());
+    let resp = match forward(proxy, conn, req, h2, &mut rec).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            let resp = respond::error(&e, grpc);
+            rec.failed(e);
+            resp
+        }
+    };
+    let trusted = rec.trusted();
+    rec.finish(resp.status().as_u16());
+    let mut resp = resp;
+    if !trusted {
+        carriers::strip(resp.headers_mut());
+    }
+    if framed_twice {
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    *resp.version_mut() = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
+    resp
+}
+
+async fn forward(
+    proxy: &Proxy,
+    conn: &ConnContext,
+    mut req: Request<Incoming>,
+    h2: bool,
+    rec: &mut Recorder<'_>,
+) -> Result<Response<Body>, ProxyError> {
+    if headers::ambiguous_framing(req.headers()) {
+        return Err(ProxyError::new(
+            ErrorKind::BadRequest,
+            "Content-Length and Transfer-Encoding together: ambiguous framing",
+        ));
+    }
+    let upgrade = !h2 && headers::is_upgrade(req.headers());
+    let on_downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let (mut parts, body) = req.into_parts();
+    rec.trace(&mut parts);
+
+    // Decide (and remember the lane, or tell the callee's node, before forwarding).
+    let planned = {
+        let state = proxy.state.load();
+        let lookup = TraceLookup { proxy, state: &state, headers: &parts.headers, keys: OnceCell::new() };
+        let view = RequestView {
+            method: &parts.method,
+            path: parts.uri.path(),
+            query: parts.uri.query(),
+            headers: &parts.headers,
+        };
+        let planned = plan::plan(&state, conn, Some(&view), &lookup);
+        if let Ok(target) = &planned.target
+            && let Some(pod) = &target.pod
+        {
+            let tag = planned.lane.tag.as_deref().map(|t| match &planned.tag_label {
+                known if **known == *t => known.clone(),
+                _ => Arc::from(t),
+            });
+            proxy.continuity.forwarded(tag.as_ref(), pod, target.placement, || lookup.keys());
+        }
+        planned
+    };
+    if planned.tenant_spoof {
+        tracing::warn!(client = %conn.client, src_pod = ?conn.src_pod, "tenant header differs from the pod's own tenant; ignored");
+    }
+    let target = planned.target.clone();
+    let plan = &*rec.plan.insert(planned);
+    let target = target?;
+
+    // Execute.
+    if !plan.trusted {
+        carriers::strip(&mut parts.headers);
+    }
+    carriers::write(&mut parts.headers, &plan.lane);
+    headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+    if !parts.headers.contains_key(header::HOST)
+        && let Some(authority) = parts.uri.authority().and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        parts.headers.insert(header::HOST, authority);
+    }
+    plan.rewrite(&mut parts.headers);
+    parts.version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
+    let _admitted = match &plan.policy {
+        Some(policy) => {
+            Some(admit(policy, &plan.lane, conn.src_pod.as_deref(), &parts.headers, &mut rec.facts).await?)
+        }
+        None => None,
+    };
+    // Never work past the caller's deadline (or this route's timeout), and pass it on.
+    let deadline = deadline::effective(&parts.headers, plan.policy.as_ref().and_then(|p| p.timeout));
+    if let Some(d) = deadline {
+        if d <= Instant::now() {
+            return Err(ProxyError::new(ErrorKind::DeadlineExceeded, "the caller's deadline has passed"));
+        }
+        deadline::stamp(&mut parts.headers, d);
+    }
+    let (head, _) = outgoing::Head::from_parts(parts);
+    let out = outgoing::Outgoing { head, body, h2, deadline, from: conn.origin.clone() };
+    let (mut resp, served_by) = exchange::run(proxy, plan, target, out, &mut rec.facts).await?;
+    if let Some(p) = rec.plan.as_mut() {
+        p.target = Ok(served_by);
+    }
+    if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
+        && let Some(down) = on_downstream_upgrade
+    {
+        upgrade::tunnel(down, hyper::upgrade::on(&mut resp));
+    } else {
+        headers::strip_hop_by_hop(resp.headers_mut(), false);
+    }
+    Ok(resp.map(Body::Upstream))
+}
+
+/// The trace memory as the planner sees it for one request: the request's trace keys are
+/// read once, and only if needed (an untagged request from a pod, or a lane request
+/// forwarded into a pod).
+struct TraceLookup<'a> {
+    proxy: &'a Proxy,
+    state: &'a ProxyState,
+    headers: &'a http::HeaderMap,
+    keys: OnceCell<Keys>,
+}
+
+impl TraceLookup<'_> {
+    fn keys(&self) -> Keys {
+        *self.keys.get_or_init(|| self.proxy.continuity.keys(self.headers))
+    }
+}
+
+impl LaneMemory for TraceLookup<'_> {
+    fn recall(&self, pod: &str) -> Option<Arc<str>> {
+        if !self.proxy.continuity.remembers() {
+            return None;
+        }
+        self.proxy.continuity.recall(pod, &self.keys(), self.state)
+    }
+
+    fn serving(&self, pod: &str) -> Option<Arc<str>> {
+        self.proxy.continuity.serving(pod)
+    }
+}

@@ -1,0 +1,234 @@
+//! The compiled table: every service port by cluster IP, with its protocol, routes,
+//! fallback, and endpoints grouped for the subset decision; plus the coloring rules.
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+
+use http::HeaderMap;
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::{
+    CompiledRoute, CompiledRule, RequestView,
+    balance::PickKey,
+    endpoint::Endpoint,
+    rules::cookie,
+    subset::{BASE, Decision, RouteError, ServiceEndpoints},
+};
+use crate::inventory::{
+    ServicePort, Snapshot,
+    policy::{Fallback, HashOn, TrafficPolicySpec},
+};
+use crate::policy::{Plan, Registry};
+use crate::{
+    policy::{AllHealthy, SubsetHealth},
+    vocab::Lane,
+};
+
+/// What a service port speaks, from its `appProtocol` or name; `Detect` peeks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Detect,
+    Http1,
+    Http2,
+    Opaque,
+}
+
+impl Protocol {
+    /// Kubernetes conventions: `appProtocol`, else the port name's prefix (`http-web`).
+    pub fn of_port(port: &ServicePort) -> Self {
+        let hint =
+            port.app_protocol.as_deref().or(port.name.as_deref()).map(|h| {
+                h.rsplit('/').next().unwrap_or(h).split('-').next().unwrap_or(h).to_ascii_lowercase()
+            });
+        match hint.as_deref() {
+            Some("http") => Protocol::Http1,
+            Some("http2" | "h2c" | "grpc") => Protocol::Http2,
+            Some(
+                "tcp" | "mysql" | "mongo" | "redis" | "postgres" | "postgresql" | "amqp" | "kafka" | "smtp",
+            ) => Protocol::Opaque,
+            _ => Protocol::Detect,
+        }
+    }
+}
+
+pub struct ServiceRoutes {
+    /// `namespace/name`.
+    pub name: Arc<str>,
+    pub protocol: Protocol,
+    pub(super) routes: Vec<CompiledRoute>,
+    pub(super) fallback: Fallback,
+    hash_on: Option<HashOn>,
+    pub(super) endpoints: ServiceEndpoints,
+    /// The service's resilience plan (routes may replace it).
+    pub plan: Option<Arc<Plan>>,
+}
+
+impl ServiceRoutes {
+    /// The first route that matches, with its index.
+    pub fn route(&self, req: &RequestView<'_>) -> Option<(usize, &CompiledRoute)> {
+        self.routes.iter().enumerate().find(|(_, r)| r.matches(req))
+    }
+
+    /// The route at `index` (from [`ServiceRoutes::route`]).
+    pub fn route_at(&self, index: usize) -> Option<&CompiledRoute> {
+        self.routes.get(index)
+    }
+
+    /// Subset and endpoint for a request; `plan`'s subset breakers steer lanes away from
+    /// open subsets.
+    pub fn decide(
+        &self,
+        lane: &Lane,
+        route: Option<&CompiledRoute>,
+        key: &PickKey<'_>,
+        plan: Option<&Plan>,
+    ) -> Result<Decision, RouteError> {
+        let health: &dyn SubsetHealth = match plan {
+            Some(p) => p,
+            None => &AllHealthy,
+        };
+        self.endpoints.decide(lane, route, &self.fallback, key, health)
+    }
+
+    /// The ring-hash key of a request, if the policy hashes and the request has it.
+    pub fn hash(&self, headers: Option<&HeaderMap>, client: SocketAddr) -> Option<u64> {
+        let on = self.hash_on.as_ref()?;
+        if on.source_ip == Some(true) {
+            return Some(xxh3_64(client.ip().to_string().as_bytes()));
+        }
+        let headers = headers?;
+        let value = match (&on.header, &on.cookie) {
+            (Some(h), _) => headers.get(h.as_str()).and_then(|v| v.to_str().ok()),
+            (_, Some(c)) => cookie(headers, c),
+            _ => None,
+        };
+        value.map(|v| xxh3_64(v.as_bytes()))
+    }
+}
+
+#[derive(Default)]
+pub struct RoutingTable {
+    pub(super) services: HashMap<SocketAddr, Arc<ServiceRoutes>>,
+    pub rules: Vec<CompiledRule>,
+}
+
+impl RoutingTable {
+    pub fn build(snapshot: &Snapshot, registry: &Registry) -> Self {
+        let mut services = HashMap::new();
+        for svc in &snapshot.services {
+            let policy = policy_for(snapshot, &svc.namespace, &svc.name);
+            let name: Arc<str> = format!("{}/{}", svc.namespace, svc.name).into();
+            // Endpoints per (cluster IP, port), resolved once; breakers are per endpoint, so
+            // plans get every endpoint of the service.
+            let ports: Vec<_> = svc
+                .cluster_ips
+                .iter()
+                .flat_map(|ip| svc.ports.iter().map(move |p| (*ip, p)))
+                .map(|(ip, p)| (ip, p, snapshot.endpoints(svc, p, ip.is_ipv6())))
+                .collect();
+            let mut addrs: Vec<SocketAddr> =
+                ports.iter().flat_map(|(_, _, eps)| eps.iter().map(|(_, a)| *a)).collect();
+            addrs.sort_unstable();
+            addrs.dedup();
+            let mut subsets: Vec<String> = ports
+                .iter()
+                .flat_map(|(_, _, eps)| {
+                    eps.iter().map(|(pod, _)| pod.tag.clone().unwrap_or_else(|| BASE.into()))
+                })
+                .chain([BASE.to_owned()])
+                .collect();
+            subsets.sort_unstable();
+            subsets.dedup();
+            let routes: Vec<CompiledRoute> = policy
+                .map(|(_, p)| {
+                    p.routes
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, r)| {
+                            let scope =
+                                format!("{name}/{}", r.name.clone().unwrap_or_else(|| format!("route-{i}")));
+                            let plan = Plan::compile(&scope, &r.resilience, registry, &addrs, &subsets);
+                            CompiledRoute::compile(r, i, plan)
+                                .map_err(|e| tracing::error!(service = %name, error = %e, "route skipped"))
+                                .ok()
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let lb = policy.map(|(_, p)| p.load_balancer.clone()).unwrap_or_default();
+            let fallback = policy.map(|(_, p)| p.fallback.clone()).unwrap_or_default();
+            // One plan per service, shared by its ports: one set of budgets and bounds.
+            let plan =
+                policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry, &addrs, &subsets));
+            for (ip, port, eps) in ports {
+                let endpoints: Vec<Arc<Endpoint>> =
+                    eps.into_iter().map(|(pod, addr)| Arc::new(Endpoint::of(addr, &pod))).collect();
+                let entry = ServiceRoutes {
+                    name: name.clone(),
+                    protocol: Protocol::of_port(port),
+                    routes: routes.clone(),
+                    fallback: fallback.clone(),
+                    hash_on: lb.hash_on.clone(),
+                    endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb),
+                    plan: plan.clone(),
+                };
+                services.insert(SocketAddr::new(ip, port.port), Arc::new(entry));
+            }
+        }
+        let rules = snapshot
+            .rules
+            .iter()
+            .filter_map(|r| {
+                CompiledRule::compile(r)
+                    .map_err(|e| tracing::error!(rule = %r.name, error = %e, "rule skipped"))
+                    .ok()
+            })
+            .collect();
+        Self { services, rules }
+    }
+
+    /// The service port behind a cluster IP:port.
+    pub fn service(&self, dst: SocketAddr) -> Option<&Arc<ServiceRoutes>> {
+        self.services.get(&dst)
+    }
+}
+
+/// The policy of a service (the first by name if several target it).
+fn policy_for<'a>(
+    snapshot: &'a Snapshot,
+    namespace: &str,
+    service: &str,
+) -> Option<(&'a str, &'a TrafficPolicySpec)> {
+    let mut matching: Vec<_> =
+        snapshot.policies.iter().filter(|p| p.namespace == namespace && p.spec.service == service).collect();
+    matching.sort_by(|a, b| a.name.cmp(&b.name));
+    if matching.len() > 1 {
+        tracing::warn!(service, used = %matching[0].name, "several TrafficPolicies target one service; using the first by name");
+    }
+    matching.first().map(|p| (p.name.as_str(), &p.spec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::TargetPort;
+
+    fn port(name: Option<&str>, app: Option<&str>) -> ServicePort {
+        ServicePort {
+            name: name.map(Into::into),
+            port: 80,
+            target_port: TargetPort::Number(80),
+            app_protocol: app.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn protocol_hints_follow_kubernetes_conventions() {
+        assert_eq!(Protocol::of_port(&port(Some("http-web"), None)), Protocol::Http1);
+        assert_eq!(Protocol::of_port(&port(None, Some("kubernetes.io/h2c"))), Protocol::Http2);
+        assert_eq!(Protocol::of_port(&port(Some("grpc"), None)), Protocol::Http2);
+        assert_eq!(Protocol::of_port(&port(Some("tcp-db"), Some("tcp"))), Protocol::Opaque);
+        assert_eq!(Protocol::of_port(&port(Some("mysql"), None)), Protocol::Opaque);
+        assert_eq!(Protocol::of_port(&port(None, None)), Protocol::Detect);
+    }
+}

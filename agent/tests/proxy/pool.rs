@@ -1,0 +1,56 @@
+//! Upstream connections are reused, and each request is recorded once.
+
+use std::sync::atomic::Ordering;
+
+use crate::harness::{APP, Mesh, app, named, pod_origin};
+
+#[tokio::test]
+async fn a_keep_alive_caller_costs_one_upstream_connection_and_one_record_per_request() {
+    let mesh = Mesh::new(&app(""));
+    mesh.endpoints.set("10.244.0.20:8080", named("base"));
+    let answers = mesh.caller(Some("default/client")).keep_alive(APP, "/", 100).await;
+    assert!(answers.iter().all(|a| a.status == 200 && a.body == "base"));
+    assert_eq!(mesh.endpoints.dials.load(Ordering::Relaxed), 1, "one upstream connection for 100 requests");
+    let flows = mesh.flows.list();
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0].state.requests, 100, "recorded once each");
+    // Ten more connections, one after the other, reuse the idle upstream connection.
+    for _ in 0..10 {
+        mesh.caller(Some("default/client")).get(APP, "/", &[]).await;
+    }
+    assert_eq!(mesh.endpoints.dials.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn connections_leave_from_the_callers_origin_and_are_reused_only_by_it() {
+    let mesh = Mesh::new(&app(""));
+    mesh.endpoints.set("10.244.0.20:8080", named("base"));
+    let (a, b) = (pod_origin("default/client", 101), pod_origin("default/client-b", 202));
+    for _ in 0..5 {
+        for origin in [&a, &b] {
+            let answer = mesh.caller(Some("default/client")).from(origin.clone()).get(APP, "/", &[]).await;
+            assert_eq!(answer.status, 200);
+        }
+    }
+    // One connection per origin, each reused by its own caller only; none from the node.
+    let mut origins = mesh.endpoints.origins.lock().expect("lock").clone();
+    origins.sort_unstable();
+    assert_eq!(origins, [101, 202]);
+    // A caller from the node (no namespace of its own) gets its own connection too.
+    mesh.caller(Some("default/client")).get(APP, "/", &[]).await;
+    assert_eq!(mesh.endpoints.origins.lock().expect("lock").last(), Some(&0));
+    assert_eq!(mesh.endpoints.dials.load(Ordering::Relaxed), 3);
+}
+
+/// Not a test: the request path's user-space cost, for `valgrind --tool=callgrind`
+/// (instructions per request, repeatable where wall-clock figures are noise). Run with
+/// `GRAYLANE_COST_REQUESTS=N cargo test --release -p graylane --test proxy -- --ignored cost`.
+#[tokio::test]
+#[ignore = "a measurement, run by hand under callgrind"]
+async fn cost() {
+    let n = std::env::var("GRAYLANE_COST_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let mesh = Mesh::new(&app(""));
+    mesh.endpoints.set("10.244.0.21:8080", named("gray"));
+    let answers = mesh.caller(Some("default/gray-client")).keep_alive(APP, "/", n).await;
+    assert!(answers.iter().all(|a| a.status == 200));
+}

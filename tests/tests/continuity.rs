@@ -1,0 +1,164 @@
+//! Lane continuity through a real call chain on two nodes: gateway → relay → c, where the
+//! relay is a plain base app that forwards only one propagation format, and only c has a
+//! gray version (on the first node). The relay runs on the same node as c, or on the other
+//! node (then the lane reaches its node as a hint, or in the tracer's own headers).
+
+use std::net::Ipv4Addr;
+
+use graylane_tests::{AgentOptions, Cluster, PodSpec, ServiceSpec, fixture, privileged};
+use serde_json::Value;
+
+const C: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 50);
+const RELAY: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 40);
+/// Each relay style listens on its own port (8081…), service port 81….
+const STYLES: [&str; 8] = ["nothing", "w3c", "baggage", "b3multi", "b3single", "sw8", "request-id", "jaeger"];
+
+/// The chain with the relay on node `relay_node`; agents started on both nodes.
+fn chain(test: &str, relay_node: usize) -> Option<Cluster> {
+    let p = privileged(test)?;
+    let mut cl = Cluster::new(&p).expect("cluster");
+    cl.add_pod(0, PodSpec::new("gateway").label("app", "gateway")).expect("gateway");
+    cl.add_pod(0, PodSpec::new("c0").label("app", "c")).expect("c0").serve_http(8080).expect("http");
+    cl.add_pod(0, PodSpec::new("c1").label("app", "c").tag("gray"))
+        .expect("c1")
+        .serve_http(8080)
+        .expect("http");
+    let relay = cl.add_pod(relay_node, PodSpec::new("relay").label("app", "relay")).expect("relay");
+    let script = fixture("relay.py");
+    let target = format!("http://{C}:80/");
+    for (i, style) in STYLES.iter().enumerate() {
+        let port = (8081 + i).to_string();
+        relay.spawn("python3", &[script.to_str().expect("path"), style, &port, &target]).expect("relay");
+    }
+    for i in 0..STYLES.len() {
+        relay.wait_listening(8081 + i as u16).expect("relay listening");
+    }
+    cl.add_service(ServiceSpec::new("c", C).named_port(80, 8080, "http").select("app", "c"));
+    let mut relay_svc = ServiceSpec::new("relay", RELAY).select("app", "relay");
+    for i in 0..STYLES.len() as u16 {
+        relay_svc = relay_svc.named_port(81 + i, 8081 + i, &format!("http-{i}"));
+    }
+    cl.add_service(relay_svc);
+    cl.start_agents(&AgentOptions::default()).expect("agents");
+    Some(cl)
+}
+
+/// `n` requests from the gateway through the relay's `style` port, tagged `tag` (`-`: none).
+fn through(cl: &Cluster, style: &str, n: usize, tag: &str) -> Value {
+    let i = STYLES.iter().position(|s| *s == style).expect("style");
+    let url = format!("http://{RELAY}:{}/", 81 + i);
+    let mut out = cl.nodes[0]
+        .pod("gateway")
+        .python_json("chain_client.py", &[&url, &n.to_string(), style, tag])
+        .expect("chain client");
+    out.pop().expect("output")
+}
+
+fn count(v: &Value, pod: &str) -> u64 {
+    v["pods"][pod].as_u64().unwrap_or(0)
+}
+
+fn lane_lost(cl: &Cluster, node: usize) -> f64 {
+    cl.nodes[node]
+        .metrics()
+        .metric(
+            "graylane_lane_escapes_total",
+            &[("reason", "lane_lost"), ("source_workload", "default/relay")],
+        )
+        .unwrap_or(0.0)
+}
+
+fn styles_keep_the_lane(test: &str, relay_node: usize) {
+    let Some(cl) = chain(test, relay_node) else { return };
+    let mut table = Vec::new();
+    for style in STYLES {
+        let lost_before = lane_lost(&cl, relay_node);
+        let gray = through(&cl, style, 20, "gray");
+        let lost = lane_lost(&cl, relay_node) - lost_before;
+        let base = through(&cl, style, 10, "-");
+        table.push(format!(
+            "{style}: gray→c1 {}/20, base→c0 {}/10, lane_lost {lost}",
+            count(&gray, "c1"),
+            count(&base, "c0")
+        ));
+        assert_eq!(gray["errors"], 0, "{style}: {gray}\n{}", cl.logs());
+        assert_eq!(count(&base, "c0"), 10, "{style}: base stays base: {base}");
+        if style == "nothing" {
+            assert_eq!(count(&gray, "c0"), 20, "nothing to carry the lane: {gray}");
+            assert_eq!(lost, 20.0, "every lost lane counted");
+        } else {
+            assert_eq!(count(&gray, "c1"), 20, "{style} keeps the lane: {gray}\n{}", cl.logs());
+            assert_eq!(lost, 0.0, "{style}: nothing lost");
+        }
+    }
+    eprintln!("relay on node {relay_node}:\n  {}", table.join("\n  "));
+    // The relay's calls show where their lane came from.
+    let flows = cl.nodes[relay_node].admin().json("/flows?pod=default/relay").expect("flows");
+    let sources: Vec<&str> =
+        flows.as_array().into_iter().flatten().filter_map(|f| f["tag_source"].as_str()).collect();
+    assert!(sources.contains(&"trace"), "a lane recovered by trace id: {sources:?}");
+}
+
+#[test]
+fn every_propagation_style_but_nothing_keeps_the_lane_with_the_relay_beside_the_callee() {
+    styles_keep_the_lane("continuity_same_node", 0);
+}
+
+#[test]
+fn every_propagation_style_but_nothing_keeps_the_lane_with_the_relay_on_another_node() {
+    styles_keep_the_lane("continuity_across_nodes", 1);
+}
+
+#[test]
+fn hints_reach_the_relays_node_before_its_call_and_forged_hints_change_nothing() {
+    let Some(cl) = chain("continuity_hint_race", 1) else { return };
+    // x-request-id only: nothing but the hint can bring the lane to node 1.
+    let n = 1000;
+    let gray = through(&cl, "request-id", n, "gray");
+    let m = cl.nodes[1].metrics();
+    let race = |r: &str| m.metric("graylane_lane_hint_race_total", &[("result", r)]).unwrap_or(0.0);
+    let (won, lost) = (race("won"), race("lost"));
+    let sent =
+        cl.nodes[0].metrics().metric("graylane_lane_hints_total", &[("result", "sent")]).unwrap_or(0.0);
+    let accepted = m.metric("graylane_lane_hints_total", &[("result", "accepted")]).unwrap_or(0.0);
+    eprintln!(
+        "hint race over {n} requests: gray answers {}, won {won}, lost {lost}, sent {sent}, accepted {accepted}",
+        count(&gray, "c1")
+    );
+    assert_eq!(gray["errors"], 0, "{gray}");
+    assert!(won + lost >= n as f64 * 0.99, "each trace's first call is counted: won {won} lost {lost}");
+    assert!(count(&gray, "c1") as f64 >= n as f64 * 0.95, "{gray}");
+    assert_eq!(count(&gray, "c1") as f64, won, "every won race kept the lane");
+
+    // Forged hints: another key, or a tag the inventory does not name. Then a real one.
+    let wrong_key = cl.nodes[0].scratch().join("wrong.key");
+    std::fs::write(&wrong_key, "not the cluster's key at all").expect("key");
+    let node1 = format!("{}:15011", cl.nodes[1].node_ip());
+    let key = cl.key_file().to_str().expect("path").to_owned();
+    let send = |key: &str, id: &str, tag: &str| {
+        let script = fixture("send_hint.py");
+        cl.nodes[0]
+            .node_exec("python3", &[script.to_str().expect("path"), &node1, key, id, tag, "default/relay"])
+            .expect("send hint");
+    };
+    let dropped = |r: &str| m.metric("graylane_lane_hints_total", &[("result", r)]).unwrap_or(0.0);
+    send(wrong_key.to_str().expect("path"), "forged-1", "gray");
+    send(&key, "forged-2", "blue");
+    graylane_tests::wait_for("forged hints counted", std::time::Duration::from_secs(2), || {
+        dropped("bad_mac") >= 1.0 && dropped("unknown_tag") >= 1.0
+    });
+    let relay = cl.nodes[1].pod("relay");
+    let call = |id: &str| {
+        let (_, out, _) = relay
+            .run("curl", &["-s", "-m", "5", "-H", &format!("x-request-id: {id}"), &format!("http://{C}/")])
+            .expect("curl");
+        serde_json::from_str::<Value>(&out).map(|v| v["pod"].as_str().unwrap_or("").to_owned()).unwrap_or(out)
+    };
+    assert_eq!(call("forged-1"), "c0", "a hint under another key changes nothing");
+    assert_eq!(call("forged-2"), "c0", "a hint with an unknown tag changes nothing");
+    send(&key, "genuine-1", "gray");
+    graylane_tests::wait_for("the genuine hint accepted", std::time::Duration::from_secs(2), || {
+        dropped("accepted") > accepted
+    });
+    assert_eq!(call("genuine-1"), "c1", "the same hint under the cluster key is taken");
+}

@@ -1,0 +1,189 @@
+//! Load generators run inside a pod: wrk (HTTP/1.1 keep-alive, closed loop), h2load
+//! (HTTP/2 and gRPC-shaped POSTs, closed loop; or a fixed request rate, open loop, with
+//! per-request latencies from its log).
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use graylane_tests::Pod;
+
+/// What a load run measured (latencies in milliseconds).
+#[derive(Clone, Debug, Default)]
+pub struct LoadResult {
+    pub requests: u64,
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+}
+
+/// How to load.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Load {
+    /// wrk, HTTP/1.1 keep-alive, `connections` at once.
+    Http1 { connections: u32 },
+    /// wrk, HTTP/1.1 with `Connection: close`: a new connection per request.
+    Http1Close { connections: u32 },
+    /// h2load, HTTP/2 prior knowledge, `clients` × `streams` at once.
+    Http2 { clients: u32, streams: u32 },
+    /// h2load, gRPC-shaped unary POSTs over HTTP/2.
+    Grpc { clients: u32, streams: u32 },
+    /// h2load, HTTP/1.1 at a fixed total rate (open loop), 10 clients.
+    Rate { per_second: u32 },
+}
+
+pub fn run(
+    pod: &Pod,
+    url: &str,
+    load: Load,
+    duration: Duration,
+    scratch: &std::path::Path,
+) -> anyhow::Result<LoadResult> {
+    let secs = duration.as_secs().max(1);
+    match load {
+        Load::Http1 { connections } | Load::Http1Close { connections } => {
+            let (c, d) = (format!("-c{connections}"), format!("-d{secs}s"));
+            let mut args = vec!["-t2", &c, &d, "--latency"];
+            if matches!(load, Load::Http1Close { .. }) {
+                args.extend(["-H", "Connection: close"]);
+            }
+            args.push(url);
+            let (ok, out, err) = pod.run("wrk", &args)?;
+            if !ok {
+                bail!("wrk {url}: {err}");
+            }
+            parse_wrk(&out).with_context(|| format!("wrk output for {url}:\n{out}"))
+        }
+        Load::Http2 { clients, streams } => {
+            h2load(pod, url, &[&format!("-c{clients}"), &format!("-m{streams}")], secs, scratch)
+        }
+        Load::Grpc { clients, streams } => {
+            let body = scratch.join("grpc-body");
+            // One empty protobuf message: flag 0, length 0.
+            std::fs::write(&body, [0u8; 5])?;
+            let data = body.display().to_string();
+            h2load(
+                pod,
+                url,
+                &[
+                    &format!("-c{clients}"),
+                    &format!("-m{streams}"),
+                    "-d",
+                    &data,
+                    "-H",
+                    "content-type: application/grpc",
+                    "-H",
+                    "te: trailers",
+                ],
+                secs,
+                scratch,
+            )
+        }
+        Load::Rate { per_second } => {
+            let clients = 10;
+            h2load(
+                pod,
+                url,
+                &["--h1", &format!("-c{clients}"), &format!("--rps={}", per_second / clients)],
+                secs,
+                scratch,
+            )
+        }
+    }
+}
+
+/// h2load for `secs` seconds; latencies from its per-request log.
+fn h2load(
+    pod: &Pod,
+    url: &str,
+    args: &[&str],
+    secs: u64,
+    scratch: &std::path::Path,
+) -> anyhow::Result<LoadResult> {
+    let log = scratch.join("h2load.log");
+    let _ = std::fs::remove_file(&log);
+    let log_arg = format!("--log-file={}", log.display());
+    let duration = format!("-D{secs}");
+    let mut all: Vec<&str> = vec![&duration, &log_arg];
+    all.extend_from_slice(args);
+    all.push(url);
+    let (ok, out, err) = pod.run("h2load", &all)?;
+    if !ok {
+        bail!("h2load {url}: {err}\n{out}");
+    }
+    let text = std::fs::read_to_string(&log).with_context(|| format!("h2load log {}", log.display()))?;
+    let mut latencies: Vec<f64> = Vec::new();
+    let mut errors = 0;
+    for line in text.lines() {
+        let f: Vec<&str> = line.split('\t').collect();
+        let (Some(status), Some(us)) = (f.get(1), f.get(2)) else { continue };
+        if !status.starts_with('2') {
+            errors += 1;
+        }
+        if let Ok(us) = us.parse::<f64>() {
+            latencies.push(us / 1000.0);
+        }
+    }
+    if latencies.is_empty() {
+        bail!("h2load {url}: no requests completed\n{out}");
+    }
+    latencies.sort_by(f64::total_cmp);
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    Ok(LoadResult {
+        requests: latencies.len() as u64,
+        rps: latencies.len() as f64 / secs as f64,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+    })
+}
+
+fn parse_wrk(out: &str) -> anyhow::Result<LoadResult> {
+    let mut r = LoadResult::default();
+    for line in out.lines().map(str::trim) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["Requests/sec:", v] => r.rps = v.parse()?,
+            ["50%", v] => r.p50_ms = millis(v)?,
+            ["99%", v] => r.p99_ms = millis(v)?,
+            [n, "requests", "in", ..] => r.requests = n.parse()?,
+            ["Non-2xx", "or", "3xx", "responses:", n] => r.errors += n.parse::<u64>()?,
+            ["Socket", "errors:", rest @ ..] => {
+                r.errors +=
+                    rest.iter().filter_map(|w| w.trim_end_matches(',').parse::<u64>().ok()).sum::<u64>();
+            }
+            _ => {}
+        }
+    }
+    if r.requests == 0 {
+        bail!("no requests completed");
+    }
+    Ok(r)
+}
+
+fn millis(v: &str) -> anyhow::Result<f64> {
+    let (num, scale) = if let Some(n) = v.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        bail!("latency {v:?} has no unit")
+    };
+    Ok(num.parse::<f64>()? * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_wrk_report() {
+        let out = "Running 5s test @ http://x/\n  2 threads and 32 connections\n  Latency Distribution\n     50%  210.00us\n     75%  300.00us\n     90%    1.20ms\n     99%    3.50ms\n  120000 requests in 5.00s, 150.00MB read\n  Socket errors: connect 0, read 2, write 0, timeout 1\nRequests/sec:  23999.12\n";
+        let r = parse_wrk(out).expect("parse");
+        assert_eq!((r.requests, r.errors), (120_000, 3));
+        assert!((r.p50_ms - 0.21).abs() < 1e-9 && (r.p99_ms - 3.5).abs() < 1e-9);
+        assert!((r.rps - 23999.12).abs() < 1e-6);
+    }
+}
