@@ -4,6 +4,7 @@
 mod client;
 mod flows;
 mod routes;
+mod rules;
 mod status;
 mod table;
 mod tags;
@@ -42,6 +43,9 @@ pub enum Command {
     Tags(Common),
     /// Effective routing per service: subsets, endpoints, routes, fallback.
     Routes(RoutesArgs),
+    /// How rules in other languages (Istio, Gateway API, OpenSergo) were taken: where they
+    /// apply, accepted or why not, fields not honoured.
+    Rules(Common),
     /// Agent version, attach state, table sizes, last inventory sync.
     Status(Common),
     /// Shell completions: `graylane completions bash > /etc/bash_completion.d/graylane`.
@@ -80,6 +84,7 @@ impl Common {
 
 pub use flows::run as flows;
 pub use routes::run as routes;
+pub use rules::run as rules;
 pub use status::run as status;
 pub use tags::run as tags;
 

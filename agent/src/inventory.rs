@@ -7,6 +7,7 @@ mod error;
 mod files;
 mod kernel_view;
 pub mod kube;
+pub mod languages;
 mod model;
 pub mod pattern;
 mod pod_cgroup;

@@ -29,6 +29,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Flows(a) => cli::flows(&a),
         Command::Tags(c) => cli::tags(&c),
         Command::Routes(a) => cli::routes(&a),
+        Command::Rules(c) => cli::rules(&c),
         Command::Status(c) => cli::status(&c),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "graylane", &mut std::io::stdout());

@@ -21,6 +21,8 @@ pub struct PodSpec {
     pub annotations: Vec<(String, String)>,
     /// Listed in the inventory only; no namespace, veth or cgroup (a pod on another node).
     pub remote_ip: Option<Ipv4Addr>,
+    /// The Kubernetes namespace (`None`: `default`).
+    pub namespace: Option<String>,
 }
 
 impl PodSpec {
@@ -40,6 +42,11 @@ impl PodSpec {
     }
     pub fn tenant(self, tenant: &str) -> Self {
         self.annotate("graylane.io/tenant", tenant)
+    }
+    /// In Kubernetes namespace `ns` instead of `default`.
+    pub fn namespace(mut self, ns: &str) -> Self {
+        self.namespace = Some(ns.into());
+        self
     }
     /// A pod on another node: only its IP is known here.
     pub fn remote(mut self, ip: Ipv4Addr) -> Self {

@@ -49,11 +49,18 @@ pub struct ServiceSpec {
     /// (port, targetPort, name)
     pub ports: Vec<(u16, u16, Option<String>)>,
     pub selector: Vec<(String, String)>,
+    /// The Kubernetes namespace (`None`: `default`).
+    pub namespace: Option<String>,
 }
 
 impl ServiceSpec {
     pub fn new(name: &str, vip: Ipv4Addr) -> Self {
-        Self { name: name.into(), vip, vip6: None, ports: Vec::new(), selector: Vec::new() }
+        Self { name: name.into(), vip, vip6: None, ports: Vec::new(), selector: Vec::new(), namespace: None }
+    }
+    /// In Kubernetes namespace `ns` instead of `default`.
+    pub fn namespace(mut self, ns: &str) -> Self {
+        self.namespace = Some(ns.into());
+        self
     }
     pub fn vip6(mut self, vip6: Ipv6Addr) -> Self {
         self.vip6 = Some(vip6);
@@ -271,8 +278,9 @@ impl Sandbox {
         for s in &self.services {
             let _ = writeln!(
                 y,
-                "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {}\n  namespace: default\nspec:\n  clusterIP: {}\n  clusterIPs: [{}{}]\n  selector:",
+                "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {}\n  namespace: {}\nspec:\n  clusterIP: {}\n  clusterIPs: [{}{}]\n  selector:",
                 s.name,
+                s.namespace.as_deref().unwrap_or("default"),
                 s.vip,
                 s.vip,
                 s.vip6.map(|v| format!(", \"{v}\"")).unwrap_or_default()
@@ -600,8 +608,9 @@ impl Sandbox {
 
 /// A Pod document's head: its name, labels and annotations (the cgroup one included).
 fn pod_metadata(y: &mut String, spec: &PodSpec, cgroup_rel: Option<&str>) {
+    let ns = spec.namespace.as_deref().unwrap_or("default");
     let _ =
-        writeln!(y, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\n  namespace: default", spec.name);
+        writeln!(y, "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: {}\n  namespace: {ns}", spec.name);
     y.push_str("  labels:\n");
     for (k, v) in &spec.labels {
         let _ = writeln!(y, "    {k}: {v:?}");

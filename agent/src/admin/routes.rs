@@ -74,6 +74,7 @@ impl AdminContext {
                 let service = super::flows::FlowFilter::parse(query).service;
                 to_json(&self.state.load().routing.describe(service.as_deref()))
             }
+            "/rules" => to_json(&self.state.load().snapshot.reports),
             "/config" => to_json(&self.config),
             "/status" => self.status(),
             "/datapath" => self.datapath(),
@@ -84,7 +85,7 @@ impl AdminContext {
             _ => text(
                 StatusCode::NOT_FOUND,
                 "endpoints: /healthz /readyz /status /flows[?tag=&tenant=&pod=&service=&limit=&follow=1] \
-                     /tags[?local=1] /routes[?service=] /config /datapath; metrics on :15090/metrics\n",
+                     /tags[?local=1] /routes[?service=] /rules /config /datapath; metrics on :15090/metrics\n",
             ),
         }
     }

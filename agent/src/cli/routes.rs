@@ -41,6 +41,9 @@ pub fn run(a: &RoutesArgs) -> anyhow::Result<()> {
             fallback,
             cell(&s["policy"])
         );
+        if let Some(from) = s["rules_from"].as_str() {
+            println!("  rules from: {from}");
+        }
         let mut t = Table::new(&["  SUBSET", "TENANT", "ENDPOINTS"]);
         for sub in s["subsets"].as_array().into_iter().flatten() {
             let eps: Vec<String> = sub["endpoints"]

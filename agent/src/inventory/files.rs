@@ -62,6 +62,7 @@ struct Files {
     policies: Vec<super::policy::Named<super::policy::TrafficPolicySpec>>,
     rules: Vec<super::policy::Named<super::policy::TrafficLabelRuleSpec>>,
     service_cidrs: Vec<ipnetwork::IpNetwork>,
+    foreign: Vec<super::languages::ForeignDoc>,
     seen: BTreeMap<(&'static str, String), PathBuf>,
 }
 
@@ -89,12 +90,16 @@ impl Files {
         for r in &parsed.rules {
             self.unique(file, "TrafficLabelRule", format!("{}/{}", r.namespace, r.name))?;
         }
+        for f in &parsed.foreign {
+            self.unique(file, f.kind, format!("{}/{}", f.namespace, f.name))?;
+        }
         self.origins.extend(parsed.pod_docs.iter().map(|i| format!("{}: document {i}", file.display())));
         self.pods.extend(parsed.pods);
         self.services.extend(parsed.services);
         self.policies.extend(parsed.policies);
         self.rules.extend(parsed.rules);
         self.service_cidrs.extend(parsed.service_cidrs);
+        self.foreign.extend(parsed.foreign);
         Ok(())
     }
 
@@ -125,8 +130,17 @@ impl Files {
                 None => InventoryError::NodeConflict { what: c.what, origin: named(c.first) },
             });
         }
-        Ok(Snapshot::with_policies(self.pods, self.services, self.policies, self.rules)
-            .with_service_cidrs(self.service_cidrs))
+        let t = super::languages::translate(&mut self.pods, &self.services, self.policies, &self.foreign);
+        for r in t.reports.iter().filter(|r| !r.accepted || !r.unsupported.is_empty()) {
+            tracing::warn!(
+                kind = %r.kind, object = %format!("{}/{}", r.namespace, r.name), accepted = r.accepted,
+                reason = %r.reason, message = %r.message, unsupported = ?r.unsupported,
+                "rule not fully honoured"
+            );
+        }
+        Ok(Snapshot::with_policies(self.pods, self.services, t.policies, self.rules)
+            .with_service_cidrs(self.service_cidrs)
+            .with_reports(t.reports))
     }
 }
 

@@ -142,6 +142,8 @@ pub struct Snapshot {
     pub slices: HashMap<(String, String), Vec<Slice>>,
     /// The cluster's service ranges (`networking.k8s.io/v1` `ServiceCIDR` objects).
     pub service_cidrs: Vec<ipnetwork::IpNetwork>,
+    /// How each rule of another language was taken (accepted, why not, unsupported fields).
+    pub reports: Vec<super::languages::Report>,
     by_ip: HashMap<IpAddr, usize>,
     by_name: HashMap<String, usize>,
     /// Pods by (namespace, label key, label value): selectors start from here.
@@ -172,10 +174,17 @@ impl Snapshot {
             rules,
             slices: HashMap::new(),
             service_cidrs: Vec::new(),
+            reports: Vec::new(),
             by_ip,
             by_name,
             by_label,
         }
+    }
+
+    /// Adds the reports of translated rules.
+    pub fn with_reports(mut self, reports: Vec<super::languages::Report>) -> Self {
+        self.reports = reports;
+        self
     }
 
     /// Adds the cluster's service ranges.
@@ -266,6 +275,7 @@ impl PartialEq for Snapshot {
             && self.services == other.services
             && self.policies == other.policies
             && self.rules == other.rules
+            && self.reports == other.reports
             && self.slices == other.slices
             && self.service_cidrs == other.service_cidrs
     }

@@ -31,6 +31,10 @@ pub struct TrafficPolicySpec {
     pub fallback: Fallback,
     #[serde(default)]
     pub load_balancer: LoadBalancer,
+    /// Subsets defined by pod labels (Istio's DestinationRule subsets), besides the
+    /// subsets the pods' `graylane.io/tag` defines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subsets: Vec<SubsetDef>,
     /// Ordered: the first route that matches wins.
     #[serde(default)]
     pub routes: Vec<Route>,
@@ -63,6 +67,19 @@ impl Default for Fallback {
     fn default() -> Self {
         Self { mode: FallbackMode::Base, chain: Vec::new(), isolated: isolated_lanes() }
     }
+}
+
+/// A subset of a service's endpoints defined by pod labels: the pods carrying every label.
+/// A pod can be in several subsets (its tag's and each label subset it matches); a lane
+/// picks the subset of its name.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubsetDef {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    /// Replaces the service's load balancing within this subset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancer>,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
@@ -144,6 +161,9 @@ pub struct RouteMatch {
     pub headers: Vec<KeyMatch>,
     #[serde(default)]
     pub query: Vec<KeyMatch>,
+    /// Labels the calling pod must carry (Istio's `sourceLabels`: graylane knows the caller).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub source_labels: BTreeMap<String, String>,
 }
 
 /// How a string is compared; exactly one is set.
@@ -275,6 +295,9 @@ pub struct Named<T> {
     pub spec: T,
 }
 
+/// The subset of untagged pods; no label subset may take its name.
+pub const BASE_SUBSET: &str = "base";
+
 /// Routes in one policy at most (each request walks them in order).
 pub const MAX_ROUTES: usize = 256;
 /// Header and query matches in one route, or conditions in one rule, at most.
@@ -351,6 +374,20 @@ pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), FieldError> {
             ));
         }
         _ => {}
+    }
+    for (i, d) in spec.subsets.iter().enumerate() {
+        if d.name.is_empty() || d.name == BASE_SUBSET {
+            return Err(FieldError::new(format!("spec.subsets[{i}].name"), "must be a name other than base"));
+        }
+        if d.labels.is_empty() {
+            return Err(FieldError::new(format!("spec.subsets[{i}].labels"), "give at least one label"));
+        }
+        if spec.subsets[..i].iter().any(|o| o.name == d.name) {
+            return Err(FieldError::new(
+                format!("spec.subsets[{i}].name"),
+                format!("{} is defined twice", d.name),
+            ));
+        }
     }
     if spec.load_balancer.min_ring_size.is_some_and(|n| !(1..=1 << 20).contains(&n)) {
         return Err(FieldError::new("spec.loadBalancer.minRingSize", "must be 1-1048576"));

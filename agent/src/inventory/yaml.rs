@@ -1,6 +1,7 @@
 //! Kubernetes-style YAML documents (v1 Pod, v1 Service, graylane.io/v1alpha1 TrafficPolicy
-//! and TrafficLabelRule) into model objects. Unknown fields
-//! are ignored; invalid documents are rejected naming the document and the field.
+//! and TrafficLabelRule, and the other rule languages of [`languages`]) into model objects.
+//! Unknown fields are ignored (those of rule languages are reported); invalid documents are
+//! rejected naming the document and the field.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -11,7 +12,7 @@ use std::{
 use serde::Deserialize;
 
 use super::{
-    FieldError, InventoryError, annotations, bounds,
+    FieldError, InventoryError, annotations, bounds, languages,
     model::{Pod, Service, ServicePort, TargetPort},
     policy::{self, Named, TrafficLabelRuleSpec, TrafficPolicySpec},
 };
@@ -25,6 +26,9 @@ pub struct Parsed {
     pub services: Vec<Service>,
     pub policies: Vec<Named<TrafficPolicySpec>>,
     pub rules: Vec<Named<TrafficLabelRuleSpec>>,
+    /// Rules in other languages (Istio, Gateway API, OpenSergo), translated later against
+    /// the whole inventory.
+    pub foreign: Vec<languages::ForeignDoc>,
     /// Service ranges (`networking.k8s.io/v1` `ServiceCIDR`).
     pub service_cidrs: Vec<ipnetwork::IpNetwork>,
     /// Non-fatal findings (unknown annotations, skipped kinds), for the log.
@@ -39,6 +43,7 @@ enum Object {
     Policy(Box<Named<TrafficPolicySpec>>),
     Rule(Box<Named<TrafficLabelRuleSpec>>),
     ServiceCidr(Vec<ipnetwork::IpNetwork>),
+    Foreign(Box<languages::ForeignDoc>),
     /// Empty, or a kind this source does not use.
     Nothing,
 }
@@ -97,6 +102,7 @@ pub fn parse_documents_cached(
             Object::Policy(p) => out.policies.push((**p).clone()),
             Object::Rule(r) => out.rules.push((**r).clone()),
             Object::ServiceCidr(c) => out.service_cidrs.extend(c.iter().copied()),
+            Object::Foreign(f) => out.foreign.push((**f).clone()),
             Object::Nothing => {}
         }
         next.docs.insert(key, doc);
@@ -172,6 +178,25 @@ fn parse_document(text: &str) -> Result<Doc, FieldError> {
             ));
         }
         ("", _) | (_, "") => return Err(FieldError::new("apiVersion/kind", "missing")),
+        (api, kind) if languages::speaks(api) => {
+            let raw: RawObject<serde_norway::Value> = typed(value)?;
+            let (namespace, name) = name_of(&raw.metadata)?;
+            let spec = serde_json::to_value(&raw.spec).map_err(|e| FieldError::new("spec", e.to_string()))?;
+            match languages::parse(api, kind, &namespace, &name, spec) {
+                Some(Ok(languages::Parsed::Rule(rule))) => Object::Rule(Box::new(rule)),
+                Some(Ok(languages::Parsed::Foreign(doc))) => {
+                    for f in &doc.unknown {
+                        warnings.push(format!("{kind} {namespace}/{name}: unknown field {f} ignored"));
+                    }
+                    Object::Foreign(Box::new(doc))
+                }
+                Some(Err(e)) => return Err(e),
+                None => {
+                    warnings.push(format!("{api} {kind} is not used by this source; skipped"));
+                    Object::Nothing
+                }
+            }
+        }
         (api, kind) => {
             warnings.push(format!("{api} {kind} is not used by this source; skipped"));
             Object::Nothing

@@ -198,7 +198,7 @@ pub fn plan(
         return plan;
     };
     plan.service_label = svc.name.clone();
-    let matched = request.and_then(|view| svc.route(view));
+    let matched = request.and_then(|view| svc.route(view, pod.as_deref().map(|p| &p.labels)));
     plan.route = matched.map(|(i, _)| i);
     let route = matched.map(|(_, r)| r);
     plan.policy = route.and_then(|r| r.plan.clone()).or_else(|| svc.plan.clone());

@@ -16,6 +16,8 @@ pub struct ServiceView {
     pub protocol: Protocol,
     /// The policy scope of the service's resilience settings, if any.
     pub policy: Option<String>,
+    /// The objects the routing comes from (a TrafficPolicy, or translated rules).
+    pub rules_from: Option<String>,
     pub fallback: Fallback,
     pub routes: Vec<RouteView>,
     pub subsets: Vec<SubsetView>,
@@ -101,6 +103,7 @@ fn view(address: SocketAddr, s: &ServiceRoutes) -> ServiceView {
         address,
         protocol: s.protocol,
         policy: s.plan.as_ref().map(|p| p.scope.to_string()),
+        rules_from: s.source.as_ref().map(|n| n.to_string()),
         fallback: s.fallback.clone(),
         routes,
         subsets,

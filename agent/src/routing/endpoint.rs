@@ -20,6 +20,8 @@ pub struct Endpoint {
     pub tenant: Option<String>,
     /// Where the pod runs, relative to this node.
     pub placement: Placement,
+    /// The label-defined subsets (a policy's `subsets`) the pod is in.
+    pub subsets: Vec<Arc<str>>,
     in_flight: AtomicUsize,
 }
 
@@ -63,14 +65,24 @@ impl Endpoint {
             tag,
             tenant,
             placement: Placement::Unknown,
+            subsets: Vec::new(),
             in_flight: AtomicUsize::new(0),
         }
     }
 
-    /// The endpoint of `pod` at `addr`.
-    pub fn of(addr: SocketAddr, pod: &crate::inventory::Pod) -> Self {
+    /// The endpoint of `pod` at `addr`, in the label subsets of `defs` the pod matches.
+    pub fn of(
+        addr: SocketAddr,
+        pod: &crate::inventory::Pod,
+        defs: &[crate::inventory::policy::SubsetDef],
+    ) -> Self {
         let mut e = Self::new(addr, pod.key().0, pod.tag.clone(), pod.tenant.clone());
         e.placement = Placement::of(pod);
+        e.subsets = defs
+            .iter()
+            .filter(|d| d.labels.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
+            .map(|d| Arc::from(d.name.as_str()))
+            .collect();
         e
     }
     pub fn in_flight(&self) -> usize {

@@ -47,6 +47,7 @@ pub struct CompiledRoute {
     method: Option<Method>,
     headers: Vec<Keyed>,
     query: Vec<Keyed>,
+    source_labels: std::collections::BTreeMap<String, String>,
     pub destinations: Vec<Destination>,
     pub rewrite: HeaderRewrite,
     /// The match as written, for `/routes`.
@@ -71,11 +72,18 @@ impl CompiledRoute {
             method: route.matches.method.as_deref().and_then(|m| Method::from_bytes(m.as_bytes()).ok()),
             headers: route.matches.headers.iter().map(keyed).collect::<Result<_, _>>()?,
             query: route.matches.query.iter().map(keyed).collect::<Result<_, _>>()?,
+            source_labels: route.matches.source_labels.clone(),
             destinations: route.destinations.clone(),
             rewrite: route.headers.clone(),
             written: serde_json::to_value(&route.matches).unwrap_or_default(),
             plan,
         })
+    }
+
+    /// Whether a caller with these labels (`None`: not a known pod) may take this route.
+    pub fn admits_source(&self, labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
+        self.source_labels.is_empty()
+            || labels.is_some_and(|l| self.source_labels.iter().all(|(k, v)| l.get(k) == Some(v)))
     }
 
     pub fn matches(&self, req: &RequestView<'_>) -> bool {

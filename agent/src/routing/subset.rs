@@ -13,13 +13,13 @@ use super::{
     matcher::CompiledRoute,
 };
 use crate::{
-    inventory::policy::{Fallback, FallbackMode, LoadBalancer},
+    inventory::policy::{Fallback, FallbackMode, LoadBalancer, SubsetDef},
     policy::SubsetHealth,
     vocab::{Lane, SubsetReason},
 };
 
 /// The subset of untagged endpoints (or of every endpoint when none is untagged).
-pub const BASE: &str = "base";
+pub const BASE: &str = crate::inventory::policy::BASE_SUBSET;
 
 pub(super) struct Subset {
     pub(super) name: Arc<str>,
@@ -33,11 +33,22 @@ pub(super) struct Subsets {
 }
 
 impl Subsets {
-    fn build(endpoints: &[Arc<Endpoint>], lb: &LoadBalancer) -> Self {
+    fn build(endpoints: &[Arc<Endpoint>], lb: &LoadBalancer, defs: &[SubsetDef]) -> Self {
         let mut groups: HashMap<String, Vec<Arc<Endpoint>>> = HashMap::new();
         for e in endpoints {
             let name = e.tag.clone().unwrap_or_else(|| BASE.to_owned());
             groups.entry(name).or_default().push(e.clone());
+        }
+        // Label subsets: every defined one exists (empty when no pod matches, so a lane or a
+        // route naming it follows the fallback instead of base).
+        for d in defs {
+            let members = endpoints.iter().filter(|e| e.subsets.iter().any(|s| **s == *d.name));
+            let group = groups.entry(d.name.clone()).or_default();
+            for e in members {
+                if !group.iter().any(|g| Arc::ptr_eq(g, e)) {
+                    group.push(e.clone());
+                }
+            }
         }
         if !groups.contains_key(BASE) {
             groups.insert(BASE.to_owned(), endpoints.to_vec());
@@ -45,7 +56,8 @@ impl Subsets {
         let by_name = groups
             .into_iter()
             .map(|(name, eps)| {
-                let balancer = Balancer::new(lb, &eps);
+                let own = defs.iter().find(|d| d.name == name).and_then(|d| d.load_balancer.as_ref());
+                let balancer = Balancer::new(own.unwrap_or(lb), &eps);
                 let subset = Subset { name: name.as_str().into(), endpoints: eps, balancer };
                 (name, subset)
             })
@@ -85,12 +97,17 @@ pub struct ServiceEndpoints {
 }
 
 impl ServiceEndpoints {
-    pub fn build(service: String, endpoints: &[Arc<Endpoint>], lb: &LoadBalancer) -> Self {
+    pub fn build(
+        service: String,
+        endpoints: &[Arc<Endpoint>],
+        lb: &LoadBalancer,
+        defs: &[SubsetDef],
+    ) -> Self {
         let mut tenants: HashMap<Option<String>, Vec<Arc<Endpoint>>> = HashMap::new();
         for e in endpoints {
             tenants.entry(e.tenant.clone()).or_default().push(e.clone());
         }
-        let by_tenant = tenants.into_iter().map(|(t, eps)| (t, Subsets::build(&eps, lb))).collect();
+        let by_tenant = tenants.into_iter().map(|(t, eps)| (t, Subsets::build(&eps, lb, defs))).collect();
         Self { service, by_tenant }
     }
 
@@ -234,6 +251,7 @@ mod tests {
             "s".into(),
             &[ep(1, None, None), ep(2, Some("v2"), None)],
             &LoadBalancer::default(),
+            &[],
         );
         assert_eq!(
             decide(&svc, &lane(Some("v2"), None), &Fallback::default()).expect("v2").1,
@@ -270,6 +288,7 @@ mod tests {
             "s".into(),
             &[ep(1, None, Some("acme")), ep(2, None, Some("globex")), ep(3, None, None)],
             &LoadBalancer::default(),
+            &[],
         );
         for _ in 0..20 {
             assert_eq!(decide(&svc, &lane(None, Some("acme")), &Fallback::default()).expect("acme").2, "p1");
@@ -281,7 +300,7 @@ mod tests {
             );
         }
         let only_acme =
-            ServiceEndpoints::build("s".into(), &[ep(1, None, Some("acme"))], &LoadBalancer::default());
+            ServiceEndpoints::build("s".into(), &[ep(1, None, Some("acme"))], &LoadBalancer::default(), &[]);
         assert!(matches!(
             decide(&only_acme, &lane(None, Some("globex")), &Fallback::default()),
             Err(RouteError::TenantIsolation { .. })

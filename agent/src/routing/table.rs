@@ -61,12 +61,20 @@ pub struct ServiceRoutes {
     pub(super) endpoints: ServiceEndpoints,
     /// The service's resilience plan (routes may replace it).
     pub plan: Option<Arc<Plan>>,
+    /// The policy the routes come from (for a translated one: its objects, e.g.
+    /// `VirtualService default/reviews + DestinationRule default/reviews`).
+    pub source: Option<Arc<str>>,
 }
 
 impl ServiceRoutes {
-    /// The first route that matches, with its index.
-    pub fn route(&self, req: &RequestView<'_>) -> Option<(usize, &CompiledRoute)> {
-        self.routes.iter().enumerate().find(|(_, r)| r.matches(req))
+    /// The first route that matches a request from a caller with `source` labels, with its
+    /// index.
+    pub fn route(
+        &self,
+        req: &RequestView<'_>,
+        source: Option<&std::collections::BTreeMap<String, String>>,
+    ) -> Option<(usize, &CompiledRoute)> {
+        self.routes.iter().enumerate().find(|(_, r)| r.matches(req) && r.admits_source(source))
     }
 
     /// The route at `index` (from [`ServiceRoutes::route`]).
@@ -136,6 +144,7 @@ impl RoutingTable {
                     eps.iter().map(|(pod, _)| pod.tag.clone().unwrap_or_else(|| BASE.into()))
                 })
                 .chain([BASE.to_owned()])
+                .chain(policy.iter().flat_map(|(_, p)| p.subsets.iter().map(|d| d.name.clone())))
                 .collect();
             subsets.sort_unstable();
             subsets.dedup();
@@ -155,22 +164,29 @@ impl RoutingTable {
                         .collect()
                 })
                 .unwrap_or_default();
+            let source: Option<Arc<str>> = policy.map(|(n, _)| Arc::from(n));
             let lb = policy.map(|(_, p)| p.load_balancer.clone()).unwrap_or_default();
+            let defs = policy.map(|(_, p)| p.subsets.as_slice()).unwrap_or_default();
+            // One hash key per request: the service's, else the one a subset hashes on.
+            let hash_on = lb.hash_on.clone().or_else(|| {
+                defs.iter().find_map(|d| d.load_balancer.as_ref().and_then(|l| l.hash_on.clone()))
+            });
             let fallback = policy.map(|(_, p)| p.fallback.clone()).unwrap_or_default();
             // One plan per service, shared by its ports: one set of budgets and bounds.
             let plan =
                 policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry, &addrs, &subsets));
             for (ip, port, eps) in ports {
                 let endpoints: Vec<Arc<Endpoint>> =
-                    eps.into_iter().map(|(pod, addr)| Arc::new(Endpoint::of(addr, &pod))).collect();
+                    eps.into_iter().map(|(pod, addr)| Arc::new(Endpoint::of(addr, &pod, defs))).collect();
                 let entry = ServiceRoutes {
                     name: name.clone(),
                     protocol: Protocol::of_port(port),
                     routes: routes.clone(),
                     fallback: fallback.clone(),
-                    hash_on: lb.hash_on.clone(),
-                    endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb),
+                    hash_on: hash_on.clone(),
+                    endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb, defs),
                     plan: plan.clone(),
+                    source: source.clone(),
                 };
                 services.insert(SocketAddr::new(ip, port.port), Arc::new(entry));
             }

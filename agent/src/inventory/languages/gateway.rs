@@ -1,0 +1,460 @@
+//! Gateway API `HTTPRoute` (`gateway.networking.k8s.io/v1`) attached to a Service (GAMMA,
+//! the mesh profile): matches, weighted backends — the Service itself or per-version
+//! Services, which become subsets defined by those Services' selectors — header filters,
+//! mirroring, timeouts and retries, ordered by the spec's route precedence.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::{Emit, ForeignDoc, Fragment, Precedence, Rank, Report, Scope, duration::period};
+use crate::inventory::{
+    policy::{Destination, HeaderRewrite, KeyMatch, Route, RouteMatch, StringMatch, SubsetDef},
+    resilience::{Fault, FaultAbort, Mirror, Resilience, Retry},
+};
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpRoute {
+    #[serde(default)]
+    parent_refs: Vec<ParentRef>,
+    #[serde(default)]
+    hostnames: Vec<String>,
+    #[serde(default)]
+    rules: Vec<Rule>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ParentRef {
+    group: Option<String>,
+    kind: Option<String>,
+    namespace: Option<String>,
+    name: String,
+    section_name: Option<String>,
+    port: Option<u16>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Rule {
+    name: Option<String>,
+    #[serde(default)]
+    matches: Vec<Match>,
+    #[serde(default)]
+    filters: Vec<Filter>,
+    #[serde(default)]
+    backend_refs: Vec<BackendRef>,
+    timeouts: Option<Timeouts>,
+    retry: Option<RetryPolicy>,
+    session_persistence: Option<Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Match {
+    path: Option<PathMatch>,
+    #[serde(default)]
+    headers: Vec<ValueMatch>,
+    #[serde(default)]
+    query_params: Vec<ValueMatch>,
+    method: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct PathMatch {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct ValueMatch {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    name: String,
+    value: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Filter {
+    #[serde(rename = "type")]
+    kind: String,
+    request_header_modifier: Option<HeaderModifier>,
+    request_mirror: Option<MirrorFilter>,
+    response_header_modifier: Option<Value>,
+    request_redirect: Option<Value>,
+    url_rewrite: Option<Value>,
+    extension_ref: Option<Value>,
+    cors: Option<Value>,
+    external_auth: Option<Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct HeaderModifier {
+    #[serde(default)]
+    set: Vec<NameValue>,
+    #[serde(default)]
+    add: Vec<NameValue>,
+    #[serde(default)]
+    remove: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct NameValue {
+    name: String,
+    value: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MirrorFilter {
+    backend_ref: ObjectRef,
+    percent: Option<f64>,
+    fraction: Option<Fraction>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct Fraction {
+    numerator: u32,
+    denominator: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct ObjectRef {
+    group: Option<String>,
+    kind: Option<String>,
+    name: String,
+    namespace: Option<String>,
+    port: Option<u16>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BackendRef {
+    #[serde(flatten)]
+    target: ObjectRef,
+    weight: Option<u32>,
+    filters: Option<Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Timeouts {
+    request: Option<String>,
+    backend_request: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct RetryPolicy {
+    #[serde(default)]
+    codes: Vec<u16>,
+    attempts: Option<u32>,
+    backoff: Option<String>,
+}
+
+fn is_service(group: &Option<String>, kind: &Option<String>, default_kind: &str) -> bool {
+    matches!(group.as_deref(), None | Some("" | "core"))
+        && kind.as_deref().unwrap_or(default_kind) == "Service"
+}
+
+pub(super) fn http_route(
+    route: &HttpRoute,
+    doc: &ForeignDoc,
+    scope: &Scope<'_>,
+    report: &mut Report,
+    emit: &mut Emit<'_>,
+) {
+    let mut parents = Vec::new();
+    for (i, p) in route.parent_refs.iter().enumerate() {
+        if !is_service(&p.group, &p.kind, "Gateway") {
+            continue; // a Gateway's route: not the mesh's
+        }
+        if p.section_name.is_some() {
+            report.unsupported(format!("spec.parentRefs[{i}].sectionName"));
+        }
+        let ns = p.namespace.as_deref().unwrap_or(&doc.namespace);
+        match scope.named(ns, &p.name) {
+            Some(s) => {
+                let port_ok = p.port.is_none_or(|port| {
+                    scope.service(&s).is_some_and(|svc| svc.ports.iter().any(|sp| sp.port == port))
+                });
+                if !port_ok {
+                    report.unsupported(format!("spec.parentRefs[{i}].port: the service has no such port"));
+                } else if p.port.is_some() {
+                    report
+                        .unsupported(format!("spec.parentRefs[{i}].port (the route applies to every port)"));
+                }
+                parents.push(s);
+            }
+            None => report.message = format!("parent Service {ns}/{} not found", p.name),
+        }
+    }
+    if parents.is_empty() {
+        report.reject(
+            "NoMatchingParent",
+            "no parentRef is a Service graylane knows (graylane serves mesh routes)",
+        );
+        return;
+    }
+    if !route.hostnames.is_empty() {
+        report.unsupported("spec.hostnames (ignored for Service parents)");
+    }
+    for service in parents {
+        let mut fragment = Fragment::default();
+        let mut subsets: BTreeMap<String, SubsetDef> = BTreeMap::new();
+        for (i, rule) in route.rules.iter().enumerate() {
+            let at = format!("spec.rules[{i}]");
+            let Some(base) = rule_route(rule, &at, &service, doc, scope, report, &mut subsets) else {
+                continue;
+            };
+            let name = rule.name.clone().unwrap_or_else(|| format!("{}-{i}", doc.name));
+            let matches: Vec<Match> =
+                if rule.matches.is_empty() { vec![Match::default()] } else { rule.matches.clone() };
+            for (j, m) in matches.iter().enumerate() {
+                let Some((matches, precedence)) = route_match(m, &format!("{at}.matches[{j}]"), report)
+                else {
+                    continue;
+                };
+                fragment.routes.push(Route { name: Some(format!("{name}.{j}")), matches, ..base.clone() });
+                fragment.precedence.push(precedence);
+            }
+        }
+        fragment.subsets = subsets.into_values().collect();
+        emit(service, Rank::HttpRoute, fragment, report);
+    }
+}
+
+/// The subset a backend Service stands for: its selector's pods among the parent's.
+fn backend_subset(
+    target: &ObjectRef,
+    at: &str,
+    doc: &ForeignDoc,
+    scope: &Scope<'_>,
+    report: &mut Report,
+    subsets: &mut BTreeMap<String, SubsetDef>,
+) -> Option<String> {
+    if !is_service(&target.group, &target.kind, "Service") {
+        report.unsupported(format!("{at}: kind {} (only Services)", target.kind.as_deref().unwrap_or("")));
+        return None;
+    }
+    if target.namespace.as_deref().is_some_and(|ns| ns != doc.namespace) {
+        report.unsupported(format!("{at}.namespace (backends in another namespace)"));
+        return None;
+    }
+    let Some(svc) = scope.named(&doc.namespace, &target.name).and_then(|k| scope.service(&k)) else {
+        report.reason = "BackendNotFound".into();
+        report.message = format!("{at}: Service {}/{} not found", doc.namespace, target.name);
+        return None;
+    };
+    if svc.selector.is_empty() {
+        report.unsupported(format!("{at}: Service {} has no selector", target.name));
+        return None;
+    }
+    let _ = target.port;
+    subsets.entry(svc.name.clone()).or_insert_with(|| SubsetDef {
+        name: svc.name.clone(),
+        labels: svc.selector.clone(),
+        load_balancer: None,
+    });
+    Some(svc.name.clone())
+}
+
+fn rule_route(
+    rule: &Rule,
+    at: &str,
+    service: &(String, String),
+    doc: &ForeignDoc,
+    scope: &Scope<'_>,
+    report: &mut Report,
+    subsets: &mut BTreeMap<String, SubsetDef>,
+) -> Option<Route> {
+    let mut resilience = Resilience::default();
+    let mut headers = HeaderRewrite::default();
+    for (k, f) in rule.filters.iter().enumerate() {
+        let at = format!("{at}.filters[{k}]");
+        match f.kind.as_str() {
+            "RequestHeaderModifier" => {
+                if let Some(m) = &f.request_header_modifier {
+                    for nv in m.set.iter().chain(&m.add) {
+                        headers.add.insert(nv.name.to_ascii_lowercase(), nv.value.clone());
+                    }
+                    headers.remove.extend(m.remove.iter().map(|n| n.to_ascii_lowercase()));
+                }
+            }
+            "RequestMirror" => {
+                if let Some(m) = &f.request_mirror {
+                    let percentage = match (m.percent, &m.fraction) {
+                        (Some(p), _) => p,
+                        (None, Some(fr)) => {
+                            100.0 * f64::from(fr.numerator) / f64::from(fr.denominator.unwrap_or(100).max(1))
+                        }
+                        (None, None) => 100.0,
+                    };
+                    if let Some(subset) = backend_subset(
+                        &m.backend_ref,
+                        &format!("{at}.requestMirror.backendRef"),
+                        doc,
+                        scope,
+                        report,
+                        subsets,
+                    ) {
+                        resilience.mirror = Some(Mirror { subset, percentage: percentage.clamp(0.0, 100.0) });
+                    }
+                }
+            }
+            "RequestRedirect" => {
+                report.unsupported(format!("{at}: RequestRedirect (the rule is skipped)"));
+                return None;
+            }
+            other => report.unsupported(format!("{at}: {other}")),
+        }
+        let _ = (
+            &f.response_header_modifier,
+            &f.request_redirect,
+            &f.url_rewrite,
+            &f.extension_ref,
+            &f.cors,
+            &f.external_auth,
+        );
+    }
+    if rule.session_persistence.is_some() {
+        report.unsupported(format!("{at}.sessionPersistence"));
+    }
+    let mut destinations = Vec::new();
+    let mut broken = 0;
+    for (j, b) in rule.backend_refs.iter().enumerate() {
+        let at = format!("{at}.backendRefs[{j}]");
+        if b.filters.is_some() {
+            report.unsupported(format!("{at}.filters"));
+        }
+        let weight = b.weight.unwrap_or(1);
+        match backend_subset(&b.target, &at, doc, scope, report, subsets) {
+            Some(subset) if weight > 0 => {
+                destinations.push(Destination { subset, weight: weight.min(10_000) })
+            }
+            Some(_) => {}
+            None => broken += 1,
+        }
+    }
+    if destinations.is_empty() {
+        // The spec: requests a rule cannot send anywhere get 500.
+        let why = if broken > 0 { "no backend resolves" } else { "no backend has weight" };
+        report.message = format!("{at}: {why}; requests get 500");
+        resilience.faults = vec![Fault {
+            tags: Vec::new(),
+            abort: Some(FaultAbort { status: 500, percentage: 100.0 }),
+            delay: None,
+        }];
+    } else if destinations.len() == 1 && destinations[0].subset == service.1 {
+        // The parent itself: the lane decides, as without a route.
+        destinations.clear();
+    }
+    if let Some(t) = &rule.timeouts {
+        let request =
+            t.request.as_deref().and_then(|v| duration(v, &format!("{at}.timeouts.request"), report));
+        let backend = t
+            .backend_request
+            .as_deref()
+            .and_then(|v| duration(v, &format!("{at}.timeouts.backendRequest"), report));
+        resilience.timeout = request.or(backend);
+        if let (Some(b), None) = (backend, &rule.retry) {
+            resilience.timeout = Some(resilience.timeout.map_or(b, |r| if b.0 < r.0 { b } else { r }));
+        }
+        if let Some(r) = &rule.retry {
+            resilience.retry = retry(r, backend, &format!("{at}.retry"), report);
+        }
+    } else if let Some(r) = &rule.retry {
+        resilience.retry = retry(r, None, &format!("{at}.retry"), report);
+    }
+    Some(Route { name: None, matches: RouteMatch::default(), destinations, headers, resilience })
+}
+
+fn duration(text: &str, at: &str, report: &mut Report) -> Option<crate::inventory::resilience::Period> {
+    if text.trim() == "0s" {
+        return None; // "no timeout"
+    }
+    period(text).map_err(|e| report.unsupported(format!("{at}: {e}"))).ok()
+}
+
+fn retry(
+    r: &RetryPolicy,
+    per_try: Option<crate::inventory::resilience::Period>,
+    at: &str,
+    report: &mut Report,
+) -> Option<Retry> {
+    let attempts = r.attempts.unwrap_or(1);
+    if attempts == 0 {
+        return None;
+    }
+    let mut json = serde_json::json!({ "attempts": attempts.min(10) });
+    if !r.codes.is_empty() {
+        json["statuses"] = serde_json::json!(r.codes);
+    }
+    let mut out: Retry = serde_json::from_value(json).ok()?;
+    out.per_try_timeout = per_try;
+    if let Some(b) = &r.backoff
+        && let Some(p) = duration(b, &format!("{at}.backoff"), report)
+    {
+        out.backoff = p;
+    }
+    Some(out)
+}
+
+/// A match as graylane's, with its precedence; `None` when it cannot be honoured.
+fn route_match(m: &Match, at: &str, report: &mut Report) -> Option<(RouteMatch, Precedence)> {
+    let mut precedence = Precedence { not_exact: true, ..Default::default() };
+    let path = match &m.path {
+        None => None,
+        Some(p) => {
+            let value = p.value.clone().unwrap_or_else(|| "/".into());
+            match p.kind.as_deref().unwrap_or("PathPrefix") {
+                "Exact" => {
+                    precedence.not_exact = false;
+                    precedence.shorter_prefix = std::cmp::Reverse(value.len());
+                    Some(StringMatch { exact: Some(value), ..Default::default() })
+                }
+                "PathPrefix" => {
+                    precedence.shorter_prefix = std::cmp::Reverse(value.len());
+                    let trimmed = value.trim_end_matches('/');
+                    // Element-wise: `/foo` matches `/foo` and `/foo/bar`, not `/foobar`.
+                    (!trimmed.is_empty()).then(|| StringMatch {
+                        regex: Some(format!("{}(/.*)?", regex::escape(trimmed))),
+                        ..Default::default()
+                    })
+                }
+                "RegularExpression" => Some(StringMatch { regex: Some(value), ..Default::default() }),
+                other => {
+                    report.unsupported(format!("{at}.path.type: {other} (the match is skipped)"));
+                    return None;
+                }
+            }
+        }
+    };
+    let mut keyed = |list: &[ValueMatch], what: &str| -> Option<Vec<KeyMatch>> {
+        let mut out = Vec::new();
+        for (i, v) in list.iter().enumerate() {
+            let (exact, regex) = match v.kind.as_deref().unwrap_or("Exact") {
+                "Exact" => (Some(v.value.clone()), None),
+                "RegularExpression" => (None, Some(v.value.clone())),
+                other => {
+                    report.unsupported(format!("{at}.{what}[{i}].type: {other} (the match is skipped)"));
+                    return None;
+                }
+            };
+            out.push(KeyMatch { name: v.name.clone(), exact, prefix: None, regex, present: None });
+        }
+        Some(out)
+    };
+    let headers = keyed(&m.headers, "headers")?;
+    let query = keyed(&m.query_params, "queryParams")?;
+    precedence.no_method = m.method.is_none();
+    precedence.fewer_headers = std::cmp::Reverse(headers.len());
+    precedence.fewer_query = std::cmp::Reverse(query.len());
+    Some((
+        RouteMatch { path, method: m.method.clone(), headers, query, source_labels: BTreeMap::new() },
+        precedence,
+    ))
+}

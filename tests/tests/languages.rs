@@ -1,0 +1,167 @@
+//! The rule languages users already have, with real traffic: the seeds' own Istio
+//! (seed 004) and OpenSergo (seed 001) YAML unchanged, and the Gateway API canary
+//! examples, route and limit requests between real pods as their documents say.
+
+use std::net::Ipv4Addr;
+
+use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged};
+use serde_json::Value;
+
+const SPRINGBOOT: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 30);
+const REVIEWS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 31);
+const RATINGS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 32);
+const FOO_APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 40);
+const FOO: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 50);
+
+fn count(v: &Value, pod: &str) -> u64 {
+    v["pods"][pod].as_u64().unwrap_or(0)
+}
+
+fn status(v: &Value, code: u16) -> u64 {
+    v["status"][code.to_string()].as_u64().unwrap_or(0)
+}
+
+fn serve(sb: &mut Sandbox, spec: PodSpec) {
+    sb.add_pod(spec).expect("pod").serve_http(8080).expect("http");
+}
+
+#[test]
+fn the_seeds_istio_rules_split_match_and_honour_source_labels_and_lanes() {
+    let Some(p) = privileged("istio_seed") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client").label("app", "tester")).expect("client");
+    sb.add_pod(PodSpec::new("other")).expect("other");
+    serve(&mut sb, PodSpec::new("app-v1").label("app", "springboot").label("version", "v1"));
+    serve(&mut sb, PodSpec::new("app-v2").label("app", "springboot").label("version", "v2"));
+    serve(&mut sb, PodSpec::new("app-gray").label("app", "springboot").label("version", "v2").tag("gray"));
+    serve(&mut sb, PodSpec::new("reviews-v2").label("app", "reviews").label("version", "v2"));
+    serve(&mut sb, PodSpec::new("reviews-v3").label("app", "reviews").label("version", "v3"));
+    sb.add_service(
+        ServiceSpec::new("springboot-app-svc", SPRINGBOOT)
+            .named_port(80, 8080, "http")
+            .select("app", "springboot"),
+    );
+    sb.add_service(
+        ServiceSpec::new("reviews", REVIEWS).named_port(80, 8080, "http").select("app", "reviews"),
+    );
+    sb.add_service(
+        ServiceSpec::new("ratings", RATINGS).named_port(80, 8080, "http").select("app", "reviews"),
+    );
+    // Seed 004's VirtualServices, unchanged, and the DestinationRules that define their subsets.
+    sb.add_document(include_str!("../../deploy/examples/languages/istio-weights.yaml"));
+    sb.add_document(include_str!("../../deploy/examples/languages/istio-reviews-jason.yaml"));
+    for (name, host) in [("springboot", "springboot-app-svc"), ("reviews", "reviews"), ("ratings", "ratings")]
+    {
+        sb.add_document(&format!(
+            "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {{name: {name}}}\nspec:\n  host: {host}\n  \
+             subsets:\n  - {{name: v1, labels: {{version: v1}}}}\n  - {{name: v2, labels: {{version: v2}}}}\n  - {{name: v3, labels: {{version: v3}}}}\n"
+        ));
+    }
+    sb.add_document(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: ratings}\nspec:\n  hosts: [ratings]\n  http:\n  \
+         - match: [{sourceLabels: {app: tester}}]\n    route: [{destination: {host: ratings, subset: v2}}]\n  \
+         - route: [{destination: {host: ratings, subset: v3}}]\n",
+    );
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let client = sb.pod("client");
+
+    // 20/80 over 2,000 requests, within ±5 points.
+    let split = client.http_load(&format!("http://{SPRINGBOOT}/"), 2000, &[]).expect("load");
+    let v1 = count(&split, "app-v1");
+    let v2 = count(&split, "app-v2") + count(&split, "app-gray");
+    eprintln!("measured: seed 004 20/80 split over 2000 requests: v1 {v1}, v2 {v2}");
+    assert_eq!(v1 + v2, 2000, "{split:#}");
+    assert!((300..=500).contains(&v1), "v1 got {v1} of 2000, want 400 ± 100: {split:#}");
+
+    // A lane outranks the weights: gray requests all reach the gray pod.
+    let gray =
+        client.http_load(&format!("http://{SPRINGBOOT}/"), 100, &["x-graylane-tag:gray"]).expect("load");
+    assert_eq!(count(&gray, "app-gray"), 100, "{gray:#}");
+
+    // end-user: jason → v2; everyone else → v3.
+    let jason = client.http_load(&format!("http://{REVIEWS}/"), 50, &["end-user:jason"]).expect("load");
+    assert_eq!(count(&jason, "reviews-v2"), 50, "{jason:#}");
+    let anyone = client.http_load(&format!("http://{REVIEWS}/"), 50, &["end-user:mary"]).expect("load");
+    assert_eq!(count(&anyone, "reviews-v3"), 50, "{anyone:#}");
+
+    // sourceLabels: graylane knows the calling pod.
+    let tester = client.http_load(&format!("http://{RATINGS}/"), 30, &[]).expect("load");
+    assert_eq!(count(&tester, "reviews-v2"), 30, "{tester:#}");
+    let other = sb.pod("other").http_load(&format!("http://{RATINGS}/"), 30, &[]).expect("load");
+    assert_eq!(count(&other, "reviews-v3"), 30, "{other:#}");
+
+    // Where each service's routing comes from, and how each object was taken.
+    let routes = sb.admin().json("/routes?service=springboot-app-svc").expect("routes");
+    let from = routes[0]["rules_from"].as_str().unwrap_or_default();
+    assert!(from.starts_with("VirtualService default/springboot-app-svc + DestinationRule"), "{routes:#}");
+    let rules = sb.admin().json("/rules").expect("rules");
+    let list = rules.as_array().cloned().unwrap_or_default();
+    assert_eq!(list.len(), 6, "{rules:#}");
+    assert!(list.iter().all(|r| r["accepted"] == true && r["unsupported"].is_null()), "{rules:#}");
+}
+
+#[test]
+fn the_seeds_sentinel_rule_limits_foo_with_its_fallback_and_leaves_other_paths_alone() {
+    let Some(p) = privileged("opensergo_seed") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    serve(&mut sb, PodSpec::new("foo").namespace("prod").label("app", "foo-app"));
+    sb.add_service(
+        ServiceSpec::new("foo-app", FOO_APP)
+            .namespace("prod")
+            .named_port(80, 8080, "http")
+            .select("app", "foo-app"),
+    );
+    // Seed 001's three objects, unchanged.
+    sb.add_document(include_str!("../../deploy/examples/languages/opensergo-sentinel.yaml"));
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let client = sb.pod("client");
+    let foo = client.http_load(&format!("http://{FOO_APP}/foo"), 60, &[]).expect("load");
+    let (ok, limited) = (status(&foo, 200), status(&foo, 429));
+    eprintln!("measured: seed 001 10 QPS on /foo, 60 requests at once: admitted {ok}, rejected {limited}");
+    assert_eq!(ok + limited, 60, "{foo:#}");
+    assert!((10..=20).contains(&ok), "10 QPS (plus what refills while the burst runs): {foo:#}");
+    let rejection =
+        foo["echoes"].as_array().and_then(|e| e.iter().find(|e| e["status"] == 429)).expect("a 429");
+    assert_eq!(rejection["body"], "Blocked by Sentinel", "{rejection:#}");
+    assert_eq!(rejection["response_headers"]["x-sentinel-limit"], "foo", "{rejection:#}");
+    let bar = client.http_load(&format!("http://{FOO_APP}/bar"), 60, &[]).expect("load");
+    assert_eq!(status(&bar, 200), 60, "only /foo is limited: {bar:#}");
+    let rules = sb.admin().json("/rules").expect("rules");
+    let rule = rules.as_array().and_then(|l| l.iter().find(|r| r["kind"] == "FaultToleranceRule").cloned());
+    assert_eq!(rule.map(|r| r["services"].clone()), Some(serde_json::json!(["prod/foo-app"])), "{rules:#}");
+}
+
+#[test]
+fn gateway_api_canaries_split_by_weight_and_send_tests_to_the_new_version() {
+    let Some(p) = privileged("gateway_canary") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    serve(&mut sb, PodSpec::new("foo-1").label("app", "foo").label("version", "v1"));
+    serve(&mut sb, PodSpec::new("foo-2").label("app", "foo").label("version", "v2"));
+    sb.add_service(ServiceSpec::new("foo", FOO).named_port(80, 8080, "http").select("app", "foo"));
+    for (i, v) in ["v1", "v2"].iter().enumerate() {
+        let vip = Ipv4Addr::new(10, 96, 0, 51 + i as u8);
+        sb.add_service(
+            ServiceSpec::new(&format!("foo-{v}"), vip)
+                .named_port(8080, 8080, "http")
+                .select("app", "foo")
+                .select("version", v),
+        );
+    }
+    sb.add_document(include_str!("../../deploy/examples/languages/gateway-canary.yaml"));
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let client = sb.pod("client");
+    let split = client.http_load(&format!("http://{FOO}/"), 2000, &[]).expect("load");
+    let v2 = count(&split, "foo-2");
+    eprintln!("measured: HTTPRoute 90/10 over 2000 requests: v2 {v2}");
+    assert_eq!(count(&split, "foo-1") + v2, 2000, "{split:#}");
+    assert!((100..=300).contains(&v2), "v2 got {v2} of 2000, want 200 ± 100");
+    let test = client.http_load(&format!("http://{FOO}/"), 50, &["traffic:test"]).expect("load");
+    assert_eq!(count(&test, "foo-2"), 50, "{test:#}");
+    let rules = sb.admin().json("/rules").expect("rules");
+    assert!(
+        rules.as_array().is_some_and(|l| l.len() == 2 && l.iter().all(|r| r["reason"] == "Accepted")),
+        "{rules:#}"
+    );
+}
