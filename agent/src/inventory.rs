@@ -12,6 +12,7 @@ mod model;
 pub mod pattern;
 mod pod_cgroup;
 pub mod policy;
+mod report;
 pub mod resilience;
 mod sanity;
 mod workload;

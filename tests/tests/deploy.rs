@@ -32,9 +32,36 @@ fn deploy_files() -> Vec<PathBuf> {
         .collect();
     assert!(files.len() >= 5, "kustomization lists {files:?}");
     for e in std::fs::read_dir(root().join("deploy/examples")).expect("examples").flatten() {
-        files.push(e.path());
+        if e.path().is_file() {
+            files.push(e.path());
+        }
     }
     files
+}
+
+#[test]
+fn rule_language_examples_validate_against_their_published_schemas() {
+    // Gateway API and Istio publish schemas (kubernetes-models generates them from their
+    // CRDs); OpenSergo does not, and its examples are checked by the agent's parser
+    // (`every_example_manifest_parses_without_unknown_fields`).
+    let dir = root().join("deploy/examples/languages");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("examples")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| !n.starts_with("opensergo")))
+        .collect();
+    files.sort();
+    let out = Command::new("node")
+        .arg(root().join("tests/fixtures/schemas/validate.js"))
+        .args(&files)
+        .output()
+        .expect("node (cargo xtask setup installs it and the schemas)");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+    for kind in ["HTTPRoute/foo-split", "VirtualService/reviews", "DestinationRule/my-destination-rule"] {
+        assert!(text.contains("ok   ") && text.contains(kind), "{kind}: {text}");
+    }
 }
 
 #[test]

@@ -21,6 +21,7 @@ const PACKAGES: &[&str] = &[
     "nghttp2-client",
     "redis-server",
     "prometheus",
+    "nodejs",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
@@ -62,6 +63,17 @@ pub fn run() -> anyhow::Result<()> {
         } else {
             sh(Command::new("python3").args(["-m", "pip", "install", "-q", package]))?;
         }
+    }
+    // The published schemas of the rule languages (Gateway API, Istio), to validate the
+    // examples: kubernetes-models, pinned by tests/fixtures/schemas/package-lock.json.
+    if !succeeds("npm", &["--version"]) {
+        sh(Command::new("apt-get").args(["install", "-y", "-qq", "--no-install-recommends", "npm"]))?;
+    }
+    let schemas = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/schemas");
+    if schemas.join("node_modules/@kubernetes-models/istio").exists() {
+        eprintln!("xtask: setup: rule language schemas present");
+    } else {
+        sh(Command::new("npm").args(["ci", "--silent", "--no-audit", "--no-fund"]).current_dir(&schemas))?;
     }
     if succeeds("bpf-linker", &["--version"]) {
         eprintln!("xtask: setup: bpf-linker present");

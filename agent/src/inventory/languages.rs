@@ -17,8 +17,7 @@ mod opensergo;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
+pub use super::report::Report;
 use super::{
     FieldError,
     model::{Pod, Service},
@@ -151,50 +150,6 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
     }
 }
 
-/// How an object was taken: `/routes`, the CLI and the log show these.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct Report {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-    /// `namespace/name` of each service the object applies to.
-    pub services: Vec<String>,
-    pub accepted: bool,
-    /// A condition reason, Gateway API style: `Accepted`, `NoMatchingParent`,
-    /// `BackendNotFound`, `Overridden`, `Invalid`.
-    pub reason: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub message: String,
-    /// Fields present in the object that graylane does not honour.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unsupported: Vec<String>,
-}
-
-impl Report {
-    fn new(doc: &ForeignDoc) -> Self {
-        Self {
-            kind: doc.kind.into(),
-            namespace: doc.namespace.clone(),
-            name: doc.name.clone(),
-            services: Vec::new(),
-            accepted: true,
-            reason: "Accepted".into(),
-            message: String::new(),
-            unsupported: doc.unknown.iter().map(|f| format!("{f} (unknown field)")).collect(),
-        }
-    }
-
-    fn reject(&mut self, reason: &str, message: impl Into<String>) {
-        self.accepted = false;
-        self.reason = reason.into();
-        self.message = message.into();
-    }
-
-    fn unsupported(&mut self, field: impl Into<String>) {
-        self.unsupported.push(field.into());
-    }
-}
-
 /// Precedence of a language: lower wins a part of a service's policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Rank {
@@ -270,7 +225,7 @@ pub fn translate(
         })
         .collect();
     for doc in docs {
-        let mut report = Report::new(doc);
+        let mut report = Report::new(doc.kind, &doc.namespace, &doc.name, &doc.unknown);
         let index = reports.len();
         let mut add = |service: (String, String), rank: Rank, fragment: Fragment, report: &mut Report| {
             // What comes out must be a valid graylane policy, or it is not taken.

@@ -143,7 +143,7 @@ pub struct Snapshot {
     /// The cluster's service ranges (`networking.k8s.io/v1` `ServiceCIDR` objects).
     pub service_cidrs: Vec<ipnetwork::IpNetwork>,
     /// How each rule of another language was taken (accepted, why not, unsupported fields).
-    pub reports: Vec<super::languages::Report>,
+    pub reports: Vec<super::report::Report>,
     by_ip: HashMap<IpAddr, usize>,
     by_name: HashMap<String, usize>,
     /// Pods by (namespace, label key, label value): selectors start from here.
@@ -182,7 +182,7 @@ impl Snapshot {
     }
 
     /// Adds the reports of translated rules.
-    pub fn with_reports(mut self, reports: Vec<super::languages::Report>) -> Self {
+    pub fn with_reports(mut self, reports: Vec<super::report::Report>) -> Self {
         self.reports = reports;
         self
     }
