@@ -11,6 +11,7 @@ const SPRINGBOOT: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 30);
 const REVIEWS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 31);
 const RATINGS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 32);
 const FOO_APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 40);
+const PROVIDER: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 41);
 const FOO: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 50);
 
 fn count(v: &Value, pod: &str) -> u64 {
@@ -101,7 +102,7 @@ fn the_seeds_istio_rules_split_match_and_honour_source_labels_and_lanes() {
 }
 
 #[test]
-fn the_seeds_sentinel_rule_limits_foo_with_its_fallback_and_leaves_other_paths_alone() {
+fn opensergo_rules_limit_foo_with_the_seeds_fallback_and_route_with_fallbacks() {
     let Some(p) = privileged("opensergo_seed") else { return };
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("client")).expect("client");
@@ -112,10 +113,21 @@ fn the_seeds_sentinel_rule_limits_foo_with_its_fallback_and_leaves_other_paths_a
             .named_port(80, 8080, "http")
             .select("app", "foo-app"),
     );
-    // Seed 001's three objects, unchanged.
+    serve(&mut sb, PodSpec::new("provider-v1").label("app", "service-provider").label("version", "v1"));
+    sb.add_service(
+        ServiceSpec::new("service-provider", PROVIDER)
+            .named_port(80, 8080, "http")
+            .select("app", "service-provider"),
+    );
+    // Seed 001's three objects, unchanged; the spec's TrafficRouter, unchanged.
     sb.add_document(include_str!("../../deploy/examples/languages/opensergo-sentinel.yaml"));
+    sb.add_document(include_str!("../../deploy/examples/languages/opensergo-trafficrouter.yaml"));
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let client = sb.pod("client");
+
+    // `tag: v2` goes to v2, which has no pod: the destination's fallback, v1, serves.
+    let v2 = client.http_load(&format!("http://{PROVIDER}/"), 20, &["tag:v2"]).expect("load");
+    assert_eq!(count(&v2, "provider-v1"), 20, "{v2:#}");
     let foo = client.http_load(&format!("http://{FOO_APP}/foo"), 60, &[]).expect("load");
     let (ok, limited) = (status(&foo, 200), status(&foo, 429));
     eprintln!("measured: seed 001 10 QPS on /foo, 60 requests at once: admitted {ok}, rejected {limited}");

@@ -138,3 +138,91 @@ fn a_broken_inventory_file_keeps_the_last_good_snapshot_serving() {
     eprintln!("measured: file annotation change → kernel map + routing table: {} ms", took.as_millis());
     assert_eq!(served_by(sb.pod("client"), &[]), serde_json::json!({"app-v2": 5}));
 }
+
+#[test]
+fn the_kubernetes_source_watches_the_other_rule_languages_and_writes_httproute_status() {
+    let Some(p) = privileged("kube_languages") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    for v in ["v1", "v2"] {
+        sb.add_pod(PodSpec::new(&format!("app-{v}")).label("app", "app").label("version", v))
+            .expect("app")
+            .serve_http(8080)
+            .expect("http");
+    }
+    sb.add_service(ServiceSpec::new("app", APP).named_port(80, 8080, "http").select("app", "app"));
+    sb.add_service(
+        ServiceSpec::new("app-v2", Ipv4Addr::new(10, 96, 0, 21))
+            .named_port(80, 8080, "http")
+            .select("app", "app")
+            .select("version", "v2"),
+    );
+    let route = |name: &str, path: &str, backend: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}}}\nspec:\n  \
+             parentRefs: [{{group: \"\", kind: Service, name: app}}]\n  rules:\n  \
+             - matches: [{{path: {{type: PathPrefix, value: {path}}}}}]\n    backendRefs: [{{name: {backend}, port: 80}}]\n"
+        )
+    };
+    sb.add_document(&route("canary", "/canary", "app-v2"));
+    sb.add_document(&route("broken", "/missing", "nowhere"));
+    sb.add_document(
+        "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: app}\nspec:\n  host: app\n  \
+         trafficPolicy: {loadBalancer: {simple: LEAST_REQUEST}, tls: {mode: ISTIO_MUTUAL}}\n",
+    );
+    let kubeconfig = sb.start_fake_apiserver(0).expect("fake apiserver");
+    let opts = AgentOptions { kubeconfig: Some(kubeconfig), ..Default::default() };
+    if let Err(e) = sb.start_agent(&opts) {
+        panic!("{e}\nfake apiserver:\n{}", sb.node_log(0));
+    }
+    let log = sb.agent_log();
+    assert!(log.contains("rule languages: watching") && log.contains("HTTPRoute"), "{log}");
+
+    // The routes route.
+    let client = sb.pod("client");
+    let canary = client.http_load(&format!("http://{APP}/canary/x"), 20, &[]).expect("load");
+    assert_eq!(canary["pods"], serde_json::json!({"app-v2": 20}), "{canary:#}");
+    let missing = client.http_load(&format!("http://{APP}/missing"), 5, &[]).expect("load");
+    assert_eq!(missing["status"]["500"], 5, "a rule whose backends do not resolve answers 500: {missing:#}");
+
+    // How each object was taken, and the HTTPRoute status every Gateway API tool reads.
+    let rules = sb.admin().json("/rules").expect("rules");
+    let dr = rules.as_array().and_then(|l| l.iter().find(|r| r["kind"] == "DestinationRule").cloned());
+    assert_eq!(
+        dr.map(|r| r["unsupported"].clone()),
+        Some(serde_json::json!(["spec.trafficPolicy.tls"])),
+        "{rules:#}"
+    );
+    let api = sb.node_http(6443);
+    let status_of = |name: &str| {
+        let o = api
+            .json(&format!("/_test/object?type=gateway.networking.k8s.io/HTTPRoute&ns=default&name={name}"))
+            .unwrap_or_default();
+        o["status"]["parents"].clone()
+    };
+    wait_for("both HTTPRoutes to carry status", Duration::from_secs(10), || {
+        status_of("canary").is_array() && status_of("broken").is_array()
+    });
+    let canary = status_of("canary");
+    assert_eq!(canary[0]["controllerName"], "graylane.io/agent", "{canary:#}");
+    assert_eq!(canary[0]["parentRef"]["name"], "app");
+    let conditions = |p: &Value| -> Vec<(String, String, String)> {
+        p[0]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| (c["type"].to_string(), c["status"].to_string(), c["reason"].to_string()))
+            .collect()
+    };
+    assert_eq!(
+        conditions(&canary),
+        [
+            ("\"Accepted\"".into(), "\"True\"".into(), "\"Accepted\"".into()),
+            ("\"ResolvedRefs\"".into(), "\"True\"".into(), "\"ResolvedRefs\"".into())
+        ]
+    );
+    assert_eq!(conditions(&status_of("broken"))[1].2, "\"BackendNotFound\"");
+    // Written once each: a status write (a MODIFIED event) does not trigger another.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(api.json("/_test/stats").expect("stats")["status_patches"], 2);
+}

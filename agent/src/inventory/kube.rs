@@ -1,11 +1,13 @@
 //! The Kubernetes source (`graylane agent --kube`): reflectors on Pods, Services,
-//! EndpointSlices, TrafficPolicies and TrafficLabelRules, folded into the same immutable
+//! EndpointSlices, TrafficPolicies and TrafficLabelRules (and the other rule languages'
+//! kinds the cluster serves), folded into the same immutable
 //! [`Snapshot`] the file source makes. Watch expiry (410) relists, dropped connections
 //! retry with backoff (kube-runtime), bookmarks are requested; readiness waits for the
 //! first full sync of every resource. An invalid object is skipped and reported, never
 //! fatal.
 
 mod convert;
+mod languages;
 
 use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Duration};
 
@@ -52,6 +54,8 @@ struct Stores {
     rules: Store<TrafficLabelRule>,
     /// `None` when the API server does not serve ServiceCIDR (before Kubernetes 1.33).
     service_cidrs: Option<Store<ServiceCIDR>>,
+    /// The other rule languages' kinds this cluster serves.
+    languages: Vec<(kube::api::ApiResource, Store<kube::api::DynamicObject>)>,
 }
 
 /// Starts the reflectors; resolves once every resource has been listed, with the first
@@ -75,8 +79,19 @@ pub async fn start(
         }
         Ok(_) | Err(_) => Some(reflect(cidr_api, &changed)),
     };
+    let languages = languages::served(&client)
+        .await
+        .into_iter()
+        .map(|ar| {
+            let api = Api::<kube::api::DynamicObject>::all_with(client.clone(), &ar);
+            let store = reflect_dynamic(api, &ar, &changed);
+            (ar, store)
+        })
+        .collect();
+    let status_client = client.clone();
     let stores = Stores {
         service_cidrs,
+        languages,
         pods: reflect(Api::<KPod>::all(client.clone()), &changed),
         services: reflect(Api::<KService>::all(client.clone()), &changed),
         slices: reflect(Api::<EndpointSlice>::all(client.clone()), &changed),
@@ -90,6 +105,9 @@ pub async fn start(
         stores.slices.wait_until_ready().await?;
         stores.policies.wait_until_ready().await?;
         stores.rules.wait_until_ready().await?;
+        for (_, s) in &stores.languages {
+            s.wait_until_ready().await?;
+        }
         match &stores.service_cidrs {
             Some(s) => s.wait_until_ready().await,
             None => Ok(()),
@@ -99,6 +117,7 @@ pub async fn start(
     let mut reported = HashSet::new();
     let first = build(&stores, &cfg, &mut reported);
     tracing::info!(pods = first.pods.len(), services = first.services.len(), "kubernetes inventory synced");
+    languages::write_status(&status_client, &stores.languages, &first.reports).await;
     let (tx, rx) = watch::channel(Arc::new(first));
     tokio::spawn(async move {
         loop {
@@ -107,6 +126,9 @@ pub async fn start(
             tokio::time::sleep(Duration::from_millis(5)).await;
             let next = build(&stores, &cfg, &mut reported);
             if **tx.borrow() != next {
+                if next.reports != tx.borrow().reports {
+                    languages::write_status(&status_client, &stores.languages, &next.reports).await;
+                }
                 tx.send_replace(Arc::new(next));
             }
             if tx.is_closed() {
@@ -127,6 +149,19 @@ where
     let kind = K::kind(&K::DynamicType::default()).into_owned();
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
     tokio::spawn(drive(stream, kind, changed.clone()));
+    reader
+}
+
+/// A reflector over a kind known at run time.
+fn reflect_dynamic(
+    api: Api<kube::api::DynamicObject>,
+    ar: &kube::api::ApiResource,
+    changed: &Arc<Notify>,
+) -> Store<kube::api::DynamicObject> {
+    let writer = reflector::store::Writer::new(ar.clone());
+    let reader = writer.as_reader();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    tokio::spawn(drive(stream, ar.kind.clone(), changed.clone()));
     reader
 }
 
@@ -156,17 +191,19 @@ fn build(stores: &Stores, cfg: &KubeConfig, reported: &mut HashSet<String>) -> S
     let ranks: Vec<(bool, i64)> = ranked.iter().map(|(_, r)| *r).collect();
     let mut pods: Vec<super::Pod> = ranked.into_iter().map(|(p, _)| p).collect();
     let resolved = super::sanity::resolve(&mut pods, |i| ranks[i], &cfg.node);
-    let services = stores
+    let services: Vec<super::model::Service> = stores
         .services
         .state()
         .iter()
         .filter_map(|s| convert::service(s).map_err(&mut report).ok())
         .collect();
     let slices = stores.slices.state().iter().filter_map(|s| convert::slice(s)).collect();
-    let policies =
+    let policies: Vec<_> =
         stores.policies.state().iter().filter_map(|p| convert::policy(p).map_err(&mut report).ok()).collect();
-    let rules =
+    let mut rules: Vec<_> =
         stores.rules.state().iter().filter_map(|r| convert::rule(r).map_err(&mut report).ok()).collect();
+    let (foreign, foreign_rules) = languages::parse(&stores.languages, &mut report);
+    rules.extend(foreign_rules);
     for r in resolved {
         if reported.insert(r.clone()) {
             tracing::warn!("{r}");
@@ -179,5 +216,18 @@ fn build(stores: &Stores, cfg: &KubeConfig, reported: &mut HashSet<String>) -> S
         .flat_map(|c| c.spec.as_ref().and_then(|s| s.cidrs.clone()).unwrap_or_default())
         .filter_map(|text| text.parse().ok())
         .collect();
-    Snapshot::with_policies(pods, services, policies, rules).with_slices(slices).with_service_cidrs(cidrs)
+    let t = super::languages::translate(&mut pods, &services, policies, &foreign);
+    for r in t.reports.iter().filter(|r| !r.accepted || !r.unsupported.is_empty()) {
+        if reported.insert(format!("{r:?}")) {
+            tracing::warn!(
+                kind = %r.kind, object = %format!("{}/{}", r.namespace, r.name), accepted = r.accepted,
+                reason = %r.reason, message = %r.message, unsupported = ?r.unsupported,
+                "rule not fully honoured"
+            );
+        }
+    }
+    Snapshot::with_policies(pods, services, t.policies, rules)
+        .with_slices(slices)
+        .with_service_cidrs(cidrs)
+        .with_reports(t.reports)
 }

@@ -39,6 +39,8 @@ pub struct ForeignDoc {
 #[derive(Clone, Debug)]
 pub enum Foreign {
     VirtualService(Box<istio::VirtualService>),
+    /// OpenSergo's VirtualService with fallbacks.
+    TrafficRouter(Box<istio::VirtualService>),
     DestinationRule(Box<istio::DestinationRule>),
     HttpRoute(Box<gateway::HttpRoute>),
     WorkloadLabelRule(opensergo::WorkloadLabelRule),
@@ -94,26 +96,23 @@ pub fn parse(
                 rule.map(|spec| Parsed::Rule(Named { namespace: namespace.into(), name: name.into(), spec })),
             );
         }
+        ("traffic.opensergo.io", "TrafficRouter") => {
+            typed(spec, &mut unknown).map(|s| Foreign::TrafficRouter(Box::new(s)))
+        }
         ("traffic.opensergo.io", "WorkloadLabelRule") => {
             typed(spec, &mut unknown).map(Foreign::WorkloadLabelRule)
         }
         ("fault-tolerance.opensergo.io", "FaultToleranceRule") => {
             typed(spec, &mut unknown).map(Foreign::FaultToleranceRule)
         }
-        ("fault-tolerance.opensergo.io", kind) => match opensergo::strategy(kind, spec, &mut unknown) {
-            Some(s) => s.map(|s| Foreign::Strategy(Box::new(s))),
-            None => Err(FieldError::new(
-                "kind",
-                format!(
-                    "{kind:?} is not a fault-tolerance.opensergo.io kind graylane reads (RateLimitStrategy, \
-                     ConcurrencyLimitStrategy, CircuitBreakerStrategy, HttpRequestFallbackAction, FaultToleranceRule)"
-                ),
-            )),
-        },
+        ("fault-tolerance.opensergo.io", kind) => {
+            opensergo::strategy(kind, spec, &mut unknown).map(|s| Foreign::Strategy(Box::new(s)))
+        }
         _ => return None,
     };
     let kind = match &object {
         Ok(Foreign::VirtualService(_)) => "VirtualService",
+        Ok(Foreign::TrafficRouter(_)) => "TrafficRouter",
         Ok(Foreign::DestinationRule(_)) => "DestinationRule",
         Ok(Foreign::HttpRoute(_)) => "HTTPRoute",
         Ok(Foreign::WorkloadLabelRule(_)) => "WorkloadLabelRule",
@@ -254,7 +253,12 @@ pub fn translate(
             });
         };
         match &doc.object {
-            Foreign::VirtualService(vs) => istio::virtual_service(vs, doc, &scope, &mut report, &mut add),
+            Foreign::VirtualService(vs) => {
+                istio::virtual_service(vs, doc, &scope, Rank::VirtualService, &mut report, &mut add)
+            }
+            Foreign::TrafficRouter(vs) => {
+                istio::virtual_service(vs, doc, &scope, Rank::OpenSergo, &mut report, &mut add)
+            }
             Foreign::DestinationRule(dr) => istio::destination_rule(dr, doc, &scope, &mut report, &mut add),
             Foreign::HttpRoute(r) => gateway::http_route(r, doc, &scope, &mut report, &mut add),
             Foreign::FaultToleranceRule(r) => {

@@ -201,6 +201,9 @@ pub struct Destination {
     #[serde(default = "default_weight")]
     #[schemars(range(max = 10_000))]
     pub weight: u32,
+    /// Stands in when `subset` has no ready endpoint (OpenSergo TrafficRouter's fallback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
 }
 
 fn default_weight() -> u32 {

@@ -190,22 +190,27 @@ impl ServiceEndpoints {
     }
 }
 
-/// A subset drawn by weight among the route's destinations that are `up`.
+/// A subset drawn by weight among the route's destinations that are `up` (or whose
+/// fallback subset is: a destination whose subset is down stands in with its fallback).
 fn weighted<'a>(
     destinations: &'a [crate::inventory::policy::Destination],
     up: &dyn Fn(&str) -> bool,
 ) -> Option<&'a str> {
-    let live: Vec<_> = destinations.iter().filter(|d| d.weight > 0 && up(&d.subset)).collect();
-    let total: u32 = live.iter().map(|d| d.weight).sum();
+    let serving = |d: &'a crate::inventory::policy::Destination| -> Option<&'a str> {
+        if up(&d.subset) { Some(d.subset.as_str()) } else { d.fallback.as_deref().filter(|f| up(f)) }
+    };
+    let live: Vec<_> =
+        destinations.iter().filter(|d| d.weight > 0).filter_map(|d| Some((serving(d)?, d.weight))).collect();
+    let total: u32 = live.iter().map(|(_, w)| w).sum();
     if total == 0 {
         return None;
     }
     let mut draw = rand::rng().random_range(0..total);
-    for d in live {
-        if draw < d.weight {
-            return Some(d.subset.as_str());
+    for (name, weight) in live {
+        if draw < weight {
+            return Some(name);
         }
-        draw -= d.weight;
+        draw -= weight;
     }
     None
 }
@@ -309,5 +314,25 @@ mod tests {
             decide(&only_acme, &lane(None, None), &Fallback::default()),
             Err(RouteError::TenantIsolation { .. })
         ));
+    }
+}
+
+#[cfg(test)]
+mod fallback_tests {
+    use super::*;
+    use crate::inventory::policy::Destination;
+
+    #[test]
+    fn a_destination_whose_subset_is_down_stands_in_with_its_fallback() {
+        let up = |name: &str| name == "v1";
+        let to = |subset: &str, fallback: Option<&str>| Destination {
+            subset: subset.into(),
+            weight: 100,
+            fallback: fallback.map(Into::into),
+        };
+        assert_eq!(weighted(&[to("v2", Some("v1"))], &up), Some("v1"));
+        assert_eq!(weighted(&[to("v2", None)], &up), None);
+        assert_eq!(weighted(&[to("v2", Some("v3"))], &up), None);
+        assert_eq!(weighted(&[to("v1", Some("v3"))], &up), Some("v1"));
     }
 }

@@ -178,12 +178,13 @@ pub(super) fn http_route(
         let ns = p.namespace.as_deref().unwrap_or(&doc.namespace);
         match scope.named(ns, &p.name) {
             Some(s) => {
+                let ports = scope.service(&s).map(|svc| svc.ports.len()).unwrap_or(0);
                 let port_ok = p.port.is_none_or(|port| {
                     scope.service(&s).is_some_and(|svc| svc.ports.iter().any(|sp| sp.port == port))
                 });
                 if !port_ok {
                     report.unsupported(format!("spec.parentRefs[{i}].port: the service has no such port"));
-                } else if p.port.is_some() {
+                } else if p.port.is_some() && ports > 1 {
                     report
                         .unsupported(format!("spec.parentRefs[{i}].port (the route applies to every port)"));
                 }
@@ -333,7 +334,7 @@ fn rule_route(
         let weight = b.weight.unwrap_or(1);
         match backend_subset(&b.target, &at, doc, scope, report, subsets) {
             Some(subset) if weight > 0 => {
-                destinations.push(Destination { subset, weight: weight.min(10_000) })
+                destinations.push(Destination { subset, weight: weight.min(10_000), fallback: None })
             }
             Some(_) => {}
             None => broken += 1,

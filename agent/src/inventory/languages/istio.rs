@@ -96,6 +96,14 @@ struct IstioDestination {
     host: String,
     subset: Option<String>,
     port: Option<Value>,
+    /// OpenSergo TrafficRouter only: where to go when `subset` has no instance.
+    fallback: Option<FallbackRef>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct FallbackRef {
+    host: String,
+    subset: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -266,10 +274,13 @@ fn unsupported(report: &mut Report, at: &str, fields: &[(&str, bool)]) {
     }
 }
 
+/// A `VirtualService`, or an OpenSergo `TrafficRouter` (a VirtualService whose
+/// destinations may name a fallback), ranked `rank`.
 pub(super) fn virtual_service(
     vs: &VirtualService,
     doc: &ForeignDoc,
     scope: &Scope<'_>,
+    rank: Rank,
     report: &mut Report,
     emit: &mut Emit<'_>,
 ) {
@@ -323,7 +334,7 @@ pub(super) fn virtual_service(
                 load_balancer: None,
             });
         }
-        emit(service, Rank::VirtualService, fragment, report);
+        emit(service, rank, fragment, report);
     }
 }
 
@@ -374,8 +385,20 @@ fn http_route(
             report.unsupported(format!("{at}.headers (per destination)"));
         }
         let subset = d.destination.subset.clone().unwrap_or_else(|| service.1.clone());
+        let fallback = match &d.destination.fallback {
+            Some(_) if doc.kind != "TrafficRouter" => {
+                report.unsupported(format!("{at}.destination.fallback (not a VirtualService field)"));
+                None
+            }
+            Some(f) if same(&f.host) => Some(f.subset.clone().unwrap_or_else(|| service.1.clone())),
+            Some(f) => {
+                report.unsupported(format!("{at}.destination.fallback.host: {} (another service)", f.host));
+                None
+            }
+            None => None,
+        };
         let weight = d.weight.unwrap_or(if several { 0 } else { 100 });
-        destinations.push(Destination { subset, weight });
+        destinations.push(Destination { subset, weight, fallback });
     }
     if destinations.is_empty() {
         report.unsupported(format!("{at}: no destination in this service (the route is skipped)"));
@@ -385,7 +408,7 @@ fn http_route(
         destinations.iter_mut().for_each(|d| d.weight = 1);
     }
     // One destination that is the whole service: the lane decides, as without a route.
-    if destinations.len() == 1 && destinations[0].subset == service.1 {
+    if destinations.len() == 1 && destinations[0].subset == service.1 && destinations[0].fallback.is_none() {
         destinations.clear();
     }
     let mut resilience = Resilience::default();

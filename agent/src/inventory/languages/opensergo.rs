@@ -29,15 +29,21 @@ pub struct WorkloadLabelRule {
 #[derive(Clone, Debug)]
 pub enum Strategy {
     RateLimit(RateLimitStrategy),
+    Throttling(ThrottlingStrategy),
     Concurrency(ConcurrencyLimitStrategy),
     CircuitBreaker(CircuitBreakerStrategy),
     Fallback(HttpRequestFallbackAction),
+    /// A kind of the group graylane does not honour (AdaptiveOverloadProtectionStrategy…):
+    /// reported when a rule names it.
+    Other(&'static str),
 }
 
 impl Strategy {
     pub fn kind(&self) -> &'static str {
         match self {
             Strategy::RateLimit(_) => "RateLimitStrategy",
+            Strategy::Throttling(_) => "ThrottlingStrategy",
+            Strategy::Other(kind) => kind,
             Strategy::Concurrency(_) => "ConcurrencyLimitStrategy",
             Strategy::CircuitBreaker(_) => "CircuitBreakerStrategy",
             Strategy::Fallback(_) => "HttpRequestFallbackAction",
@@ -45,15 +51,17 @@ impl Strategy {
     }
 }
 
-/// A fault-tolerance kind other than the rule (`None`: not one graylane reads).
-pub fn strategy(kind: &str, spec: Value, unknown: &mut Vec<String>) -> Option<Result<Strategy, FieldError>> {
-    Some(match kind {
+/// A fault-tolerance kind other than the rule.
+pub fn strategy(kind: &str, spec: Value, unknown: &mut Vec<String>) -> Result<Strategy, FieldError> {
+    match kind {
         "RateLimitStrategy" => typed(spec, unknown).map(Strategy::RateLimit),
+        "ThrottlingStrategy" => typed(spec, unknown).map(Strategy::Throttling),
         "ConcurrencyLimitStrategy" => typed(spec, unknown).map(Strategy::Concurrency),
         "CircuitBreakerStrategy" => typed(spec, unknown).map(Strategy::CircuitBreaker),
         "HttpRequestFallbackAction" => typed(spec, unknown).map(Strategy::Fallback),
-        _ => return None,
-    })
+        "AdaptiveOverloadProtectionStrategy" => Ok(Strategy::Other("AdaptiveOverloadProtectionStrategy")),
+        _ => Ok(Strategy::Other("an unknown fault-tolerance kind")),
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -61,8 +69,18 @@ pub fn strategy(kind: &str, spec: Value, unknown: &mut Vec<String>) -> Option<Re
 pub struct RateLimitStrategy {
     metric_type: Option<String>,
     limit_mode: Option<String>,
-    threshold: u32,
+    threshold: f64,
+    /// `1s`, `5min` (the spec's English text and examples)…
     stat_duration: Option<String>,
+    /// …or whole seconds (the spec's current Chinese text).
+    stat_duration_seconds: Option<u32>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThrottlingStrategy {
+    min_interval_of_requests: String,
+    queue_timeout: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -204,14 +222,25 @@ pub(super) fn fault_tolerance(
         let at = format!("spec.strategies[{i}]");
         match find(strategies, &doc.namespace, r) {
             Some(Strategy::RateLimit(s)) => {
-                let mut json = serde_json::json!({ "requests": s.threshold.max(1) });
-                if let Some(d) = &s.stat_duration {
-                    match period(d) {
-                        Ok(p) => {
-                            json["interval"] = serde_json::json!(format!("{}ms", p.0.as_millis().max(1)))
-                        }
-                        Err(e) => report.unsupported(format!("{} statDuration: {e}", r.name)),
+                let mut json = serde_json::json!({ "requests": (s.threshold.round() as u32).max(1) });
+                if s.threshold.fract() != 0.0 {
+                    report.unsupported(format!(
+                        "{} threshold: {} (rounded: graylane counts whole requests)",
+                        r.name, s.threshold
+                    ));
+                }
+                let second = crate::inventory::resilience::Period(std::time::Duration::from_secs(1));
+                let duration = match (&s.stat_duration, s.stat_duration_seconds) {
+                    (Some(d), _) => period(&d.replace("min", "m")).map_err(|e| format!("statDuration: {e}")),
+                    (None, Some(n)) if n > 0 => {
+                        Ok(crate::inventory::resilience::Period(std::time::Duration::from_secs(n.into())))
                     }
+                    (None, Some(_)) => Err("statDurationSeconds: must be more than zero".to_owned()),
+                    (None, None) => Ok(second),
+                };
+                match duration {
+                    Ok(p) => json["interval"] = serde_json::json!(format!("{}ms", p.0.as_millis().max(1))),
+                    Err(e) => report.unsupported(format!("{} {e}", r.name)),
                 }
                 if s.metric_type.as_deref().is_some_and(|m| m != "RequestAmount") {
                     report.unsupported(format!(
@@ -220,9 +249,30 @@ pub(super) fn fault_tolerance(
                         s.metric_type.as_deref().unwrap_or("")
                     ));
                 }
-                json["global"] = serde_json::json!(s.limit_mode.as_deref() == Some("Global"));
+                // GlobalToLocal: a global budget, local when the global store is unreachable —
+                // what graylane's global limits do.
+                json["global"] =
+                    serde_json::json!(matches!(s.limit_mode.as_deref(), Some("Global" | "GlobalToLocal")));
                 resilience.rate_limit = serde_json::from_value::<RateLimit>(json).ok();
             }
+            Some(Strategy::Throttling(s)) => match period(&s.min_interval_of_requests) {
+                // One request per interval, no burst; graylane does not queue: the excess is
+                // rejected at once instead of waiting up to queueTimeout.
+                Ok(p) => {
+                    let json = serde_json::json!({
+                        "requests": 1, "burst": 1, "interval": format!("{}ms", p.0.as_millis().max(1)),
+                    });
+                    resilience.rate_limit = serde_json::from_value::<RateLimit>(json).ok();
+                    if s.queue_timeout.is_some() {
+                        report.unsupported(format!(
+                            "{} queueTimeout (graylane rejects at once, it does not queue)",
+                            r.name
+                        ));
+                    }
+                }
+                Err(e) => report.unsupported(format!("{} minIntervalOfRequests: {e}", r.name)),
+            },
+            Some(Strategy::Other(kind)) => report.unsupported(format!("{at}: {} ({kind})", r.name)),
             Some(Strategy::Concurrency(s)) => {
                 let _ = &s.limit_mode;
                 resilience.concurrency = Some(Concurrency {

@@ -232,3 +232,52 @@ fn every_example_manifest_parses_without_unknown_fields() {
     }
     assert!(seen >= 5);
 }
+
+#[test]
+fn an_opensergo_traffic_router_falls_back_per_destination() {
+    let router = include_str!("../../../../deploy/examples/languages/opensergo-trafficrouter.yaml");
+    let mut base = pod("default", "provider-v1", "10.0.3.1", "app: service-provider, version: v1");
+    base += &service("default", "service-provider", "10.96.3.1", "app: service-provider");
+    let snap = load_str(&format!("{base}---\n{router}")).expect("valid");
+    let p = policy(&snap, "default", "service-provider");
+    assert_eq!(p.routes.len(), 2);
+    let d = &p.routes[0].destinations[0];
+    assert_eq!((d.subset.as_str(), d.fallback.as_deref()), ("v2", Some("v1")));
+    assert!(snap.reports.iter().all(|r| r.accepted && r.unsupported.is_empty()), "{:#?}", snap.reports);
+    // In a VirtualService the same field is not Istio's: reported.
+    let vs = router.replace(
+        "traffic.opensergo.io/v1alpha1\nkind: TrafficRouter",
+        "networking.istio.io/v1\nkind: VirtualService",
+    );
+    let snap = load_str(&format!("{base}---\n{vs}")).expect("valid");
+    let r = snap.reports.iter().find(|r| r.kind == "VirtualService").expect("vs");
+    assert!(
+        r.unsupported.iter().any(|f| f.ends_with("destination.fallback (not a VirtualService field)")),
+        "{r:#?}"
+    );
+}
+
+#[test]
+fn opensergo_strategies_of_every_spec_version_map_and_unknown_ones_are_named() {
+    let mut y = pod("prod", "foo-1", "10.0.1.1", "app: foo-app");
+    y += &service("prod", "foo-app", "10.96.1.1", "app: foo-app");
+    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: RateLimitStrategy\nmetadata: {name: per-second}\nspec: {metricType: RequestAmount, limitMode: GlobalToLocal, threshold: 5, statDurationSeconds: 2}\n";
+    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: CircuitBreakerStrategy\nmetadata: {name: slow}\nspec: {strategy: SlowRequestRatio, triggerRatio: '60%', statDuration: '30s', recoveryTimeout: '5s', minRequestAmount: 5, slowConditions: {maxAllowedRt: '500ms'}}\n";
+    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: AdaptiveOverloadProtectionStrategy\nmetadata: {name: bbr}\nspec: {metricType: CpuPercentage, triggerThreshold: '70%', adaptiveStrategy: BBR}\n";
+    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: FaultToleranceRule\nmetadata: {name: r, namespace: prod}\nspec:\n  selector: {app: foo-app}\n  strategies: [{name: per-second}, {name: slow}, {name: bbr}]\n";
+    let snap = load_str(&y).expect("valid");
+    let p = policy(&snap, "prod", "foo-app");
+    let limit = p.resilience.rate_limit.as_ref().expect("limit");
+    assert_eq!((limit.requests, limit.interval.0.as_secs(), limit.global), (5, 2, true));
+    let b = p.resilience.circuit_breaker.as_ref().expect("breaker");
+    assert_eq!(
+        (b.failure_percent, b.min_requests, b.window.0.as_secs(), b.open_for.0.as_secs()),
+        (60, 5, 30, 5)
+    );
+    assert_eq!(b.slow_call.map(|s| s.0.as_millis()), Some(500));
+    let rule = snap.reports.iter().find(|r| r.kind == "FaultToleranceRule").expect("rule");
+    assert!(
+        rule.unsupported.iter().any(|f| f.contains("bbr (AdaptiveOverloadProtectionStrategy)")),
+        "{rule:#?}"
+    );
+}
