@@ -177,3 +177,52 @@ fn gateway_api_canaries_split_by_weight_and_send_tests_to_the_new_version() {
         "{rules:#}"
     );
 }
+
+#[test]
+fn gateway_api_filters_redirect_rewrite_and_change_response_headers() {
+    let Some(p) = privileged("gateway_filters") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("client")).expect("client");
+    serve(&mut sb, PodSpec::new("foo-1").label("app", "foo"));
+    sb.add_service(ServiceSpec::new("foo", FOO).named_port(80, 8080, "http").select("app", "foo"));
+    sb.add_document(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: foo-filters}\nspec:\n  \
+         parentRefs: [{group: \"\", kind: Service, name: foo}]\n  rules:\n  \
+         - matches: [{path: {type: PathPrefix, value: /old}}]\n    \
+           filters: [{type: RequestRedirect, requestRedirect: {scheme: https, statusCode: 301}}]\n  \
+         - matches: [{path: {type: PathPrefix, value: /api}}]\n    \
+           filters:\n    \
+           - {type: URLRewrite, urlRewrite: {hostname: backend.internal, path: {type: ReplacePrefixMatch, replacePrefixMatch: /v2}}}\n    \
+           - {type: ResponseHeaderModifier, responseHeaderModifier: {add: [{name: x-served-by, value: graylane}], remove: [server]}}\n    \
+           backendRefs: [{name: foo, port: 80}]\n",
+    );
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let client = sb.pod("client");
+    let (_, out, _) = client
+        .run(
+            "curl",
+            &[
+                "-s",
+                "-m",
+                "5",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} %{redirect_url}",
+                &format!("http://{FOO}/old/x?q=1"),
+            ],
+        )
+        .expect("curl");
+    assert_eq!(out.trim(), format!("301 https://{FOO}/old/x?q=1"));
+    let (_, out, _) = client
+        .run("curl", &["-s", "-m", "5", "-D", "-", &format!("http://{FOO}/api/items?q=1")])
+        .expect("curl");
+    let (head, body) = out.split_once("\r\n\r\n").expect("headers and body");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("x-served-by: graylane") && !head.contains("\nserver:"), "{head}");
+    let echo: Value = serde_json::from_str(body).expect("echo");
+    assert_eq!(echo["path"], "/v2/items?q=1", "{echo:#}");
+    assert_eq!(echo["headers"]["host"], "backend.internal", "{echo:#}");
+    let rules = sb.admin().json("/rules").expect("rules");
+    assert!(rules[0]["unsupported"].is_null(), "{rules:#}");
+}

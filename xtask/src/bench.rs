@@ -61,6 +61,8 @@ pub struct BenchArgs {
     pub rounds: usize,
     pub duration: Duration,
     pub connections: u32,
+    /// A second graylane binary to run every graylane case with, interleaved (A/B).
+    pub baseline: Option<std::path::PathBuf>,
 }
 
 /// Who serves a case: nobody (direct), the graylane agent under a profile, or nginx.
@@ -116,6 +118,8 @@ impl Profile {
 struct Case {
     name: &'static str,
     proxy: Proxy,
+    /// Served by the `--baseline` binary instead of this tree's.
+    baseline: bool,
     load: Load,
     /// The client pod: captured (gray), opted out, or captured and untagged.
     client: Client,
@@ -174,6 +178,7 @@ fn cases(connections: u32) -> Vec<Case> {
     let c = |name, proxy, load, captured: bool, target| Case {
         name,
         proxy,
+        baseline: false,
         load,
         client: if captured { Client::Gray } else { Client::Plain },
         target,
@@ -181,6 +186,7 @@ fn cases(connections: u32) -> Vec<Case> {
     let base = Case {
         name: "continuity: base",
         proxy: Proxy::Graylane(Default),
+        baseline: false,
         load: h1,
         client: Client::Base,
         target: Target::BaseService,
@@ -291,7 +297,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     };
     let all = cases(args.connections);
     let exact = args.only.as_deref().is_some_and(|o| all.iter().any(|c| c.name == o));
-    let chosen: Vec<Case> = all
+    let mut chosen: Vec<Case> = all
         .into_iter()
         .filter(|c| match args.only.as_deref() {
             None => true,
@@ -299,31 +305,48 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             Some(o) => c.name.contains(o),
         })
         .collect();
-    let mut agent_profile: Option<Profile> = None;
+    if args.baseline.is_some() {
+        let twins: Vec<Case> = chosen
+            .iter()
+            .filter(|c| matches!(c.proxy, Proxy::Graylane(_)))
+            .map(|c| Case {
+                name: Box::leak(format!("{} [baseline]", c.name).into_boxed_str()),
+                baseline: true,
+                ..*c
+            })
+            .collect();
+        chosen.extend(twins);
+    }
+    let mut agent_profile: Option<(Profile, bool)> = None;
     let mut samples: Vec<Sample> = Vec::new();
     for round in 0..=args.rounds {
         // Round 0 warms every path up (pools, caches) and is not reported. Cases run
         // grouped by agent profile (an agent restart between groups).
         let mut ordered = chosen.clone();
+        // With a baseline, the two binaries take turns first from round to round.
         ordered.sort_by_key(|c| match c.proxy {
-            Proxy::Graylane(p) => p as u8,
-            _ => 0,
+            Proxy::Graylane(p) => (p as u8, c.baseline != (round % 2 == 0)),
+            _ => (0, false),
         });
         for case in ordered {
             if let Proxy::Graylane(profile) = case.proxy
-                && agent_profile != Some(profile)
+                && agent_profile != Some((profile, case.baseline))
             {
                 if agent_profile.is_some() {
                     sb.kill_agent()?;
                 }
+                let binary = match (&args.baseline, case.baseline) {
+                    (Some(b), true) => b.clone(),
+                    _ => bin.clone(),
+                };
                 let opts = AgentOptions {
                     args: profile.args(sb.scratch()),
                     log: Some("warn".into()),
-                    binary: Some(bin.clone()),
+                    binary: Some(binary),
                     ..Default::default()
                 };
                 sb.start_agent(&opts)?;
-                agent_profile = Some(profile);
+                agent_profile = Some((profile, case.baseline));
                 std::thread::sleep(Duration::from_millis(300));
             }
             let proxy_pid = match case.proxy {
@@ -380,6 +403,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             );
             samples.push(Sample { case: case.name, load: result, cpu_s, user_s, node_s, rss_kib, opened });
         }
+    }
+    if args.baseline.is_some() {
+        eprint!("{}", report::ab(&samples));
     }
     if args.only.is_some() {
         return Ok(());

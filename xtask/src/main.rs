@@ -74,6 +74,10 @@ enum Task {
         /// wrk connections.
         #[arg(long, default_value_t = 32)]
         connections: u32,
+        /// Another graylane binary (e.g. the build before a change): each graylane case also
+        /// runs with it, interleaved in every round, and the CPU per request is compared.
+        #[arg(long)]
+        baseline: Option<std::path::PathBuf>,
     },
 }
 
@@ -104,10 +108,10 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             scale::run(pods, services)
         }
-        Task::Bench { only, rounds, seconds, connections } => {
+        Task::Bench { only, rounds, seconds, connections, baseline } => {
             setup::run()?;
             let duration = std::time::Duration::from_secs(seconds);
-            let args = bench::BenchArgs { only, rounds, duration, connections };
+            let args = bench::BenchArgs { only, rounds, duration, connections, baseline };
             bench::run(&args)
         }
     }

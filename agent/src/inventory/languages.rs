@@ -313,6 +313,30 @@ impl Scope<'_> {
     }
 }
 
+/// `route` for a match whose path prefix is `prefix`: a rewrite or redirect that replaces
+/// "the matched prefix" (written with an empty `from`) gets it; without a prefix match it
+/// replaces the whole path.
+fn at_prefix(mut route: Route, prefix: Option<&str>) -> Route {
+    let fill = |path: &mut Option<String>, pre: &mut Option<super::policy::PrefixRewrite>| {
+        if let Some(p) = pre.as_mut().filter(|p| p.from.is_empty()) {
+            match prefix {
+                Some(m) => p.from = m.to_owned(),
+                None => {
+                    *path = Some(p.to.clone());
+                    *pre = None;
+                }
+            }
+        }
+    };
+    if let Some(rw) = route.rewrite.as_mut() {
+        fill(&mut rw.path, &mut rw.prefix);
+    }
+    if let Some(rd) = route.redirect.as_mut() {
+        fill(&mut rd.path, &mut rd.prefix);
+    }
+    route
+}
+
 /// One policy per service: own policies first, then every language by rank, part by part.
 fn merge(
     own: Vec<Named<TrafficPolicySpec>>,

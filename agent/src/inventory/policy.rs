@@ -145,9 +145,64 @@ pub struct Route {
     pub destinations: Vec<Destination>,
     #[serde(default)]
     pub headers: HeaderRewrite,
+    /// Header changes on the upstream's response.
+    #[serde(default, skip_serializing_if = "HeaderRewrite::is_empty")]
+    pub response_headers: HeaderRewrite,
+    /// Path and Host changes on the forwarded request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite: Option<UrlRewrite>,
+    /// Answer with a redirect instead of forwarding.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect: Option<Redirect>,
     /// Replaces the service's settings for requests of this route.
     #[serde(flatten)]
     pub resilience: Resilience,
+}
+
+/// How a forwarded request's path and Host change; at most one of `path` and `prefix`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UrlRewrite {
+    /// The whole path (the query is kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The leading `from` of the path becomes `to` (`/api` → `/v2/api`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<PrefixRewrite>,
+    /// The Host (`:authority`) sent upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrefixRewrite {
+    pub from: String,
+    pub to: String,
+}
+
+/// A redirect answered by the proxy: each part replaces the request's own.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Redirect {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// The whole path, or (`prefix`) the leading part replaced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<PrefixRewrite>,
+    /// 301, 302 (default), 303, 307 or 308.
+    #[serde(default = "found")]
+    pub status: u16,
+}
+
+fn found() -> u16 {
+    302
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
@@ -217,6 +272,12 @@ pub struct HeaderRewrite {
     pub add: BTreeMap<String, String>,
     #[serde(default)]
     pub remove: Vec<String>,
+}
+
+impl HeaderRewrite {
+    pub fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.remove.is_empty()
+    }
 }
 
 /// Entry coloring (OpenSergo's TrafficLabelRule): requests from the selected source
@@ -350,6 +411,25 @@ pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), FieldError> {
         }
         for (j, m) in r.matches.headers.iter().chain(&r.matches.query).enumerate() {
             check_key_match(m).map_err(|e| FieldError::new(at(&format!("match.headers/query[{j}]")), e))?;
+        }
+        if let Some(rw) = &r.rewrite {
+            if rw.path.is_some() && rw.prefix.is_some() {
+                return Err(FieldError::new(at("rewrite"), "give path or prefix, not both"));
+            }
+            if rw.path.as_deref().is_some_and(|p| !p.starts_with('/')) {
+                return Err(FieldError::new(at("rewrite.path"), "must start with /"));
+            }
+        }
+        if let Some(rd) = &r.redirect {
+            if ![301, 302, 303, 307, 308].contains(&rd.status) {
+                return Err(FieldError::new(at("redirect.status"), "must be 301, 302, 303, 307 or 308"));
+            }
+            if rd.path.is_some() && rd.prefix.is_some() {
+                return Err(FieldError::new(at("redirect"), "give path or prefix, not both"));
+            }
+            if rd.scheme.as_deref().is_some_and(|s| s != "http" && s != "https") {
+                return Err(FieldError::new(at("redirect.scheme"), "must be http or https"));
+            }
         }
         if !r.destinations.is_empty() && r.destinations.iter().all(|d| d.weight == 0) {
             return Err(FieldError::new(at("destinations"), "all weights are 0"));

@@ -9,6 +9,7 @@ mod mirror;
 mod outgoing;
 mod record;
 mod request;
+mod rewrite;
 mod serve;
 mod upgrade;
 

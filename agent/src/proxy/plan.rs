@@ -102,6 +102,13 @@ impl RequestPlan {
         }
     }
 
+    /// The route's changes to the upstream's response headers.
+    pub fn rewrite_response(&self, headers: &mut HeaderMap) {
+        if let Some(r) = self.route().filter(|r| !r.response_headers.is_empty()) {
+            rewrite(headers, &r.response_headers);
+        }
+    }
+
     /// Another endpoint for a retry: same lane, route and subset rules, avoiding `failed`
     /// when the subset has others. `None` when nothing else may serve.
     pub fn repick(&self, failed: UpstreamAddr) -> Option<Target> {

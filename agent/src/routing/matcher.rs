@@ -4,7 +4,9 @@
 use http::{HeaderMap, Method};
 
 use super::text::TextMatch;
-use crate::inventory::policy::{Destination, HeaderRewrite, KeyMatch, Route, StringMatch};
+use crate::inventory::policy::{
+    Destination, HeaderRewrite, KeyMatch, Redirect, Route, StringMatch, UrlRewrite,
+};
 
 /// The parts of a request routes look at.
 pub struct RequestView<'a> {
@@ -50,6 +52,9 @@ pub struct CompiledRoute {
     source_labels: std::collections::BTreeMap<String, String>,
     pub destinations: Vec<Destination>,
     pub rewrite: HeaderRewrite,
+    pub response_headers: HeaderRewrite,
+    pub url: Option<UrlRewrite>,
+    pub redirect: Option<Redirect>,
     /// The match as written, for `/routes`.
     pub written: serde_json::Value,
     /// The route's own resilience plan (replaces the service's), if it has one.
@@ -75,6 +80,9 @@ impl CompiledRoute {
             source_labels: route.matches.source_labels.clone(),
             destinations: route.destinations.clone(),
             rewrite: route.headers.clone(),
+            response_headers: route.response_headers.clone(),
+            url: route.rewrite.clone(),
+            redirect: route.redirect.clone(),
             written: serde_json::to_value(&route.matches).unwrap_or_default(),
             plan,
         })

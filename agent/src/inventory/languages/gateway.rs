@@ -10,7 +10,10 @@ use serde_json::Value;
 
 use super::{Emit, ForeignDoc, Fragment, Precedence, Rank, Report, Scope, duration::period};
 use crate::inventory::{
-    policy::{Destination, HeaderRewrite, KeyMatch, Route, RouteMatch, StringMatch, SubsetDef},
+    policy::{
+        Destination, HeaderRewrite, KeyMatch, PrefixRewrite, Redirect, Route, RouteMatch, StringMatch,
+        SubsetDef, UrlRewrite,
+    },
     resilience::{Fault, FaultAbort, Mirror, Resilience, Retry},
 };
 
@@ -84,9 +87,10 @@ struct Filter {
     kind: String,
     request_header_modifier: Option<HeaderModifier>,
     request_mirror: Option<MirrorFilter>,
-    response_header_modifier: Option<Value>,
-    request_redirect: Option<Value>,
-    url_rewrite: Option<Value>,
+    response_header_modifier: Option<HeaderModifier>,
+    request_redirect: Option<RedirectFilter>,
+    #[serde(rename = "urlRewrite")]
+    url_rewrite: Option<UrlRewriteFilter>,
     extension_ref: Option<Value>,
     cors: Option<Value>,
     external_auth: Option<Value>,
@@ -100,6 +104,43 @@ struct HeaderModifier {
     add: Vec<NameValue>,
     #[serde(default)]
     remove: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RedirectFilter {
+    scheme: Option<String>,
+    hostname: Option<String>,
+    path: Option<PathModifier>,
+    port: Option<u16>,
+    status_code: Option<u16>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct UrlRewriteFilter {
+    hostname: Option<String>,
+    path: Option<PathModifier>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PathModifier {
+    #[serde(rename = "type")]
+    kind: String,
+    replace_full_path: Option<String>,
+    replace_prefix_match: Option<String>,
+}
+
+impl PathModifier {
+    /// (whole path, prefix replacement with the matched prefix filled in later).
+    fn split(&self) -> (Option<String>, Option<PrefixRewrite>) {
+        match self.kind.as_str() {
+            "ReplaceFullPath" => (self.replace_full_path.clone(), None),
+            _ => {
+                (None, self.replace_prefix_match.clone().map(|to| PrefixRewrite { from: String::new(), to }))
+            }
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -219,7 +260,19 @@ pub(super) fn http_route(
                 else {
                     continue;
                 };
-                fragment.routes.push(Route { name: Some(format!("{name}.{j}")), matches, ..base.clone() });
+                // A match without a path is PathPrefix `/`; prefix rewrites need a PathPrefix.
+                let prefix = match &m.path {
+                    None => Some("/"),
+                    Some(p) if p.kind.as_deref().unwrap_or("PathPrefix") == "PathPrefix" => {
+                        p.value.as_deref().or(Some("/"))
+                    }
+                    Some(_) => None,
+                };
+                let route = super::at_prefix(
+                    Route { name: Some(format!("{name}.{j}")), matches, ..base.clone() },
+                    prefix,
+                );
+                fragment.routes.push(route);
                 fragment.precedence.push(precedence);
             }
         }
@@ -274,6 +327,8 @@ fn rule_route(
 ) -> Option<Route> {
     let mut resilience = Resilience::default();
     let mut headers = HeaderRewrite::default();
+    let mut response_headers = HeaderRewrite::default();
+    let (mut rewrite, mut redirect) = (None, None);
     for (k, f) in rule.filters.iter().enumerate() {
         let at = format!("{at}.filters[{k}]");
         match f.kind.as_str() {
@@ -306,9 +361,32 @@ fn rule_route(
                     }
                 }
             }
+            "ResponseHeaderModifier" => {
+                if let Some(m) = &f.response_header_modifier {
+                    for nv in m.set.iter().chain(&m.add) {
+                        response_headers.add.insert(nv.name.to_ascii_lowercase(), nv.value.clone());
+                    }
+                    response_headers.remove.extend(m.remove.iter().map(|n| n.to_ascii_lowercase()));
+                }
+            }
+            "URLRewrite" => {
+                if let Some(u) = &f.url_rewrite {
+                    let (path, prefix) = u.path.as_ref().map(PathModifier::split).unwrap_or_default();
+                    rewrite = Some(UrlRewrite { path, prefix, host: u.hostname.clone() });
+                }
+            }
             "RequestRedirect" => {
-                report.unsupported(format!("{at}: RequestRedirect (the rule is skipped)"));
-                return None;
+                if let Some(r) = &f.request_redirect {
+                    let (path, prefix) = r.path.as_ref().map(PathModifier::split).unwrap_or_default();
+                    redirect = Some(Redirect {
+                        scheme: r.scheme.clone(),
+                        host: r.hostname.clone(),
+                        port: r.port,
+                        path,
+                        prefix,
+                        status: r.status_code.unwrap_or(302),
+                    });
+                }
             }
             other => report.unsupported(format!("{at}: {other}")),
         }
@@ -340,7 +418,9 @@ fn rule_route(
             None => broken += 1,
         }
     }
-    if destinations.is_empty() {
+    if redirect.is_some() {
+        // Answered by the proxy: no backend needed.
+    } else if destinations.is_empty() {
         // The spec: requests a rule cannot send anywhere get 500.
         let why = if broken > 0 { "no backend resolves" } else { "no backend has weight" };
         report.message = format!("{at}: {why}; requests get 500");
@@ -370,7 +450,16 @@ fn rule_route(
     } else if let Some(r) = &rule.retry {
         resilience.retry = retry(r, None, &format!("{at}.retry"), report);
     }
-    Some(Route { name: None, matches: RouteMatch::default(), destinations, headers, resilience })
+    Some(Route {
+        name: None,
+        matches: RouteMatch::default(),
+        destinations,
+        headers,
+        response_headers,
+        rewrite,
+        redirect,
+        resilience,
+    })
 }
 
 fn duration(text: &str, at: &str, report: &mut Report) -> Option<crate::inventory::resilience::Period> {

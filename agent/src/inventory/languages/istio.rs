@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::{Emit, ForeignDoc, Fragment, Rank, Report, Scope, duration::period};
 use crate::inventory::{
     policy::{
-        Destination, HashOn, HeaderRewrite, KeyMatch, LbPolicy, LoadBalancer, Route, RouteMatch, StringMatch,
-        SubsetDef,
+        Destination, HashOn, HeaderRewrite, KeyMatch, LbPolicy, LoadBalancer, PrefixRewrite, Redirect, Route,
+        RouteMatch, StringMatch, SubsetDef, UrlRewrite,
     },
     resilience::{
         CircuitBreaker, Concurrency, Fault as GlFault, FaultAbort, FaultDelay, Mirror, Resilience, Retry,
@@ -47,11 +47,30 @@ struct HttpRoute {
     headers: Option<Headers>,
     mirror_percent: Option<Value>,
     mirrors: Option<Value>,
-    redirect: Option<Value>,
-    rewrite: Option<Value>,
+    redirect: Option<IstioRedirect>,
+    rewrite: Option<IstioRewrite>,
     delegate: Option<Value>,
     cors_policy: Option<Value>,
     direct_response: Option<Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IstioRedirect {
+    uri: Option<String>,
+    authority: Option<String>,
+    port: Option<u16>,
+    scheme: Option<String>,
+    redirect_code: Option<u16>,
+    derive_port: Option<Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct IstioRewrite {
+    uri: Option<String>,
+    authority: Option<String>,
+    uri_regex_rewrite: Option<Value>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -316,12 +335,14 @@ pub(super) fn virtual_service(
             };
             let name = http.name.clone().unwrap_or_else(|| format!("{}-{i}", doc.name));
             if http.matches.is_empty() {
-                fragment.routes.push(Route { name: Some(name), ..base });
+                fragment.routes.push(super::at_prefix(Route { name: Some(name), ..base }, None));
                 continue;
             }
             for (j, m) in http.matches.iter().enumerate() {
                 let matches = route_match(m, &format!("{at}.match[{j}]"), report);
-                fragment.routes.push(Route { name: Some(format!("{name}.{j}")), matches, ..base.clone() });
+                let prefix = m.uri.as_ref().and_then(|u| u.prefix.as_deref());
+                let route = Route { name: Some(format!("{name}.{j}")), matches, ..base.clone() };
+                fragment.routes.push(super::at_prefix(route, prefix));
             }
         }
         // A destination without a subset is the whole service: a subset of its selector.
@@ -355,20 +376,34 @@ fn http_route(
         &[
             ("mirrorPercent", http.mirror_percent.is_some()),
             ("mirrors", http.mirrors.is_some()),
-            ("rewrite", http.rewrite.is_some()),
             ("corsPolicy", http.cors_policy.is_some()),
         ],
     );
-    for (field, set) in [
-        ("redirect", &http.redirect),
-        ("directResponse", &http.direct_response),
-        ("delegate", &http.delegate),
-    ] {
+    for (field, set) in [("directResponse", &http.direct_response), ("delegate", &http.delegate)] {
         if set.is_some() {
             report.unsupported(format!("{at}.{field} (the route is skipped)"));
             return None;
         }
     }
+    if let Some(r) = &http.redirect {
+        unsupported(report, &format!("{at}.redirect"), &[("derivePort", r.derive_port.is_some())]);
+        let redirect = Redirect {
+            scheme: r.scheme.clone(),
+            host: r.authority.clone(),
+            port: r.port,
+            // Istio's redirect uri replaces the whole path.
+            path: r.uri.clone(),
+            prefix: None,
+            status: r.redirect_code.unwrap_or(301),
+        };
+        return Some(Route { redirect: Some(redirect), ..Default::default() });
+    }
+    // A prefix match's rewrite replaces the matched prefix (filled in per match).
+    let rewrite = http.rewrite.as_ref().map(|r| {
+        unsupported(report, &format!("{at}.rewrite"), &[("uriRegexRewrite", r.uri_regex_rewrite.is_some())]);
+        let prefix = r.uri.clone().map(|to| PrefixRewrite { from: String::new(), to });
+        UrlRewrite { path: None, prefix, host: r.authority.clone() }
+    });
     let same = |host: &str| scope.host(host, &doc.namespace).as_ref() == Some(service);
     let mut destinations = Vec::new();
     let several = http.route.len() > 1;
@@ -434,17 +469,28 @@ fn http_route(
             report.unsupported(format!("{at}.mirror.host: {} (another service)", m.host));
         }
     }
-    let mut headers = HeaderRewrite::default();
-    if let Some(h) = &http.headers {
-        if let Some(req) = &h.request {
-            headers.add.extend(req.set.iter().chain(&req.add).map(|(k, v)| (k.clone(), v.clone())));
-            headers.remove.extend(req.remove.iter().cloned());
+    let ops = |o: &Option<HeaderOps>| {
+        let mut out = HeaderRewrite::default();
+        if let Some(o) = o {
+            out.add.extend(o.set.iter().chain(&o.add).map(|(k, v)| (k.to_ascii_lowercase(), v.clone())));
+            out.remove.extend(o.remove.iter().map(|k| k.to_ascii_lowercase()));
         }
-        if h.response.is_some() {
-            report.unsupported(format!("{at}.headers.response"));
-        }
-    }
-    Some(Route { name: None, matches: RouteMatch::default(), destinations, headers, resilience })
+        out
+    };
+    let (headers, response_headers) = match &http.headers {
+        Some(h) => (ops(&h.request), ops(&h.response)),
+        None => Default::default(),
+    };
+    Some(Route {
+        name: None,
+        matches: RouteMatch::default(),
+        destinations,
+        headers,
+        response_headers,
+        rewrite,
+        redirect: None,
+        resilience,
+    })
 }
 
 fn route_match(m: &HttpMatch, at: &str, report: &mut Report) -> RouteMatch {

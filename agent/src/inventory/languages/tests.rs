@@ -281,3 +281,29 @@ fn opensergo_strategies_of_every_spec_version_map_and_unknown_ones_are_named() {
         "{rule:#?}"
     );
 }
+
+#[test]
+fn rewrites_redirects_and_response_headers_translate_with_the_matched_prefix() {
+    let mut y = reviews_cluster();
+    y += "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\nspec:\n  hosts: [reviews]\n  http:\n  \
+          - match: [{uri: {prefix: /legacy}}]\n    redirect: {uri: /new, authority: new.example}\n  \
+          - match: [{uri: {prefix: /api}}, {uri: {exact: /x}}]\n    rewrite: {uri: /v2, authority: api.internal}\n    \
+          headers: {response: {set: {x-from: graylane}, remove: [server]}}\n    route: [{destination: {host: reviews, subset: v2}}]\n";
+    let snap = load_str(&y).expect("valid");
+    let p = policy(&snap, "default", "reviews");
+    let redirect = p.routes[0].redirect.as_ref().expect("redirect");
+    assert_eq!(
+        (redirect.path.as_deref(), redirect.host.as_deref(), redirect.status),
+        (Some("/new"), Some("new.example"), 301)
+    );
+    let prefix = p.routes[1].rewrite.as_ref().and_then(|r| r.prefix.as_ref()).expect("prefix rewrite");
+    assert_eq!((prefix.from.as_str(), prefix.to.as_str()), ("/api", "/v2"));
+    let exact = p.routes[2].rewrite.as_ref().expect("rewrite");
+    assert_eq!(
+        (exact.path.as_deref(), exact.prefix.is_none()),
+        (Some("/v2"), true),
+        "an exact match's uri is the whole path"
+    );
+    assert_eq!(p.routes[1].response_headers.add.get("x-from").map(String::as_str), Some("graylane"));
+    assert!(snap.reports.iter().all(|r| r.unsupported.is_empty()), "{:#?}", snap.reports);
+}

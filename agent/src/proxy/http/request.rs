@@ -9,7 +9,7 @@ use tokio::time::Instant;
 use http::{HeaderValue, Request, Response, Version, header};
 use hyper::body::Incoming;
 
-use super::{admit::admit, deadline, exchange, headers, outgoing, record::Recorder, upgrade};
+use super::{admit::admit, deadline, exchange, headers, outgoing, record::Recorder, rewrite, upgrade};
 use crate::{
     proxy::{
         Proxy, ProxyState,
@@ -94,6 +94,10 @@ async fn forward(
     }
     let target = planned.target.clone();
     let plan = &*rec.plan.insert(planned);
+    // A route that redirects answers here, whatever the endpoints.
+    if let Some(r) = plan.route().and_then(|r| r.redirect.as_ref()) {
+        return Ok(rewrite::redirect(r, &parts));
+    }
     let target = target?;
 
     // Execute.
@@ -108,6 +112,9 @@ async fn forward(
         parts.headers.insert(header::HOST, authority);
     }
     plan.rewrite(&mut parts.headers);
+    if let Some(rw) = plan.route().and_then(|r| r.url.as_ref()) {
+        rewrite::apply(rw, &mut parts)?;
+    }
     parts.version = if h2 { Version::HTTP_2 } else { Version::HTTP_11 };
     let _admitted = match &plan.policy {
         Some(policy) => {
@@ -126,6 +133,7 @@ async fn forward(
     let (head, _) = outgoing::Head::from_parts(parts);
     let out = outgoing::Outgoing { head, body, h2, deadline, from: conn.origin.clone() };
     let (mut resp, served_by) = exchange::run(proxy, plan, target, out, &mut rec.facts).await?;
+    plan.rewrite_response(resp.headers_mut());
     if let Some(p) = rec.plan.as_mut() {
         p.target = Ok(served_by);
     }
