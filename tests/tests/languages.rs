@@ -10,6 +10,7 @@ use serde_json::Value;
 const SPRINGBOOT: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 30);
 const REVIEWS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 31);
 const RATINGS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 32);
+const MY_SVC: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 33);
 const FOO_APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 40);
 const PROVIDER: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 41);
 const FOO: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 50);
@@ -48,6 +49,12 @@ fn the_seeds_istio_rules_split_match_and_honour_source_labels_and_lanes() {
     sb.add_service(
         ServiceSpec::new("ratings", RATINGS).named_port(80, 8080, "http").select("app", "reviews"),
     );
+    for (name, version) in [("my-v1", "v1"), ("my-v3a", "v3"), ("my-v3b", "v3")] {
+        serve(&mut sb, PodSpec::new(name).label("app", "my").label("version", version));
+    }
+    sb.add_service(ServiceSpec::new("my-svc", MY_SVC).named_port(80, 8080, "http").select("app", "my"));
+    // Seed 004's DestinationRule, unchanged: RANDOM for the service, a cookie ring in v3.
+    sb.add_document(include_str!("../../deploy/examples/languages/istio-destinationrule.yaml"));
     // Seed 004's VirtualServices, unchanged, and the DestinationRules that define their subsets.
     sb.add_document(include_str!("../../deploy/examples/languages/istio-weights.yaml"));
     sb.add_document(include_str!("../../deploy/examples/languages/istio-reviews-jason.yaml"));
@@ -91,13 +98,31 @@ fn the_seeds_istio_rules_split_match_and_honour_source_labels_and_lanes() {
     let other = sb.pod("other").http_load(&format!("http://{RATINGS}/"), 30, &[]).expect("load");
     assert_eq!(count(&other, "reviews-v3"), 30, "{other:#}");
 
+    // The seed's DestinationRule: random over every pod; in subset v3 (here picked by a lane
+    // of that name) the `user` cookie keeps a user on one pod.
+    let spread = client.http_load(&format!("http://{MY_SVC}/"), 300, &[]).expect("load");
+    eprintln!("measured: seed 004 RANDOM over 300 requests: {}", spread["pods"]);
+    assert!(["my-v1", "my-v3a", "my-v3b"].iter().all(|p| count(&spread, p) >= 50), "{spread:#}");
+    let mut homes = Vec::new();
+    for user in ["alice", "bob", "carol", "dave"] {
+        let cookie = format!("cookie:user={user}");
+        let v = client
+            .http_load(&format!("http://{MY_SVC}/"), 20, &["x-graylane-tag:v3", &cookie])
+            .expect("load");
+        let pods = v["pods"].as_object().cloned().unwrap_or_default();
+        assert_eq!(pods.len(), 1, "{user} stays on one v3 pod: {v:#}");
+        assert!(pods.keys().all(|p| p.starts_with("my-v3")), "{v:#}");
+        homes.extend(pods.keys().cloned());
+    }
+    eprintln!("measured: seed 004 v3 cookie ring, users alice bob carol dave on {homes:?}");
+
     // Where each service's routing comes from, and how each object was taken.
     let routes = sb.admin().json("/routes?service=springboot-app-svc").expect("routes");
     let from = routes[0]["rules_from"].as_str().unwrap_or_default();
     assert!(from.starts_with("VirtualService default/springboot-app-svc + DestinationRule"), "{routes:#}");
     let rules = sb.admin().json("/rules").expect("rules");
     let list = rules.as_array().cloned().unwrap_or_default();
-    assert_eq!(list.len(), 6, "{rules:#}");
+    assert_eq!(list.len(), 7, "{rules:#}");
     assert!(list.iter().all(|r| r["accepted"] == true && r["unsupported"].is_null()), "{rules:#}");
 }
 
