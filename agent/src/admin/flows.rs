@@ -7,7 +7,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, StreamBody, combinators::BoxBody};
 use hyper::body::Frame;
 
-use crate::telemetry::flows::{Flow, Flows};
+use crate::telemetry::flows::{Flow, FlowOutcome, Flows};
 
 /// How often a follower looks for new flows.
 const FOLLOW_EVERY: Duration = Duration::from_millis(200);
@@ -90,18 +90,38 @@ fn decode(v: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// New matching flows as JSON lines, starting after the newest flow now in the table.
+/// New matching flows as JSON lines, starting after the newest flow now in the table. A
+/// flow is shown once it is decided (its service known) or over: one just accepted has
+/// nothing to filter on yet, and waits (bounded) for the next look.
 pub fn follow(flows: Arc<Flows>, filter: FlowFilter) -> BoxBody<Bytes, Infallible> {
+    const MAX_WAITING: usize = 4096;
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
     tokio::spawn(async move {
         let mut last = flows.list().last().map_or(0, |f| f.id);
+        let mut waiting: std::collections::BTreeSet<u64> = std::collections::BTreeSet::new();
         loop {
             tokio::time::sleep(FOLLOW_EVERY).await;
-            let fresh: Vec<Flow> = flows.list().into_iter().filter(|f| f.id > last).collect();
-            if let Some(f) = fresh.last() {
-                last = f.id;
+            let listed = flows.list();
+            let fresh: Vec<&Flow> =
+                listed.iter().filter(|f| f.id > last || waiting.contains(&f.id)).collect();
+            let oldest = listed.first().map_or(0, |f| f.id);
+            waiting.retain(|id| *id >= oldest); // gone from the table: nothing to show
+            if let Some(f) = listed.last() {
+                last = last.max(f.id);
             }
-            for flow in fresh.iter().filter(|f| filter.matches(f)) {
+            for flow in fresh {
+                let decided =
+                    flow.state.service.is_some() || !matches!(flow.state.outcome, FlowOutcome::Open);
+                if !decided {
+                    if waiting.len() < MAX_WAITING {
+                        waiting.insert(flow.id);
+                    }
+                    continue;
+                }
+                waiting.remove(&flow.id);
+                if !filter.matches(flow) {
+                    continue;
+                }
                 let Ok(mut line) = serde_json::to_vec(flow) else { continue };
                 line.push(b'\n');
                 if tx.send(Bytes::from(line)).await.is_err() {
