@@ -27,7 +27,7 @@ pub use pod::{Pod, PodSpec};
 pub use privilege::{Privileged, privileged};
 pub use process::{Spawned, cpu_seconds, usage};
 pub use redis::Redis;
-pub use sandbox::{NODE_IP6, PeerPod, SERVICE_CIDR, SERVICE_CIDR6, Sandbox, ServiceSpec};
+pub use sandbox::{NODE_IP6, PeerPod, SERVICE_CIDR, SERVICE_CIDR6, Sandbox, ServiceSpec, WEB_VIP};
 pub use wait::wait_for;
 
 /// Path of a fixture script under `tests/fixtures/`.

@@ -111,9 +111,22 @@ pub struct Sandbox {
     names: Names,
 }
 
+/// The `web` service of [`Sandbox::web`].
+pub const WEB_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
+
 impl Sandbox {
     pub fn new(p: &Privileged) -> anyhow::Result<Self> {
         Self::on_node(p, 0)
+    }
+
+    /// The smallest mesh: a `client` pod, a `web` pod serving HTTP on 8080 and the `web`
+    /// service in front of it at [`WEB_VIP`]:80. No agent yet.
+    pub fn web(p: &Privileged) -> anyhow::Result<Self> {
+        let mut sb = Self::new(p)?;
+        sb.add_pod(PodSpec::new("client"))?;
+        sb.add_pod(PodSpec::new("web").label("app", "web"))?.serve_http(8080)?;
+        sb.add_service(ServiceSpec::new("web", WEB_VIP).named_port(80, 8080, "http").select("app", "web"));
+        Ok(sb)
     }
 
     /// Node number `index` of a cluster: node IP `10.200.0.(1+index)`, pods in

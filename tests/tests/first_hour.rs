@@ -6,21 +6,14 @@
 
 use std::{net::Ipv4Addr, process::Command, time::Duration};
 
-use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, binary, privileged, wait_for};
+use graylane_tests::{AgentOptions, Sandbox, ServiceSpec, binary, privileged, wait_for};
 
 /// Outside the old default range (10.96.0.0/12) the agent used to assume.
 const ODD_VIP: Ipv4Addr = Ipv4Addr::new(10, 112, 0, 10);
 
 fn web(test: &str) -> Option<Sandbox> {
     let p = privileged(test)?;
-    let mut sb = Sandbox::new(&p).expect("sandbox");
-    sb.add_pod(PodSpec::new("client")).expect("client");
-    sb.add_pod(PodSpec::new("web").label("app", "web")).expect("web").serve_http(8080).expect("http");
-    sb.add_service(
-        ServiceSpec::new("web", Ipv4Addr::new(10, 96, 0, 10))
-            .named_port(80, 8080, "http")
-            .select("app", "web"),
-    );
+    let mut sb = Sandbox::web(&p).expect("sandbox");
     sb.add_service(ServiceSpec::new("odd", ODD_VIP).named_port(80, 8080, "http").select("app", "web"));
     Some(sb)
 }

@@ -8,16 +8,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged, wait_for};
+use graylane_tests::{AgentOptions, Sandbox, privileged, wait_for};
 
-const WEB: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
+const WEB: Ipv4Addr = graylane_tests::WEB_VIP;
 
 fn web_sandbox(test: &str) -> Option<Sandbox> {
     let p = privileged(test)?;
-    let mut sb = Sandbox::new(&p).expect("sandbox");
-    sb.add_pod(PodSpec::new("client")).expect("client");
-    sb.add_pod(PodSpec::new("web").label("app", "web")).expect("web").serve_http(8080).expect("http");
-    sb.add_service(ServiceSpec::new("web", WEB).named_port(80, 8080, "http").select("app", "web"));
+    let mut sb = Sandbox::web(&p).expect("sandbox");
     sb.start_agent(&AgentOptions::default()).expect("agent");
     Some(sb)
 }

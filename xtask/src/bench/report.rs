@@ -202,31 +202,28 @@ pub fn render(samples: &[Sample], args: &BenchArgs) -> String {
 /// This tree against `--baseline`: median proxy CPU per request and throughput per case,
 /// and their ratios (> 1: this tree costs more).
 pub fn ab(samples: &[Sample]) -> String {
-    let median = |mut v: Vec<f64>| -> f64 {
-        v.sort_by(f64::total_cmp);
-        v.get(v.len() / 2).copied().unwrap_or(0.0)
-    };
-    let per_req = |s: &Sample| s.cpu_s * 1e6 / s.load.requests.max(1) as f64;
     let mut out =
         String::from("bench: A/B (median of rounds)   this tree            baseline             ratio\n");
-    let mut names: Vec<&str> =
-        samples.iter().map(|s| s.case).filter(|n| !n.ends_with(" [baseline]")).collect();
-    names.dedup();
-    for name in names {
-        let base_name = format!("{name} [baseline]");
-        let mine: Vec<&Sample> = samples.iter().filter(|s| s.case == name).collect();
-        let theirs: Vec<&Sample> = samples.iter().filter(|s| s.case == base_name).collect();
-        if theirs.is_empty() {
-            continue;
+    let mut names: Vec<&str> = Vec::new();
+    for s in samples.iter().filter(|s| !s.case.ends_with(" [baseline]")) {
+        if !names.contains(&s.case) {
+            names.push(s.case);
         }
-        let cpu = |v: &[&Sample]| median(v.iter().map(|s| per_req(s)).collect());
-        let rps = |v: &[&Sample]| median(v.iter().map(|s| s.load.rps).collect());
-        let (a, b) = (cpu(&mine), cpu(&theirs));
-        out += &format!(
-            "bench: A/B {name:<22} {a:>6.1} us/req {:>8.0} req/s  {b:>6.1} us/req {:>8.0} req/s  CPU/req x{:.3}\n",
-            rps(&mine),
-            rps(&theirs),
-            if b > 0.0 { a / b } else { 0.0 },
+    }
+    for name in names {
+        let (Some(a), Some(b)) =
+            (summarize(samples, name), summarize(samples, &format!("{name} [baseline]")))
+        else {
+            continue;
+        };
+        let _ = writeln!(
+            out,
+            "bench: A/B {name:<22} {:>6.1} us/req {:>8.0} req/s  {:>6.1} us/req {:>8.0} req/s  CPU/req x{:.3}",
+            a.cpu_us,
+            a.rps,
+            b.cpu_us,
+            b.rps,
+            if b.cpu_us > 0.0 { a.cpu_us / b.cpu_us } else { 0.0 },
         );
     }
     out

@@ -330,7 +330,7 @@ pub(super) fn virtual_service(
         let mut fragment = Fragment::default();
         for (i, http) in vs.http.iter().enumerate() {
             let at = format!("spec.http[{i}]");
-            let Some(base) = http_route(http, &at, &service, doc, scope, report, &mut fragment) else {
+            let Some(base) = http_route(http, &at, &service, doc, scope, report) else {
                 continue;
             };
             let name = http.name.clone().unwrap_or_else(|| format!("{}-{i}", doc.name));
@@ -367,9 +367,7 @@ fn http_route(
     doc: &ForeignDoc,
     scope: &Scope<'_>,
     report: &mut Report,
-    fragment: &mut Fragment,
 ) -> Option<Route> {
-    let _ = fragment;
     unsupported(
         report,
         at,
