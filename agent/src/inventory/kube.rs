@@ -117,19 +117,24 @@ pub async fn start(
     let mut reported = HashSet::new();
     let first = build(&stores, &cfg, &mut reported);
     tracing::info!(pods = first.pods.len(), services = first.services.len(), "kubernetes inventory synced");
-    languages::write_status(&status_client, &stores.languages, &first.reports).await;
     let (tx, rx) = watch::channel(Arc::new(first));
     tokio::spawn(async move {
+        // HTTPRoute status follows the published snapshot: readiness and routing never wait
+        // on the API server's answers to status writes.
+        let first = tx.borrow().clone();
+        languages::write_status(&status_client, &stores.languages, &first.reports).await;
         loop {
             changed.notified().await;
             // Coalesce a burst of events (a rollout touches pods, slices, services).
             tokio::time::sleep(Duration::from_millis(5)).await;
             let next = build(&stores, &cfg, &mut reported);
             if **tx.borrow() != next {
-                if next.reports != tx.borrow().reports {
+                let reports_changed = next.reports != tx.borrow().reports;
+                let next = Arc::new(next);
+                tx.send_replace(next.clone());
+                if reports_changed {
                     languages::write_status(&status_client, &stores.languages, &next.reports).await;
                 }
-                tx.send_replace(Arc::new(next));
             }
             if tx.is_closed() {
                 break;
