@@ -274,7 +274,12 @@ pub(super) fn fault_tolerance(
             },
             Some(Strategy::Other(kind)) => report.unsupported(format!("{at}: {} ({kind})", r.name)),
             Some(Strategy::Concurrency(s)) => {
-                let _ = &s.limit_mode;
+                if s.limit_mode.as_deref() == Some("Global") {
+                    report.unsupported(format!(
+                        "{} limitMode: Global (graylane caps in-flight requests per node)",
+                        r.name
+                    ));
+                }
                 resilience.concurrency = Some(Concurrency {
                     max_in_flight: Some(s.max_concurrency.max(1)),
                     max_per_endpoint: None,

@@ -263,8 +263,9 @@ fn opensergo_strategies_of_every_spec_version_map_and_unknown_ones_are_named() {
     y += &service("prod", "foo-app", "10.96.1.1", "app: foo-app");
     y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: RateLimitStrategy\nmetadata: {name: per-second}\nspec: {metricType: RequestAmount, limitMode: GlobalToLocal, threshold: 5, statDurationSeconds: 2}\n";
     y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: CircuitBreakerStrategy\nmetadata: {name: slow}\nspec: {strategy: SlowRequestRatio, triggerRatio: '60%', statDuration: '30s', recoveryTimeout: '5s', minRequestAmount: 5, slowConditions: {maxAllowedRt: '500ms'}}\n";
+    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: ConcurrencyLimitStrategy\nmetadata: {name: cap}\nspec: {maxConcurrency: 8, limitMode: Global}\n";
     y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: AdaptiveOverloadProtectionStrategy\nmetadata: {name: bbr}\nspec: {metricType: CpuPercentage, triggerThreshold: '70%', adaptiveStrategy: BBR}\n";
-    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: FaultToleranceRule\nmetadata: {name: r, namespace: prod}\nspec:\n  selector: {app: foo-app}\n  strategies: [{name: per-second}, {name: slow}, {name: bbr}]\n";
+    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: FaultToleranceRule\nmetadata: {name: r, namespace: prod}\nspec:\n  selector: {app: foo-app}\n  strategies: [{name: per-second}, {name: slow}, {name: cap}, {name: bbr}]\n";
     let snap = load_str(&y).expect("valid");
     let p = policy(&snap, "prod", "foo-app");
     let limit = p.resilience.rate_limit.as_ref().expect("limit");
@@ -280,6 +281,8 @@ fn opensergo_strategies_of_every_spec_version_map_and_unknown_ones_are_named() {
         rule.unsupported.iter().any(|f| f.contains("bbr (AdaptiveOverloadProtectionStrategy)")),
         "{rule:#?}"
     );
+    assert_eq!(p.resilience.concurrency.as_ref().and_then(|c| c.max_in_flight), Some(8));
+    assert!(rule.unsupported.iter().any(|f| f.starts_with("cap limitMode: Global")), "{rule:#?}");
 }
 
 #[test]
