@@ -62,10 +62,17 @@ impl Spawned {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Sends `signal` to our child and reaps it.
+    /// Sends `signal` to our child and to every process it started (nginx's workers, a
+    /// server's forks: orphaned, they would outlive the test and load the machine for the
+    /// next one), then reaps it.
     pub fn kill(&mut self, signal: Signal) {
         if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(Pid::from_raw(child.id() as i32), signal);
+            let pid = child.id();
+            let family = descendants(pid);
+            let _ = nix::sys::signal::kill(Pid::from_raw(pid as i32), signal);
+            for p in family {
+                let _ = nix::sys::signal::kill(Pid::from_raw(p as i32), signal);
+            }
             let _ = child.wait();
         }
     }
@@ -89,6 +96,29 @@ impl Drop for Spawned {
     fn drop(&mut self) {
         self.kill(Signal::SIGKILL);
     }
+}
+
+/// Every live process below `pid` (children, their children, ...), read from `/proc`.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // After the command name (which may hold spaces): state, then the parent's pid.
+        let ppid = stat.rsplit_once(") ").and_then(|(_, r)| r.split_whitespace().nth(1)?.parse().ok());
+        if let Some(ppid) = ppid {
+            parents.push((p, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(p, _)| *p));
+        i += 1;
+    }
+    found.remove(0);
+    found
 }
 
 /// Resident memory (KiB) and open descriptors of process `pid`, from `/proc` (0 when gone).
