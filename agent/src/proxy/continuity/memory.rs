@@ -21,6 +21,10 @@ use crate::telemetry::metrics::metrics;
 
 const SHARDS: usize = 16;
 
+/// Distinct lanes a shard names at once; past it the shard starts afresh (lanes are few:
+/// this only bounds a stream of made-up tags).
+const MAX_LANES: usize = 1024;
+
 /// One (pod, trace) pair as a map key.
 pub fn key(pod: &str, trace: u64) -> u64 {
     pair(xxh3_64(pod.as_bytes()), trace)
@@ -66,9 +70,11 @@ pub enum Learned {
     Hint,
 }
 
-#[derive(Clone, Debug)]
+/// 4 bytes: the lane is an index into its shard's `lanes` (no reference count to touch
+/// on every request, half the memory of holding the name).
+#[derive(Clone, Copy, Debug)]
 struct Entry {
-    tag: Arc<str>,
+    lane: u16,
     learned: Learned,
     /// Recalled at least once.
     recalled: bool,
@@ -78,6 +84,38 @@ struct Shard {
     current: Map,
     previous: Map,
     since: Instant,
+    /// The lanes entries of both generations name, by index.
+    lanes: Vec<Arc<str>>,
+}
+
+impl Shard {
+    fn new() -> Self {
+        Self { current: Map::default(), previous: Map::default(), since: Instant::now(), lanes: Vec::new() }
+    }
+
+    /// `tag`'s index, added if new; `None` when the shard names too many lanes.
+    fn lane(&mut self, tag: &Arc<str>) -> Option<u16> {
+        let found = self.lanes.iter().position(|l| Arc::ptr_eq(l, tag) || **l == **tag);
+        let i = match found {
+            Some(i) => i,
+            None if self.lanes.len() < MAX_LANES => {
+                self.lanes.push(tag.clone());
+                self.lanes.len() - 1
+            }
+            None => return None,
+        };
+        u16::try_from(i).ok()
+    }
+
+    /// Forgets everything; how many entries went.
+    fn clear(&mut self) -> usize {
+        let n = self.current.len() + self.previous.len();
+        self.current.clear();
+        self.previous.clear();
+        self.lanes.clear();
+        self.since = Instant::now();
+        n
+    }
 }
 
 pub struct TraceMemory {
@@ -90,8 +128,7 @@ pub struct TraceMemory {
 impl TraceMemory {
     /// At most `entries` in all (about: two generations of half each), each at most `ttl`.
     pub fn new(entries: usize, ttl: Duration) -> Self {
-        let shard =
-            || Mutex::new(Shard { current: Map::default(), previous: Map::default(), since: Instant::now() });
+        let shard = || Mutex::new(Shard::new());
         let counts = &metrics().lanes.memory;
         Self {
             shards: (0..SHARDS).map(|_| shard()).collect(),
@@ -114,14 +151,10 @@ impl TraceMemory {
     fn maintain(&self, shard: &mut Shard) {
         let age = shard.since.elapsed();
         let evicted = if age >= self.ttl {
-            let n = shard.current.len() + shard.previous.len();
-            shard.current.clear();
-            shard.previous.clear();
-            shard.since = Instant::now();
-            n
+            shard.clear()
         } else if shard.current.len() >= self.per_shard || age >= self.ttl / 2 {
             // The older generation goes; its map (and capacity) becomes the new current.
-            let Shard { current, previous, since } = shard;
+            let Shard { current, previous, since, .. } = shard;
             std::mem::swap(current, previous);
             let n = current.len();
             current.clear();
@@ -142,7 +175,16 @@ impl TraceMemory {
             let key = pair(pod_hash, *trace);
             let mut shard = self.shard(key);
             self.maintain(&mut shard);
-            shard.current.insert(key, Entry { tag: tag.clone(), learned, recalled: false });
+            let lane = match shard.lane(tag) {
+                Some(lane) => lane,
+                None => {
+                    let n = shard.clear();
+                    self.counts.evicted.inc_by(n as u64);
+                    let Some(lane) = shard.lane(tag) else { continue };
+                    lane
+                }
+            };
+            shard.current.insert(key, Entry { lane, learned, recalled: false });
         }
         match learned {
             Learned::Here => self.counts.learned.inc(),
@@ -158,11 +200,12 @@ impl TraceMemory {
             let key = pair(pod_hash, *trace);
             let mut shard = self.shard(key);
             self.maintain(&mut shard);
-            let Shard { current, previous, .. } = &mut *shard;
+            let Shard { current, previous, lanes, .. } = &mut *shard;
             if let Some(e) = current.get_mut(&key).or_else(|| previous.get_mut(&key)) {
                 let first = !e.recalled;
                 e.recalled = true;
-                return Some((e.tag.clone(), e.learned, first));
+                let tag = lanes.get(usize::from(e.lane))?.clone();
+                return Some((tag, e.learned, first));
             }
         }
         None
@@ -210,5 +253,22 @@ mod tests {
         assert!(m.recall("p", &Keys::from_slice(&[0])).is_none(), "the oldest went");
         std::thread::sleep(Duration::from_millis(110));
         assert!(m.recall("p", &Keys::from_slice(&[9_999])).is_none(), "past the TTL");
+    }
+
+    #[test]
+    fn each_entry_recalls_its_own_lane_past_the_lane_bound() {
+        let m = TraceMemory::new(1_000_000, Duration::from_secs(60));
+        let lanes = (SHARDS * MAX_LANES + 100) as u64;
+        for i in 0..lanes {
+            m.learn("p", &Keys::from_slice(&[i]), &Arc::from(format!("lane-{i}")), Learned::Here);
+        }
+        let newest = lanes - 1;
+        let recalled = m.recall("p", &Keys::from_slice(&[newest])).map(|(t, _, _)| t.to_string());
+        assert_eq!(recalled, Some(format!("lane-{newest}")));
+        for shard in &m.shards {
+            assert!(shard.lock().expect("shard").lanes.len() <= MAX_LANES);
+        }
+        let (n, _) = m.size();
+        assert!(n > 0 && n <= lanes as usize, "{n}");
     }
 }

@@ -65,12 +65,18 @@ async fn forward(
     let upgrade = !h2 && headers::is_upgrade(req.headers());
     let on_downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    // Only ids the caller brought can be remembered: read them before this hop mints its own.
+    let brought = match proxy.continuity.remembers() {
+        true => proxy.continuity.keys(&parts.headers),
+        false => Keys::default(),
+    };
     rec.trace(&mut parts);
 
     // Decide (and remember the lane, or tell the callee's node, before forwarding).
     let planned = {
         let state = proxy.state.load();
-        let lookup = TraceLookup { proxy, state: &state, headers: &parts.headers, keys: OnceCell::new() };
+        let lookup =
+            TraceLookup { proxy, state: &state, headers: &parts.headers, brought, keys: OnceCell::new() };
         let view = RequestView {
             method: &parts.method,
             path: parts.uri.path(),
@@ -147,13 +153,15 @@ async fn forward(
     Ok(resp.map(Body::Upstream))
 }
 
-/// The trace memory as the planner sees it for one request: the request's trace keys are
-/// read once, and only if needed (an untagged request from a pod, or a lane request
-/// forwarded into a pod).
+/// The trace memory as the planner sees it for one request: an untagged request from a pod
+/// is looked up by the ids its caller brought (none: nothing to recall, no lookup); a lane
+/// request forwarded into a pod is remembered by the ids it leaves with (read once, and
+/// only then), this hop's fresh ones included.
 struct TraceLookup<'a> {
     proxy: &'a Proxy,
     state: &'a ProxyState,
     headers: &'a http::HeaderMap,
+    brought: Keys,
     keys: OnceCell<Keys>,
 }
 
@@ -165,10 +173,10 @@ impl TraceLookup<'_> {
 
 impl LaneMemory for TraceLookup<'_> {
     fn recall(&self, pod: &str) -> Option<Arc<str>> {
-        if !self.proxy.continuity.remembers() {
+        if self.brought.is_empty() {
             return None;
         }
-        self.proxy.continuity.recall(pod, &self.keys(), self.state)
+        self.proxy.continuity.recall(pod, &self.brought, self.state)
     }
 
     fn serving(&self, pod: &str) -> Option<Arc<str>> {
