@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use super::{Emit, ForeignDoc, Fragment, Precedence, Rank, Report, Scope, duration::period};
 use crate::inventory::{
+    model::{Service, TargetPort},
     policy::{
         Destination, HeaderRewrite, KeyMatch, PrefixRewrite, Redirect, Route, RouteMatch, StringMatch,
         SubsetDef, UrlRewrite,
@@ -281,10 +282,13 @@ pub(super) fn http_route(
     }
 }
 
-/// The subset a backend Service stands for: its selector's pods among the parent's.
+/// The subset a backend Service stands for: its selector's pods among the parent's. Its
+/// share goes to the parent's target port on those pods, so a backend whose port leads
+/// elsewhere is refused, never routed to the wrong port.
 fn backend_subset(
     target: &ObjectRef,
     at: &str,
+    parent: &(String, String),
     doc: &ForeignDoc,
     scope: &Scope<'_>,
     report: &mut Report,
@@ -307,13 +311,46 @@ fn backend_subset(
         report.unsupported(format!("{at}: Service {} has no selector", target.name));
         return None;
     }
-    let _ = target.port;
+    if let Some(parent) = scope.service(parent)
+        && let Err(why) = same_target_port(svc, target.port, parent)
+    {
+        report.unsupported(format!("{at}.port: {why}"));
+        return None;
+    }
     subsets.entry(svc.name.clone()).or_insert_with(|| SubsetDef {
         name: svc.name.clone(),
         labels: svc.selector.clone(),
         load_balancer: None,
     });
     Some(svc.name.clone())
+}
+
+/// Whether `port` of `backend` leads to the container port every port of `parent` leads to.
+fn same_target_port(backend: &Service, port: Option<u16>, parent: &Service) -> Result<(), String> {
+    let Some(port) = port else {
+        return Err(format!("required for a Service backend ({})", backend.name));
+    };
+    let Some(bp) = backend.ports.iter().find(|p| p.port == port) else {
+        return Err(format!("Service {} has no port {port}", backend.name));
+    };
+    match parent.ports.iter().find(|pp| pp.target_port != bp.target_port) {
+        None => Ok(()),
+        Some(pp) => Err(format!(
+            "Service {} sends port {port} to {}, but {} sends port {} to {}: graylane sends a backend's share to the parent's target port, so this backend is not used",
+            backend.name,
+            target_port(&bp.target_port),
+            parent.name,
+            pp.port,
+            target_port(&pp.target_port)
+        )),
+    }
+}
+
+fn target_port(t: &TargetPort) -> String {
+    match t {
+        TargetPort::Number(n) => n.to_string(),
+        TargetPort::Name(n) => n.clone(),
+    }
 }
 
 fn rule_route(
@@ -352,6 +389,7 @@ fn rule_route(
                     if let Some(subset) = backend_subset(
                         &m.backend_ref,
                         &format!("{at}.requestMirror.backendRef"),
+                        service,
                         doc,
                         scope,
                         report,
@@ -410,7 +448,7 @@ fn rule_route(
             report.unsupported(format!("{at}.filters"));
         }
         let weight = b.weight.unwrap_or(1);
-        match backend_subset(&b.target, &at, doc, scope, report, subsets) {
+        match backend_subset(&b.target, &at, service, doc, scope, report, subsets) {
             Some(subset) if weight > 0 => {
                 destinations.push(Destination { subset, weight: weight.min(10_000), fallback: None })
             }

@@ -13,8 +13,12 @@ fn pod(ns: &str, name: &str, ip: &str, labels: &str) -> String {
 }
 
 fn service(ns: &str, name: &str, ip: &str, selector: &str) -> String {
+    service_port(ns, name, ip, selector, 80, 8080)
+}
+
+fn service_port(ns: &str, name: &str, ip: &str, selector: &str, port: u16, target: u16) -> String {
     format!(
-        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{clusterIP: {ip}, selector: {{{selector}}}, ports: [{{name: http, port: 80, targetPort: 8080}}]}}\n"
+        "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {ns}}}\nspec: {{clusterIP: {ip}, selector: {{{selector}}}, ports: [{{name: http, port: {port}, targetPort: {target}}}]}}\n"
     )
 }
 
@@ -148,8 +152,9 @@ fn gateway_api_canaries_split_by_weight_and_by_header_in_precedence_order() {
         );
     }
     y += &service("default", "foo", "10.96.2.1", "app: foo");
-    y += &service("default", "foo-v1", "10.96.2.2", "app: foo, version: v1");
-    y += &service("default", "foo-v2", "10.96.2.3", "app: foo, version: v2");
+    // The Gateway API's own example: the per-version Services listen on 8080.
+    y += &service_port("default", "foo-v1", "10.96.2.2", "app: foo, version: v1", 8080, 8080);
+    y += &service_port("default", "foo-v2", "10.96.2.3", "app: foo, version: v2", 8080, 8080);
     y += "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: foo-split\nspec:\n  parentRefs:\n  - group: \"\"\n    kind: Service\n    name: foo\n    port: 80\n  rules:\n  - backendRefs:\n    - name: foo-v1\n      port: 8080\n      weight: 90\n    - name: foo-v2\n      port: 8080\n      weight: 10\n";
     y += "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata:\n  name: foo-header\nspec:\n  parentRefs:\n  - group: \"\"\n    kind: Service\n    name: foo\n  rules:\n  - matches:\n    - headers:\n      - name: traffic\n        value: test\n      path: {type: PathPrefix, value: /api/}\n    backendRefs:\n    - name: foo-v2\n      port: 8080\n    filters:\n    - type: RequestHeaderModifier\n      requestHeaderModifier: {set: [{name: x-canary, value: \"yes\"}]}\n    timeouts: {request: 1500ms}\n    retry: {attempts: 2, codes: [503]}\n    sessionPersistence: {sessionName: s}\n";
     let snap = load_str(&y).expect("valid");
@@ -173,6 +178,28 @@ fn gateway_api_canaries_split_by_weight_and_by_header_in_precedence_order() {
     assert_eq!(v2.labels.get("version").map(String::as_str), Some("v2"));
     let header_report = snap.reports.iter().find(|r| r.name == "foo-header").expect("report");
     assert!(header_report.unsupported.iter().any(|f| f.contains("sessionPersistence")), "{header_report:#?}");
+}
+
+#[test]
+fn a_backend_whose_port_leads_elsewhere_is_refused_not_misrouted() {
+    let mut y = String::new();
+    y += &pod("default", "foo-1", "10.0.2.1", "app: foo, version: v1");
+    y += &service("default", "foo", "10.96.2.1", "app: foo");
+    y += &service_port("default", "foo-admin", "10.96.2.4", "app: foo, version: v1", 80, 9090);
+    y += &service_port("default", "foo-v1", "10.96.2.2", "app: foo, version: v1", 8080, 8080);
+    y += "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: ports}\nspec:\n  parentRefs: [{kind: Service, name: foo}]\n  rules:\n  - backendRefs: [{name: foo-admin, port: 80}, {name: foo-v1, port: 80}, {name: foo-v1}, {name: foo-v1, port: 8080}]\n";
+    let snap = load_str(&y).expect("valid");
+    let report = snap.reports.iter().find(|r| r.name == "ports").expect("report");
+    let named = |what: &str| report.unsupported.iter().any(|f| f.contains(what));
+    assert!(
+        named("backendRefs[0].port: Service foo-admin sends port 80 to 9090, but foo sends port 80 to 8080"),
+        "{report:#?}"
+    );
+    assert!(named("backendRefs[1].port: Service foo-v1 has no port 80"), "{report:#?}");
+    assert!(named("backendRefs[2].port: required"), "{report:#?}");
+    let p = policy(&snap, "default", "foo");
+    let to: Vec<&str> = p.routes[0].destinations.iter().map(|d| d.subset.as_str()).collect();
+    assert_eq!(to, ["foo-v1"], "only the backend whose port leads to the parent's target port");
 }
 
 #[test]
