@@ -79,17 +79,47 @@ pub fn run(
                 scratch,
             )
         }
-        Load::Rate { per_second } => {
-            let clients = 10;
-            h2load(
-                pod,
-                url,
-                &["--h1", &format!("-c{clients}"), &format!("--rps={}", per_second / clients)],
-                secs,
-                scratch,
-            )
-        }
+        Load::Rate { per_second } => open_loop(pod, url, per_second, secs, scratch),
     }
+}
+
+/// Clients at a fixed rate in all, with their ticks spread over the period. One h2load
+/// with `-c10 --rps=R/10` ticks all ten clients together: "1,000 per second" arrives as a
+/// burst of ten every 10 ms, and latency then measures queueing behind the burst. Here each
+/// client is its own h2load process, started a tenth of a period after the previous one
+/// (and with the jitter of a process start), so requests arrive spread out.
+fn open_loop(
+    pod: &Pod,
+    url: &str,
+    per_second: u32,
+    secs: u64,
+    scratch: &std::path::Path,
+) -> anyhow::Result<LoadResult> {
+    const CLIENTS: u32 = 10;
+    let rps = (per_second / CLIENTS).max(1);
+    let step = 1.0 / f64::from(rps) / f64::from(CLIENTS);
+    let mut script = String::new();
+    let mut logs = Vec::new();
+    for i in 0..CLIENTS {
+        let log = scratch.join(format!("h2load-{i}.log"));
+        let _ = std::fs::remove_file(&log);
+        script += &format!(
+            "(sleep {:.6}; exec h2load -D{secs} --log-file={} --h1 -c1 --rps={rps} {url} >/dev/null 2>&1) &\n",
+            step * f64::from(i),
+            log.display()
+        );
+        logs.push(log);
+    }
+    script += "wait\n";
+    let (ok, out, err) = pod.run("sh", &["-c", &script])?;
+    if !ok {
+        bail!("h2load {url}: {err}\n{out}");
+    }
+    let mut text = String::new();
+    for log in &logs {
+        text += &std::fs::read_to_string(log).with_context(|| format!("h2load log {}", log.display()))?;
+    }
+    summarize_log(&text, url, secs, &out)
 }
 
 /// h2load for `secs` seconds; latencies from its per-request log.
@@ -112,6 +142,11 @@ fn h2load(
         bail!("h2load {url}: {err}\n{out}");
     }
     let text = std::fs::read_to_string(&log).with_context(|| format!("h2load log {}", log.display()))?;
+    summarize_log(&text, url, secs, &out)
+}
+
+/// Requests, rate, p50/p99 and errors from h2load's per-request log lines.
+fn summarize_log(text: &str, url: &str, secs: u64, out: &str) -> anyhow::Result<LoadResult> {
     let mut latencies: Vec<f64> = Vec::new();
     let mut errors = 0;
     for line in text.lines() {
