@@ -24,6 +24,7 @@ const SHARDS: usize = 16;
 /// Distinct lanes a shard names at once; past it the shard starts afresh (lanes are few:
 /// this only bounds a stream of made-up tags).
 const MAX_LANES: usize = 1024;
+const _: () = assert!(MAX_LANES <= u16::MAX as usize, "a lane index is a u16");
 
 /// One (pod, trace) pair as a map key.
 pub fn key(pod: &str, trace: u64) -> u64 {
@@ -93,18 +94,15 @@ impl Shard {
         Self { current: Map::default(), previous: Map::default(), since: Instant::now(), lanes: Vec::new() }
     }
 
-    /// `tag`'s index, added if new; `None` when the shard names too many lanes.
-    fn lane(&mut self, tag: &Arc<str>) -> Option<u16> {
-        let found = self.lanes.iter().position(|l| Arc::ptr_eq(l, tag) || **l == **tag);
-        let i = match found {
-            Some(i) => i,
-            None if self.lanes.len() < MAX_LANES => {
-                self.lanes.push(tag.clone());
-                self.lanes.len() - 1
-            }
-            None => return None,
-        };
-        u16::try_from(i).ok()
+    /// `tag`'s index, added if new; a shard that names `MAX_LANES` already starts afresh
+    /// first. Also how many entries that start evicted.
+    fn lane(&mut self, tag: &Arc<str>) -> (u16, usize) {
+        if let Some(i) = self.lanes.iter().position(|l| Arc::ptr_eq(l, tag) || **l == **tag) {
+            return (i as u16, 0);
+        }
+        let evicted = if self.lanes.len() >= MAX_LANES { self.clear() } else { 0 };
+        self.lanes.push(tag.clone());
+        ((self.lanes.len() - 1) as u16, evicted)
     }
 
     /// Forgets everything; how many entries went.
@@ -175,15 +173,10 @@ impl TraceMemory {
             let key = pair(pod_hash, *trace);
             let mut shard = self.shard(key);
             self.maintain(&mut shard);
-            let lane = match shard.lane(tag) {
-                Some(lane) => lane,
-                None => {
-                    let n = shard.clear();
-                    self.counts.evicted.inc_by(n as u64);
-                    let Some(lane) = shard.lane(tag) else { continue };
-                    lane
-                }
-            };
+            let (lane, evicted) = shard.lane(tag);
+            if evicted > 0 {
+                self.counts.evicted.inc_by(evicted as u64);
+            }
             shard.current.insert(key, Entry { lane, learned, recalled: false });
         }
         match learned {
