@@ -25,7 +25,7 @@ pub use agent::{Agent, AgentOptions, binary};
 pub use cluster::Cluster;
 pub use pod::{Pod, PodSpec};
 pub use privilege::{Privileged, privileged};
-pub use process::{Spawned, cpu_seconds, usage};
+pub use process::{Spawned, cpu_seconds, processes, stat_fields, usage};
 pub use redis::Redis;
 pub use sandbox::{NODE_IP6, PeerPod, SERVICE_CIDR, SERVICE_CIDR6, Sandbox, ServiceSpec, WEB_VIP};
 pub use wait::wait_for;

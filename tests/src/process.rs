@@ -100,16 +100,8 @@ impl Drop for Spawned {
 
 /// Every live process below `pid` (children, their children, ...), read from `/proc`.
 fn descendants(pid: u32) -> Vec<u32> {
-    let mut parents: Vec<(u32, u32)> = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        // After the command name (which may hold spaces): state, then the parent's pid.
-        let ppid = stat.rsplit_once(") ").and_then(|(_, r)| r.split_whitespace().nth(1)?.parse().ok());
-        if let Some(ppid) = ppid {
-            parents.push((p, ppid));
-        }
-    }
+    let parents: Vec<(u32, u32)> =
+        processes().filter_map(|p| Some((p, stat_fields(p)?.get(1)?.parse().ok()?))).collect();
     let mut found = vec![pid];
     let mut i = 0;
     while i < found.len() {
@@ -119,6 +111,23 @@ fn descendants(pid: u32) -> Vec<u32> {
     }
     found.remove(0);
     found
+}
+
+/// The pids in `/proc` now.
+pub fn processes() -> impl Iterator<Item = u32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()))
+}
+
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold spaces): state
+/// is 0, the parent's pid 1, utime 11, stime 12. `None` when the process is gone.
+pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    Some(rest.split_whitespace().map(str::to_owned).collect())
 }
 
 /// Resident memory (KiB) and open descriptors of process `pid`, from `/proc` (0 when gone).
@@ -135,10 +144,7 @@ pub fn usage(pid: u32) -> (u64, usize) {
 
 /// CPU seconds (user + system) process `pid` has used so far, from `/proc` (0 when gone).
 pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start at ") ".
-    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let fields = stat_fields(pid).unwrap_or_default();
     let ticks: f64 = [11, 12].iter().filter_map(|i| fields.get(*i)?.parse::<f64>().ok()).sum();
     let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok().flatten().unwrap_or(100) as f64;
     ticks / hz

@@ -16,18 +16,8 @@ impl ProcStat {
         let mut cpu = 0u64;
         let mut user = 0u64;
         let mut rss = 0u64;
-        for entry in std::fs::read_dir("/proc")?.flatten() {
-            let Some(p) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-                continue;
-            };
-            // Fields after the command (which may contain spaces) start after ") ".
-            let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
-                continue;
-            };
-            let f: Vec<&str> = rest.split_whitespace().collect();
+        for p in graylane_tests::processes() {
+            let Some(f) = graylane_tests::stat_fields(p) else { continue };
             let ppid: u32 = f.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
             if p != pid && ppid != pid {
                 continue;
@@ -36,13 +26,7 @@ impl ProcStat {
             let stime: u64 = f.get(12).and_then(|v| v.parse().ok()).context("stime")?;
             cpu += utime + stime;
             user += utime;
-            let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
-            rss += status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
+            rss += graylane_tests::usage(p).0;
         }
         Ok(Self { cpu_s: cpu as f64 / ticks, user_s: user as f64 / ticks, rss_kib: rss })
     }
