@@ -3,6 +3,7 @@
 
 mod annotations;
 mod bounds;
+pub mod data_lanes;
 mod error;
 mod files;
 mod kernel_view;

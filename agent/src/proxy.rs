@@ -16,6 +16,7 @@ mod labels;
 mod limits;
 mod listener;
 mod opaque;
+pub mod data;
 pub mod plan;
 mod prefixed;
 mod respond;

@@ -3,6 +3,7 @@
 //! endpoints → load balancer.
 
 mod balance;
+pub mod data;
 mod describe;
 mod endpoint;
 mod matcher;

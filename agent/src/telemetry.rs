@@ -3,6 +3,7 @@
 //! only on the shared vocabulary.
 
 pub mod access_log;
+pub mod data;
 pub mod flows;
 pub mod metrics;
 mod record;

@@ -20,6 +20,9 @@ const PACKAGES: &[&str] = &[
     "wrk",
     "nghttp2-client",
     "redis-server",
+    "mariadb-server",
+    "mariadb-client",
+    "nats-server",
     "prometheus",
     "nodejs",
 ];
@@ -50,11 +53,14 @@ pub fn run() -> anyhow::Result<()> {
     // Python test clients: grpcio (a real gRPC client/server), h2 (a strict HTTP/2 server),
     // kubernetes-validate (Kubernetes schemas, for deploy/), opentelemetry-proto (the
     // official OTLP messages, to parse the spans graylane exports), xxhash (trace keys in
-    // forged lane hints).
+    // forged lane hints), redis-py, PyMySQL and nats-py (real clients of the data stores).
     for (module, package) in [
         ("grpc", "grpcio"),
         ("h2", "h2"),
         ("xxhash", "xxhash"),
+        ("redis", "redis"),
+        ("pymysql", "pymysql"),
+        ("nats", "nats-py"),
         ("kubernetes_validate", "kubernetes-validate"),
         ("opentelemetry.proto.collector.trace.v1.trace_service_pb2", "opentelemetry-proto"),
     ] {

@@ -10,6 +10,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::data_lanes::{self, DataLanes};
 use super::resilience::{self, Resilience};
 
 /// Routing policy of one service: routes, subset fallback, load balancing.
@@ -38,6 +39,10 @@ pub struct TrafficPolicySpec {
     /// Ordered: the first route that matches wins.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// For a data store (Redis, MySQL/MariaDB, NATS): what each lane's connections get
+    /// (key prefix, schemas, subjects), so a lane's data stays apart in the same store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_lanes: Option<DataLanes>,
     /// Timeout, rate limit, concurrency cap, faults for the whole service.
     #[serde(flatten)]
     pub resilience: Resilience,
@@ -390,6 +395,9 @@ pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), FieldError> {
         _ => {}
     }
     resilience::validate(&spec.resilience, "spec")?;
+    if let Some(d) = &spec.data_lanes {
+        data_lanes::validate(d)?;
+    }
     for (i, r) in spec.routes.iter().enumerate() {
         let at = |f: &str| format!("spec.routes[{i}].{f}");
         resilience::validate(&r.resilience, &format!("spec.routes[{i}]"))?;

@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Proxy, conn::ConnContext, error, plan};
-use crate::telemetry::{flows::FlowOutcome, metrics};
+use super::{Proxy, conn::ConnContext, data, error, plan};
+use crate::telemetry::{data::DataSeries, flows::FlowOutcome, metrics};
 
 pub async fn forward<T>(proxy: &Proxy, conn: &ConnContext, mut downstream: T)
 where
@@ -56,6 +56,32 @@ where
         }
     };
     connection("forwarded");
+    // A data store with lanes: the lane's connections (and, on NATS, base ones) go
+    // through the store's codec.
+    let data = planned.service.as_ref().and_then(|s| s.data.clone());
+    if let Some(rules) = data {
+        let lane = rules.lane(planned.lane.tag.as_deref());
+        if let Some(mut codec) = data::codec(&rules, lane) {
+            let lane_name = lane.map_or("", |l| &*l.lane);
+            if let Some(l) = lane {
+                flow.update(|s| s.data_lane = Some(l.describe.clone()));
+            }
+            let series = DataSeries::new(&service, lane_name, rules.protocol.as_str());
+            let t = &proxy.telemetry;
+            match data::pump(&mut *codec, downstream, upstream, t, &conn.telemetry, &series).await {
+                Ok((up, down)) => {
+                    m.tcp_bytes.with_label_values(&[&*service, "sent"]).inc_by(up);
+                    m.tcp_bytes.with_label_values(&[&*service, "received"]).inc_by(down);
+                    flow.close(FlowOutcome::Closed, up, down, started.elapsed());
+                }
+                Err(e) => {
+                    tracing::debug!(client = %conn.client, lane = lane_name, error = %e, "data connection closed");
+                    flow.close(FlowOutcome::Failed(e.to_string()), 0, 0, started.elapsed());
+                }
+            }
+            return;
+        }
+    }
     match tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
         Ok((up, down)) => {
             m.tcp_bytes.with_label_values(&[&*service, "sent"]).inc_by(up);

@@ -9,6 +9,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::{
     CompiledRoute, CompiledRule, RequestView,
     balance::PickKey,
+    data::DataRules,
     endpoint::Endpoint,
     rules::cookie,
     subset::{BASE, Decision, RouteError, ServiceEndpoints},
@@ -44,7 +45,7 @@ impl Protocol {
             Some("http") => Protocol::Http1,
             Some("http2" | "h2c" | "grpc") => Protocol::Http2,
             Some(
-                "tcp" | "mysql" | "mongo" | "redis" | "postgres" | "postgresql" | "amqp" | "kafka" | "smtp",
+                "tcp" | "mysql" | "mariadb" | "nats" | "mongo" | "redis" | "postgres" | "postgresql" | "amqp" | "kafka" | "smtp",
             ) => Protocol::Opaque,
             _ => Protocol::Detect,
         }
@@ -64,6 +65,8 @@ pub struct ServiceRoutes {
     /// The policy the routes come from (for a translated one: its objects, e.g.
     /// `VirtualService default/reviews + DestinationRule default/reviews`).
     pub source: Option<Arc<str>>,
+    /// A data store's lanes (`dataLanes`): the protocol spoken and each lane's mapping.
+    pub data: Option<Arc<DataRules>>,
 }
 
 impl ServiceRoutes {
@@ -175,18 +178,33 @@ impl RoutingTable {
             // One plan per service, shared by its ports: one set of budgets and bounds.
             let plan =
                 policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry, &addrs, &subsets));
+            let data_lanes = policy.and_then(|(_, p)| p.data_lanes.as_ref());
             for (ip, port, eps) in ports {
+                let data = data_lanes.and_then(|d| {
+                    DataRules::compile(d, port, &fallback.isolated)
+                        .map_err(|e| tracing::error!(service = %name, error = %e, "dataLanes skipped"))
+                        .ok()
+                        .flatten()
+                        .map(Arc::new)
+                });
+                // A lane with a data mapping is kept apart inside the shared store: it may
+                // use the base endpoints (its own subset still wins when it has pods).
+                let mut fallback = fallback.clone();
+                if let Some(d) = &data {
+                    fallback.isolated.retain(|t| d.lane(Some(t)).is_none());
+                }
                 let endpoints: Vec<Arc<Endpoint>> =
                     eps.into_iter().map(|(pod, addr)| Arc::new(Endpoint::of(addr, &pod, defs))).collect();
                 let entry = ServiceRoutes {
                     name: name.clone(),
                     protocol: Protocol::of_port(port),
                     routes: routes.clone(),
-                    fallback: fallback.clone(),
+                    fallback,
                     hash_on: hash_on.clone(),
                     endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb, defs),
                     plan: plan.clone(),
                     source: source.clone(),
+                    data,
                 };
                 services.insert(SocketAddr::new(ip, port.port), Arc::new(entry));
             }

@@ -74,6 +74,16 @@ pub struct FlowState {
     pub endpoint_pod: Option<Arc<str>>,
     /// Why graylane answered the last request itself, if it did (`x-graylane-reason`).
     pub local_reason: Option<&'static str>,
+    /// A data-lane connection's mapping (`keyPrefix shadow:`), and its commands graylane
+    /// refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_lane: Option<Arc<str>>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub data_rejected: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug)]
@@ -156,6 +166,8 @@ impl Flows {
                 rule: None,
                 endpoint_pod: None,
                 local_reason: None,
+                data_lane: None,
+                data_rejected: 0,
                 lane_lost: None,
             }),
         });

@@ -2,6 +2,7 @@
 //! Families are grouped by what they describe (one file each); every label has a bounded
 //! set of values: policy scopes and services come from configuration, never from requests.
 
+mod data;
 mod inventory;
 mod kernel;
 mod lanes;
@@ -15,6 +16,7 @@ use std::sync::LazyLock;
 
 use prometheus::{Encoder as _, Registry, TextEncoder};
 
+pub use data::DataMetrics;
 pub use inventory::InventoryMetrics;
 pub use kernel::KernelMetrics;
 pub use lanes::LaneMetrics;
@@ -34,6 +36,7 @@ pub struct Metrics {
     pub inventory: InventoryMetrics,
     pub tracing: TracingMetrics,
     pub upstream: UpstreamMetrics,
+    pub data: DataMetrics,
     /// Access-log lines dropped because the writer fell behind.
     pub access_log_dropped: prometheus::IntCounter,
 }
@@ -49,6 +52,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         inventory: InventoryMetrics::new(&registry),
         tracing: TracingMetrics::new(&registry),
         upstream: UpstreamMetrics::new(&registry),
+        data: DataMetrics::new(&registry),
         access_log_dropped: define(
             &registry,
             prometheus::IntCounter::new(

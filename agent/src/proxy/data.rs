@@ -1,0 +1,150 @@
+//! Data-layer lanes: a connection from a pod in a lane that its data store's `dataLanes`
+//! maps is relayed by a codec that speaks the store's protocol (Redis, MySQL, NATS) and
+//! keeps the lane's data apart: prefixed keys, shadow schemas, lane subjects. Base pods'
+//! connections are not touched (except on NATS, where base subscribers never receive a
+//! lane's messages).
+//!
+//! A codec is synchronous and owns no socket: it turns client bytes into server bytes and
+//! local answers, and server bytes into client bytes ([`Codec`]); [`pump`] moves the bytes
+//! with bounded buffers, both ways at once.
+
+pub mod mysql;
+pub mod nats;
+pub mod redis;
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+use crate::{
+    inventory::data_lanes::OnUnsupported,
+    routing::data::{DataLaneRule, DataRules, LaneMap},
+    telemetry::{
+        ConnTelemetry, Telemetry,
+        data::DataSeries,
+    },
+};
+
+pub use crate::telemetry::data::DataTally as Tally;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{protocol}: {detail}")]
+    Malformed { protocol: &'static str, detail: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One protocol's view of a connection.
+pub trait Codec: Send {
+    /// Consumes whole client messages from `input`: what goes to the server into `up`,
+    /// graylane's own answers into `down` (in order with the server's replies).
+    fn client(&mut self, input: &mut BytesMut, up: &mut BytesMut, down: &mut BytesMut) -> Result<(), DataError>;
+    /// Consumes whole server messages from `input` into `down` (and `up`, for protocols
+    /// that answer the server themselves).
+    fn server(&mut self, input: &mut BytesMut, down: &mut BytesMut, up: &mut BytesMut) -> Result<(), DataError>;
+    /// What happened since the last look.
+    fn tally(&mut self) -> &mut Tally;
+}
+
+/// The codec for a connection: the lane's mapping, or (NATS) base subscribers' filter.
+pub fn codec(rules: &DataRules, lane: Option<&Arc<DataLaneRule>>) -> Option<Box<dyn Codec>> {
+    match lane {
+        Some(l) => {
+            let reject = l.on_unsupported == OnUnsupported::Reject;
+            Some(match &l.map {
+                LaneMap::Redis { key_prefix } => Box::new(redis::Redis::new(key_prefix, &l.lane, reject)),
+                LaneMap::Mysql { suffix, map } => {
+                    Box::new(mysql::Mysql::new(&l.lane, suffix.clone(), map.clone(), reject))
+                }
+                LaneMap::Nats { subject_prefix, queue_suffix } => {
+                    Box::new(nats::Nats::lane(&l.lane, subject_prefix, queue_suffix.as_deref(), reject))
+                }
+            })
+        }
+        None if !rules.lane_subjects.is_empty() => Some(Box::new(nats::Nats::base(&rules.lane_subjects))),
+        None => None,
+    }
+}
+
+/// Bytes buffered toward one side at most before graylane stops reading the other.
+const HIGH_WATER: usize = 1 << 20;
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Relays `client` ↔ `server` through `codec` until either side closes; returns the bytes
+/// sent to the server and to the client.
+pub async fn pump<C, S>(
+    codec: &mut dyn Codec,
+    client: C,
+    server: S,
+    telemetry: &Telemetry,
+    conn: &ConnTelemetry,
+    series: &DataSeries,
+) -> Result<(u64, u64), DataError>
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut sr, mut sw) = tokio::io::split(server);
+    let (mut cin, mut sin) = (BytesMut::with_capacity(READ_CHUNK), BytesMut::with_capacity(READ_CHUNK));
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    let (mut sent, mut received) = (0u64, 0u64);
+    let (mut client_open, mut server_open, mut half_closed) = (true, true, false);
+    let result = loop {
+        if !server_open && down.is_empty() {
+            break Ok(());
+        }
+        if !client_open && up.is_empty() && !half_closed {
+            // The client is done sending: so is the server's side (replies still come).
+            half_closed = true;
+            if let Err(e) = sw.shutdown().await {
+                break Err(e.into());
+            }
+        }
+        tokio::select! {
+            r = cr.read_buf(&mut cin), if client_open && up.len() < HIGH_WATER && down.len() < HIGH_WATER => {
+                match r {
+                    Ok(0) => client_open = false,
+                    Ok(_) => {
+                        if let Err(e) = codec.client(&mut cin, &mut up, &mut down) {
+                            break Err(e);
+                        }
+                    }
+                    Err(e) => break Err(e.into()),
+                }
+            }
+            r = sr.read_buf(&mut sin), if server_open && down.len() < HIGH_WATER && up.len() < HIGH_WATER => {
+                match r {
+                    Ok(0) => server_open = false,
+                    Ok(_) => {
+                        if let Err(e) = codec.server(&mut sin, &mut down, &mut up) {
+                            break Err(e);
+                        }
+                    }
+                    Err(e) => break Err(e.into()),
+                }
+            }
+            r = sw.write_buf(&mut up), if !up.is_empty() => match r {
+                Ok(n) => sent += n as u64,
+                Err(e) => break Err(e.into()),
+            },
+            r = cw.write_buf(&mut down), if !down.is_empty() => match r {
+                Ok(n) => received += n as u64,
+                Err(e) => break Err(e.into()),
+            },
+            else => break Ok(()),
+        }
+        telemetry.data(conn, series, codec.tally());
+    };
+    telemetry.data(conn, series, codec.tally());
+    // Whatever is still owed to the client (a refusal, the last replies) goes out.
+    if !down.is_empty() {
+        let _ = cw.write_all(&down).await;
+        received += down.len() as u64;
+    }
+    let _ = cw.shutdown().await;
+    let _ = sw.shutdown().await;
+    result.map(|()| (sent, received))
+}

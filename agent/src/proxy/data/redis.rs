@@ -1,0 +1,530 @@
+//! Redis (RESP2 and RESP3) for a lane: every key, channel and pattern of the lane's
+//! commands gets the lane's prefix (found by Redis' own key specifications), names in
+//! replies lose it, and commands that cannot be kept under it are answered with a Redis
+//! error (or forwarded unchanged when the lane's `onUnsupported` is `passthrough`).
+//! Pipelining, `MULTI`/`EXEC` and pub/sub keep their order and meaning.
+
+mod commands;
+pub mod resp;
+mod script;
+
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+
+use self::resp::{RespError, Scan, Value};
+use super::{Codec, DataError, Tally};
+
+/// A lane command's size at most (arguments included).
+pub const MAX_REQUEST: usize = 64 << 20;
+/// A reply graylane rewrites or passes, at most.
+pub const MAX_REPLY: usize = 512 << 20;
+
+/// What the reply to a forwarded command needs.
+#[derive(Clone, Debug, PartialEq)]
+enum Reply {
+    Pass,
+    /// An array of key names (`KEYS`, `PUBSUB CHANNELS`).
+    Keys,
+    /// `[cursor, [keys]]`.
+    Scan,
+    /// `[key, …]` (`BLPOP`, `LMPOP`, …).
+    FirstKey,
+    /// Streams by key (`XREAD`): pairs in RESP2, a map in RESP3.
+    Streams,
+    /// Channels and counts (`PUBSUB NUMSUB`).
+    Pairs,
+    /// Each queued command's reply, in order.
+    Exec(Vec<Reply>),
+    /// graylane's own answer instead of the server's (a discarded transaction).
+    Replace(Bytes),
+}
+
+enum Pending {
+    Reply(Reply),
+    /// graylane's own answer, sent once every reply before it has gone.
+    Local(Bytes),
+}
+
+#[derive(Default)]
+struct Tx {
+    replies: Vec<Reply>,
+    /// A command of the transaction was refused: `EXEC` becomes `DISCARD`.
+    poisoned: bool,
+}
+
+pub struct Redis {
+    prefix: Bytes,
+    pattern_prefix: Bytes,
+    lane: String,
+    reject: bool,
+    pending: VecDeque<Pending>,
+    multi: Option<Tx>,
+    /// RESP2 replies may be pub/sub messages (a subscription is or may be active).
+    subscribed: bool,
+    tally: Tally,
+}
+
+enum Decision {
+    Forward(Vec<Bytes>, Reply, bool),
+    /// Answer locally: (command, why) for a refusal, or a plain Redis error.
+    Refuse(String, &'static str),
+    Local(Bytes),
+}
+
+impl Redis {
+    pub fn new(prefix: &[u8], lane: &str, reject: bool) -> Self {
+        Self {
+            prefix: Bytes::copy_from_slice(prefix),
+            pattern_prefix: glob_escape(prefix),
+            lane: lane.to_owned(),
+            reject,
+            pending: VecDeque::new(),
+            multi: None,
+            subscribed: false,
+            tally: Tally::default(),
+        }
+    }
+
+    fn prefixed(&self, a: &[u8]) -> Bytes {
+        let mut v = Vec::with_capacity(self.prefix.len() + a.len());
+        v.extend_from_slice(&self.prefix);
+        v.extend_from_slice(a);
+        v.into()
+    }
+
+    fn pattern(&self, a: &[u8]) -> Bytes {
+        let mut v = Vec::with_capacity(self.pattern_prefix.len() + a.len());
+        v.extend_from_slice(&self.pattern_prefix);
+        v.extend_from_slice(a);
+        v.into()
+    }
+
+    fn unsupported(&mut self, name: &str, why: &'static str, args: Vec<Bytes>) -> Decision {
+        if self.reject {
+            Decision::Refuse(name.to_ascii_uppercase(), why)
+        } else {
+            self.tally.unsupported_passed += 1;
+            Decision::Forward(args, Reply::Pass, false)
+        }
+    }
+
+    fn decide(&mut self, mut args: Vec<Bytes>) -> Decision {
+        let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
+        let sub = args.get(1).map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).unwrap_or_default();
+        match name.as_str() {
+            "multi" | "discard" | "exec" => Decision::Forward(args, Reply::Pass, false),
+            "keys" if args.len() == 2 => {
+                args[1] = self.pattern(&args[1]);
+                Decision::Forward(args, Reply::Keys, true)
+            }
+            "scan" => {
+                let at = (2..args.len()).step_by(2).find(|i| args[*i].eq_ignore_ascii_case(b"match"));
+                match at.map(|i| i + 1) {
+                    Some(i) if i < args.len() => args[i] = self.pattern(&args[i]),
+                    Some(_) => {}
+                    None => {
+                        args.push(Bytes::from_static(b"MATCH"));
+                        args.push(self.pattern(b"*"));
+                    }
+                }
+                Decision::Forward(args, Reply::Scan, true)
+            }
+            "subscribe" | "ssubscribe" | "psubscribe" if args.len() < 2 => {
+                Decision::Local(error(&format!("wrong number of arguments for '{name}' command")))
+            }
+            "subscribe" | "unsubscribe" | "ssubscribe" | "sunsubscribe" => {
+                for a in &mut args[1..] {
+                    *a = self.prefixed(a);
+                }
+                self.subscribed = true;
+                Decision::Forward(args, Reply::Pass, true)
+            }
+            "psubscribe" | "punsubscribe" => {
+                for a in &mut args[1..] {
+                    *a = self.pattern(a);
+                }
+                self.subscribed = true;
+                Decision::Forward(args, Reply::Pass, true)
+            }
+            "publish" | "spublish" if args.len() == 3 => {
+                args[1] = self.prefixed(&args[1]);
+                Decision::Forward(args, Reply::Pass, true)
+            }
+            "pubsub" if sub == "channels" || sub == "shardchannels" => {
+                let pattern = self.pattern(args.get(2).map_or(&b"*"[..], |p| &p[..]));
+                args.truncate(2);
+                args.push(pattern);
+                Decision::Forward(args, Reply::Keys, true)
+            }
+            "pubsub" if sub == "numsub" || sub == "shardnumsub" => {
+                for a in &mut args[2..] {
+                    *a = self.prefixed(a);
+                }
+                Decision::Forward(args, Reply::Pairs, true)
+            }
+            "eval" | "eval_ro" if args.len() >= 3 => {
+                if !script::admit(&args[1]) {
+                    return self.unsupported(&name, "the script names keys not passed in KEYS", args);
+                }
+                self.by_specs(&name, args)
+            }
+            "evalsha" | "evalsha_ro" if args.len() >= 3 => {
+                if !script::admitted(&args[1]) {
+                    if self.reject {
+                        return Decision::Local(Bytes::from(format!(
+                            "-NOSCRIPT graylane: lane '{}' runs only scripts it has shown (EVAL or SCRIPT LOAD)\r\n",
+                            self.lane
+                        )));
+                    }
+                    self.tally.unsupported_passed += 1;
+                }
+                self.by_specs(&name, args)
+            }
+            "script" if sub == "load" && args.len() == 3 => {
+                if !script::admit(&args[2]) {
+                    return self.unsupported("script load", "the script names keys not passed in KEYS", args);
+                }
+                Decision::Forward(args, Reply::Pass, false)
+            }
+            "script" if sub == "exists" || sub == "help" => Decision::Forward(args, Reply::Pass, false),
+            "sort" | "sort_ro" => self.sort(args),
+            "client" if sub == "tracking" => {
+                self.unsupported("client tracking", "invalidations would name every key", args)
+            }
+            "info" | "lastsave" | "role" | "hello" | "auth" | "ping" | "echo" | "select" | "quit" | "reset" => {
+                Decision::Forward(args, Reply::Pass, false)
+            }
+            "config" if sub == "get" => Decision::Forward(args, Reply::Pass, false),
+            _ => self.by_specs(&name, args),
+        }
+    }
+
+    /// Any other command: its keys where Redis' key specifications put them.
+    fn by_specs(&mut self, name: &str, mut args: Vec<Bytes>) -> Decision {
+        let Some(cmd) = commands::lookup(&args) else {
+            return self.unsupported(name, "unknown command", args);
+        };
+        if cmd.in_category("@dangerous") || cmd.has_flag("admin") {
+            return self.unsupported(name, "it reaches the whole server", args);
+        }
+        if cmd.specs.is_empty() {
+            let data = ["@keyspace", "@write", "@read", "@scripting", "@pubsub"].iter().any(|c| cmd.in_category(c));
+            if data && cmd.name != "help" {
+                return self.unsupported(name, "it reaches keys it does not name", args);
+            }
+            return Decision::Forward(args, Reply::Pass, false);
+        }
+        let Ok(positions) = commands::key_positions(&cmd.specs, &args) else {
+            return self.unsupported(name, "its keys cannot be found", args);
+        };
+        for i in positions {
+            args[i] = self.prefixed(&args[i]);
+        }
+        let reply = match name {
+            "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "lmpop" | "blmpop" | "zmpop" | "bzmpop" => Reply::FirstKey,
+            "xread" | "xreadgroup" => Reply::Streams,
+            _ => Reply::Pass,
+        };
+        Decision::Forward(args, reply, true)
+    }
+
+    /// `SORT key [BY pattern] [LIMIT o c] [GET pattern …] [ASC|DESC] [ALPHA] [STORE dest]`:
+    /// its key, patterns (except `#` and `nosort`) and destination.
+    fn sort(&mut self, mut args: Vec<Bytes>) -> Decision {
+        if args.len() < 2 {
+            return Decision::Forward(args, Reply::Pass, false);
+        }
+        args[1] = self.prefixed(&args[1]);
+        let mut i = 2;
+        while i < args.len() {
+            let word = args[i].to_ascii_lowercase();
+            match word.as_slice() {
+                b"by" | b"get" | b"store" if i + 1 < args.len() => {
+                    let v = &args[i + 1];
+                    let keep = v.as_ref() == b"#" || (word == b"by" && !v.contains(&b'*'));
+                    if !keep {
+                        args[i + 1] = self.prefixed(v);
+                    }
+                    i += 2;
+                }
+                b"limit" => i += 3,
+                _ => i += 1,
+            }
+        }
+        Decision::Forward(args, Reply::Pass, true)
+    }
+
+    /// Queues a reply expectation (inside `MULTI`, the server answers `QUEUED` now and
+    /// the real reply comes with `EXEC`).
+    fn expect(&mut self, name: &[u8], reply: Reply) {
+        let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+        if ["subscribe", "unsubscribe", "psubscribe", "punsubscribe", "ssubscribe", "sunsubscribe"]
+            .iter()
+            .any(|n| is(n))
+        {
+            // Confirmations are recognized by their shape, one per channel.
+            return;
+        }
+        if is("multi") {
+            if self.multi.is_none() {
+                self.multi = Some(Tx::default());
+            }
+            self.pending.push_back(Pending::Reply(Reply::Pass));
+            return;
+        }
+        if is("discard") {
+            self.multi = None;
+            self.pending.push_back(Pending::Reply(Reply::Pass));
+            return;
+        }
+        if is("exec") {
+            let r = match self.multi.take() {
+                Some(tx) => Reply::Exec(tx.replies),
+                None => Reply::Pass,
+            };
+            self.pending.push_back(Pending::Reply(r));
+            return;
+        }
+        match &mut self.multi {
+            Some(tx) => {
+                tx.replies.push(reply);
+                self.pending.push_back(Pending::Reply(Reply::Pass));
+            }
+            None => self.pending.push_back(Pending::Reply(reply)),
+        }
+    }
+
+    fn local(&mut self, answer: Bytes, down: &mut BytesMut) {
+        if self.pending.is_empty() {
+            down.extend_from_slice(&answer);
+        } else {
+            self.pending.push_back(Pending::Local(answer));
+        }
+    }
+
+    fn flush_locals(&mut self, down: &mut BytesMut) {
+        while let Some(Pending::Local(_)) = self.pending.front() {
+            if let Some(Pending::Local(b)) = self.pending.pop_front() {
+                down.extend_from_slice(&b);
+            }
+        }
+    }
+
+    fn strip(&self, v: &mut Value) {
+        let p = self.prefix.len();
+        match v {
+            Value::Blob(_, Some(b)) if b.starts_with(&self.prefix) => *b = b.slice(p..),
+            Value::Line(b'+', b) if b.starts_with(&self.prefix) => *b = b.slice(p..),
+            _ => {}
+        }
+    }
+
+    fn transform(&self, reply: &Reply, v: &mut Value) {
+        match reply {
+            Reply::Pass | Reply::Replace(_) => {}
+            Reply::Keys => {
+                if let Some(items) = v.elements_mut() {
+                    items.iter_mut().for_each(|e| self.strip(e));
+                }
+            }
+            Reply::Scan => {
+                if let Some(keys) = v.elements_mut().and_then(|e| e.get_mut(1)).and_then(Value::elements_mut) {
+                    keys.iter_mut().for_each(|e| self.strip(e));
+                }
+            }
+            Reply::FirstKey => {
+                if let Some(first) = v.elements_mut().and_then(|e| e.first_mut()) {
+                    self.strip(first);
+                }
+            }
+            Reply::Streams => match v {
+                Value::Agg(b'%', Some(items)) => items.iter_mut().step_by(2).for_each(|k| self.strip(k)),
+                Value::Agg(_, Some(items)) => {
+                    for s in items {
+                        if let Some(k) = s.elements_mut().and_then(|e| e.first_mut()) {
+                            self.strip(k);
+                        }
+                    }
+                }
+                _ => {}
+            },
+            Reply::Pairs => {
+                if let Some(items) = v.elements_mut() {
+                    items.iter_mut().step_by(2).for_each(|k| self.strip(k));
+                }
+            }
+            Reply::Exec(replies) => {
+                if let Some(items) = v.elements_mut() {
+                    for (r, item) in replies.iter().zip(items.iter_mut()) {
+                        self.transform(r, item);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A pub/sub message or confirmation (a RESP3 push, or a RESP2 array while
+    /// subscribed): channel and pattern names lose the prefix.
+    fn pubsub(&mut self, v: &mut Value) -> bool {
+        let Some(items) = v.elements_mut() else { return false };
+        let kind = items.first().and_then(Value::as_bytes).map(<[u8]>::to_ascii_lowercase).unwrap_or_default();
+        let names = match kind.as_slice() {
+            b"message" | b"smessage" => 1..2,
+            b"pmessage" => 1..3,
+            b"subscribe" | b"unsubscribe" | b"psubscribe" | b"punsubscribe" | b"ssubscribe" | b"sunsubscribe" => {
+                if let Some(Value::Line(b':', n)) = items.get(2)
+                    && n.as_ref() == b"0"
+                {
+                    self.subscribed = false;
+                }
+                1..2
+            }
+            _ => return false,
+        };
+        let p = self.prefix.len();
+        let pp = self.pattern_prefix.clone();
+        for (i, e) in items.iter_mut().enumerate() {
+            if !names.contains(&i) {
+                continue;
+            }
+            let pattern = kind == b"pmessage" && i == 1 || kind.ends_with(b"psubscribe");
+            if let Value::Blob(_, Some(b)) = e {
+                if pattern && b.starts_with(&pp) {
+                    *b = b.slice(pp.len()..);
+                } else if b.starts_with(&self.prefix) {
+                    *b = b.slice(p..);
+                }
+            }
+        }
+        true
+    }
+}
+
+impl Codec for Redis {
+    fn client(&mut self, input: &mut BytesMut, up: &mut BytesMut, down: &mut BytesMut) -> Result<(), DataError> {
+        while let Some(args) = resp::command(input, MAX_REQUEST).map_err(malformed)? {
+            if args.is_empty() {
+                continue;
+            }
+            match self.decide(args) {
+                Decision::Forward(args, reply, rewritten) => {
+                    if rewritten {
+                        self.tally.rewritten += 1;
+                    } else {
+                        self.tally.passed += 1;
+                    }
+                    let name = args[0].clone();
+                    if name.eq_ignore_ascii_case(b"exec")
+                        && let Some(tx) = &self.multi
+                        && tx.poisoned
+                    {
+                        self.multi = None;
+                        resp::encode_command(&[Bytes::from_static(b"DISCARD")], up);
+                        self.pending.push_back(Pending::Reply(Reply::Replace(Bytes::from_static(
+                            b"-EXECABORT Transaction discarded because of previous errors.\r\n",
+                        ))));
+                        continue;
+                    }
+                    resp::encode_command(&args, up);
+                    self.expect(&name, reply);
+                }
+                Decision::Refuse(command, why) => {
+                    self.tally.rejected += 1;
+                    self.tally.rejections.push((command.clone(), why));
+                    if let Some(tx) = &mut self.multi {
+                        tx.poisoned = true;
+                    }
+                    let text = format!("graylane: lane '{}' may not run {command} here: {why}", self.lane);
+                    self.local(error(&text), down);
+                }
+                Decision::Local(answer) => self.local(answer, down),
+            }
+        }
+        Ok(())
+    }
+
+    fn server(&mut self, input: &mut BytesMut, down: &mut BytesMut, _up: &mut BytesMut) -> Result<(), DataError> {
+        loop {
+            let n = match resp::scan(input, MAX_REPLY).map_err(malformed)? {
+                Scan::Complete(n) => n,
+                Scan::Incomplete(_) => return Ok(()),
+            };
+            let kind = input[0];
+            if kind == b'>' || (self.subscribed && kind == b'*') {
+                let frame = input.split_to(n).freeze();
+                let mut v = resp::parse(&frame).map_err(malformed)?;
+                if self.pubsub(&mut v) {
+                    v.encode(down);
+                    continue;
+                }
+                match self.next_reply() {
+                    Reply::Replace(b) => down.extend_from_slice(&b),
+                    reply => {
+                        self.transform(&reply, &mut v);
+                        v.encode(down);
+                    }
+                }
+                self.flush_locals(down);
+                continue;
+            }
+            match self.next_reply() {
+                Reply::Pass => down.extend_from_slice(&input.split_to(n)),
+                Reply::Replace(b) => {
+                    let _ = input.split_to(n);
+                    down.extend_from_slice(&b);
+                }
+                reply => {
+                    let frame = input.split_to(n).freeze();
+                    let mut v = resp::parse(&frame).map_err(malformed)?;
+                    self.transform(&reply, &mut v);
+                    v.encode(down);
+                }
+            }
+            self.flush_locals(down);
+        }
+    }
+
+    fn tally(&mut self) -> &mut Tally {
+        &mut self.tally
+    }
+}
+
+impl Redis {
+    /// The expectation for the next reply (a reply nobody asked for passes).
+    fn next_reply(&mut self) -> Reply {
+        match self.pending.pop_front() {
+            Some(Pending::Reply(r)) => r,
+            Some(Pending::Local(b)) => {
+                // Cannot happen (locals are sent as soon as they are first): keep order.
+                self.pending.push_front(Pending::Local(b));
+                Reply::Pass
+            }
+            None => Reply::Pass,
+        }
+    }
+}
+
+fn malformed(e: RespError) -> DataError {
+    DataError::Malformed { protocol: "redis", detail: e.to_string() }
+}
+
+fn error(text: &str) -> Bytes {
+    let clean: String = text.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
+    Bytes::from(format!("-ERR {clean}\r\n"))
+}
+
+/// `prefix` with the glob's special characters escaped (`*?[]\`).
+fn glob_escape(prefix: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(prefix.len() + 4);
+    for &c in prefix {
+        if matches!(c, b'*' | b'?' | b'[' | b']' | b'\\') {
+            v.push(b'\\');
+        }
+        v.push(c);
+    }
+    v.into()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,139 @@
+use bytes::BytesMut;
+
+use super::{Redis, resp};
+use crate::proxy::data::Codec;
+
+fn cmd(args: &[&str]) -> Vec<u8> {
+    let args: Vec<bytes::Bytes> = args.iter().map(|a| bytes::Bytes::copy_from_slice(a.as_bytes())).collect();
+    let mut out = BytesMut::new();
+    resp::encode_command(&args, &mut out);
+    out.to_vec()
+}
+
+fn cmds(list: &[&[&str]]) -> Vec<u8> {
+    list.iter().flat_map(|c| cmd(c)).collect()
+}
+
+/// Sends `client` bytes through, then `server` bytes back: (to server, to client).
+fn exchange(r: &mut Redis, client: &[u8], server: &[u8]) -> (String, String) {
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    r.client(&mut BytesMut::from(client), &mut up, &mut down).expect("client side");
+    r.server(&mut BytesMut::from(server), &mut down, &mut BytesMut::new()).expect("server side");
+    (String::from_utf8_lossy(&up).into_owned(), String::from_utf8_lossy(&down).into_owned())
+}
+
+fn lane() -> Redis {
+    Redis::new(b"shadow:", "stress", true)
+}
+
+#[test]
+fn keys_get_the_prefix_by_key_spec() {
+    let mut r = lane();
+    let (up, _) = exchange(
+        &mut r,
+        &cmds(&[&["SET", "k", "v"], &["mset", "a", "1", "b", "2"], &["EVAL", "return redis.call('GET', KEYS[1])", "1", "k"]]),
+        b"",
+    );
+    assert_eq!(
+        up.as_bytes(),
+        cmds(&[
+            &["SET", "shadow:k", "v"],
+            &["mset", "shadow:a", "1", "shadow:b", "2"],
+            &["EVAL", "return redis.call('GET', KEYS[1])", "1", "shadow:k"]
+        ])
+    );
+    assert_eq!(r.tally.rewritten, 3);
+}
+
+#[test]
+fn refusals_keep_their_place_in_a_pipeline() {
+    let mut r = lane();
+    let (up, down) =
+        exchange(&mut r, &cmds(&[&["SET", "a", "1"], &["FLUSHALL"], &["GET", "a"]]), b"+OK\r\n$1\r\n1\r\n");
+    assert_eq!(up.as_bytes(), cmds(&[&["SET", "shadow:a", "1"], &["GET", "shadow:a"]]));
+    assert_eq!(
+        down,
+        "+OK\r\n-ERR graylane: lane 'stress' may not run FLUSHALL here: it reaches the whole server\r\n$1\r\n1\r\n"
+    );
+    assert_eq!(r.tally.rejections, vec![("FLUSHALL".to_owned(), "it reaches the whole server")]);
+}
+
+#[test]
+fn a_refused_command_discards_its_transaction() {
+    let mut r = lane();
+    let (up, down) = exchange(
+        &mut r,
+        &cmds(&[&["MULTI"], &["SET", "a", "1"], &["CONFIG", "SET", "x", "y"], &["EXEC"]]),
+        b"+OK\r\n+QUEUED\r\n+OK\r\n",
+    );
+    assert_eq!(up.as_bytes(), cmds(&[&["MULTI"], &["SET", "shadow:a", "1"], &["DISCARD"]]));
+    assert!(down.starts_with("+OK\r\n+QUEUED\r\n-ERR graylane"), "{down}");
+    assert!(down.ends_with("-EXECABORT Transaction discarded because of previous errors.\r\n"), "{down}");
+}
+
+#[test]
+fn exec_replies_lose_the_prefix_where_they_name_keys() {
+    let mut r = lane();
+    let (_, down) = exchange(
+        &mut r,
+        &cmds(&[&["MULTI"], &["KEYS", "*"], &["BLPOP", "q", "0"], &["EXEC"]]),
+        b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n*1\r\n$8\r\nshadow:k\r\n*2\r\n$8\r\nshadow:q\r\n$1\r\nv\r\n",
+    );
+    assert_eq!(down, "+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n*1\r\n$1\r\nk\r\n*2\r\n$1\r\nq\r\n$1\r\nv\r\n");
+}
+
+#[test]
+fn keys_and_scan_patterns_stay_in_the_lane() {
+    let mut r = Redis::new(b"s*:", "stress", true);
+    let (up, down) =
+        exchange(&mut r, &cmds(&[&["KEYS", "user:*"], &["SCAN", "0"]]), b"*1\r\n$8\r\ns*:user:\r\n*2\r\n$1\r\n0\r\n*1\r\n$4\r\ns*:x\r\n");
+    assert_eq!(up.as_bytes(), cmds(&[&["KEYS", "s\\*:user:*"], &["SCAN", "0", "MATCH", "s\\*:*"]]));
+    assert_eq!(down, "*1\r\n$5\r\nuser:\r\n*2\r\n$1\r\n0\r\n*1\r\n$1\r\nx\r\n");
+}
+
+#[test]
+fn pubsub_names_are_prefixed_and_stripped_in_both_protocol_versions() {
+    let mut r = lane();
+    let (up, down) = exchange(
+        &mut r,
+        &cmds(&[&["SUBSCRIBE", "news"], &["PSUBSCRIBE", "n*"]]),
+        b"*3\r\n$9\r\nsubscribe\r\n$11\r\nshadow:news\r\n:1\r\n*3\r\n$10\r\npsubscribe\r\n$9\r\nshadow:n*\r\n:2\r\n\
+*3\r\n$7\r\nmessage\r\n$11\r\nshadow:news\r\n$2\r\nhi\r\n>4\r\n$8\r\npmessage\r\n$9\r\nshadow:n*\r\n$11\r\nshadow:news\r\n$2\r\nhi\r\n",
+    );
+    assert_eq!(up.as_bytes(), cmds(&[&["SUBSCRIBE", "shadow:news"], &["PSUBSCRIBE", "shadow:n*"]]));
+    assert_eq!(
+        down,
+        "*3\r\n$9\r\nsubscribe\r\n$4\r\nnews\r\n:1\r\n*3\r\n$10\r\npsubscribe\r\n$2\r\nn*\r\n:2\r\n\
+*3\r\n$7\r\nmessage\r\n$4\r\nnews\r\n$2\r\nhi\r\n>4\r\n$8\r\npmessage\r\n$2\r\nn*\r\n$4\r\nnews\r\n$2\r\nhi\r\n"
+    );
+}
+
+#[test]
+fn scripts_with_hidden_keys_and_unknown_shas_are_refused() {
+    let mut r = lane();
+    let (up, down) = exchange(
+        &mut r,
+        &cmds(&[&["EVAL", "return redis.call('GET', 'prod')", "0"], &["EVALSHA", &"0".repeat(40), "0"]]),
+        b"",
+    );
+    assert!(up.is_empty(), "{up}");
+    assert!(down.starts_with("-ERR graylane: lane 'stress' may not run EVAL here"), "{down}");
+    assert!(down.contains("-NOSCRIPT"), "{down}");
+}
+
+#[test]
+fn passthrough_lanes_forward_what_they_cannot_isolate() {
+    let mut r = Redis::new(b"gray:", "gray", false);
+    let (up, _) = exchange(&mut r, &cmds(&[&["DBSIZE"]]), b"");
+    assert_eq!(up.as_bytes(), cmd(&["DBSIZE"]));
+    assert_eq!(r.tally.unsupported_passed, 1);
+}
+
+#[test]
+fn malformed_input_is_an_error_not_a_panic() {
+    let mut r = lane();
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    assert!(r.client(&mut BytesMut::from(&b"*1\r\n:5\r\n"[..]), &mut up, &mut down).is_err());
+    assert!(r.server(&mut BytesMut::from(&b"?\r\n"[..]), &mut down, &mut up).is_err());
+    assert!(r.client(&mut BytesMut::from(&b"*2\r\n$99999999999\r\n"[..]), &mut up, &mut down).is_err());
+}

@@ -1,0 +1,110 @@
+//! A data store's lanes, compiled per service port: the protocol graylane speaks on it and
+//! each lane's mapping (`dataLanes` of its `TrafficPolicy`).
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use crate::inventory::{
+    ServicePort,
+    data_lanes::{DataLane, DataLanes, DataProtocol, OnUnsupported},
+};
+
+/// One lane's mapping on one data store.
+#[derive(Debug)]
+pub struct DataLaneRule {
+    pub lane: Arc<str>,
+    pub protocol: DataProtocol,
+    pub on_unsupported: OnUnsupported,
+    pub map: LaneMap,
+    /// How flows and the CLI show it: `keyPrefix shadow:`.
+    pub describe: Arc<str>,
+}
+
+#[derive(Debug)]
+pub enum LaneMap {
+    Redis { key_prefix: Vec<u8> },
+    Mysql { suffix: Option<String>, map: BTreeMap<String, String> },
+    Nats { subject_prefix: String, queue_suffix: Option<String> },
+}
+
+/// A data store port's lanes.
+#[derive(Debug)]
+pub struct DataRules {
+    pub protocol: DataProtocol,
+    lanes: Vec<Arc<DataLaneRule>>,
+    /// Every lane's NATS subject prefix: base subscribers never receive their messages.
+    pub lane_subjects: Vec<String>,
+}
+
+impl DataRules {
+    /// `None` when the policy has no data lanes; an error when the port speaks no
+    /// protocol graylane knows and the policy does not name one.
+    pub fn compile(d: &DataLanes, port: &ServicePort, isolated: &[String]) -> Result<Option<Self>, String> {
+        if d.lanes.is_empty() {
+            return Ok(None);
+        }
+        let hint = port.app_protocol.as_deref().or(port.name.as_deref());
+        let Some(protocol) = d.protocol.or_else(|| hint.and_then(DataProtocol::of_hint)) else {
+            return Err(format!(
+                "port {}: dataLanes needs a protocol (name the port redis, mysql or nats, or set dataLanes.protocol)",
+                port.port
+            ));
+        };
+        let lanes = d
+            .lanes
+            .iter()
+            .map(|l| compile_lane(l, protocol, isolated).map(Arc::new))
+            .collect::<Result<Vec<_>, _>>()?;
+        let lane_subjects = lanes
+            .iter()
+            .filter_map(|l| match &l.map {
+                LaneMap::Nats { subject_prefix, .. } => Some(subject_prefix.clone()),
+                _ => None,
+            })
+            .collect();
+        Ok(Some(Self { protocol, lanes, lane_subjects }))
+    }
+
+    /// The mapping for connections from a pod in `lane`.
+    pub fn lane(&self, lane: Option<&str>) -> Option<&Arc<DataLaneRule>> {
+        let lane = lane?;
+        self.lanes.iter().find(|l| &*l.lane == lane)
+    }
+
+    pub fn lanes(&self) -> impl Iterator<Item = &Arc<DataLaneRule>> {
+        self.lanes.iter()
+    }
+}
+
+fn compile_lane(l: &DataLane, protocol: DataProtocol, isolated: &[String]) -> Result<DataLaneRule, String> {
+    let missing = |f: &str| format!("lane {}: {f} is required for {}", l.lane, protocol.as_str());
+    let (map, describe) = match protocol {
+        DataProtocol::Redis => {
+            let p = l.key_prefix.clone().ok_or_else(|| missing("keyPrefix"))?;
+            (LaneMap::Redis { key_prefix: p.clone().into_bytes() }, format!("keyPrefix {p}"))
+        }
+        DataProtocol::Mysql => {
+            if l.schema_suffix.is_none() && l.schema_map.is_empty() {
+                return Err(missing("schemaSuffix or schemaMap"));
+            }
+            let mut d: Vec<String> = l.schema_map.iter().map(|(a, b)| format!("{a}→{b}")).collect();
+            if let Some(s) = &l.schema_suffix {
+                d.push(format!("*{s}"));
+            }
+            (
+                LaneMap::Mysql { suffix: l.schema_suffix.clone(), map: l.schema_map.clone() },
+                format!("schema {}", d.join(" ")),
+            )
+        }
+        DataProtocol::Nats => {
+            let p = l.subject_prefix.clone().ok_or_else(|| missing("subjectPrefix"))?;
+            let q = l.queue_suffix.as_deref().map(|q| format!(", queue *{q}")).unwrap_or_default();
+            (LaneMap::Nats { subject_prefix: p.clone(), queue_suffix: l.queue_suffix.clone() }, format!("subject {p}*{q}"))
+        }
+    };
+    let on_unsupported = l.on_unsupported.unwrap_or(if isolated.contains(&l.lane) {
+        OnUnsupported::Reject
+    } else {
+        OnUnsupported::Passthrough
+    });
+    Ok(DataLaneRule { lane: l.lane.as_str().into(), protocol, on_unsupported, map, describe: describe.into() })
+}
