@@ -37,31 +37,50 @@ fn redis_stress_writes_land_under_the_shadow_prefix_and_refusals_reach_nothing()
     store
         .spawn(
             "redis-server",
-            &["--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--appendonly", "no", "--dir", &dir_s],
+            &[
+                "--port",
+                "6379",
+                "--bind",
+                "0.0.0.0",
+                "--protected-mode",
+                "no",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                &dir_s,
+            ],
         )
         .expect("redis-server");
     store.wait_listening(6379).expect("redis listening");
-    sb.add_service(ServiceSpec::new("redis", REDIS).named_port(6379, 6379, "tcp-redis").select("app", "redis"));
+    sb.add_service(
+        ServiceSpec::new("redis", REDIS).named_port(6379, 6379, "tcp-redis").select("app", "redis"),
+    );
     sb.add_document(&policy("redis", "[{lane: stress, keyPrefix: 'shadow:'}]"));
-    let opts = AgentOptions { args: vec!["--access-log".into(), log.display().to_string()], ..Default::default() };
+    let opts =
+        AgentOptions { args: vec!["--access-log".into(), log.display().to_string()], ..Default::default() };
     sb.start_agent(&opts).expect("agent");
 
     let client = fixture("redis_lane_client.py");
     let client = client.to_str().expect("path");
     let vip = REDIS.to_string();
     // Base first (production data), then the stress lane over RESP2 and RESP3.
-    let (ok, out, err) = sb.pod("base-app").run("python3", &[client, &vip, "6379", "2", "prod"]).expect("base");
+    let (ok, out, err) =
+        sb.pod("base-app").run("python3", &[client, &vip, "6379", "2", "prod"]).expect("base");
     assert!(ok, "{out}{err}");
     let base = json_line(&out);
     for proto in ["2", "3"] {
-        let (ok, out, err) = sb.pod("stress-app").run("python3", &[client, &vip, "6379", proto, "stress"]).expect("stress");
+        let (ok, out, err) =
+            sb.pod("stress-app").run("python3", &[client, &vip, "6379", proto, "stress"]).expect("stress");
         assert!(ok, "{out}{err}");
         let lane = json_line(&out);
         eprintln!("measured: stress lane over RESP{proto}: {lane}");
         assert_eq!(lane["get"], "stress", "the lane reads its own data");
         assert_eq!(lane["pipeline_last"], "stress");
         assert_eq!(lane["tx"][2], serde_json::json!(["order:1"]), "KEYS in EXEC lose the prefix: {lane}");
-        let keys: Vec<&str> = lane["keys"].as_array().expect("keys").iter().filter_map(Value::as_str).collect();
+        let keys: Vec<&str> =
+            lane["keys"].as_array().expect("keys").iter().filter_map(Value::as_str).collect();
         assert!(keys.iter().all(|k| !k.starts_with("shadow:")), "{keys:?}");
         assert!(keys.contains(&"order:1") && keys.contains(&"bulk:49") && keys.len() >= 54, "{keys:?}");
         assert_eq!(lane["scan"], serde_json::json!(["order:1"]));
@@ -70,7 +89,10 @@ fn redis_stress_writes_land_under_the_shadow_prefix_and_refusals_reach_nothing()
         assert_eq!(lane["message"], serde_json::json!(["news", "stress"]));
         for refused in ["flushall", "dbsize", "hidden_key_script"] {
             assert_eq!(lane[refused][0], "error", "{refused}: {lane}");
-            assert!(lane[refused][1].as_str().is_some_and(|e| e.contains("graylane: lane 'stress'")), "{lane}");
+            assert!(
+                lane[refused][1].as_str().is_some_and(|e| e.contains("graylane: lane 'stress'")),
+                "{lane}"
+            );
         }
         assert_eq!(lane["after_refusals"], "stress");
     }
@@ -93,11 +115,14 @@ fn redis_stress_writes_land_under_the_shadow_prefix_and_refusals_reach_nothing()
     assert!(all.lines().all(|k| k.starts_with("shadow:")), "only the lane's keys are left: {all}");
     cli(&["SET", "order:1", "prod"]);
     // redis-cli itself, from the lane: reads the lane's value, not production's.
-    let (_, out, _) = sb.pod("stress-app").run("redis-cli", &["-h", &vip, "-p", "6379", "GET", "order:1"]).expect("cli");
+    let (_, out, _) =
+        sb.pod("stress-app").run("redis-cli", &["-h", &vip, "-p", "6379", "GET", "order:1"]).expect("cli");
     assert_eq!(out.trim(), "stress");
-    let (_, out, _) = sb.pod("base-app").run("redis-cli", &["-h", &vip, "-p", "6379", "GET", "order:1"]).expect("cli");
+    let (_, out, _) =
+        sb.pod("base-app").run("redis-cli", &["-h", &vip, "-p", "6379", "GET", "order:1"]).expect("cli");
     assert_eq!(out.trim(), "prod");
-    let (_, out, _) = sb.pod("stress-app").run("redis-cli", &["-h", &vip, "-p", "6379", "FLUSHDB"]).expect("cli");
+    let (_, out, _) =
+        sb.pod("stress-app").run("redis-cli", &["-h", &vip, "-p", "6379", "FLUSHDB"]).expect("cli");
     assert!(out.contains("graylane: lane 'stress' may not run FLUSHDB"), "{out}");
     assert_eq!(cli(&["GET", "order:1"]), "prod", "the refused FLUSHDB reached nothing");
 
@@ -105,17 +130,31 @@ fn redis_stress_writes_land_under_the_shadow_prefix_and_refusals_reach_nothing()
     let count = |result: &str| {
         m.metric(
             "graylane_data_commands_total",
-            &[("destination_service", "default/redis"), ("lane", "stress"), ("protocol", "redis"), ("result", result)],
+            &[
+                ("destination_service", "default/redis"),
+                ("lane", "stress"),
+                ("protocol", "redis"),
+                ("result", result),
+            ],
         )
         .unwrap_or(0.0)
     };
-    eprintln!("measured: stress lane commands: rewritten {} passed {} rejected {}", count("rewritten"), count("passed"), count("rejected"));
+    eprintln!(
+        "measured: stress lane commands: rewritten {} passed {} rejected {}",
+        count("rewritten"),
+        count("passed"),
+        count("rejected")
+    );
     assert!(count("rewritten") >= 100.0 && count("rejected") >= 7.0);
     let flows = sb.admin().json("/flows").expect("flows");
     let flows = flows.as_array().expect("flows");
-    assert!(flows.iter().any(|f| f["data_lane"] == "keyPrefix shadow:" && f["data_rejected"].as_u64() > Some(0)), "{flows:?}");
+    assert!(
+        flows.iter().any(|f| f["data_lane"] == "keyPrefix shadow:" && f["data_rejected"].as_u64() > Some(0)),
+        "{flows:?}"
+    );
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    let refusal = text.lines().find(|l| l.contains("\"command\":\"FLUSHDB\"")).expect("FLUSHDB in the access log");
+    let refusal =
+        text.lines().find(|l| l.contains("\"command\":\"FLUSHDB\"")).expect("FLUSHDB in the access log");
     assert!(refusal.contains("\"lane\":\"stress\"") && !refusal.contains("prod"), "{refusal}");
     let _ = std::fs::remove_file(&log);
 }
@@ -124,7 +163,12 @@ fn redis_stress_writes_land_under_the_shadow_prefix_and_refusals_reach_nothing()
 fn nats_gray_consumers_get_only_gray_messages_and_base_consumers_never_do() {
     let Some(p) = privileged("data_nats") else { return };
     let mut sb = Sandbox::new(&p).expect("sandbox");
-    for (name, tag) in [("gray-producer", Some("gray")), ("base-producer", None), ("gray-consumer", Some("gray")), ("base-consumer", None)] {
+    for (name, tag) in [
+        ("gray-producer", Some("gray")),
+        ("base-producer", None),
+        ("gray-consumer", Some("gray")),
+        ("base-consumer", None),
+    ] {
         let spec = PodSpec::new(name);
         sb.add_pod(match tag {
             Some(t) => spec.tag(t),
@@ -136,19 +180,29 @@ fn nats_gray_consumers_get_only_gray_messages_and_base_consumers_never_do() {
     store.spawn("nats-server", &["-a", "0.0.0.0", "-p", "4222"]).expect("nats-server");
     store.wait_listening(4222).expect("nats listening");
     sb.add_service(ServiceSpec::new("nats", NATS).named_port(4222, 4222, "nats").select("app", "nats"));
-    sb.add_document(&policy("nats", "[{lane: gray, subjectPrefix: 'gray.', queueSuffix: '-gray', onUnsupported: reject}]"));
+    sb.add_document(&policy(
+        "nats",
+        "[{lane: gray, subjectPrefix: 'gray.', queueSuffix: '-gray', onUnsupported: reject}]",
+    ));
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let client = fixture("nats_lane_client.py");
     let client = client.to_str().expect("path");
     let url = format!("nats://{NATS}:4222");
     // Consumers: each subscribes to `orders.>` (and in queue group `workers`); a base one
     // also to everything (`>`), which must not show it the gray lane's messages.
-    let gray = sb.pod("gray-consumer").start("python3", &[client, "sub", &url, "orders.>", "4"]).expect("gray sub");
+    let gray =
+        sb.pod("gray-consumer").start("python3", &[client, "sub", &url, "orders.>", "4"]).expect("gray sub");
     let base = sb.pod("base-consumer").start("python3", &[client, "sub", &url, ">", "4"]).expect("base sub");
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let (ok, out, err) = sb.pod("gray-producer").run("python3", &[client, "pub", &url, "orders.created", "gray", "5"]).expect("pub");
+    let (ok, out, err) = sb
+        .pod("gray-producer")
+        .run("python3", &[client, "pub", &url, "orders.created", "gray", "5"])
+        .expect("pub");
     assert!(ok, "{out}{err}");
-    let (ok, out, err) = sb.pod("base-producer").run("python3", &[client, "pub", &url, "orders.created", "base", "5"]).expect("pub");
+    let (ok, out, err) = sb
+        .pod("base-producer")
+        .run("python3", &[client, "pub", &url, "orders.created", "base", "5"])
+        .expect("pub");
     assert!(ok, "{out}{err}");
     let gray = json_line(&String::from_utf8_lossy(&gray.wait_output().expect("gray consumer").stdout));
     let base = json_line(&String::from_utf8_lossy(&base.wait_output().expect("base consumer").stdout));
@@ -159,15 +213,161 @@ fn nats_gray_consumers_get_only_gray_messages_and_base_consumers_never_do() {
     let gray_got = texts(&gray, "got");
     assert_eq!(gray_got.len(), 5, "{gray}");
     assert!(gray_got.iter().all(|t| t.starts_with("gray-")), "{gray}");
-    assert!(gray["got"].as_array().into_iter().flatten().all(|m| m[0] == "orders.created"), "subjects lose the prefix: {gray}");
+    assert!(
+        gray["got"].as_array().into_iter().flatten().all(|m| m[0] == "orders.created"),
+        "subjects lose the prefix: {gray}"
+    );
     assert_eq!(texts(&gray, "queued").len(), 5, "the lane's queue group gets the lane's messages");
     // (The base producer's own `$JS.API.INFO` publish is not refused: it is not in a lane.)
     let base_got: Vec<String> = texts(&base, "got").into_iter().filter(|t| !t.is_empty()).collect();
     assert_eq!(base_got.len(), 5, "{base}");
-    assert!(base_got.iter().all(|t| t.starts_with("base-")), "base consumers never see gray messages: {base}");
+    assert!(
+        base_got.iter().all(|t| t.starts_with("base-")),
+        "base consumers never see gray messages: {base}"
+    );
     let m = sb.metrics();
     let rejected = m
-        .metric("graylane_data_commands_total", &[("lane", "gray"), ("protocol", "nats"), ("result", "rejected")])
+        .metric(
+            "graylane_data_commands_total",
+            &[("lane", "gray"), ("protocol", "nats"), ("result", "rejected")],
+        )
         .unwrap_or(0.0);
     assert_eq!(rejected, 1.0, "the gray producer's publish to $JS.API was refused");
+}
+
+/// MariaDB in the `mysql` pod, initialized in a scratch folder: an `app` account with a
+/// native password, schemas `orders` and `billing` and their lane copies.
+fn start_mariadb(sb: &mut Sandbox, dir: &std::path::Path) {
+    let data = dir.join("data");
+    let (socket, data_s) = (dir.join("sock"), data.to_str().expect("path").to_owned());
+    let out = std::process::Command::new("mariadb-install-db")
+        .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
+        .arg(format!("--datadir={data_s}"))
+        .output()
+        .expect("mariadb-install-db (cargo xtask setup installs it)");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let store = sb.add_pod(PodSpec::new("mysql").label("app", "mysql")).expect("mysql pod");
+    let args = [
+        "--no-defaults".to_owned(),
+        "--user=root".to_owned(),
+        format!("--datadir={data_s}"),
+        format!("--socket={}", socket.display()),
+        format!("--pid-file={}", dir.join("pid").display()),
+        format!("--log-error={}", dir.join("error.log").display()),
+        "--bind-address=0.0.0.0".to_owned(),
+        "--port=3306".to_owned(),
+        "--skip-name-resolve".to_owned(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    store.spawn("mariadbd", &args).expect("mariadbd");
+    store.wait_listening(3306).expect("mariadb listening");
+    sql(
+        &socket,
+        "CREATE USER 'app'@'%' IDENTIFIED BY 'secret'; GRANT ALL ON *.* TO 'app'@'%';\
+         CREATE DATABASE orders; CREATE TABLE orders.t (id INT PRIMARY KEY, who VARCHAR(40));\
+         CREATE DATABASE orders_shadow; CREATE TABLE orders_shadow.t LIKE orders.t;\
+         CREATE DATABASE billing; CREATE TABLE billing.inv (id INT PRIMARY KEY, who VARCHAR(40));\
+         CREATE DATABASE billing_shadow; CREATE TABLE billing_shadow.inv LIKE billing.inv;",
+    );
+}
+
+/// Runs SQL as root over the server's unix socket (not through graylane); the output's
+/// rows, tab-separated.
+fn sql(socket: &std::path::Path, statements: &str) -> String {
+    let out = std::process::Command::new("mariadb")
+        .args(["--no-defaults", "-u", "root", "-N", "-B"])
+        .arg(format!("--socket={}", socket.display()))
+        .args(["-e", statements])
+        .output()
+        .expect("mariadb client");
+    assert!(out.status.success(), "{statements}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[test]
+fn mysql_stress_writes_land_in_shadow_schemas_and_refusals_reach_nothing() {
+    let Some(p) = privileged("data_mysql") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("stress-app").tag("stress")).expect("stress");
+    sb.add_pod(PodSpec::new("base-app")).expect("base");
+    let dir = tempfile::Builder::new().prefix("graylane-mariadb-").tempdir().expect("dir");
+    start_mariadb(&mut sb, dir.path());
+    let socket = dir.path().join("sock");
+    sb.add_service(ServiceSpec::new("mysql", MYSQL).named_port(3306, 3306, "mysql").select("app", "mysql"));
+    sb.add_document(&policy("mysql", "[{lane: stress, schemaSuffix: _shadow}]"));
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let client = fixture("mysql_lane_client.py");
+    let client = client.to_str().expect("path");
+    let vip = MYSQL.to_string();
+    let (ok, out, err) = sb.pod("base-app").run("python3", &[client, &vip, "prod", "-"]).expect("base");
+    assert!(ok, "{out}{err}");
+    let base = json_line(&out);
+    let (ok, out, err) =
+        sb.pod("stress-app").run("python3", &[client, &vip, "stress", "refusals"]).expect("stress");
+    assert!(ok, "{out}{err}");
+    let lane = json_line(&out);
+    eprintln!("measured: base {base}\nmeasured: stress lane {lane}");
+    assert_eq!(base["read"], "prod");
+    assert_eq!(lane["read"], "stress", "the lane reads its own rows");
+    assert_eq!(lane["qualified_count"], 1);
+    assert_eq!(lane["database"], "orders_shadow", "replies are not rewritten (README)");
+    assert_eq!(lane["join"], serde_json::json!(["stress", "stress"]));
+    for refused in ["grant", "set_global", "create_user", "system_write", "unparseable"] {
+        assert_eq!(lane[refused][0], "error", "{refused}: {lane}");
+        assert!(
+            lane[refused][2].as_str().is_some_and(|e| e.contains("graylane: lane 'stress'")),
+            "{refused}: {lane}"
+        );
+    }
+    assert_eq!(lane["grant"][1], 1227);
+    assert_eq!(lane["unparseable"][1], 1064);
+    // What the server holds, asked over its socket.
+    assert_eq!(sql(&socket, "SELECT who FROM orders.t"), "prod+tx");
+    assert_eq!(sql(&socket, "SELECT who FROM orders_shadow.t"), "stress+tx");
+    assert_eq!(sql(&socket, "SELECT who FROM billing.inv"), "prod");
+    assert_eq!(sql(&socket, "SELECT who FROM billing_shadow.inv"), "stress");
+    // The mysql command-line client from the lane (it sends its own startup queries).
+    let (ok, out, err) = sb
+        .pod("stress-app")
+        .run(
+            "mariadb",
+            &[
+                "--no-defaults",
+                "-h",
+                &vip,
+                "-u",
+                "app",
+                "-psecret",
+                "-N",
+                "-B",
+                "orders",
+                "-e",
+                "SELECT who FROM t",
+            ],
+        )
+        .expect("mariadb client");
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.trim(), "stress+tx");
+    let m = sb.metrics();
+    let count = |result: &str| {
+        m.metric(
+            "graylane_data_commands_total",
+            &[("lane", "stress"), ("protocol", "mysql"), ("result", result)],
+        )
+        .unwrap_or(0.0)
+    };
+    eprintln!(
+        "measured: mysql lane: rewritten {} passed {} rejected {}",
+        count("rewritten"),
+        count("passed"),
+        count("rejected")
+    );
+    assert!(count("rejected") >= 5.0 && count("rewritten") >= 4.0);
+    // The lane's `DROP DATABASE orders` is its own schema's: production stays.
+    let (ok, out, err) = sb
+        .pod("stress-app")
+        .run("mariadb", &["--no-defaults", "-h", &vip, "-u", "app", "-psecret", "-e", "DROP DATABASE orders"])
+        .expect("mariadb client");
+    assert!(ok, "{out}{err}");
+    assert_eq!(sql(&socket, "SHOW DATABASES LIKE 'orders%'"), "orders");
 }

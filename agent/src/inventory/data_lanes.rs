@@ -148,11 +148,19 @@ pub fn validate(d: &DataLanes) -> Result<(), FieldError> {
                 format!("{p:?}: NATS subject tokens, ending with '.', no spaces or wildcards"),
             ));
         }
-        for (name, what) in
-            l.schema_suffix.iter().map(|s| (s, "schemaSuffix")).chain(l.schema_map.values().map(|s| (s, "schemaMap")))
+        for (name, what) in l
+            .schema_suffix
+            .iter()
+            .map(|s| (s, "schemaSuffix"))
+            .chain(l.schema_map.values().map(|s| (s, "schemaMap")))
         {
-            if name.is_empty() && what == "schemaMap" || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
-                return Err(FieldError::new(at(what), format!("{name:?}: letters, digits, '_' and '$' only")));
+            if name.is_empty() && what == "schemaMap"
+                || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+            {
+                return Err(FieldError::new(
+                    at(what),
+                    format!("{name:?}: letters, digits, '_' and '$' only"),
+                ));
             }
         }
         if l.schema_suffix.as_deref() == Some("") {
@@ -185,13 +193,16 @@ mod tests {
     #[test]
     fn each_protocol_needs_its_own_mapping() {
         assert!(validate(&lanes("{protocol: redis, lanes: [{lane: stress, keyPrefix: 'shadow:'}]}")).is_ok());
-        let e = validate(&lanes("{protocol: redis, lanes: [{lane: stress, schemaSuffix: _s}]}")).expect_err("mysql");
+        let e = validate(&lanes("{protocol: redis, lanes: [{lane: stress, schemaSuffix: _s}]}"))
+            .expect_err("mysql");
         assert_eq!(e.field, "spec.dataLanes.lanes[0].keyPrefix");
         let e = validate(&lanes("{lanes: [{lane: s, keyPrefix: 'a:', schemaSuffix: _s}]}")).expect_err("mix");
         assert!(e.message.contains("mixes"), "{e}");
-        let e = validate(&lanes("{protocol: nats, lanes: [{lane: g, subjectPrefix: gray}]}")).expect_err("dot");
+        let e =
+            validate(&lanes("{protocol: nats, lanes: [{lane: g, subjectPrefix: gray}]}")).expect_err("dot");
         assert!(e.message.contains("ending with '.'"), "{e}");
-        let e = validate(&lanes("{lanes: [{lane: g, keyPrefix: 'a:'}, {lane: g, keyPrefix: 'b:'}]}")).expect_err("twice");
+        let e = validate(&lanes("{lanes: [{lane: g, keyPrefix: 'a:'}, {lane: g, keyPrefix: 'b:'}]}"))
+            .expect_err("twice");
         assert!(e.message.contains("twice"), "{e}");
         assert!(serde_norway::from_str::<DataLanes>("{lanes: [{lane: g, keyprefix: 'a:'}]}").is_err());
     }

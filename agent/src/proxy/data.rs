@@ -20,10 +20,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use crate::{
     inventory::data_lanes::OnUnsupported,
     routing::data::{DataLaneRule, DataRules, LaneMap},
-    telemetry::{
-        ConnTelemetry, Telemetry,
-        data::DataSeries,
-    },
+    telemetry::{ConnTelemetry, Telemetry, data::DataSeries},
 };
 
 pub use crate::telemetry::data::DataTally as Tally;
@@ -40,10 +37,20 @@ pub enum DataError {
 pub trait Codec: Send {
     /// Consumes whole client messages from `input`: what goes to the server into `up`,
     /// graylane's own answers into `down` (in order with the server's replies).
-    fn client(&mut self, input: &mut BytesMut, up: &mut BytesMut, down: &mut BytesMut) -> Result<(), DataError>;
+    fn client(
+        &mut self,
+        input: &mut BytesMut,
+        up: &mut BytesMut,
+        down: &mut BytesMut,
+    ) -> Result<(), DataError>;
     /// Consumes whole server messages from `input` into `down` (and `up`, for protocols
     /// that answer the server themselves).
-    fn server(&mut self, input: &mut BytesMut, down: &mut BytesMut, up: &mut BytesMut) -> Result<(), DataError>;
+    fn server(
+        &mut self,
+        input: &mut BytesMut,
+        down: &mut BytesMut,
+        up: &mut BytesMut,
+    ) -> Result<(), DataError>;
     /// What happened since the last look.
     fn tally(&mut self) -> &mut Tally;
 }

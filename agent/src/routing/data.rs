@@ -98,7 +98,10 @@ fn compile_lane(l: &DataLane, protocol: DataProtocol, isolated: &[String]) -> Re
         DataProtocol::Nats => {
             let p = l.subject_prefix.clone().ok_or_else(|| missing("subjectPrefix"))?;
             let q = l.queue_suffix.as_deref().map(|q| format!(", queue *{q}")).unwrap_or_default();
-            (LaneMap::Nats { subject_prefix: p.clone(), queue_suffix: l.queue_suffix.clone() }, format!("subject {p}*{q}"))
+            (
+                LaneMap::Nats { subject_prefix: p.clone(), queue_suffix: l.queue_suffix.clone() },
+                format!("subject {p}*{q}"),
+            )
         }
     };
     let on_unsupported = l.on_unsupported.unwrap_or(if isolated.contains(&l.lane) {
@@ -106,5 +109,11 @@ fn compile_lane(l: &DataLane, protocol: DataProtocol, isolated: &[String]) -> Re
     } else {
         OnUnsupported::Passthrough
     });
-    Ok(DataLaneRule { lane: l.lane.as_str().into(), protocol, on_unsupported, map, describe: describe.into() })
+    Ok(DataLaneRule {
+        lane: l.lane.as_str().into(),
+        protocol,
+        on_unsupported,
+        map,
+        describe: describe.into(),
+    })
 }

@@ -45,7 +45,8 @@ impl Protocol {
             Some("http") => Protocol::Http1,
             Some("http2" | "h2c" | "grpc") => Protocol::Http2,
             Some(
-                "tcp" | "mysql" | "mariadb" | "nats" | "mongo" | "redis" | "postgres" | "postgresql" | "amqp" | "kafka" | "smtp",
+                "tcp" | "mysql" | "mariadb" | "nats" | "mongo" | "redis" | "postgres" | "postgresql" | "amqp"
+                | "kafka" | "smtp",
             ) => Protocol::Opaque,
             _ => Protocol::Detect,
         }

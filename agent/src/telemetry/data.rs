@@ -80,7 +80,8 @@ impl Telemetry {
             });
         }
         if let Some(log) = &self.access_log {
-            let ts_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+            let ts_ms =
+                SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
             for (command, why) in &tally.rejections {
                 let line = RejectLine {
                     ts_ms,

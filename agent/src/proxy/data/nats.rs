@@ -40,7 +40,8 @@ fn control_line(buf: &[u8]) -> Result<Option<(String, usize)>, DataError> {
     match buf.iter().position(|b| *b == b'\n') {
         Some(i) => {
             let end = if i > 0 && buf[i - 1] == b'\r' { i - 1 } else { i };
-            let text = std::str::from_utf8(&buf[..end]).map_err(|_| malformed("control line is not UTF-8"))?;
+            let text =
+                std::str::from_utf8(&buf[..end]).map_err(|_| malformed("control line is not UTF-8"))?;
             Ok(Some((text.to_owned(), i + 1)))
         }
         None if buf.len() > MAX_LINE => Err(malformed("control line too long")),
@@ -94,7 +95,12 @@ fn message(input: &[u8]) -> Result<Option<(String, usize, usize)>, DataError> {
 }
 
 impl Codec for Nats {
-    fn client(&mut self, input: &mut BytesMut, up: &mut BytesMut, down: &mut BytesMut) -> Result<(), DataError> {
+    fn client(
+        &mut self,
+        input: &mut BytesMut,
+        up: &mut BytesMut,
+        down: &mut BytesMut,
+    ) -> Result<(), DataError> {
         let Some(lane) = &self.lane else {
             up.extend_from_slice(&input.split());
             return Ok(());
@@ -115,7 +121,9 @@ impl Codec for Nats {
                 let subject = (*subject).to_owned();
                 if lane.reject {
                     self.tally.rejected += 1;
-                    self.tally.rejections.push((op.clone(), "system and JetStream subjects ($…) stay out of lanes"));
+                    self.tally
+                        .rejections
+                        .push((op.clone(), "system and JetStream subjects ($…) stay out of lanes"));
                     let what = if op == "SUB" { "Subscription" } else { "Publish" };
                     down.extend_from_slice(
                         format!(
@@ -154,7 +162,12 @@ impl Codec for Nats {
         Ok(())
     }
 
-    fn server(&mut self, input: &mut BytesMut, down: &mut BytesMut, _up: &mut BytesMut) -> Result<(), DataError> {
+    fn server(
+        &mut self,
+        input: &mut BytesMut,
+        down: &mut BytesMut,
+        _up: &mut BytesMut,
+    ) -> Result<(), DataError> {
         while let Some((line, at, payload)) = message(input)? {
             let words: Vec<&str> = line.split_ascii_whitespace().collect();
             let op = words.first().map(|w| w.to_ascii_uppercase()).unwrap_or_default();
@@ -231,7 +244,11 @@ mod tests {
         let (up, down) = run(&mut c, b"PUB $JS.API.INFO 0\r\n\r\nPUB a 5\r\nhel");
         assert!(up.is_empty(), "{up}");
         assert!(down.starts_with("-ERR 'Permissions Violation for Publish"), "{down}");
-        assert!(Nats::lane("g", "g.", None, true).client(&mut BytesMut::from(&b"PUB a x\r\n"[..]), &mut BytesMut::new(), &mut BytesMut::new()).is_err());
+        assert!(
+            Nats::lane("g", "g.", None, true)
+                .client(&mut BytesMut::from(&b"PUB a x\r\n"[..]), &mut BytesMut::new(), &mut BytesMut::new())
+                .is_err()
+        );
     }
 
     #[test]

@@ -192,9 +192,8 @@ impl Redis {
             "client" if sub == "tracking" => {
                 self.unsupported("client tracking", "invalidations would name every key", args)
             }
-            "info" | "lastsave" | "role" | "hello" | "auth" | "ping" | "echo" | "select" | "quit" | "reset" => {
-                Decision::Forward(args, Reply::Pass, false)
-            }
+            "info" | "lastsave" | "role" | "hello" | "auth" | "ping" | "echo" | "select" | "quit"
+            | "reset" => Decision::Forward(args, Reply::Pass, false),
             "config" if sub == "get" => Decision::Forward(args, Reply::Pass, false),
             _ => self.by_specs(&name, args),
         }
@@ -209,7 +208,8 @@ impl Redis {
             return self.unsupported(name, "it reaches the whole server", args);
         }
         if cmd.specs.is_empty() {
-            let data = ["@keyspace", "@write", "@read", "@scripting", "@pubsub"].iter().any(|c| cmd.in_category(c));
+            let data =
+                ["@keyspace", "@write", "@read", "@scripting", "@pubsub"].iter().any(|c| cmd.in_category(c));
             if data && cmd.name != "help" {
                 return self.unsupported(name, "it reaches keys it does not name", args);
             }
@@ -222,7 +222,9 @@ impl Redis {
             args[i] = self.prefixed(&args[i]);
         }
         let reply = match name {
-            "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "lmpop" | "blmpop" | "zmpop" | "bzmpop" => Reply::FirstKey,
+            "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "lmpop" | "blmpop" | "zmpop" | "bzmpop" => {
+                Reply::FirstKey
+            }
             "xread" | "xreadgroup" => Reply::Streams,
             _ => Reply::Pass,
         };
@@ -329,7 +331,8 @@ impl Redis {
                 }
             }
             Reply::Scan => {
-                if let Some(keys) = v.elements_mut().and_then(|e| e.get_mut(1)).and_then(Value::elements_mut) {
+                if let Some(keys) = v.elements_mut().and_then(|e| e.get_mut(1)).and_then(Value::elements_mut)
+                {
                     keys.iter_mut().for_each(|e| self.strip(e));
                 }
             }
@@ -368,11 +371,13 @@ impl Redis {
     /// subscribed): channel and pattern names lose the prefix.
     fn pubsub(&mut self, v: &mut Value) -> bool {
         let Some(items) = v.elements_mut() else { return false };
-        let kind = items.first().and_then(Value::as_bytes).map(<[u8]>::to_ascii_lowercase).unwrap_or_default();
+        let kind =
+            items.first().and_then(Value::as_bytes).map(<[u8]>::to_ascii_lowercase).unwrap_or_default();
         let names = match kind.as_slice() {
             b"message" | b"smessage" => 1..2,
             b"pmessage" => 1..3,
-            b"subscribe" | b"unsubscribe" | b"psubscribe" | b"punsubscribe" | b"ssubscribe" | b"sunsubscribe" => {
+            b"subscribe" | b"unsubscribe" | b"psubscribe" | b"punsubscribe" | b"ssubscribe"
+            | b"sunsubscribe" => {
                 if let Some(Value::Line(b':', n)) = items.get(2)
                     && n.as_ref() == b"0"
                 {
@@ -402,7 +407,12 @@ impl Redis {
 }
 
 impl Codec for Redis {
-    fn client(&mut self, input: &mut BytesMut, up: &mut BytesMut, down: &mut BytesMut) -> Result<(), DataError> {
+    fn client(
+        &mut self,
+        input: &mut BytesMut,
+        up: &mut BytesMut,
+        down: &mut BytesMut,
+    ) -> Result<(), DataError> {
         while let Some(args) = resp::command(input, MAX_REQUEST).map_err(malformed)? {
             if args.is_empty() {
                 continue;
@@ -444,7 +454,12 @@ impl Codec for Redis {
         Ok(())
     }
 
-    fn server(&mut self, input: &mut BytesMut, down: &mut BytesMut, _up: &mut BytesMut) -> Result<(), DataError> {
+    fn server(
+        &mut self,
+        input: &mut BytesMut,
+        down: &mut BytesMut,
+        _up: &mut BytesMut,
+    ) -> Result<(), DataError> {
         loop {
             let n = match resp::scan(input, MAX_REPLY).map_err(malformed)? {
                 Scan::Complete(n) => n,

@@ -90,9 +90,10 @@ fn spec(v: &Json) -> KeySpec {
     let b = &v["begin_search"];
     let begin = match b["type"].as_str() {
         Some("index") => int(&b["spec"], "index").map(Begin::Index),
-        Some("keyword") => b["spec"]["keyword"].as_str().zip(int(&b["spec"], "startfrom")).map(|(k, s)| {
-            Begin::Keyword { keyword: k.to_owned(), startfrom: s }
-        }),
+        Some("keyword") => b["spec"]["keyword"]
+            .as_str()
+            .zip(int(&b["spec"], "startfrom"))
+            .map(|(k, s)| Begin::Keyword { keyword: k.to_owned(), startfrom: s }),
         _ => None,
     }
     .unwrap_or(Begin::Unknown);
@@ -100,7 +101,11 @@ fn spec(v: &Json) -> KeySpec {
     let s = &f["spec"];
     let find = match f["type"].as_str() {
         Some("range") => (|| {
-            Some(Find::Range { lastkey: int(s, "lastkey")?, step: int(s, "keystep")?, limit: int(s, "limit")? })
+            Some(Find::Range {
+                lastkey: int(s, "lastkey")?,
+                step: int(s, "keystep")?,
+                limit: int(s, "limit")?,
+            })
         })(),
         Some("keynum") => (|| {
             Some(Find::Keynum {

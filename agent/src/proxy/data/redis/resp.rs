@@ -219,7 +219,9 @@ fn value(buf: &Bytes, at: &mut usize, depth: usize) -> Result<Value, RespError> 
     let text_range = (*at + 1, *at + 1 + text.len());
     *at = next;
     match t {
-        b'+' | b'-' | b':' | b',' | b'#' | b'(' | b'_' => Ok(Value::Line(t, buf.slice(text_range.0..text_range.1))),
+        b'+' | b'-' | b':' | b',' | b'#' | b'(' | b'_' => {
+            Ok(Value::Line(t, buf.slice(text_range.0..text_range.1)))
+        }
         b'$' | b'!' | b'=' => {
             let n = int(&buf[text_range.0..text_range.1])?;
             if n < 0 {
@@ -309,7 +311,12 @@ mod tests {
     use super::*;
 
     fn round(text: &[u8]) -> Value {
-        assert_eq!(scan(text, 1 << 20), Ok(Scan::Complete(text.len())), "{:?}", String::from_utf8_lossy(text));
+        assert_eq!(
+            scan(text, 1 << 20),
+            Ok(Scan::Complete(text.len())),
+            "{:?}",
+            String::from_utf8_lossy(text)
+        );
         let v = parse(&Bytes::copy_from_slice(text)).expect("parse");
         let mut out = BytesMut::new();
         v.encode(&mut out);

@@ -73,7 +73,8 @@ pub fn keys_only_from_keys(script: &[u8]) -> bool {
             let tail = &rest[at..];
             let Some(call) = tail.strip_prefix(".call").or_else(|| tail.strip_prefix(".pcall")) else {
                 // `redis[...]`, `local r = redis`: a way around the check.
-                if tail.starts_with('[') || tail.trim_start().starts_with(';') || tail.trim_start().is_empty() {
+                if tail.starts_with('[') || tail.trim_start().starts_with(';') || tail.trim_start().is_empty()
+                {
                     return false;
                 }
                 continue;
@@ -124,7 +125,9 @@ mod tests {
     #[test]
     fn scripts_that_name_keys_only_through_keys_pass() {
         assert!(keys_only_from_keys(b"return redis.call('GET', KEYS[1])"));
-        assert!(keys_only_from_keys(b"redis.call('SET', KEYS[1], ARGV[1]); return redis.pcall(\"INCR\", KEYS[2])"));
+        assert!(keys_only_from_keys(
+            b"redis.call('SET', KEYS[1], ARGV[1]); return redis.pcall(\"INCR\", KEYS[2])"
+        ));
         assert!(keys_only_from_keys(b"return redis.call('PING')"));
         assert!(!keys_only_from_keys(b"return redis.call('GET', 'prod:key')"));
         assert!(!keys_only_from_keys(b"return redis.call('GET', ARGV[1])"));

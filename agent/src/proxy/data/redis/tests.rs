@@ -31,7 +31,11 @@ fn keys_get_the_prefix_by_key_spec() {
     let mut r = lane();
     let (up, _) = exchange(
         &mut r,
-        &cmds(&[&["SET", "k", "v"], &["mset", "a", "1", "b", "2"], &["EVAL", "return redis.call('GET', KEYS[1])", "1", "k"]]),
+        &cmds(&[
+            &["SET", "k", "v"],
+            &["mset", "a", "1", "b", "2"],
+            &["EVAL", "return redis.call('GET', KEYS[1])", "1", "k"],
+        ]),
         b"",
     );
     assert_eq!(
@@ -85,8 +89,11 @@ fn exec_replies_lose_the_prefix_where_they_name_keys() {
 #[test]
 fn keys_and_scan_patterns_stay_in_the_lane() {
     let mut r = Redis::new(b"s*:", "stress", true);
-    let (up, down) =
-        exchange(&mut r, &cmds(&[&["KEYS", "user:*"], &["SCAN", "0"]]), b"*1\r\n$8\r\ns*:user:\r\n*2\r\n$1\r\n0\r\n*1\r\n$4\r\ns*:x\r\n");
+    let (up, down) = exchange(
+        &mut r,
+        &cmds(&[&["KEYS", "user:*"], &["SCAN", "0"]]),
+        b"*1\r\n$8\r\ns*:user:\r\n*2\r\n$1\r\n0\r\n*1\r\n$4\r\ns*:x\r\n",
+    );
     assert_eq!(up.as_bytes(), cmds(&[&["KEYS", "s\\*:user:*"], &["SCAN", "0", "MATCH", "s\\*:*"]]));
     assert_eq!(down, "*1\r\n$5\r\nuser:\r\n*2\r\n$1\r\n0\r\n*1\r\n$1\r\nx\r\n");
 }

@@ -1,0 +1,111 @@
+use std::collections::BTreeMap;
+
+use bytes::BytesMut;
+
+use super::{Mysql, put_packets};
+use crate::proxy::data::Codec;
+
+fn lane() -> Mysql {
+    Mysql::new("stress", Some("_shadow".into()), BTreeMap::new(), true)
+}
+
+fn greeting() -> Vec<u8> {
+    let mut p = vec![10];
+    p.extend_from_slice(b"10.11.6-MariaDB\0");
+    p.extend_from_slice(&[1, 0, 0, 0]);
+    p.extend_from_slice(b"abcdefgh");
+    p.push(0);
+    p.extend_from_slice(&0xf7ffu16.to_le_bytes()); // includes CLIENT_COMPRESS
+    p.push(8);
+    p.extend_from_slice(&[2, 0]);
+    p.extend_from_slice(&0x081fu16.to_le_bytes()); // includes QUERY_ATTRIBUTES (bit 11)
+    p.push(21);
+    p.extend_from_slice(&[0; 10]);
+    p.extend_from_slice(b"ijklmnopqrst\0mysql_native_password\0");
+    p
+}
+
+fn response(caps: u32, db: &str) -> Vec<u8> {
+    let mut p = caps.to_le_bytes().to_vec();
+    p.extend_from_slice(&(1u32 << 24).to_le_bytes());
+    p.push(8);
+    p.extend_from_slice(&[0; 23]);
+    p.extend_from_slice(b"app\0");
+    p.push(20);
+    p.extend_from_slice(&[7; 20]);
+    p.extend_from_slice(db.as_bytes());
+    p.push(0);
+    p.extend_from_slice(b"mysql_native_password\0");
+    p
+}
+
+fn packets(seq: u8, payload: &[u8]) -> BytesMut {
+    let mut b = BytesMut::new();
+    put_packets(&mut b, seq, payload);
+    b
+}
+
+const CAPS: u32 = (1 << 3) | (1 << 9) | (1 << 15) | (1 << 19);
+
+/// Greeting, response with `db`, the server's OK: (what the server got, client got).
+fn connect(m: &mut Mysql, db: &str) -> (BytesMut, BytesMut) {
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    m.server(&mut packets(0, &greeting()), &mut down, &mut up).expect("greeting");
+    m.client(&mut packets(1, &response(CAPS, db)), &mut up, &mut down).expect("response");
+    m.server(&mut packets(2, &[0, 0, 0, 2, 0, 0, 0]), &mut down, &mut up).expect("ok");
+    (up, down)
+}
+
+#[test]
+fn the_handshake_schema_is_the_lanes_and_compression_is_not_offered() {
+    let mut m = lane();
+    let (up, down) = connect(&mut m, "orders");
+    assert_eq!(&up[4..], &response(CAPS, "orders_shadow")[..]);
+    let caps_low = u16::from_le_bytes([down[4 + 30], down[4 + 31]]);
+    assert_eq!(caps_low & (1 << 5), 0, "no compression");
+    assert_eq!(u16::from_le_bytes([down[4 + 35], down[4 + 36]]) & (1 << 11), 0, "no query attributes");
+}
+
+#[test]
+fn queries_and_init_db_are_rewritten_and_refusals_answer_in_sequence() {
+    let mut m = lane();
+    connect(&mut m, "orders");
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    let mut q = packets(0, b"\x03SELECT * FROM orders.t");
+    q.extend_from_slice(&packets(0, b"\x02billing"));
+    q.extend_from_slice(&packets(0, b"\x16INSERT INTO t VALUES (?)"));
+    m.client(&mut q, &mut up, &mut down).expect("commands");
+    let mut expect = packets(0, b"\x03SELECT * FROM orders_shadow.t");
+    expect.extend_from_slice(&packets(0, b"\x02billing_shadow"));
+    expect.extend_from_slice(&packets(0, b"\x16INSERT INTO t VALUES (?)"));
+    assert_eq!(up, expect);
+    assert!(down.is_empty());
+    m.client(&mut packets(0, b"\x03GRANT ALL ON *.* TO 'x'@'%'"), &mut up, &mut down).expect("grant");
+    assert_eq!(down[3], 1, "the error answers as the server would: sequence 1");
+    assert_eq!(down[4], 0xFF);
+    assert_eq!(u16::from_le_bytes([down[5], down[6]]), 1227);
+    assert!(String::from_utf8_lossy(&down).contains("graylane: lane 'stress' may not run GRANT"));
+    assert_eq!(m.tally.rejections[0].0, "GRANT");
+}
+
+#[test]
+fn tls_from_a_lane_client_is_refused_not_downgraded() {
+    let mut m = lane();
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    m.server(&mut packets(0, &greeting()), &mut down, &mut up).expect("greeting");
+    down.clear();
+    let mut ssl = CAPS.to_le_bytes().to_vec();
+    ssl[1] |= 1 << 3; // CLIENT_SSL
+    ssl.extend_from_slice(&[0; 28]);
+    assert!(m.client(&mut packets(1, &ssl), &mut up, &mut down).is_err());
+    assert!(up.is_empty());
+    assert!(String::from_utf8_lossy(&down).contains("may not run TLS"), "{down:?}");
+}
+
+#[test]
+fn malformed_packets_are_errors() {
+    let mut m = lane();
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    m.server(&mut packets(0, &greeting()), &mut down, &mut up).expect("greeting");
+    assert!(m.client(&mut packets(1, &[1, 2, 3]), &mut up, &mut down).is_err());
+}
