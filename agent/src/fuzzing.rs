@@ -196,6 +196,64 @@ pub fn record(data: &[u8]) {
     }
 }
 
+/// Feeds a data-lane codec a client stream and a server stream (the first byte says where
+/// `data` splits into the two), once whole and once in three pieces each: it never panics,
+/// and where both runs succeed they produce the same bytes (framing does not depend on how
+/// reads fall).
+fn data_codec(data: &[u8], make: &dyn Fn() -> Box<dyn crate::proxy::data::Codec>) {
+    use bytes::BytesMut;
+    let Some((&first, rest)) = data.split_first() else { return };
+    let cut = usize::from(first) * rest.len() / 256;
+    let (client, server) = rest.split_at(cut);
+    let run = |pieces: usize| -> Option<(Vec<u8>, Vec<u8>)> {
+        let mut codec = make();
+        let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+        let (mut cin, mut sin) = (BytesMut::new(), BytesMut::new());
+        for chunk in client.chunks(client.len().div_ceil(pieces).max(1)) {
+            cin.extend_from_slice(chunk);
+            codec.client(&mut cin, &mut up, &mut down).ok()?;
+        }
+        for chunk in server.chunks(server.len().div_ceil(pieces).max(1)) {
+            sin.extend_from_slice(chunk);
+            codec.server(&mut sin, &mut down, &mut up).ok()?;
+        }
+        Some((up.to_vec(), down.to_vec()))
+    };
+    if let (Some(whole), Some(split)) = (run(1), run(3)) {
+        assert_eq!(whole, split, "the same streams read in other pieces give the same bytes");
+    }
+}
+
+/// Redis (RESP2/3) for a lane with `onUnsupported: reject` or `passthrough`.
+pub fn redis(data: &[u8]) {
+    let reject = data.len() % 2 == 0;
+    data_codec(data, &|| Box::new(crate::proxy::data::redis::Redis::new(b"shadow:", "stress", reject)));
+}
+
+/// MySQL client protocol for a lane (handshake, authentication, commands and SQL).
+pub fn mysql(data: &[u8]) {
+    let reject = data.len() % 2 == 0;
+    data_codec(data, &|| {
+        Box::new(crate::proxy::data::mysql::Mysql::new(
+            "stress",
+            Some("_shadow".into()),
+            std::collections::BTreeMap::from([("billing".to_owned(), "billing_s".to_owned())]),
+            reject,
+        ))
+    });
+}
+
+/// NATS for a lane and for a base connection.
+pub fn nats(data: &[u8]) {
+    if data.len() % 2 == 0 {
+        data_codec(data, &|| {
+            Box::new(crate::proxy::data::nats::Nats::lane("gray", "gray.", Some("-gray"), true))
+        });
+    } else {
+        data_codec(data, &|| Box::new(crate::proxy::data::nats::Nats::base(&["gray.".to_owned()])));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -205,12 +263,15 @@ mod tests {
     fn the_fuzz_corpus_replays_clean() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
         type Target = (&'static str, fn(&[u8]));
-        let targets: [Target; 5] = [
+        let targets: [Target; 8] = [
             ("headers", super::headers),
             ("requests", super::requests),
             ("inventory", super::inventory),
             ("route", super::route),
             ("record", super::record),
+            ("redis", super::redis),
+            ("mysql", super::mysql),
+            ("nats", super::nats),
         ];
         let mut ran = 0;
         for (name, run) in targets {

@@ -371,3 +371,53 @@ fn mysql_stress_writes_land_in_shadow_schemas_and_refusals_reach_nothing() {
     assert!(ok, "{out}{err}");
     assert_eq!(sql(&socket, "SHOW DATABASES LIKE 'orders%'"), "orders");
 }
+
+#[test]
+fn a_lane_with_its_own_redis_reaches_it_through_its_subset_over_opaque_tcp() {
+    let Some(p) = privileged("data_subset") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("stress-app").tag("stress")).expect("stress");
+    sb.add_pod(PodSpec::new("base-app")).expect("base");
+    let dirs: Vec<tempfile::TempDir> =
+        (0..2).map(|_| tempfile::Builder::new().prefix("graylane-redis-").tempdir().expect("dir")).collect();
+    for (name, tag, dir) in [("redis-prod", None, &dirs[0]), ("redis-shadow", Some("stress"), &dirs[1])] {
+        let spec = PodSpec::new(name).label("app", "redis");
+        let pod = sb
+            .add_pod(match tag {
+                Some(t) => spec.tag(t),
+                None => spec,
+            })
+            .expect("redis pod");
+        let d = dir.path().to_str().expect("dir");
+        pod.spawn(
+            "redis-server",
+            &["--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--dir", d],
+        )
+        .expect("redis-server");
+        pod.wait_listening(6379).expect("listening");
+    }
+    // No dataLanes: the lane's own instance is its subset, as for HTTP.
+    sb.add_service(ServiceSpec::new("redis", REDIS).named_port(6379, 6379, "redis").select("app", "redis"));
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let vip = REDIS.to_string();
+    for (pod, value) in [("stress-app", "stress"), ("base-app", "prod")] {
+        for _ in 0..5 {
+            let (ok, out, err) = sb
+                .pod(pod)
+                .run("redis-cli", &["-h", &vip, "-p", "6379", "RPUSH", "writes", value])
+                .expect("cli");
+            assert!(ok, "{out}{err}");
+        }
+    }
+    let local = |pod: &str| {
+        let (_, out, _) = sb
+            .pod(pod)
+            .run("redis-cli", &["-h", "127.0.0.1", "-p", "6379", "LRANGE", "writes", "0", "-1"])
+            .expect("cli");
+        out.split_whitespace().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let (prod, shadow) = (local("redis-prod"), local("redis-shadow"));
+    eprintln!("measured: prod instance {prod:?}, shadow instance {shadow:?}");
+    assert_eq!(prod, vec!["prod"; 5]);
+    assert_eq!(shadow, vec!["stress"; 5]);
+}

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 
 use crate::cmd::{root, succeeds};
 
-const TARGETS: [&str; 5] = ["headers", "inventory", "route", "record", "requests"];
+const TARGETS: [&str; 8] = ["headers", "inventory", "route", "record", "requests", "redis", "mysql", "nats"];
 
 pub fn run(seconds: u64) -> anyhow::Result<()> {
     if !succeeds("cargo", &["fuzz", "--version"]) {

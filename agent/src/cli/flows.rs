@@ -119,6 +119,12 @@ fn why(f: &Value) -> String {
     if let Some(l) = f["lane_lost"].as_str() {
         parts.push(format!("lane_lost={l}"));
     }
+    if let Some(d) = f["data_lane"].as_str() {
+        parts.push(format!("data lane: {d}"));
+    }
+    if let Some(n) = f["data_rejected"].as_u64().filter(|n| *n > 0) {
+        parts.push(format!("refused {n}"));
+    }
     // Upstream from the node's address instead of the caller's own, and why.
     if let Some(r) = f["source_fallback"].as_str().filter(|r| *r != "configured") {
         parts.push(format!("from_node={r}"));
