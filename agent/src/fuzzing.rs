@@ -226,13 +226,13 @@ fn data_codec(data: &[u8], make: &dyn Fn() -> Box<dyn crate::proxy::data::Codec>
 
 /// Redis (RESP2/3) for a lane with `onUnsupported: reject` or `passthrough`.
 pub fn redis(data: &[u8]) {
-    let reject = data.len() % 2 == 0;
+    let reject = data.len().is_multiple_of(2);
     data_codec(data, &|| Box::new(crate::proxy::data::redis::Redis::new(b"shadow:", "stress", reject)));
 }
 
 /// MySQL client protocol for a lane (handshake, authentication, commands and SQL).
 pub fn mysql(data: &[u8]) {
-    let reject = data.len() % 2 == 0;
+    let reject = data.len().is_multiple_of(2);
     data_codec(data, &|| {
         Box::new(crate::proxy::data::mysql::Mysql::new(
             "stress",
@@ -245,7 +245,7 @@ pub fn mysql(data: &[u8]) {
 
 /// NATS for a lane and for a base connection.
 pub fn nats(data: &[u8]) {
-    if data.len() % 2 == 0 {
+    if data.len().is_multiple_of(2) {
         data_codec(data, &|| {
             Box::new(crate::proxy::data::nats::Nats::lane("gray", "gray.", Some("-gray"), true))
         });

@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, fixture, privileged};
+use graylane_tests::{AgentOptions, MariaDb, PodSpec, Sandbox, ServiceSpec, fixture, privileged};
 use serde_json::Value;
 
 const REDIS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 60);
@@ -235,54 +235,13 @@ fn nats_gray_consumers_get_only_gray_messages_and_base_consumers_never_do() {
     assert_eq!(rejected, 1.0, "the gray producer's publish to $JS.API was refused");
 }
 
-/// MariaDB in the `mysql` pod, initialized in a scratch folder: an `app` account with a
-/// native password, schemas `orders` and `billing` and their lane copies.
-fn start_mariadb(sb: &mut Sandbox, dir: &std::path::Path) {
-    let data = dir.join("data");
-    let (socket, data_s) = (dir.join("sock"), data.to_str().expect("path").to_owned());
-    let out = std::process::Command::new("mariadb-install-db")
-        .args(["--no-defaults", "--user=root", "--auth-root-authentication-method=normal", "--skip-test-db"])
-        .arg(format!("--datadir={data_s}"))
-        .output()
-        .expect("mariadb-install-db (cargo xtask setup installs it)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let store = sb.add_pod(PodSpec::new("mysql").label("app", "mysql")).expect("mysql pod");
-    let args = [
-        "--no-defaults".to_owned(),
-        "--user=root".to_owned(),
-        format!("--datadir={data_s}"),
-        format!("--socket={}", socket.display()),
-        format!("--pid-file={}", dir.join("pid").display()),
-        format!("--log-error={}", dir.join("error.log").display()),
-        "--bind-address=0.0.0.0".to_owned(),
-        "--port=3306".to_owned(),
-        "--skip-name-resolve".to_owned(),
-    ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    store.spawn("mariadbd", &args).expect("mariadbd");
-    store.wait_listening(3306).expect("mariadb listening");
-    sql(
-        &socket,
-        "CREATE USER 'app'@'%' IDENTIFIED BY 'secret'; GRANT ALL ON *.* TO 'app'@'%';\
-         CREATE DATABASE orders; CREATE TABLE orders.t (id INT PRIMARY KEY, who VARCHAR(40));\
-         CREATE DATABASE orders_shadow; CREATE TABLE orders_shadow.t LIKE orders.t;\
-         CREATE DATABASE billing; CREATE TABLE billing.inv (id INT PRIMARY KEY, who VARCHAR(40));\
-         CREATE DATABASE billing_shadow; CREATE TABLE billing_shadow.inv LIKE billing.inv;",
-    );
-}
-
-/// Runs SQL as root over the server's unix socket (not through graylane); the output's
-/// rows, tab-separated.
-fn sql(socket: &std::path::Path, statements: &str) -> String {
-    let out = std::process::Command::new("mariadb")
-        .args(["--no-defaults", "-u", "root", "-N", "-B"])
-        .arg(format!("--socket={}", socket.display()))
-        .args(["-e", statements])
-        .output()
-        .expect("mariadb client");
-    assert!(out.status.success(), "{statements}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
+/// An `app` account with a native password; schemas `orders` and `billing` and their lane
+/// copies.
+const MYSQL_INIT: &str = "CREATE USER 'app'@'%' IDENTIFIED BY 'secret'; GRANT ALL ON *.* TO 'app'@'%';\
+    CREATE DATABASE orders; CREATE TABLE orders.t (id INT PRIMARY KEY, who VARCHAR(40));\
+    CREATE DATABASE orders_shadow; CREATE TABLE orders_shadow.t LIKE orders.t;\
+    CREATE DATABASE billing; CREATE TABLE billing.inv (id INT PRIMARY KEY, who VARCHAR(40));\
+    CREATE DATABASE billing_shadow; CREATE TABLE billing_shadow.inv LIKE billing.inv;";
 
 #[test]
 fn mysql_stress_writes_land_in_shadow_schemas_and_refusals_reach_nothing() {
@@ -290,9 +249,8 @@ fn mysql_stress_writes_land_in_shadow_schemas_and_refusals_reach_nothing() {
     let mut sb = Sandbox::new(&p).expect("sandbox");
     sb.add_pod(PodSpec::new("stress-app").tag("stress")).expect("stress");
     sb.add_pod(PodSpec::new("base-app")).expect("base");
-    let dir = tempfile::Builder::new().prefix("graylane-mariadb-").tempdir().expect("dir");
-    start_mariadb(&mut sb, dir.path());
-    let socket = dir.path().join("sock");
+    let db = MariaDb::start(&mut sb, "mysql", MYSQL_INIT).expect("mariadb");
+    let sql = |s: &str| db.sql(s).expect("sql");
     sb.add_service(ServiceSpec::new("mysql", MYSQL).named_port(3306, 3306, "mysql").select("app", "mysql"));
     sb.add_document(&policy("mysql", "[{lane: stress, schemaSuffix: _shadow}]"));
     sb.start_agent(&AgentOptions::default()).expect("agent");
@@ -312,6 +270,7 @@ fn mysql_stress_writes_land_in_shadow_schemas_and_refusals_reach_nothing() {
     assert_eq!(lane["qualified_count"], 1);
     assert_eq!(lane["database"], "orders_shadow", "replies are not rewritten (README)");
     assert_eq!(lane["join"], serde_json::json!(["stress", "stress"]));
+    assert_eq!(lane["prepared"], "stress-prepared", "prepared statements are rewritten too");
     for refused in ["grant", "set_global", "create_user", "system_write", "unparseable"] {
         assert_eq!(lane[refused][0], "error", "{refused}: {lane}");
         assert!(
@@ -322,10 +281,10 @@ fn mysql_stress_writes_land_in_shadow_schemas_and_refusals_reach_nothing() {
     assert_eq!(lane["grant"][1], 1227);
     assert_eq!(lane["unparseable"][1], 1064);
     // What the server holds, asked over its socket.
-    assert_eq!(sql(&socket, "SELECT who FROM orders.t"), "prod+tx");
-    assert_eq!(sql(&socket, "SELECT who FROM orders_shadow.t"), "stress+tx");
-    assert_eq!(sql(&socket, "SELECT who FROM billing.inv"), "prod");
-    assert_eq!(sql(&socket, "SELECT who FROM billing_shadow.inv"), "stress");
+    assert_eq!(sql("SELECT who FROM orders.t"), "prod+tx");
+    assert_eq!(sql("SELECT who FROM orders_shadow.t"), "stress+tx");
+    assert_eq!(sql("SELECT who FROM billing.inv ORDER BY id"), "prod\nprod-prepared");
+    assert_eq!(sql("SELECT who FROM billing_shadow.inv ORDER BY id"), "stress\nstress-prepared");
     // The mysql command-line client from the lane (it sends its own startup queries).
     let (ok, out, err) = sb
         .pod("stress-app")
@@ -369,7 +328,7 @@ fn mysql_stress_writes_land_in_shadow_schemas_and_refusals_reach_nothing() {
         .run("mariadb", &["--no-defaults", "-h", &vip, "-u", "app", "-psecret", "-e", "DROP DATABASE orders"])
         .expect("mariadb client");
     assert!(ok, "{out}{err}");
-    assert_eq!(sql(&socket, "SHOW DATABASES LIKE 'orders%'"), "orders");
+    assert_eq!(sql("SHOW DATABASES LIKE 'orders%'"), "orders");
 }
 
 #[test]

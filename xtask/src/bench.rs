@@ -20,6 +20,9 @@
 //!   traffic (`graylane`: a gray client to a gray backend, so the lane is written into
 //!   the trace headers and remembered per trace), and lane traffic without the trace
 //!   memory (`--trace-ids none`).
+//! - Data lanes (redis-benchmark, `SET` and `GET`, 10 connections): `redis direct` (no
+//!   capture), `redis passthrough` (captured, opaque TCP), `redis rewrite` (captured, the
+//!   gray client's keys prefixed by the Redis codec).
 //!
 //! For each: requests per second, p50/p99, the proxy's CPU per request (user and system),
 //! and the node's CPU per request (every CPU, kernel and softirq included).
@@ -43,6 +46,17 @@ const POLICY_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 11);
 const H2_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 12);
 const BASE_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 13);
 const IPT_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 99);
+const REDIS_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 14);
+const REDIS_PASS_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 15);
+/// The gray client's connections to `redis` are rewritten (its keys get `gray:`);
+/// `redis-pass` (the same server) has no data lanes: opaque TCP.
+const REDIS_LANES: &str = "apiVersion: graylane.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: redis}
+spec:
+  service: redis
+  dataLanes:
+    lanes: [{lane: gray, keyPrefix: 'gray:'}]";
 const NGINX_PROXY: &str = "10.200.0.1:8081";
 const NGINX_PROXY_H2: &str = "10.200.0.1:8082";
 const COLLECTOR: &str = "127.0.0.1:4318";
@@ -154,6 +168,9 @@ enum Target {
     Iptables,
     NginxProxy,
     NginxProxyH2,
+    RedisPod,
+    RedisLanes,
+    RedisPassthrough,
 }
 
 /// One measured run of a case.
@@ -221,6 +238,15 @@ fn cases(connections: u32) -> Vec<Case> {
         c("source: node", Proxy::Graylane(NodeSource), h1, true, Target::Service),
         c("close: pod", Proxy::Graylane(Default), close, true, Target::Service),
         c("close: node", Proxy::Graylane(NodeSource), close, true, Target::Service),
+        c("redis direct", Proxy::None, Load::Redis { clients: 10 }, false, Target::RedisPod),
+        c(
+            "redis passthrough",
+            Proxy::Graylane(Default),
+            Load::Redis { clients: 10 },
+            true,
+            Target::RedisPassthrough,
+        ),
+        c("redis rewrite", Proxy::Graylane(Default), Load::Redis { clients: 10 }, true, Target::RedisLanes),
     ]
 }
 
@@ -250,6 +276,25 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         ServiceSpec::new("web-policy", POLICY_VIP).named_port(80, 8080, "http").select("app", "web"),
     );
     sb.add_document(POLICY);
+    let redis_dir = sb.scratch().join("redis");
+    std::fs::create_dir_all(&redis_dir)?;
+    let redis_dir = redis_dir.display().to_string();
+    let redis = sb.add_pod(PodSpec::new("redis").label("app", "redis"))?;
+    redis.spawn(
+        "redis-server",
+        &["--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--dir", &redis_dir],
+    )?;
+    redis.wait_listening(6379)?;
+    let redis_ip = redis.ip;
+    sb.add_service(
+        ServiceSpec::new("redis", REDIS_VIP).named_port(6379, 6379, "tcp-redis").select("app", "redis"),
+    );
+    sb.add_service(
+        ServiceSpec::new("redis-pass", REDIS_PASS_VIP)
+            .named_port(6379, 6379, "tcp-redis")
+            .select("app", "redis"),
+    );
+    sb.add_document(REDIS_LANES);
     let proxy_conf = peers::reverse_proxy(sb.scratch(), NGINX_PROXY, NGINX_PROXY_H2, server_ip)?;
     let nginx_pid = sb.spawn_node("nginx", &["-c", &proxy_conf.display().to_string()])?;
     let collector_conf = peers::collector(sb.scratch(), COLLECTOR)?;
@@ -294,6 +339,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Target::Iptables => format!("http://{IPT_VIP}/index.html"),
         Target::NginxProxy => format!("http://{NGINX_PROXY}/index.html"),
         Target::NginxProxyH2 => format!("http://{NGINX_PROXY_H2}/index.html"),
+        Target::RedisPod => format!("{redis_ip}:6379"),
+        Target::RedisLanes => format!("{REDIS_VIP}:6379"),
+        Target::RedisPassthrough => format!("{REDIS_PASS_VIP}:6379"),
     };
     let all = cases(args.connections);
     let exact = args.only.as_deref().is_some_and(|o| all.iter().any(|c| c.name == o));

@@ -4,7 +4,7 @@
 use std::{net::Ipv4Addr, time::Instant};
 
 use anyhow::{Context as _, bail};
-use graylane_tests::{AgentOptions, Pod, PodSpec, Sandbox, ServiceSpec, privileged};
+use graylane_tests::{AgentOptions, MariaDb, Pod, PodSpec, Sandbox, ServiceSpec, privileged};
 use serde_json::Value;
 
 use crate::cmd::build_agent;
@@ -13,6 +13,24 @@ const APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
 const DATA: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 30);
 const SEARCH: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 40);
 const ORDERS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 50);
+const REDIS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 60);
+const MYSQL: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 62);
+
+/// The seeds' full-link stress test: the stress lane shares production's Redis and MySQL,
+/// its data kept apart inside them.
+const DATA_LANES: &str = "apiVersion: graylane.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: redis}
+spec:
+  service: redis
+  dataLanes: {lanes: [{lane: stress, keyPrefix: 'shadow:'}]}
+---
+apiVersion: graylane.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: mysql}
+spec:
+  service: mysql
+  dataLanes: {lanes: [{lane: stress, schemaSuffix: _shadow}]}";
 
 const BETA_RULE: &str = "apiVersion: graylane.io/v1alpha1
 kind: TrafficLabelRule
@@ -56,9 +74,32 @@ pub fn run() -> anyhow::Result<()> {
     orders.wait_listening(8080)?;
     sb.add_service(ServiceSpec::new("orders", ORDERS).named_port(80, 8080, "http").select("app", "orders"));
     sb.add_document(BETA_RULE);
+    // The data stores: production's Redis and MySQL, shared by the stress lane.
+    sb.add_pod(PodSpec::new("stress-app").label("app", "loadgen").tag("stress"))?;
+    let redis_dir = sb.scratch().join("redis");
+    std::fs::create_dir_all(&redis_dir)?;
+    let redis_dir = redis_dir.display().to_string();
+    let redis = sb.add_pod(PodSpec::new("redis").label("app", "redis"))?;
+    redis.spawn(
+        "redis-server",
+        &["--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--dir", &redis_dir],
+    )?;
+    redis.wait_listening(6379)?;
+    sb.add_service(
+        ServiceSpec::new("redis", REDIS).named_port(6379, 6379, "tcp-redis").select("app", "redis"),
+    );
+    let mysql = MariaDb::start(
+        &mut sb,
+        "mysql",
+        "CREATE USER 'app'@'%' IDENTIFIED BY 'secret'; GRANT ALL ON *.* TO 'app'@'%';\
+         CREATE DATABASE orders; CREATE TABLE orders.t (id INT PRIMARY KEY, who VARCHAR(40));\
+         CREATE DATABASE orders_shadow; CREATE TABLE orders_shadow.t LIKE orders.t;",
+    )?;
+    sb.add_service(ServiceSpec::new("mysql", MYSQL).named_port(3306, 3306, "mysql").select("app", "mysql"));
+    sb.add_document(DATA_LANES);
     let took = sb.start_agent(&AgentOptions::default())?;
     println!(
-        "agent ready in {} ms; pods: gateway (ingress), client, app-v1, app-v2 [gray], data-v1, data-v2 [gray], search-v1, orders-v1\n",
+        "agent ready in {} ms; pods: gateway (ingress), client, app-v1, app-v2 [gray], stress-app [stress], data-v1, data-v2 [gray], search-v1, orders-v1, redis, mysql\n",
         took.as_millis()
     );
     println!("kill -9 the agent: pods keep reaching pod IPs directly (fail-open)");
@@ -86,6 +127,7 @@ pub fn run() -> anyhow::Result<()> {
     show(&sb, "app-v2 → search (no gray search: escapes)", "app-v2", &search, &[])?;
     chain(&sb)?;
     caller_address(&sb)?;
+    data_lanes(&sb, &mysql)?;
 
     println!("\n$ graylane flows      # on the node: where each connection went, and why");
     let bin = graylane_tests::binary()?;
@@ -122,6 +164,38 @@ fn chain(sb: &Sandbox) -> anyhow::Result<()> {
         last["tag_source"].as_str().unwrap_or("-"),
         last["subset"].as_str().unwrap_or("-"),
     );
+    Ok(())
+}
+
+/// The stress lane writes to Redis and MySQL like production does, with no code change;
+/// graylane keeps its data under `shadow:` keys and in `orders_shadow`.
+fn data_lanes(sb: &Sandbox, mysql: &MariaDb) -> anyhow::Result<()> {
+    let (redis, db) = (REDIS.to_string(), MYSQL.to_string());
+    println!(
+        "\nstress test on shared data stores (dataLanes: Redis keyPrefix shadow:, MySQL schemaSuffix _shadow)"
+    );
+    let mut refused = String::new();
+    for (pod, who, n) in [("app-v1", "prod", "5"), ("stress-app", "stress", "8")] {
+        let flush = if pod == "stress-app" { "flushall" } else { "-" };
+        let out = sb.pod(pod).python_json("data_writer.py", &[&redis, &db, who, n, flush])?;
+        if pod == "stress-app" {
+            refused = out[0]["flushall"].as_str().unwrap_or("?").to_owned();
+        }
+    }
+    let cli = |args: &[&str]| -> anyhow::Result<String> {
+        let mut a = vec!["-h", "127.0.0.1", "-p", "6379"];
+        a.extend_from_slice(args);
+        let (_, out, _) = sb.pod("redis").run("redis-cli", &a)?;
+        Ok(out.trim().to_owned())
+    };
+    let prod_keys = cli(&["EVAL", "return #redis.call('KEYS', 'order:*')", "0"])?;
+    let shadow_keys = cli(&["EVAL", "return #redis.call('KEYS', 'shadow:order:*')", "0"])?;
+    let prod_rows = mysql.sql("SELECT COUNT(*) FROM orders.t")?;
+    let shadow_rows = mysql.sql("SELECT COUNT(*) FROM orders_shadow.t")?;
+    println!("  {:<28} {:>10} {:>10}", "", "production", "shadow");
+    println!("  {:<28} {:>10} {:>10}", "Redis order:* keys", prod_keys, shadow_keys);
+    println!("  {:<28} {:>10} {:>10}", "MySQL orders.t rows", prod_rows, shadow_rows);
+    println!("  stress-app FLUSHALL: {refused}");
     Ok(())
 }
 

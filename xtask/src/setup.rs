@@ -53,13 +53,15 @@ pub fn run() -> anyhow::Result<()> {
     // Python test clients: grpcio (a real gRPC client/server), h2 (a strict HTTP/2 server),
     // kubernetes-validate (Kubernetes schemas, for deploy/), opentelemetry-proto (the
     // official OTLP messages, to parse the spans graylane exports), xxhash (trace keys in
-    // forged lane hints), redis-py, PyMySQL and nats-py (real clients of the data stores).
+    // forged lane hints), and the data stores' real clients: redis-py, PyMySQL, MySQL's
+    // connector (server-side prepared statements), nats-py.
     for (module, package) in [
         ("grpc", "grpcio"),
         ("h2", "h2"),
         ("xxhash", "xxhash"),
         ("redis", "redis"),
         ("pymysql", "pymysql"),
+        ("mysql.connector", "mysql-connector-python"),
         ("nats", "nats-py"),
         ("kubernetes_validate", "kubernetes-validate"),
         ("opentelemetry.proto.collector.trace.v1.trace_service_pb2", "opentelemetry-proto"),

@@ -2,6 +2,7 @@
 //! `harness.rs`). One test binary; the sandbox tier (`tests/`) covers the kernel's part.
 
 mod continuity;
+mod data;
 mod errors;
 mod harness;
 mod lanes;

@@ -30,6 +30,9 @@ pub enum Load {
     Grpc { clients: u32, streams: u32 },
     /// h2load, HTTP/1.1 at a fixed total rate (open loop), 10 clients.
     Rate { per_second: u32 },
+    /// redis-benchmark, `SET` then `GET` (3-byte values), `clients` connections; the URL is
+    /// `host:port`.
+    Redis { clients: u32 },
 }
 
 pub fn run(
@@ -80,7 +83,41 @@ pub fn run(
             )
         }
         Load::Rate { per_second } => open_loop(pod, url, per_second, secs, scratch),
+        Load::Redis { clients } => redis_benchmark(pod, url, clients, secs),
     }
+}
+
+/// redis-benchmark runs a request count, not a time: about 12,000 requests per second
+/// asked, per test (`SET`, `GET`). Requests per second are the two tests' together (all
+/// requests over both tests' time); p50/p99 the mean of the two tests'.
+fn redis_benchmark(pod: &Pod, addr: &str, clients: u32, secs: u64) -> anyhow::Result<LoadResult> {
+    let (host, port) = addr.rsplit_once(':').context("host:port")?;
+    let n = (12_000 * secs).to_string();
+    let c = clients.to_string();
+    let (ok, out, err) =
+        pod.run("redis-benchmark", &["-h", host, "-p", port, "-c", &c, "-n", &n, "-t", "set,get", "--csv"])?;
+    if !ok {
+        bail!("redis-benchmark {addr}: {err}");
+    }
+    let mut rows = Vec::new();
+    for line in out.lines().filter(|l| l.starts_with("\"SET\"") || l.starts_with("\"GET\"")) {
+        let f: Vec<f64> = line.split(',').skip(1).filter_map(|v| v.trim_matches('"').parse().ok()).collect();
+        if f.len() >= 6 {
+            rows.push((f[0], f[3], f[5]));
+        }
+    }
+    if rows.len() != 2 {
+        bail!("redis-benchmark {addr}: no SET and GET results in:\n{out}{err}");
+    }
+    let per_test: f64 = n.parse().unwrap_or(0.0);
+    let seconds: f64 = rows.iter().map(|(rps, _, _)| per_test / rps.max(1.0)).sum();
+    Ok(LoadResult {
+        requests: (per_test * 2.0) as u64,
+        rps: per_test * 2.0 / seconds.max(1e-9),
+        p50_ms: rows.iter().map(|r| r.1).sum::<f64>() / 2.0,
+        p99_ms: rows.iter().map(|r| r.2).sum::<f64>() / 2.0,
+        errors: 0,
+    })
 }
 
 /// Clients at a fixed rate in all, with their ticks spread over the period. One h2load

@@ -167,6 +167,23 @@ pub fn render(samples: &[Sample], args: &BenchArgs) -> String {
             node.opened_per_1k
         );
     }
+    let (rd, rp, rr) = (get("redis direct"), get("redis passthrough"), get("redis rewrite"));
+    let _ = writeln!(
+        out,
+        "  rewrite/pass    Redis SET+GET, data lane vs opaque TCP    {:+.1} % proxy CPU per request ({:.1} vs {:.1} us)   (goal < 15 %); req/s {:.2}x; p50 {:.3} vs {:.3} ms",
+        (ratio(rr.cpu_us, rp.cpu_us) - 1.0) * 100.0,
+        rr.cpu_us,
+        rp.cpu_us,
+        ratio(rr.rps, rp.rps),
+        rr.p50,
+        rp.p50
+    );
+    let _ = writeln!(
+        out,
+        "  rewrite/direct  Redis SET+GET req/s                       {:.2}x; passthrough/direct {:.2}x",
+        ratio(rr.rps, rd.rps),
+        ratio(rp.rps, rd.rps)
+    );
     let plain = get("ledger: plain");
     let _ = writeln!(out, "\ncost ledger (proxy CPU per request over recording nothing, HTTP/1.1):");
     let mut previous = plain.cpu_us;

@@ -189,6 +189,13 @@ impl Redis {
             }
             "script" if sub == "exists" || sub == "help" => Decision::Forward(args, Reply::Pass, false),
             "sort" | "sort_ro" => self.sort(args),
+            // Connection bookkeeping clients send on connect (`CLIENT SETINFO` is newer
+            // than the command table): no keys, nothing shared.
+            "client"
+                if matches!(sub.as_str(), "setinfo" | "setname" | "getname" | "id" | "info" | "no-touch") =>
+            {
+                Decision::Forward(args, Reply::Pass, false)
+            }
             "client" if sub == "tracking" => {
                 self.unsupported("client tracking", "invalidations would name every key", args)
             }

@@ -64,7 +64,7 @@ fn unhex(h: &[u8]) -> Option<[u8; 20]> {
 /// index) fails the check.
 pub fn keys_only_from_keys(script: &[u8]) -> bool {
     let text = String::from_utf8_lossy(script);
-    let mut rest: &str = &text;
+    let rest: &str = &text;
     for api in ["redis", "server"] {
         let mut from = 0;
         while let Some(i) = rest[from..].find(api) {
@@ -90,7 +90,6 @@ pub fn keys_only_from_keys(script: &[u8]) -> bool {
                 return false;
             }
         }
-        rest = &text;
     }
     true
 }
