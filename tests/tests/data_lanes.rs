@@ -62,6 +62,12 @@ fn redis_stress_writes_land_under_the_shadow_prefix_and_refusals_reach_nothing()
         AgentOptions { args: vec!["--access-log".into(), log.display().to_string()], ..Default::default() };
     sb.start_agent(&opts).expect("agent");
 
+    let routes = sb.admin().json("/routes?service=redis").expect("routes");
+    assert_eq!(
+        routes[0]["data_lanes"],
+        serde_json::json!([{"lane": "stress", "protocol": "redis", "mapping": "keyPrefix shadow:", "on_unsupported": "reject"}]),
+        "{routes}"
+    );
     let client = fixture("redis_lane_client.py");
     let client = client.to_str().expect("path");
     let vip = REDIS.to_string();

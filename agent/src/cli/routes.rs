@@ -44,6 +44,15 @@ pub fn run(a: &RoutesArgs) -> anyhow::Result<()> {
         if let Some(from) = s["rules_from"].as_str() {
             println!("  rules from: {from}");
         }
+        for d in s["data_lanes"].as_array().into_iter().flatten() {
+            println!(
+                "  data lane {} ({}): {}, unsupported commands: {}",
+                cell(&d["lane"]),
+                cell(&d["protocol"]),
+                cell(&d["mapping"]),
+                cell(&d["on_unsupported"])
+            );
+        }
         let mut t = Table::new(&["  SUBSET", "TENANT", "ENDPOINTS"]);
         for sub in s["subsets"].as_array().into_iter().flatten() {
             let eps: Vec<String> = sub["endpoints"]

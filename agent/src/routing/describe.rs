@@ -21,6 +21,17 @@ pub struct ServiceView {
     pub fallback: Fallback,
     pub routes: Vec<RouteView>,
     pub subsets: Vec<SubsetView>,
+    /// A data store's lanes: `lane`, `protocol`, the mapping, `on_unsupported`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub data_lanes: Vec<DataLaneView>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DataLaneView {
+    pub lane: String,
+    pub protocol: &'static str,
+    pub mapping: String,
+    pub on_unsupported: crate::inventory::data_lanes::OnUnsupported,
 }
 
 #[derive(Debug, Serialize)]
@@ -107,5 +118,16 @@ fn view(address: SocketAddr, s: &ServiceRoutes) -> ServiceView {
         fallback: s.fallback.clone(),
         routes,
         subsets,
+        data_lanes: s
+            .data
+            .iter()
+            .flat_map(|d| d.lanes())
+            .map(|l| DataLaneView {
+                lane: l.lane.to_string(),
+                protocol: l.protocol.as_str(),
+                mapping: l.describe.to_string(),
+                on_unsupported: l.on_unsupported,
+            })
+            .collect(),
     }
 }

@@ -102,6 +102,8 @@ impl Redis {
 
     fn unsupported(&mut self, name: &str, why: &'static str, args: Vec<Bytes>) -> Decision {
         if self.reject {
+            // A command's name, as the client sent it, bounded (it is logged).
+            let name: String = name.chars().filter(|c| !c.is_control()).take(32).collect();
             Decision::Refuse(name.to_ascii_uppercase(), why)
         } else {
             self.tally.unsupported_passed += 1;
