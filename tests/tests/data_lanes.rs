@@ -91,9 +91,9 @@ fn redis_stress_writes_land_under_the_shadow_prefix_and_refusals_reach_nothing()
         assert!(keys.contains(&"order:1") && keys.contains(&"bulk:49") && keys.len() >= 54, "{keys:?}");
         assert_eq!(lane["scan"], serde_json::json!(["order:1"]));
         assert_eq!(lane["blpop"][0], "queue", "BLPOP names the key without the prefix: {lane}");
-        assert_eq!(lane["script"], "stress");
         assert_eq!(lane["message"], serde_json::json!(["news", "stress"]));
-        for refused in ["flushall", "dbsize", "hidden_key_script"] {
+        // Scripts can reach keys they do not declare: refused in a rejecting lane.
+        for refused in ["flushall", "dbsize", "script", "script_sha"] {
             assert_eq!(lane[refused][0], "error", "{refused}: {lane}");
             assert!(
                 lane[refused][1].as_str().is_some_and(|e| e.contains("graylane: lane 'stress'")),
@@ -151,7 +151,7 @@ fn redis_stress_writes_land_under_the_shadow_prefix_and_refusals_reach_nothing()
         count("passed"),
         count("rejected")
     );
-    assert!(count("rewritten") >= 100.0 && count("rejected") >= 7.0);
+    assert!(count("rewritten") >= 100.0 && count("rejected") >= 9.0);
     let flows = sb.admin().json("/flows").expect("flows");
     let flows = flows.as_array().expect("flows");
     assert!(

@@ -28,6 +28,15 @@ impl DataProtocol {
         }
     }
 
+    /// The protocol's well-known port.
+    pub fn default_port(self) -> u16 {
+        match self {
+            DataProtocol::Redis => 6379,
+            DataProtocol::Mysql => 3306,
+            DataProtocol::Nats => 4222,
+        }
+    }
+
     /// From a port's `appProtocol` or name, Kubernetes-style (`redis`, `tcp-redis`,
     /// `mysql`, `mariadb`, `nats`).
     pub fn of_hint(hint: &str) -> Option<Self> {
@@ -140,6 +149,15 @@ pub fn validate(d: &DataLanes) -> Result<(), FieldError> {
         if l.key_prefix.as_deref() == Some("") || l.subject_prefix.as_deref() == Some("") {
             return Err(FieldError::new(at("lane"), "an empty prefix keeps nothing apart"));
         }
+        if let Some(p) = &l.key_prefix
+            && p.chars()
+                .any(|c| matches!(c, '*' | '?' | '[' | ']' | '\\') || c.is_whitespace() || c.is_control())
+        {
+            return Err(FieldError::new(
+                at("keyPrefix"),
+                format!("{p:?}: no glob characters (*?[]\\), spaces or control characters"),
+            ));
+        }
         if let Some(p) = &l.subject_prefix
             && !nats_token_prefix(p)
         {
@@ -205,6 +223,9 @@ mod tests {
             .expect_err("twice");
         assert!(e.message.contains("twice"), "{e}");
         assert!(serde_norway::from_str::<DataLanes>("{lanes: [{lane: g, keyprefix: 'a:'}]}").is_err());
+        let e =
+            validate(&lanes("{protocol: redis, lanes: [{lane: s, keyPrefix: 'a*:'}]}")).expect_err("glob");
+        assert_eq!(e.field, "spec.dataLanes.lanes[0].keyPrefix");
     }
 
     #[test]

@@ -122,7 +122,10 @@ where
                     Err(e) => break Err(e.into()),
                 }
             }
-            r = sr.read_buf(&mut sin), if server_open && down.len() < HIGH_WATER && up.len() < HIGH_WATER => {
+            // Replies are read whatever the client has queued for the server (a server that
+            // blocks writing its reply would never read more): only the client's own
+            // backlog stops them.
+            r = sr.read_buf(&mut sin), if server_open && down.len() < HIGH_WATER => {
                 match r {
                     Ok(0) => server_open = false,
                     Ok(_) => {

@@ -38,16 +38,33 @@ pub struct DataRules {
 impl DataRules {
     /// `None` when the policy has no data lanes; an error when the port speaks no
     /// protocol graylane knows and the policy does not name one.
-    pub fn compile(d: &DataLanes, port: &ServicePort, isolated: &[String]) -> Result<Option<Self>, String> {
+    /// `only_port`: the service has this one port. A port speaks the data protocol when
+    /// its `appProtocol` or name says so, or (with `dataLanes.protocol` set) when it says
+    /// nothing and is the service's only port or the protocol's own (6379, 3306, 4222);
+    /// the service's other ports get no codec, and lanes keep their isolation there.
+    pub fn compile(
+        d: &DataLanes,
+        port: &ServicePort,
+        only_port: bool,
+        isolated: &[String],
+    ) -> Result<Option<Self>, String> {
         if d.lanes.is_empty() {
             return Ok(None);
         }
         let hint = port.app_protocol.as_deref().or(port.name.as_deref());
-        let Some(protocol) = d.protocol.or_else(|| hint.and_then(DataProtocol::of_hint)) else {
-            return Err(format!(
-                "port {}: dataLanes needs a protocol (name the port redis, mysql or nats, or set dataLanes.protocol)",
-                port.port
-            ));
+        let named = hint.and_then(DataProtocol::of_hint);
+        let protocol = match (d.protocol, named) {
+            (Some(p), Some(n)) if p != n => return Ok(None),
+            (_, Some(n)) => n,
+            (Some(p), None) if only_port || port.port == p.default_port() => p,
+            (Some(_), None) => return Ok(None),
+            (None, None) if only_port => {
+                return Err(format!(
+                    "port {}: dataLanes needs a protocol (name the port redis, mysql or nats, or set dataLanes.protocol)",
+                    port.port
+                ));
+            }
+            (None, None) => return Ok(None),
         };
         let lanes = d
             .lanes

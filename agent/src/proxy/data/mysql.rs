@@ -24,7 +24,14 @@ const CLIENT_PROTOCOL_41: u32 = 1 << 9;
 const CLIENT_SSL: u32 = 1 << 11;
 const CLIENT_SECURE_CONNECTION: u32 = 1 << 15;
 const CLIENT_PLUGIN_AUTH_LENENC: u32 = 1 << 21;
+const CLIENT_ZSTD_COMPRESSION: u32 = 1 << 26;
 const CLIENT_QUERY_ATTRIBUTES: u32 = 1 << 27;
+/// Character sets (by collation id: big5, sjis, gbk, cp932, gb18030 and their `_bin`) in
+/// which a multi-byte character can end in `\`: the parser would not read strings as
+/// MySQL does.
+const UNSAFE_CHARSET_IDS: &[u8] = &[1, 13, 28, 84, 87, 88, 95, 96, 248, 249, 250];
+/// Packets a client may send ahead of the handshake's end (held, then read as commands).
+const MAX_EARLY: usize = 64;
 
 /// A packet's largest payload; a bigger one continues in the next packet.
 const MAX_PACKET: usize = 0xFF_FFFF;
@@ -50,6 +57,9 @@ pub struct Mysql {
     phase: Phase,
     /// A command's payload split over packets (reassembled before it is read).
     partial: Option<(u8, Vec<u8>)>,
+    /// Packets the client sent before the server's greeting or before authentication
+    /// ended: read once the phase they belong to has come.
+    early: Vec<(u8, Bytes)>,
     tally: Tally,
 }
 
@@ -114,6 +124,7 @@ impl Mysql {
             reject,
             phase: Phase::Greeting,
             partial: None,
+            early: Vec::new(),
             tally: Tally::default(),
         }
     }
@@ -171,13 +182,28 @@ impl Mysql {
         if caps & CLIENT_PROTOCOL_41 == 0 {
             return Err(malformed("pre-4.1 handshake"));
         }
+        // The server agrees to what the client asks for out of its own capabilities, not
+        // the greeting graylane passed on: refuse what would hide the SQL.
+        if caps & (CLIENT_COMPRESS | CLIENT_ZSTD_COMPRESSION | CLIENT_QUERY_ATTRIBUTES) != 0 {
+            let why = "compressed packets and query attributes would hide the SQL";
+            self.refuse(down, seq, "compression", why, ER_ACCESS);
+            return Err(malformed("compression or query attributes asked for on a lane connection"));
+        }
+        if UNSAFE_CHARSET_IDS.contains(&payload[8]) {
+            let why = "graylane cannot read SQL in that character set";
+            self.refuse(down, seq, "the character set", why, ER_ACCESS);
+            return Err(malformed("unreadable character set on a lane connection"));
+        }
         let mut at = 32;
         let user_end =
             payload[at..].iter().position(|b| *b == 0).ok_or_else(|| malformed("user not ended"))?;
         at += user_end + 1;
         if caps & CLIENT_PLUGIN_AUTH_LENENC != 0 {
             let (n, used) = lenenc(&payload[at..]).ok_or_else(|| malformed("auth length"))?;
-            at += used + n as usize;
+            at = usize::try_from(n)
+                .ok()
+                .and_then(|n| at.checked_add(used)?.checked_add(n))
+                .ok_or_else(|| malformed("auth length"))?;
         } else if caps & CLIENT_SECURE_CONNECTION != 0 {
             let n = *payload.get(at).ok_or_else(|| malformed("auth length"))?;
             at += 1 + usize::from(n);
@@ -194,9 +220,12 @@ impl Mysql {
         let db_end =
             payload[at..].iter().position(|b| *b == 0).ok_or_else(|| malformed("schema not ended"))?;
         let db = String::from_utf8_lossy(&payload[at..at + db_end]).into_owned();
+        if db.is_empty() {
+            return Ok(payload.to_vec());
+        }
         let target = match self.schemas.target(&db) {
-            Ok(t) => t.unwrap_or(db),
-            Err(_) => {
+            Ok(Some(t)) => t,
+            Ok(None) | Err(_) => {
                 self.refuse(
                     down,
                     seq,
@@ -246,7 +275,10 @@ impl Mysql {
                         p.extend_from_slice(t.as_bytes());
                         Ok(Some(p))
                     }
-                    Ok(None) => Ok(None),
+                    Ok(None) => Err((
+                        "COM_INIT_DB".to_owned(),
+                        Refusal::Unsupported(String::new(), "system schemas are read-only for lanes"),
+                    )),
                     Err(r) => Err(("COM_INIT_DB".to_owned(), r)),
                 }
             }
@@ -319,6 +351,58 @@ fn lenenc(b: &[u8]) -> Option<(u64, usize)> {
     }
 }
 
+impl Mysql {
+    /// One client packet, in the phase it belongs to: a command sent before the server's
+    /// greeting or before authentication ended (sequence 0 while authenticating) waits.
+    fn client_packet(
+        &mut self,
+        seq: u8,
+        payload: Bytes,
+        up: &mut BytesMut,
+        down: &mut BytesMut,
+    ) -> Result<(), DataError> {
+        match self.phase {
+            Phase::Greeting => self.hold(seq, payload)?,
+            Phase::Auth if seq == 0 => self.hold(seq, payload)?,
+            Phase::Auth => put_packets(up, seq, &payload),
+            Phase::Response => {
+                let p = self.response(seq, &payload, down)?;
+                put_packets(up, seq, &p);
+                self.phase = Phase::Auth;
+            }
+            Phase::Command => {
+                let (first_seq, mut whole) = self.partial.take().unwrap_or((seq, Vec::new()));
+                whole.extend_from_slice(&payload);
+                if whole.len() > MAX_STATEMENT {
+                    return Err(malformed("statement over the 64 MiB bound"));
+                }
+                if payload.len() == MAX_PACKET {
+                    self.partial = Some((first_seq, whole));
+                    return Ok(());
+                }
+                self.command(first_seq, &whole, up, down);
+            }
+        }
+        Ok(())
+    }
+
+    fn hold(&mut self, seq: u8, payload: Bytes) -> Result<(), DataError> {
+        if self.early.len() >= MAX_EARLY {
+            return Err(malformed("too many packets ahead of the handshake"));
+        }
+        self.early.push((seq, payload));
+        Ok(())
+    }
+
+    /// The held packets, read in the phase that has now come.
+    fn replay_early(&mut self, up: &mut BytesMut, down: &mut BytesMut) -> Result<(), DataError> {
+        for (seq, payload) in std::mem::take(&mut self.early) {
+            self.client_packet(seq, payload, up, down)?;
+        }
+        Ok(())
+    }
+}
+
 impl Codec for Mysql {
     fn client(
         &mut self,
@@ -327,26 +411,7 @@ impl Codec for Mysql {
         down: &mut BytesMut,
     ) -> Result<(), DataError> {
         while let Some((seq, payload)) = packet(input) {
-            match self.phase {
-                Phase::Greeting | Phase::Auth => put_packets(up, seq, &payload),
-                Phase::Response => {
-                    let p = self.response(seq, &payload, down)?;
-                    put_packets(up, seq, &p);
-                    self.phase = Phase::Auth;
-                }
-                Phase::Command => {
-                    let (first_seq, mut whole) = self.partial.take().unwrap_or((seq, Vec::new()));
-                    whole.extend_from_slice(&payload);
-                    if whole.len() > MAX_STATEMENT {
-                        return Err(malformed("statement over the 64 MiB bound"));
-                    }
-                    if payload.len() == MAX_PACKET {
-                        self.partial = Some((first_seq, whole));
-                        continue;
-                    }
-                    self.command(first_seq, &whole, up, down);
-                }
-            }
+            self.client_packet(seq, payload, up, down)?;
         }
         if input.len() > MAX_PACKET + 4 {
             return Err(malformed("packet over the bound"));
@@ -358,7 +423,7 @@ impl Codec for Mysql {
         &mut self,
         input: &mut BytesMut,
         down: &mut BytesMut,
-        _up: &mut BytesMut,
+        up: &mut BytesMut,
     ) -> Result<(), DataError> {
         loop {
             match self.phase {
@@ -372,14 +437,21 @@ impl Codec for Mysql {
                     put_packets(down, seq, &p);
                     if payload.first() == Some(&10) {
                         self.phase = Phase::Response;
+                        self.replay_early(up, down)?;
                     }
                 }
                 Phase::Auth => {
                     let Some((seq, payload)) = packet(input) else { return Ok(()) };
-                    if payload.first() == Some(&0x00) {
-                        self.phase = Phase::Command;
-                    }
                     put_packets(down, seq, &payload);
+                    match payload.first() {
+                        Some(&0x00) => {
+                            self.phase = Phase::Command;
+                            self.replay_early(up, down)?;
+                        }
+                        // Authentication failed: what the client sent ahead goes nowhere.
+                        Some(&0xFF) => self.early.clear(),
+                        _ => {}
+                    }
                 }
             }
         }

@@ -78,6 +78,22 @@ impl Nats {
     }
 }
 
+/// An `INFO` line without the cluster's other addresses (`connect_urls`,
+/// `ws_connect_urls`).
+fn without_peers(line: &str) -> Result<Vec<u8>, DataError> {
+    let json = line.get(4..).unwrap_or("").trim();
+    let mut info: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| malformed(format!("INFO: {e}")))?;
+    if let Some(o) = info.as_object_mut() {
+        o.remove("connect_urls");
+        o.remove("ws_connect_urls");
+    }
+    let mut out = b"INFO ".to_vec();
+    out.extend_from_slice(info.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    Ok(out)
+}
+
 /// One whole message at the front of `input`: its control line's words and the bytes it
 /// spans (line, payload and CRLF), or `None` if incomplete.
 fn message(input: &[u8]) -> Result<Option<(String, usize, usize)>, DataError> {
@@ -151,10 +167,12 @@ impl Codec for Nats {
                 out[2] = format!("{}{q}", out[2]);
             }
             if subjects.is_empty() {
+                // CONNECT, PING, UNSUB…: byte for byte (CONNECT's JSON may hold anything).
                 self.tally.passed += 1;
-            } else {
-                self.tally.rewritten += 1;
+                up.extend_from_slice(&msg);
+                continue;
             }
+            self.tally.rewritten += 1;
             up.extend_from_slice(out.join(" ").as_bytes());
             up.extend_from_slice(b"\r\n");
             up.extend_from_slice(&msg[at..]);
@@ -172,6 +190,12 @@ impl Codec for Nats {
             let words: Vec<&str> = line.split_ascii_whitespace().collect();
             let op = words.first().map(|w| w.to_ascii_uppercase()).unwrap_or_default();
             let msg = input.split_to(at + payload).freeze();
+            if op == "INFO" {
+                // Other servers' addresses would let the client reconnect around graylane
+                // (a pod IP has no data lanes): it only learns the address it dialed.
+                down.extend_from_slice(&without_peers(&line)?);
+                continue;
+            }
             if op != "MSG" && op != "HMSG" {
                 down.extend_from_slice(&msg);
                 continue;
@@ -255,8 +279,10 @@ mod tests {
     fn base_subscribers_never_see_lane_messages() {
         let mut c = Nats::base(&["gray.".to_owned()]);
         let mut down = BytesMut::new();
-        let mut input = BytesMut::from(&b"MSG gray.orders 1 2\r\nhi\r\nMSG orders 1 2\r\nok\r\n"[..]);
+        let mut input = BytesMut::from(
+            &b"INFO {\"port\":4222,\"connect_urls\":[\"10.244.0.9:4222\"]}\r\nMSG gray.orders 1 2\r\nhi\r\nMSG orders 1 2\r\nok\r\n"[..],
+        );
         c.server(&mut input, &mut down, &mut BytesMut::new()).expect("server");
-        assert_eq!(&down[..], b"MSG orders 1 2\r\nok\r\n");
+        assert_eq!(&down[..], b"INFO {\"port\":4222}\r\nMSG orders 1 2\r\nok\r\n");
     }
 }

@@ -6,7 +6,6 @@
 
 mod commands;
 pub mod resp;
-mod script;
 
 use std::collections::VecDeque;
 
@@ -17,6 +16,8 @@ use super::{Codec, DataError, Tally};
 
 /// A lane command's size at most (arguments included).
 pub const MAX_REQUEST: usize = 64 << 20;
+/// Local answers waiting behind replies, at most.
+const MAX_LOCAL: usize = 1 << 20;
 /// A reply graylane rewrites or passes, at most.
 pub const MAX_REPLY: usize = 512 << 20;
 
@@ -62,6 +63,11 @@ pub struct Redis {
     multi: Option<Tx>,
     /// RESP2 replies may be pub/sub messages (a subscription is or may be active).
     subscribed: bool,
+    /// The connection speaks RESP3 (`HELLO 3`): pub/sub comes as pushes only.
+    resp3: bool,
+    /// Bytes of local answers waiting behind replies (bounded: a client that keeps
+    /// sending refused commands behind a blocking one is cut off).
+    local_bytes: usize,
     tally: Tally,
 }
 
@@ -82,6 +88,8 @@ impl Redis {
             pending: VecDeque::new(),
             multi: None,
             subscribed: false,
+            resp3: false,
+            local_bytes: 0,
             tally: Tally::default(),
         }
     }
@@ -121,19 +129,28 @@ impl Redis {
                 Decision::Forward(args, Reply::Keys, true)
             }
             "scan" => {
-                let at = (2..args.len()).step_by(2).find(|i| args[*i].eq_ignore_ascii_case(b"match"));
-                match at.map(|i| i + 1) {
-                    Some(i) if i < args.len() => args[i] = self.pattern(&args[i]),
-                    Some(_) => {}
-                    None => {
-                        args.push(Bytes::from_static(b"MATCH"));
-                        args.push(self.pattern(b"*"));
-                    }
+                // Redis takes the last MATCH: every one is rewritten.
+                let at: Vec<usize> = (2..args.len())
+                    .step_by(2)
+                    .filter(|i| args[*i].eq_ignore_ascii_case(b"match") && i + 1 < args.len())
+                    .collect();
+                for i in &at {
+                    args[i + 1] = self.pattern(&args[i + 1]);
+                }
+                if at.is_empty() {
+                    args.push(Bytes::from_static(b"MATCH"));
+                    args.push(self.pattern(b"*"));
                 }
                 Decision::Forward(args, Reply::Scan, true)
             }
             "subscribe" | "ssubscribe" | "psubscribe" if args.len() < 2 => {
                 Decision::Local(error(&format!("wrong number of arguments for '{name}' command")))
+            }
+            // Inside a transaction their confirmations would come with EXEC, unmatched.
+            "subscribe" | "unsubscribe" | "ssubscribe" | "sunsubscribe" | "psubscribe" | "punsubscribe"
+                if self.multi.is_some() =>
+            {
+                self.unsupported(&name, "pub/sub inside MULTI", args)
             }
             "subscribe" | "unsubscribe" | "ssubscribe" | "sunsubscribe" => {
                 for a in &mut args[1..] {
@@ -165,29 +182,17 @@ impl Redis {
                 }
                 Decision::Forward(args, Reply::Pairs, true)
             }
-            "eval" | "eval_ro" if args.len() >= 3 => {
-                if !script::admit(&args[1]) {
-                    return self.unsupported(&name, "the script names keys not passed in KEYS", args);
+            // A script's or function's body can name any key: graylane cannot keep it in
+            // the lane (with `passthrough`, its declared keys are prefixed and it runs).
+            "eval" | "eval_ro" | "evalsha" | "evalsha_ro" | "fcall" | "fcall_ro" => {
+                if self.reject {
+                    return self.unsupported(&name, "a script can reach keys it does not declare", args);
                 }
+                self.tally.unsupported_passed += 1;
                 self.by_specs(&name, args)
             }
-            "evalsha" | "evalsha_ro" if args.len() >= 3 => {
-                if !script::admitted(&args[1]) {
-                    if self.reject {
-                        return Decision::Local(Bytes::from(format!(
-                            "-NOSCRIPT graylane: lane '{}' runs only scripts it has shown (EVAL or SCRIPT LOAD)\r\n",
-                            self.lane
-                        )));
-                    }
-                    self.tally.unsupported_passed += 1;
-                }
-                self.by_specs(&name, args)
-            }
-            "script" if sub == "load" && args.len() == 3 => {
-                if !script::admit(&args[2]) {
-                    return self.unsupported("script load", "the script names keys not passed in KEYS", args);
-                }
-                Decision::Forward(args, Reply::Pass, false)
+            "script" if sub == "load" => {
+                self.unsupported("script load", "a script can reach keys it does not declare", args)
             }
             "script" if sub == "exists" || sub == "help" => Decision::Forward(args, Reply::Pass, false),
             "sort" | "sort_ro" => self.sort(args),
@@ -201,8 +206,20 @@ impl Redis {
             "client" if sub == "tracking" => {
                 self.unsupported("client tracking", "invalidations would name every key", args)
             }
-            "info" | "lastsave" | "role" | "hello" | "auth" | "ping" | "echo" | "select" | "quit"
-            | "reset" => Decision::Forward(args, Reply::Pass, false),
+            "hello" => {
+                if args.get(1).is_some_and(|v| v.as_ref() == b"3") {
+                    self.resp3 = true;
+                }
+                Decision::Forward(args, Reply::Pass, false)
+            }
+            // They change what the connection's replies are (none, or a fresh state).
+            "reset" => self.unsupported(&name, "it resets the connection's state under graylane", args),
+            "client" if sub == "reply" => {
+                self.unsupported("client reply", "replies graylane counts on", args)
+            }
+            "info" | "lastsave" | "role" | "auth" | "ping" | "echo" | "select" | "quit" => {
+                Decision::Forward(args, Reply::Pass, false)
+            }
             "config" if sub == "get" => Decision::Forward(args, Reply::Pass, false),
             _ => self.by_specs(&name, args),
         }
@@ -306,17 +323,26 @@ impl Redis {
         }
     }
 
-    fn local(&mut self, answer: Bytes, down: &mut BytesMut) {
+    fn local(&mut self, answer: Bytes, down: &mut BytesMut) -> Result<(), DataError> {
         if self.pending.is_empty() {
             down.extend_from_slice(&answer);
         } else {
+            self.local_bytes += answer.len();
+            if self.local_bytes > MAX_LOCAL {
+                return Err(DataError::Malformed {
+                    protocol: "redis",
+                    detail: "too many refused commands waiting behind a reply".into(),
+                });
+            }
             self.pending.push_back(Pending::Local(answer));
         }
+        Ok(())
     }
 
     fn flush_locals(&mut self, down: &mut BytesMut) {
         while let Some(Pending::Local(_)) = self.pending.front() {
             if let Some(Pending::Local(b)) = self.pending.pop_front() {
+                self.local_bytes -= b.len();
                 down.extend_from_slice(&b);
             }
         }
@@ -387,11 +413,8 @@ impl Redis {
             b"pmessage" => 1..3,
             b"subscribe" | b"unsubscribe" | b"psubscribe" | b"punsubscribe" | b"ssubscribe"
             | b"sunsubscribe" => {
-                if let Some(Value::Line(b':', n)) = items.get(2)
-                    && n.as_ref() == b"0"
-                {
-                    self.subscribed = false;
-                }
+                // (A count of 0 does not end the pub/sub reading: a pipelined SUBSCRIBE
+                // may already be on its way.)
                 1..2
             }
             _ => return false,
@@ -455,9 +478,14 @@ impl Codec for Redis {
                         tx.poisoned = true;
                     }
                     let text = format!("graylane: lane '{}' may not run {command} here: {why}", self.lane);
-                    self.local(error(&text), down);
+                    self.local(error(&text), down)?;
                 }
-                Decision::Local(answer) => self.local(answer, down),
+                Decision::Local(answer) => {
+                    if let Some(tx) = &mut self.multi {
+                        tx.poisoned = true;
+                    }
+                    self.local(answer, down)?;
+                }
             }
         }
         Ok(())
@@ -475,7 +503,7 @@ impl Codec for Redis {
                 Scan::Incomplete(_) => return Ok(()),
             };
             let kind = input[0];
-            if kind == b'>' || (self.subscribed && kind == b'*') {
+            if kind == b'>' || (self.subscribed && !self.resp3 && kind == b'*') {
                 let frame = input.split_to(n).freeze();
                 let mut v = resp::parse(&frame).map_err(malformed)?;
                 if self.pubsub(&mut v) {

@@ -109,3 +109,39 @@ fn malformed_packets_are_errors() {
     m.server(&mut packets(0, &greeting()), &mut down, &mut up).expect("greeting");
     assert!(m.client(&mut packets(1, &[1, 2, 3]), &mut up, &mut down).is_err());
 }
+
+#[test]
+fn commands_sent_ahead_of_the_servers_ok_wait_and_are_rewritten() {
+    let mut m = lane();
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    m.server(&mut packets(0, &greeting()), &mut down, &mut up).expect("greeting");
+    let mut ahead = packets(1, &response(CAPS, "orders"));
+    ahead.extend_from_slice(&packets(0, b"\x03DROP DATABASE orders"));
+    m.client(&mut ahead, &mut up, &mut down).expect("response and a command");
+    assert_eq!(&up[4..], &response(CAPS, "orders_shadow")[..], "only the handshake goes before the OK");
+    up.clear();
+    m.server(&mut packets(2, &[0, 0, 0, 2, 0, 0, 0]), &mut down, &mut up).expect("ok");
+    assert_eq!(up, packets(0, b"\x03DROP DATABASE orders_shadow"));
+}
+
+#[test]
+fn compression_a_system_schema_and_unreadable_charsets_are_refused() {
+    for (caps, db) in [(CAPS | (1 << 5), "orders"), (CAPS | (1 << 27), "orders"), (CAPS, "mysql")] {
+        let mut m = lane();
+        let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+        m.server(&mut packets(0, &greeting()), &mut down, &mut up).expect("greeting");
+        assert!(m.client(&mut packets(1, &response(caps, db)), &mut up, &mut down).is_err(), "{caps:x} {db}");
+        assert!(up.is_empty());
+    }
+    let mut m = lane();
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    m.server(&mut packets(0, &greeting()), &mut down, &mut up).expect("greeting");
+    let mut gbk = response(CAPS, "orders");
+    gbk[8] = 28;
+    assert!(m.client(&mut packets(1, &gbk), &mut up, &mut down).is_err());
+    let mut m = lane();
+    connect(&mut m, "orders");
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    m.client(&mut packets(0, b"\x02mysql"), &mut up, &mut down).expect("init db");
+    assert!(up.is_empty() && down[4] == 0xFF, "USE mysql is refused");
+}

@@ -143,8 +143,12 @@ pub fn key_positions(specs: &[KeySpec], args: &[Bytes]) -> Result<Vec<usize>, Ke
                 let mut found = None;
                 while (step > 0 && i <= to) || (step < 0 && i >= to) {
                     if args.get(i as usize).is_some_and(|a| a.eq_ignore_ascii_case(keyword.as_bytes())) {
+                        if found.is_some() {
+                            // Redis may take another occurrence than the first (GEORADIUS
+                            // takes the last STORE): a repeated keyword is not guessed.
+                            return Err(KeysUnknown);
+                        }
                         found = Some(i + 1);
-                        break;
                     }
                     i += step;
                 }
@@ -180,7 +184,9 @@ pub fn key_positions(specs: &[KeySpec], args: &[Bytes]) -> Result<Vec<usize>, Ke
                     return Err(KeysUnknown);
                 }
                 let first = first + firstkey;
-                (first, first + (n - 1) * step, *step)
+                let last =
+                    n.checked_sub(1).and_then(|m| m.checked_mul(*step)).and_then(|m| m.checked_add(first));
+                (first, last.ok_or(KeysUnknown)?, *step)
             }
             Find::Unknown => return Err(KeysUnknown),
         };
@@ -243,5 +249,8 @@ mod tests {
         assert_eq!(keys("BLPOP a b 0"), Ok(vec![1, 2]));
         assert_eq!(keys("EVAL s 5 a"), Err(KeysUnknown));
         assert_eq!(keys("MIGRATE h 1 k 0 5"), Err(KeysUnknown));
+        assert_eq!(keys("GEORADIUS g 0 0 100 km STORE a STORE prod"), Err(KeysUnknown));
+        assert_eq!(keys("GEORADIUS g 0 0 100 km STORE a"), Ok(vec![1, 7]));
+        assert_eq!(keys("EVAL s 9223372036854775807 a"), Err(KeysUnknown));
     }
 }

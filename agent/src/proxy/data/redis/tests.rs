@@ -34,7 +34,7 @@ fn keys_get_the_prefix_by_key_spec() {
         &cmds(&[
             &["SET", "k", "v"],
             &["mset", "a", "1", "b", "2"],
-            &["EVAL", "return redis.call('GET', KEYS[1])", "1", "k"],
+            &["XREAD", "COUNT", "1", "STREAMS", "s", "0"],
         ]),
         b"",
     );
@@ -43,7 +43,7 @@ fn keys_get_the_prefix_by_key_spec() {
         cmds(&[
             &["SET", "shadow:k", "v"],
             &["mset", "shadow:a", "1", "shadow:b", "2"],
-            &["EVAL", "return redis.call('GET', KEYS[1])", "1", "shadow:k"]
+            &["XREAD", "COUNT", "1", "STREAMS", "shadow:s", "0"]
         ])
     );
     assert_eq!(r.tally.rewritten, 3);
@@ -116,16 +116,32 @@ fn pubsub_names_are_prefixed_and_stripped_in_both_protocol_versions() {
 }
 
 #[test]
-fn scripts_with_hidden_keys_and_unknown_shas_are_refused() {
+fn scripts_and_functions_are_refused_in_a_rejecting_lane() {
     let mut r = lane();
     let (up, down) = exchange(
         &mut r,
-        &cmds(&[&["EVAL", "return redis.call('GET', 'prod')", "0"], &["EVALSHA", &"0".repeat(40), "0"]]),
+        &cmds(&[
+            &["EVAL", "return redis.call('GET', KEYS[1]:sub(8))", "1", "x"],
+            &["EVALSHA", &"0".repeat(40), "0"],
+            &["FCALL", "f", "0"],
+            &["SCRIPT", "LOAD", "return 1"],
+        ]),
         b"",
     );
     assert!(up.is_empty(), "{up}");
-    assert!(down.starts_with("-ERR graylane: lane 'stress' may not run EVAL here"), "{down}");
-    assert!(down.contains("-NOSCRIPT"), "{down}");
+    assert_eq!(down.matches("-ERR graylane: lane 'stress' may not run").count(), 4, "{down}");
+}
+
+#[test]
+fn every_scan_match_is_rewritten_and_pubsub_stays_out_of_transactions() {
+    let mut r = lane();
+    let (up, _) = exchange(&mut r, &cmds(&[&["SCAN", "0", "MATCH", "x", "MATCH", "*"]]), b"");
+    assert_eq!(up.as_bytes(), cmd(&["SCAN", "0", "MATCH", "shadow:x", "MATCH", "shadow:*"]));
+    let mut r = lane();
+    let (up, down) =
+        exchange(&mut r, &cmds(&[&["MULTI"], &["SUBSCRIBE", "a"], &["EXEC"]]), b"+OK\r\n+OK\r\n");
+    assert_eq!(up.as_bytes(), cmds(&[&["MULTI"], &["DISCARD"]]));
+    assert!(down.ends_with("-EXECABORT Transaction discarded because of previous errors.\r\n"), "{down}");
 }
 
 #[test]
