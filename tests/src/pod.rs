@@ -140,6 +140,18 @@ impl Pod {
         Ok(())
     }
 
+    /// Starts `redis-server` on port 6379 of every address of the pod, keeping nothing on
+    /// disk (its working folder: `dir`), and waits until it listens.
+    pub fn serve_redis(&mut self, dir: &std::path::Path) -> anyhow::Result<()> {
+        let dir = dir.to_str().unwrap_or_default();
+        let args = ["--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no"];
+        self.spawn(
+            "redis-server",
+            &[&args[..], &["--save", "", "--appendonly", "no", "--dir", dir]].concat(),
+        )?;
+        self.wait_listening(6379)
+    }
+
     /// Starts the HTTP echo backend (answers with this pod's name and the request it saw).
     pub fn serve_http(&mut self, port: u16) -> anyhow::Result<()> {
         self.serve_fixture("http_echo.py", &[&self.spec.name.clone(), &port.to_string()], port)

@@ -32,28 +32,8 @@ fn redis_stress_writes_land_under_the_shadow_prefix_and_refusals_reach_nothing()
     sb.add_pod(PodSpec::new("stress-app").tag("stress")).expect("stress");
     sb.add_pod(PodSpec::new("base-app")).expect("base");
     let dir = tempfile::Builder::new().prefix("graylane-redis-").tempdir().expect("dir");
-    let dir_s = dir.path().to_str().expect("dir").to_owned();
     let store = sb.add_pod(PodSpec::new("redis").label("app", "redis")).expect("redis");
-    store
-        .spawn(
-            "redis-server",
-            &[
-                "--port",
-                "6379",
-                "--bind",
-                "0.0.0.0",
-                "--protected-mode",
-                "no",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                &dir_s,
-            ],
-        )
-        .expect("redis-server");
-    store.wait_listening(6379).expect("redis listening");
+    store.serve_redis(dir.path()).expect("redis-server");
     sb.add_service(
         ServiceSpec::new("redis", REDIS).named_port(6379, 6379, "tcp-redis").select("app", "redis"),
     );
@@ -353,13 +333,7 @@ fn a_lane_with_its_own_redis_reaches_it_through_its_subset_over_opaque_tcp() {
                 None => spec,
             })
             .expect("redis pod");
-        let d = dir.path().to_str().expect("dir");
-        pod.spawn(
-            "redis-server",
-            &["--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--dir", d],
-        )
-        .expect("redis-server");
-        pod.wait_listening(6379).expect("listening");
+        pod.serve_redis(dir.path()).expect("redis-server");
     }
     // No dataLanes: the lane's own instance is its subset, as for HTTP.
     sb.add_service(ServiceSpec::new("redis", REDIS).named_port(6379, 6379, "redis").select("app", "redis"));

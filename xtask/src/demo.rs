@@ -78,13 +78,8 @@ pub fn run() -> anyhow::Result<()> {
     sb.add_pod(PodSpec::new("stress-app").label("app", "loadgen").tag("stress"))?;
     let redis_dir = sb.scratch().join("redis");
     std::fs::create_dir_all(&redis_dir)?;
-    let redis_dir = redis_dir.display().to_string();
     let redis = sb.add_pod(PodSpec::new("redis").label("app", "redis"))?;
-    redis.spawn(
-        "redis-server",
-        &["--port", "6379", "--bind", "0.0.0.0", "--protected-mode", "no", "--save", "", "--dir", &redis_dir],
-    )?;
-    redis.wait_listening(6379)?;
+    redis.serve_redis(&redis_dir)?;
     sb.add_service(
         ServiceSpec::new("redis", REDIS).named_port(6379, 6379, "tcp-redis").select("app", "redis"),
     );

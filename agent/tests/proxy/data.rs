@@ -15,7 +15,10 @@ use graylane::{
     },
     vocab::{ClientAddr, OrigDstAddr},
 };
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _, DuplexStream},
+    task::JoinHandle,
+};
 
 fn conn(flows: &Flows) -> ConnTelemetry {
     let client = ClientAddr("10.244.0.10:40000".parse().expect("addr"));
@@ -35,6 +38,25 @@ fn conn(flows: &Flows) -> ConnTelemetry {
     ConnTelemetry::new(flow, Arc::from("stress-app"), client.0, Some(Arc::from("default/stress-app")))
 }
 
+/// How a relay ended (bytes each way, or the error) and the refusals its flow counted.
+type Ended = (Result<(u64, u64), String>, u64);
+
+/// The stress lane's Redis relay between the two streams, as a task.
+fn relay(client: DuplexStream, server: DuplexStream) -> JoinHandle<Ended> {
+    tokio::spawn(async move {
+        let flows = Flows::new(4);
+        let conn = conn(&flows);
+        let telemetry =
+            Telemetry { tracer: Tracer::new(None, 0.0), access_log: None, record: Recording::ALL };
+        let series = DataSeries::new("default/redis", "stress", "redis");
+        let mut codec = Redis::new(b"shadow:", "stress", true);
+        let r = pump(&mut codec, client, server, &telemetry, &conn, &series).await;
+        let mut rejected = 0;
+        conn.flow.update(|s| rejected = s.data_rejected);
+        (r.map_err(|e| e.to_string()), rejected)
+    })
+}
+
 #[tokio::test]
 async fn pipelined_commands_are_relayed_in_order_and_a_half_closed_client_gets_every_reply() {
     let (mut client, proxy_client) = tokio::io::duplex(4096);
@@ -50,17 +72,7 @@ async fn pipelined_commands_are_relayed_in_order_and_a_half_closed_client_gets_e
         server.shutdown().await.expect("shutdown");
         String::from_utf8_lossy(&seen).into_owned()
     });
-    let flows = Flows::new(4);
-    let conn = conn(&flows);
-    let telemetry = Telemetry { tracer: Tracer::new(None, 0.0), access_log: None, record: Recording::ALL };
-    let series = DataSeries::new("default/redis", "stress", "redis");
-    let relay = tokio::spawn(async move {
-        let mut codec = Redis::new(b"shadow:", "stress", true);
-        let r = pump(&mut codec, proxy_client, proxy_server, &telemetry, &conn, &series).await;
-        let mut rejected = 0;
-        conn.flow.update(|s| rejected = s.data_rejected);
-        (r.map_err(|e| e.to_string()), rejected)
-    });
+    let relay = relay(proxy_client, proxy_server);
     client
         .write_all(b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*1\r\n$8\r\nFLUSHALL\r\n*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$1\r\n2\r\n")
         .await
@@ -86,18 +98,9 @@ async fn pipelined_commands_are_relayed_in_order_and_a_half_closed_client_gets_e
 async fn a_malformed_frame_closes_the_connection() {
     let (mut client, proxy_client) = tokio::io::duplex(4096);
     let (proxy_server, mut server) = tokio::io::duplex(4096);
-    let flows = Flows::new(4);
-    let conn = conn(&flows);
-    let telemetry = Telemetry { tracer: Tracer::new(None, 0.0), access_log: None, record: Recording::ALL };
-    let series = DataSeries::new("default/redis", "stress", "redis");
-    let relay = tokio::spawn(async move {
-        let mut codec = Redis::new(b"shadow:", "stress", true);
-        pump(&mut codec, proxy_client, proxy_server, &telemetry, &conn, &series)
-            .await
-            .map_err(|e| e.to_string())
-    });
+    let relay = relay(proxy_client, proxy_server);
     client.write_all(b"*1\r\n:1\r\n").await.expect("send");
-    let err = relay.await.expect("relay").expect_err("malformed");
+    let err = relay.await.expect("relay").0.expect_err("malformed");
     assert!(err.contains("bulk strings"), "{err}");
     let mut rest = Vec::new();
     client.read_to_end(&mut rest).await.expect("closed");

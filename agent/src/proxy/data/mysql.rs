@@ -277,7 +277,7 @@ impl Mysql {
                     }
                     Ok(None) => Err((
                         "COM_INIT_DB".to_owned(),
-                        Refusal::Unsupported(String::new(), "system schemas are read-only for lanes"),
+                        Refusal::Unsupported(None, "system schemas are read-only for lanes"),
                     )),
                     Err(r) => Err(("COM_INIT_DB".to_owned(), r)),
                 }
@@ -287,14 +287,11 @@ impl Mysql {
             0x01 | 0x04 | 0x09 | 0x0e | 0x17 | 0x18 | 0x19 | 0x1a | 0x1b | 0x1c | 0x1f | 0xfa => Ok(None),
             0x11 => Err((
                 "COM_CHANGE_USER".into(),
-                Refusal::Unsupported(
-                    "COM_CHANGE_USER".into(),
-                    "its schema and account change mid-connection",
-                ),
+                Refusal::Unsupported(None, "its schema and account change mid-connection"),
             )),
             other => Err((
                 format!("command 0x{other:02x}"),
-                Refusal::Unsupported(String::new(), "it reaches beyond the lane's data"),
+                Refusal::Unsupported(None, "it reaches beyond the lane's data"),
             )),
         };
         match outcome {
@@ -312,8 +309,7 @@ impl Mysql {
                 self.refuse(down, seq, &what, &why, ER_PARSE);
             }
             Err((what, Refusal::Unsupported(kind, why))) => {
-                let what =
-                    if kind.is_empty() || kind == "statement" || kind == "schema" { what } else { kind };
+                let what = kind.unwrap_or(what);
                 if self.reject {
                     self.refuse(down, seq, &what, why, ER_ACCESS);
                 } else {

@@ -95,17 +95,11 @@ impl Redis {
     }
 
     fn prefixed(&self, a: &[u8]) -> Bytes {
-        let mut v = Vec::with_capacity(self.prefix.len() + a.len());
-        v.extend_from_slice(&self.prefix);
-        v.extend_from_slice(a);
-        v.into()
+        concat(&self.prefix, a)
     }
 
     fn pattern(&self, a: &[u8]) -> Bytes {
-        let mut v = Vec::with_capacity(self.pattern_prefix.len() + a.len());
-        v.extend_from_slice(&self.pattern_prefix);
-        v.extend_from_slice(a);
-        v.into()
+        concat(&self.pattern_prefix, a)
     }
 
     fn unsupported(&mut self, name: &str, why: &'static str, args: Vec<Bytes>) -> Decision {
@@ -189,7 +183,7 @@ impl Redis {
                     return self.unsupported(&name, "a script can reach keys it does not declare", args);
                 }
                 self.tally.unsupported_passed += 1;
-                self.by_specs(&name, args)
+                self.by_specs(&name, &sub, args)
             }
             "script" if sub == "load" => {
                 self.unsupported("script load", "a script can reach keys it does not declare", args)
@@ -221,13 +215,13 @@ impl Redis {
                 Decision::Forward(args, Reply::Pass, false)
             }
             "config" if sub == "get" => Decision::Forward(args, Reply::Pass, false),
-            _ => self.by_specs(&name, args),
+            _ => self.by_specs(&name, &sub, args),
         }
     }
 
     /// Any other command: its keys where Redis' key specifications put them.
-    fn by_specs(&mut self, name: &str, mut args: Vec<Bytes>) -> Decision {
-        let Some(cmd) = commands::lookup(&args) else {
+    fn by_specs(&mut self, name: &str, sub: &str, mut args: Vec<Bytes>) -> Decision {
+        let Some(cmd) = commands::lookup(name, sub) else {
             return self.unsupported(name, "unknown command", args);
         };
         if cmd.in_category("@dangerous") || cmd.has_flag("admin") {
@@ -564,6 +558,13 @@ fn malformed(e: RespError) -> DataError {
 fn error(text: &str) -> Bytes {
     let clean: String = text.chars().map(|c| if c == '\r' || c == '\n' { ' ' } else { c }).collect();
     Bytes::from(format!("-ERR {clean}\r\n"))
+}
+
+fn concat(a: &[u8], b: &[u8]) -> Bytes {
+    let mut v = Vec::with_capacity(a.len() + b.len());
+    v.extend_from_slice(a);
+    v.extend_from_slice(b);
+    v.into()
 }
 
 /// `prefix` with the glob's special characters escaped (`*?[]\`).

@@ -46,12 +46,19 @@ pub struct Schemas {
 pub enum Refusal {
     /// The parser could not read it (the detail is the parser's).
     Parse(String),
-    /// It cannot be kept in the lane (statement kind, and why).
-    Unsupported(String, &'static str),
+    /// It cannot be kept in the lane: the statement's kind when it is the reason (`GRANT`,
+    /// `SET GLOBAL`), and why.
+    Unsupported(Option<String>, &'static str),
 }
 
+/// Refused for what the statement is (`kind`).
 fn unsupported(kind: &str, why: &'static str) -> Refusal {
-    Refusal::Unsupported(kind.to_owned(), why)
+    Refusal::Unsupported(Some(kind.to_owned()), why)
+}
+
+/// Refused for something in it, whatever its kind.
+fn refused(why: &'static str) -> Refusal {
+    Refusal::Unsupported(None, why)
 }
 
 pub fn is_system(schema: &str) -> bool {
@@ -74,7 +81,7 @@ impl Schemas {
         }
         match &self.suffix {
             Some(s) => Ok(Some(format!("{schema}{s}"))),
-            None => Err(unsupported("schema", "the lane has no schema mapped for it")),
+            None => Err(refused("the lane has no schema mapped for it")),
         }
     }
 }
@@ -101,7 +108,7 @@ impl Walk {
                 id.value = t;
                 Ok(())
             }
-            None if write => Err(unsupported("statement", "system schemas are read-only for lanes")),
+            None if write => Err(refused("system schemas are read-only for lanes")),
             None => Ok(()),
         }
     }
@@ -111,11 +118,11 @@ impl Walk {
     fn qualified(&mut self, n: &mut ObjectName, schemas: &Schemas, write: bool) -> Result<(), Refusal> {
         let len = n.0.len();
         if len > 2 {
-            return Err(unsupported("statement", "a name has at most two parts (schema.object)"));
+            return Err(refused("a name has at most two parts (schema.object)"));
         }
         if len == 2 {
             let ObjectNamePart::Identifier(id) = &mut n.0[0] else {
-                return Err(unsupported("statement", "a schema is named by an identifier"));
+                return Err(refused("a schema is named by an identifier"));
             };
             self.place(id);
             self.rename(id, schemas, write)?;
@@ -127,7 +134,7 @@ impl Walk {
     fn schema(&mut self, n: &mut ObjectName, schemas: &Schemas) -> Result<(), Refusal> {
         match n.0.as_mut_slice() {
             [ObjectNamePart::Identifier(id)] => self.rename(id, schemas, true),
-            _ => Err(unsupported("schema", "a schema name has one part")),
+            _ => Err(refused("a schema name has one part")),
         }
     }
 }
@@ -137,7 +144,7 @@ impl Walk {
 pub fn rewrite(sql: &str, schemas: &Schemas) -> Result<Option<String>, Refusal> {
     let upper = sql.to_ascii_uppercase();
     if upper.contains("/*!") || upper.contains("/*M!") {
-        return Err(unsupported("statement", "executable comments (/*! … */) hide SQL from graylane"));
+        return Err(refused("executable comments (/*! … */) hide SQL from graylane"));
     }
     for (what, why) in [
         ("INTO OUTFILE", "it writes files on the server"),
@@ -180,7 +187,7 @@ pub fn rewrite(sql: &str, schemas: &Schemas) -> Result<Option<String>, Refusal> 
         })
         .count();
     if operators > MAX_OPERATORS {
-        return Err(unsupported("statement", "the statement nests too deep to read safely"));
+        return Err(refused("the statement nests too deep to read safely"));
     }
     let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(|e| Refusal::Parse(e.to_string()))?;
     let mut statements = parser.parse_statements().map_err(|e| Refusal::Parse(e.to_string()))?;
@@ -202,7 +209,7 @@ pub fn rewrite(sql: &str, schemas: &Schemas) -> Result<Option<String>, Refusal> 
         let wildcard = matches!(token(i + 2), Some(Token::Mul))
             || matches!((token(i + 3), token(i + 4)), (Some(Token::Period), Some(Token::Mul)));
         if !wildcard && !walk.placed.contains(&(at.line, at.column)) {
-            return Err(unsupported("statement", "it names something graylane cannot place"));
+            return Err(refused("it names something graylane cannot place"));
         }
     }
     if walk.renames.is_empty() {
@@ -228,7 +235,7 @@ fn splice(sql: &str, renames: &[(Ident, String)]) -> Result<String, Refusal> {
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
     for (id, new) in renames {
         let (Some(start), Some(end)) = (offset(id.span.start), offset(id.span.end)) else {
-            return Err(unsupported("statement", "a name without a position in the text"));
+            return Err(refused("a name without a position in the text"));
         };
         let text = match id.quote_style {
             Some(q) => {
@@ -241,7 +248,7 @@ fn splice(sql: &str, renames: &[(Ident, String)]) -> Result<String, Refusal> {
         let written = sql.get(start..end).unwrap_or("");
         let bare = written.trim_matches(|c| c == '`' || c == '"' || c == '[' || c == ']');
         if !bare.eq_ignore_ascii_case(&id.value) {
-            return Err(unsupported("statement", "a name's position does not match the text"));
+            return Err(refused("a name's position does not match the text"));
         }
         edits.push((start, end, text));
     }
@@ -250,7 +257,7 @@ fn splice(sql: &str, renames: &[(Ident, String)]) -> Result<String, Refusal> {
     let mut last = usize::MAX;
     for (start, end, text) in edits {
         if end > last {
-            return Err(unsupported("statement", "overlapping names"));
+            return Err(refused("overlapping names"));
         }
         out.replace_range(start..end, &text);
         last = start;
@@ -360,7 +367,7 @@ fn statement(s: &mut Statement, schemas: &Schemas, walk: &mut Walk) -> Result<()
         if let Expr::CompoundIdentifier(ids) = e {
             let n = ids.len();
             if n > 3 {
-                result = Err(unsupported("statement", "a column has at most three parts"));
+                result = Err(refused("a column has at most three parts"));
                 return ControlFlow::Break(());
             }
             for id in &ids[..n.saturating_sub(1)] {

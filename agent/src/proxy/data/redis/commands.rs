@@ -208,15 +208,13 @@ pub fn key_positions(specs: &[KeySpec], args: &[Bytes]) -> Result<Vec<usize>, Ke
     Ok(out)
 }
 
-/// The command `args` name: a container's subcommand when it has one.
-pub fn lookup(args: &[Bytes]) -> Option<&'static Command> {
-    let name = std::str::from_utf8(args.first()?).ok()?.to_ascii_lowercase();
-    let c = table().get(&name)?;
+/// The command named `name`, or the subcommand `sub` of a container (both lowercase).
+pub fn lookup(name: &str, sub: &str) -> Option<&'static Command> {
+    let c = table().get(name)?;
     if c.subcommands.is_empty() {
         return Some(c);
     }
-    let sub = std::str::from_utf8(args.get(1)?).ok()?.to_ascii_lowercase();
-    c.subcommands.get(&sub)
+    c.subcommands.get(sub)
 }
 
 #[cfg(test)]
@@ -225,13 +223,16 @@ mod tests {
 
     fn keys(line: &str) -> Result<Vec<usize>, KeysUnknown> {
         let args: Vec<Bytes> = line.split(' ').map(|s| Bytes::copy_from_slice(s.as_bytes())).collect();
-        key_positions(&lookup(&args).expect("known").specs, &args)
+        let lower = |i: usize| {
+            args.get(i).map(|a| String::from_utf8_lossy(a).to_ascii_lowercase()).unwrap_or_default()
+        };
+        key_positions(&lookup(&lower(0), &lower(1)).expect("known").specs, &args)
     }
 
     #[test]
     fn the_table_is_redis_own() {
         assert!(table().len() > 200, "{}", table().len());
-        assert!(lookup(&[Bytes::from("OBJECT"), Bytes::from("encoding")]).is_some());
+        assert!(lookup("object", "encoding").is_some());
     }
 
     #[test]

@@ -38,10 +38,6 @@ pub enum Value {
 }
 
 impl Value {
-    pub fn bulk(b: impl Into<Bytes>) -> Self {
-        Value::Blob(b'$', Some(b.into()))
-    }
-
     /// The bytes of a string-like value (bulk, simple, verbatim without its format).
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
