@@ -200,7 +200,7 @@ pub fn record(data: &[u8]) {
 /// `data` splits into the two), once whole and once in three pieces each: it never panics,
 /// and where both runs succeed they produce the same bytes (framing does not depend on how
 /// reads fall).
-fn data_codec(data: &[u8], make: &dyn Fn() -> Box<dyn crate::proxy::data::Codec>) {
+fn data_codec(data: &[u8], make: &dyn Fn() -> Box<dyn crate::stores::Codec>) {
     use bytes::BytesMut;
     let Some((&first, rest)) = data.split_first() else { return };
     let cut = usize::from(first) * rest.len() / 256;
@@ -227,14 +227,14 @@ fn data_codec(data: &[u8], make: &dyn Fn() -> Box<dyn crate::proxy::data::Codec>
 /// Redis (RESP2/3) for a lane with `onUnsupported: reject` or `passthrough`.
 pub fn redis(data: &[u8]) {
     let reject = data.len().is_multiple_of(2);
-    data_codec(data, &|| Box::new(crate::proxy::data::redis::Redis::new(b"shadow:", "stress", reject)));
+    data_codec(data, &|| Box::new(crate::stores::redis::Redis::new(b"shadow:", "stress", reject)));
 }
 
 /// MySQL client protocol for a lane (handshake, authentication, commands and SQL).
 pub fn mysql(data: &[u8]) {
     let reject = data.len().is_multiple_of(2);
     data_codec(data, &|| {
-        Box::new(crate::proxy::data::mysql::Mysql::new(
+        Box::new(crate::stores::mysql::Mysql::new(
             "stress",
             Some("_shadow".into()),
             std::collections::BTreeMap::from([("billing".to_owned(), "billing_s".to_owned())]),
@@ -246,11 +246,9 @@ pub fn mysql(data: &[u8]) {
 /// NATS for a lane and for a base connection.
 pub fn nats(data: &[u8]) {
     if data.len().is_multiple_of(2) {
-        data_codec(data, &|| {
-            Box::new(crate::proxy::data::nats::Nats::lane("gray", "gray.", Some("-gray"), true))
-        });
+        data_codec(data, &|| Box::new(crate::stores::nats::Nats::lane("gray", "gray.", Some("-gray"), true)));
     } else {
-        data_codec(data, &|| Box::new(crate::proxy::data::nats::Nats::base(&["gray.".to_owned()])));
+        data_codec(data, &|| Box::new(crate::stores::nats::Nats::base(&["gray.".to_owned()])));
     }
 }
 

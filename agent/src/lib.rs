@@ -13,5 +13,6 @@ pub mod inventory;
 pub mod policy;
 pub mod proxy;
 pub mod routing;
+pub mod stores;
 pub mod telemetry;
 pub mod vocab;

@@ -17,6 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["inventory"],
     &["policy"],
     &["routing"],
+    &["stores"],
     &["proxy"],
     &["admin"],
     &["config"],

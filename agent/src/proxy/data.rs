@@ -1,79 +1,14 @@
-//! Data-layer lanes: a connection from a pod in a lane that its data store's `dataLanes`
-//! maps is relayed by a codec that speaks the store's protocol (Redis, MySQL, NATS) and
-//! keeps the lane's data apart: prefixed keys, shadow schemas, lane subjects. Base pods'
-//! connections are not touched (except on NATS, where base subscribers never receive a
-//! lane's messages).
-//!
-//! A codec is synchronous and owns no socket: it turns client bytes into server bytes and
-//! local answers, and server bytes into client bytes ([`Codec`]); [`pump`] moves the bytes
-//! with bounded buffers, both ways at once.
+//! The data-lane relay: moves a connection's bytes through its store codec
+//! ([`crate::stores::Codec`]) with bounded buffers, both ways at once.
 
-pub mod mysql;
-pub mod nats;
-pub mod redis;
-
-use std::sync::Arc;
-
-use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
+use bytes::BytesMut;
+
 use crate::{
-    inventory::data_lanes::OnUnsupported,
-    routing::data::{DataLaneRule, DataRules, LaneMap},
+    stores::{Codec, DataError},
     telemetry::{ConnTelemetry, Telemetry, data::DataSeries},
 };
-
-pub use crate::telemetry::data::DataTally as Tally;
-
-#[derive(Debug, thiserror::Error)]
-pub enum DataError {
-    #[error("{protocol}: {detail}")]
-    Malformed { protocol: &'static str, detail: String },
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
-
-/// One protocol's view of a connection.
-pub trait Codec: Send {
-    /// Consumes whole client messages from `input`: what goes to the server into `up`,
-    /// graylane's own answers into `down` (in order with the server's replies).
-    fn client(
-        &mut self,
-        input: &mut BytesMut,
-        up: &mut BytesMut,
-        down: &mut BytesMut,
-    ) -> Result<(), DataError>;
-    /// Consumes whole server messages from `input` into `down` (and `up`, for protocols
-    /// that answer the server themselves).
-    fn server(
-        &mut self,
-        input: &mut BytesMut,
-        down: &mut BytesMut,
-        up: &mut BytesMut,
-    ) -> Result<(), DataError>;
-    /// What happened since the last look.
-    fn tally(&mut self) -> &mut Tally;
-}
-
-/// The codec for a connection: the lane's mapping, or (NATS) base subscribers' filter.
-pub fn codec(rules: &DataRules, lane: Option<&Arc<DataLaneRule>>) -> Option<Box<dyn Codec>> {
-    match lane {
-        Some(l) => {
-            let reject = l.on_unsupported == OnUnsupported::Reject;
-            Some(match &l.map {
-                LaneMap::Redis { key_prefix } => Box::new(redis::Redis::new(key_prefix, &l.lane, reject)),
-                LaneMap::Mysql { suffix, map } => {
-                    Box::new(mysql::Mysql::new(&l.lane, suffix.clone(), map.clone(), reject))
-                }
-                LaneMap::Nats { subject_prefix, queue_suffix } => {
-                    Box::new(nats::Nats::lane(&l.lane, subject_prefix, queue_suffix.as_deref(), reject))
-                }
-            })
-        }
-        None if !rules.lane_subjects.is_empty() => Some(Box::new(nats::Nats::base(&rules.lane_subjects))),
-        None => None,
-    }
-}
 
 /// Bytes buffered toward one side at most before graylane stops reading the other.
 const HIGH_WATER: usize = 1 << 20;

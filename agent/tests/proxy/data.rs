@@ -6,7 +6,8 @@
 use std::sync::Arc;
 
 use graylane::{
-    proxy::data::{pump, redis::Redis},
+    proxy::data::pump,
+    stores::redis::Redis,
     telemetry::{
         ConnTelemetry, Recording, Telemetry,
         data::DataSeries,

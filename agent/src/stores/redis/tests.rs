@@ -1,7 +1,7 @@
 use bytes::BytesMut;
 
 use super::{Redis, resp};
-use crate::proxy::data::Codec;
+use crate::stores::Codec;
 
 fn cmd(args: &[&str]) -> Vec<u8> {
     let args: Vec<bytes::Bytes> = args.iter().map(|a| bytes::Bytes::copy_from_slice(a.as_bytes())).collect();

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use bytes::BytesMut;
 
 use super::{Mysql, put_packets};
-use crate::proxy::data::Codec;
+use crate::stores::Codec;
 
 fn lane() -> Mysql {
     Mysql::new("stress", Some("_shadow".into()), BTreeMap::new(), true)

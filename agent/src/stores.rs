@@ -1,0 +1,75 @@
+//! The data stores' protocols, for data-layer lanes: a connection from a pod in a lane that
+//! its store's `dataLanes` maps is relayed through a codec that speaks the store's protocol
+//! (Redis, MySQL/MariaDB, NATS) and keeps the lane's data apart — prefixed keys, shadow
+//! schemas, lane subjects — and, given the lane's store account, logs the connection in as
+//! that account, so the store's own privileges hold the line where graylane's reading
+//! would not. Base pods' connections are not touched (except on NATS, where base
+//! subscribers never receive a lane's messages).
+//!
+//! Codecs are sans-IO: bytes in, bytes to the server and local answers out ([`Codec`]);
+//! the proxy wires them to sockets.
+
+pub mod mysql;
+pub mod nats;
+pub mod redis;
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use crate::{
+    inventory::data_lanes::OnUnsupported,
+    routing::data::{DataLaneRule, DataRules, LaneMap},
+};
+
+pub use crate::telemetry::data::DataTally as Tally;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("{protocol}: {detail}")]
+    Malformed { protocol: &'static str, detail: String },
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// One protocol's view of a connection.
+pub trait Codec: Send {
+    /// Consumes whole client messages from `input`: what goes to the server into `up`,
+    /// graylane's own answers into `down` (in order with the server's replies).
+    fn client(
+        &mut self,
+        input: &mut BytesMut,
+        up: &mut BytesMut,
+        down: &mut BytesMut,
+    ) -> Result<(), DataError>;
+    /// Consumes whole server messages from `input` into `down` (and `up`, for protocols
+    /// that answer the server themselves).
+    fn server(
+        &mut self,
+        input: &mut BytesMut,
+        down: &mut BytesMut,
+        up: &mut BytesMut,
+    ) -> Result<(), DataError>;
+    /// What happened since the last look.
+    fn tally(&mut self) -> &mut Tally;
+}
+
+/// The codec for a connection: the lane's mapping, or (NATS) base subscribers' filter.
+pub fn codec(rules: &DataRules, lane: Option<&Arc<DataLaneRule>>) -> Option<Box<dyn Codec>> {
+    match lane {
+        Some(l) => {
+            let reject = l.on_unsupported == OnUnsupported::Reject;
+            Some(match &l.map {
+                LaneMap::Redis { key_prefix } => Box::new(redis::Redis::new(key_prefix, &l.lane, reject)),
+                LaneMap::Mysql { suffix, map } => {
+                    Box::new(mysql::Mysql::new(&l.lane, suffix.clone(), map.clone(), reject))
+                }
+                LaneMap::Nats { subject_prefix, queue_suffix } => {
+                    Box::new(nats::Nats::lane(&l.lane, subject_prefix, queue_suffix.as_deref(), reject))
+                }
+            })
+        }
+        None if !rules.lane_subjects.is_empty() => Some(Box::new(nats::Nats::base(&rules.lane_subjects))),
+        None => None,
+    }
+}
