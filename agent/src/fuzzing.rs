@@ -239,6 +239,8 @@ pub fn mysql(data: &[u8]) {
             Some("_shadow".into()),
             std::collections::BTreeMap::from([("billing".to_owned(), "billing_s".to_owned())]),
             reject,
+            None,
+            None,
         ))
     });
 }

@@ -1,6 +1,7 @@
 //! The cluster as graylane sees it: pods, services and their graylane annotations, as one
 //! immutable [`Snapshot`] fed by a source (standalone files today).
 
+pub mod accounts;
 mod annotations;
 mod bounds;
 pub mod data_lanes;

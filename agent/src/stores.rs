@@ -54,15 +54,22 @@ pub trait Codec: Send {
     fn tally(&mut self) -> &mut Tally;
 }
 
-/// The codec for a connection: the lane's mapping, or (NATS) base subscribers' filter.
-pub fn codec(rules: &DataRules, lane: Option<&Arc<DataLaneRule>>) -> Option<Box<dyn Codec>> {
+/// The codec for a connection: the lane's mapping and login, or (NATS) base subscribers'
+/// filter. `refuse`: the lane may not be served now (why), and its connections are
+/// answered with the protocol's error.
+pub fn codec(
+    rules: &DataRules,
+    lane: Option<&Arc<DataLaneRule>>,
+    refuse: Option<String>,
+) -> Option<Box<dyn Codec>> {
     match lane {
         Some(l) => {
             let reject = l.on_unsupported == OnUnsupported::Reject;
+            let account = l.credentials().cloned();
             Some(match &l.map {
                 LaneMap::Redis { key_prefix } => Box::new(redis::Redis::new(key_prefix, &l.lane, reject)),
                 LaneMap::Mysql { suffix, map } => {
-                    Box::new(mysql::Mysql::new(&l.lane, suffix.clone(), map.clone(), reject))
+                    Box::new(mysql::Mysql::new(&l.lane, suffix.clone(), map.clone(), reject, account, refuse))
                 }
                 LaneMap::Nats { subject_prefix, queue_suffix } => {
                     Box::new(nats::Nats::lane(&l.lane, subject_prefix, queue_suffix.as_deref(), reject))

@@ -102,6 +102,27 @@ pub struct DataLane {
     /// for the others).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_unsupported: Option<OnUnsupported>,
+    /// The store account the lane's connections log in as, whatever the client presents
+    /// (the lane's pods are known by the kernel, not by a password): a Secret in the
+    /// policy's namespace with `username` and `password`. Give it only the lane's data
+    /// (schemas, key and channel patterns, subjects): the store then refuses what graylane
+    /// might misread.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<AccountRef>,
+    /// Serve the lane while its store account is missing or reaches more than the lane's
+    /// data (`rewrite-only`: graylane's rewriting alone keeps it apart). Lanes in
+    /// `fallback.isolated` are refused until their account is `store-enforced` unless this
+    /// is `true`; other lanes are served either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_rewrite_only: Option<bool>,
+}
+
+/// A store account: the Secret (in the policy's namespace) that holds its `username` and
+/// `password`.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AccountRef {
+    pub secret: String,
 }
 
 /// Lanes in one `dataLanes` at most.
@@ -189,8 +210,22 @@ pub fn validate(d: &DataLanes) -> Result<(), FieldError> {
         {
             return Err(FieldError::new(at("queueSuffix"), "non-empty, no spaces"));
         }
+        if let Some(a) = &l.account
+            && !secret_name(&a.secret)
+        {
+            return Err(FieldError::new(at("account.secret"), format!("{:?} is not a Secret name", a.secret)));
+        }
     }
     Ok(())
+}
+
+/// A Kubernetes object name (DNS subdomain: lowercase letters, digits, '-', '.').
+fn secret_name(n: &str) -> bool {
+    !n.is_empty()
+        && n.len() <= 253
+        && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && n.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && n.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
 
 fn nats_token_prefix(p: &str) -> bool {

@@ -62,6 +62,7 @@ struct Files {
     policies: Vec<super::policy::Named<super::policy::TrafficPolicySpec>>,
     rules: Vec<super::policy::Named<super::policy::TrafficLabelRuleSpec>>,
     service_cidrs: Vec<ipnetwork::IpNetwork>,
+    secrets: super::accounts::Secrets,
     foreign: Vec<super::languages::ForeignDoc>,
     seen: BTreeMap<(&'static str, String), PathBuf>,
 }
@@ -92,6 +93,12 @@ impl Files {
         }
         for f in &parsed.foreign {
             self.unique(file, f.kind, format!("{}/{}", f.namespace, f.name))?;
+        }
+        for (ns, name, _) in &parsed.secrets {
+            self.unique(file, "Secret", format!("{ns}/{name}"))?;
+        }
+        for (ns, name, data) in parsed.secrets {
+            self.secrets.insert((ns, name), std::sync::Arc::new(data));
         }
         self.origins.extend(parsed.pod_docs.iter().map(|i| format!("{}: document {i}", file.display())));
         self.pods.extend(parsed.pods);
@@ -140,6 +147,7 @@ impl Files {
         }
         Ok(Snapshot::with_policies(self.pods, self.services, t.policies, self.rules)
             .with_service_cidrs(self.service_cidrs)
+            .with_secrets(self.secrets)
             .with_reports(t.reports))
     }
 }

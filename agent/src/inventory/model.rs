@@ -144,6 +144,8 @@ pub struct Snapshot {
     pub service_cidrs: Vec<ipnetwork::IpNetwork>,
     /// How each rule of another language was taken (accepted, why not, unsupported fields).
     pub reports: Vec<super::report::Report>,
+    /// Secrets data lanes may name for their store accounts.
+    pub secrets: super::accounts::Secrets,
     by_ip: HashMap<IpAddr, usize>,
     by_name: HashMap<String, usize>,
     /// Pods by (namespace, label key, label value): selectors start from here.
@@ -175,10 +177,17 @@ impl Snapshot {
             slices: HashMap::new(),
             service_cidrs: Vec::new(),
             reports: Vec::new(),
+            secrets: Default::default(),
             by_ip,
             by_name,
             by_label,
         }
+    }
+
+    /// Adds the Secrets data lanes' store accounts may name.
+    pub fn with_secrets(mut self, secrets: super::accounts::Secrets) -> Self {
+        self.secrets = secrets;
+        self
     }
 
     /// Adds the reports of translated rules.
@@ -278,5 +287,6 @@ impl PartialEq for Snapshot {
             && self.reports == other.reports
             && self.slices == other.slices
             && self.service_cidrs == other.service_cidrs
+            && self.secrets == other.secrets
     }
 }

@@ -31,6 +31,8 @@ pub struct Parsed {
     pub foreign: Vec<languages::ForeignDoc>,
     /// Service ranges (`networking.k8s.io/v1` `ServiceCIDR`).
     pub service_cidrs: Vec<ipnetwork::IpNetwork>,
+    /// `v1` Secrets (store accounts of data lanes): (namespace, name, data).
+    pub secrets: Vec<(String, String, super::accounts::SecretData)>,
     /// Non-fatal findings (unknown annotations, skipped kinds), for the log.
     pub warnings: Vec<String>,
 }
@@ -43,6 +45,7 @@ enum Object {
     Policy(Box<Named<TrafficPolicySpec>>),
     Rule(Box<Named<TrafficLabelRuleSpec>>),
     ServiceCidr(Vec<ipnetwork::IpNetwork>),
+    Secret(String, String, super::accounts::SecretData),
     Foreign(Box<languages::ForeignDoc>),
     /// Empty, or a kind this source does not use.
     Nothing,
@@ -102,6 +105,7 @@ pub fn parse_documents_cached(
             Object::Policy(p) => out.policies.push((**p).clone()),
             Object::Rule(r) => out.rules.push((**r).clone()),
             Object::ServiceCidr(c) => out.service_cidrs.extend(c.iter().copied()),
+            Object::Secret(ns, name, data) => out.secrets.push((ns.clone(), name.clone(), data.clone())),
             Object::Foreign(f) => out.foreign.push((**f).clone()),
             Object::Nothing => {}
         }
@@ -160,6 +164,11 @@ fn parse_document(text: &str) -> Result<Doc, FieldError> {
                 cidrs.push(net);
             }
             Object::ServiceCidr(cidrs)
+        }
+        ("v1", "Secret") => {
+            let raw: RawSecret = typed(value)?;
+            let (namespace, name) = name_of(&raw.metadata)?;
+            Object::Secret(namespace, name, secret_data(raw)?)
         }
         ("graylane.io/v1alpha1", "TrafficPolicy") => {
             let raw: RawObject<TrafficPolicySpec> = typed(value)?;
@@ -290,6 +299,36 @@ struct Condition {
     #[serde(rename = "type")]
     kind: String,
     status: String,
+}
+
+/// A `v1` Secret: `data` (base64) and `stringData` (text, which wins), as the API server
+/// merges them.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawSecret {
+    metadata: Meta,
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    data: BTreeMap<String, String>,
+    #[serde(default)]
+    string_data: BTreeMap<String, String>,
+}
+
+fn secret_data(raw: RawSecret) -> Result<super::accounts::SecretData, FieldError> {
+    use base64::Engine as _;
+    let _ = raw.kind;
+    let mut out = BTreeMap::new();
+    for (k, v) in raw.data {
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(v.trim())
+            .map_err(|e| FieldError::new(format!("data.{k}"), format!("not base64: {e}")))?;
+        out.insert(k, bytes);
+    }
+    for (k, v) in raw.string_data {
+        out.insert(k, v.into_bytes());
+    }
+    Ok(super::accounts::SecretData(out))
 }
 
 #[derive(Deserialize, Default)]

@@ -61,7 +61,7 @@ where
     let data = planned.service.as_ref().and_then(|s| s.data.clone());
     if let Some(rules) = data {
         let lane = rules.lane(planned.lane.tag.as_deref());
-        if let Some(mut codec) = crate::stores::codec(&rules, lane) {
+        if let Some(mut codec) = crate::stores::codec(&rules, lane, None) {
             let lane_name = lane.map_or("", |l| &*l.lane);
             if let Some(l) = lane {
                 flow.update(|s| s.data_lane = Some(l.describe.clone()));

@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 
 use crate::inventory::{
     ServicePort,
+    accounts::{self, Credentials, Secrets},
     data_lanes::{DataLane, DataLanes, DataProtocol, OnUnsupported},
 };
 
@@ -17,6 +18,19 @@ pub struct DataLaneRule {
     pub map: LaneMap,
     /// How flows and the CLI show it: `keyPrefix shadow:`.
     pub describe: Arc<str>,
+    /// The store account its connections log in as (`Err`: the Secret it names is not
+    /// usable, and why); `None` when it names none.
+    pub account: Option<Result<Arc<Credentials>, String>>,
+    /// Served only while its account is store-enforced (an isolated lane without
+    /// `allowRewriteOnly`).
+    pub require_store: bool,
+}
+
+impl DataLaneRule {
+    /// The account to log in as, when it is usable.
+    pub fn credentials(&self) -> Option<&Arc<Credentials>> {
+        self.account.as_ref().and_then(|a| a.as_ref().ok())
+    }
 }
 
 #[derive(Debug)]
@@ -47,6 +61,7 @@ impl DataRules {
         port: &ServicePort,
         only_port: bool,
         isolated: &[String],
+        (namespace, secrets): (&str, &Secrets),
     ) -> Result<Option<Self>, String> {
         if d.lanes.is_empty() {
             return Ok(None);
@@ -69,7 +84,7 @@ impl DataRules {
         let lanes = d
             .lanes
             .iter()
-            .map(|l| compile_lane(l, protocol, isolated).map(Arc::new))
+            .map(|l| compile_lane(l, protocol, isolated, namespace, secrets).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         let lane_subjects = lanes
             .iter()
@@ -92,7 +107,13 @@ impl DataRules {
     }
 }
 
-fn compile_lane(l: &DataLane, protocol: DataProtocol, isolated: &[String]) -> Result<DataLaneRule, String> {
+fn compile_lane(
+    l: &DataLane,
+    protocol: DataProtocol,
+    isolated: &[String],
+    namespace: &str,
+    secrets: &Secrets,
+) -> Result<DataLaneRule, String> {
     let missing = |f: &str| format!("lane {}: {f} is required for {}", l.lane, protocol.as_str());
     let (map, describe) = match protocol {
         DataProtocol::Redis => {
@@ -126,11 +147,14 @@ fn compile_lane(l: &DataLane, protocol: DataProtocol, isolated: &[String]) -> Re
     } else {
         OnUnsupported::Passthrough
     });
+    let account = l.account.as_ref().map(|a| accounts::credentials(secrets, namespace, &a.secret));
     Ok(DataLaneRule {
         lane: l.lane.as_str().into(),
         protocol,
         on_unsupported,
         map,
         describe: describe.into(),
+        account,
+        require_store: isolated.contains(&l.lane) && l.allow_rewrite_only != Some(true),
     })
 }

@@ -182,7 +182,8 @@ impl RoutingTable {
             let data_lanes = policy.and_then(|(_, p)| p.data_lanes.as_ref());
             for (ip, port, eps) in ports {
                 let data = data_lanes.and_then(|d| {
-                    DataRules::compile(d, port, svc.ports.len() == 1, &fallback.isolated)
+                    let ns = (svc.namespace.as_str(), &snapshot.secrets);
+                    DataRules::compile(d, port, svc.ports.len() == 1, &fallback.isolated, ns)
                         .map_err(|e| tracing::error!(service = %name, error = %e, "dataLanes skipped"))
                         .ok()
                         .flatten()

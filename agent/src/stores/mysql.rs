@@ -1,42 +1,52 @@
-//! MySQL / MariaDB client protocol for a lane: the default schema of the handshake and of
-//! `COM_INIT_DB` becomes the lane's, and the SQL of `COM_QUERY` and `COM_STMT_PREPARE` is
-//! rewritten by a parser ([`sql`]); what cannot be kept in the lane is answered with a
-//! MySQL error packet. Authentication passes untouched (any plugin: native password,
-//! caching_sha2, ed25519); TLS asked for by a lane client is refused with an error (the
-//! SQL could not be read; graylane never downgrades silently). Compression and query
-//! attributes are not offered to lane clients (both would hide the SQL).
+//! MySQL / MariaDB client protocol for a lane. The connection phase: the default schema of
+//! the handshake becomes the lane's; with a store account, graylane logs the connection in
+//! as that account (answering the server's challenge itself: [`auth`]) and the client's
+//! own credentials go nowhere; then graylane asks the server how the session reads SQL
+//! (`sql_mode`, character set: [`session`]) before the client's first command. The
+//! command phase: `COM_INIT_DB` is mapped, the SQL of `COM_QUERY` and `COM_STMT_PREPARE`
+//! is read as MariaDB reads it and rewritten ([`sql`]); what cannot be kept in the lane is
+//! answered with a MySQL error packet. TLS asked for by a lane client is refused with an
+//! error (the SQL could not be read; graylane never downgrades silently). Compression and
+//! query attributes are not offered to lane clients (both would hide the SQL).
 //!
 //! Replies pass through unchanged: values that name schemas (`SELECT DATABASE()`,
 //! `SHOW DATABASES`, result-set metadata) show the lane's schema names.
 
+pub mod auth;
+mod forms;
+pub mod handshake;
+pub mod lex;
+pub mod packet;
+pub mod session;
 pub mod sql;
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, sync::Arc};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
-use self::sql::{Refusal, Schemas};
+use self::{
+    handshake::{
+        CLIENT_COMPRESS, CLIENT_DEPRECATE_EOF, CLIENT_PROTOCOL_41, CLIENT_QUERY_ATTRIBUTES, CLIENT_SSL,
+        CLIENT_ZSTD_COMPRESSION, Greeting, Response, auth_switch,
+    },
+    packet::{MAX_PACKET, ResultSet, Step, error_message, error_packet, packet, put_packets},
+    session::{Reported, Session},
+    sql::{Refusal, Schemas},
+};
 use super::{Codec, DataError, Tally};
+use crate::inventory::accounts::Credentials;
 
-const CLIENT_CONNECT_WITH_DB: u32 = 1 << 3;
-const CLIENT_COMPRESS: u32 = 1 << 5;
-const CLIENT_PROTOCOL_41: u32 = 1 << 9;
-const CLIENT_SSL: u32 = 1 << 11;
-const CLIENT_SECURE_CONNECTION: u32 = 1 << 15;
-const CLIENT_PLUGIN_AUTH_LENENC: u32 = 1 << 21;
-const CLIENT_ZSTD_COMPRESSION: u32 = 1 << 26;
-const CLIENT_QUERY_ATTRIBUTES: u32 = 1 << 27;
-/// Character sets (by collation id: big5, sjis, gbk, cp932, gb18030 and their `_bin`) in
-/// which a multi-byte character can end in `\`: the parser would not read strings as
-/// MySQL does.
+/// Collation ids (big5, sjis, gbk, cp932, gb18030 and their `_bin`) whose multi-byte
+/// characters can end in `\`: refused at the handshake, before the server's own report.
 const UNSAFE_CHARSET_IDS: &[u8] = &[1, 13, 28, 84, 87, 88, 95, 96, 248, 249, 250];
 /// Packets a client may send ahead of the handshake's end (held, then read as commands).
 const MAX_EARLY: usize = 64;
-
-/// A packet's largest payload; a bigger one continues in the next packet.
-const MAX_PACKET: usize = 0xFF_FFFF;
 /// A lane's statement at most (its packets reassembled).
 const MAX_STATEMENT: usize = 64 << 20;
+/// What graylane asks the server after login: how the session reads SQL, and the global
+/// values `DEFAULT` goes back to.
+const SESSION_QUERY: &str = "SELECT @@session.sql_mode, @@session.character_set_client, \
+                             @@global.sql_mode, @@global.character_set_client";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -46,19 +56,39 @@ enum Phase {
     Response,
     /// Authentication exchange, until the server's OK.
     Auth,
+    /// graylane's own query of the session's settings; the server's OK is held.
+    Session,
     /// Commands.
     Command,
+    /// Refused or failed: nothing more is read.
+    Closed,
 }
 
 pub struct Mysql {
     lane: String,
     schemas: Schemas,
     reject: bool,
+    account: Option<Arc<Credentials>>,
+    /// The lane may not be served now: its logins are refused with this.
+    refuse: Option<String>,
     phase: Phase,
+    greeting: Greeting,
+    session: Session,
+    /// The client's handshake response's sequence id: the login's OK goes out as the next.
+    client_seq: u8,
+    /// Capabilities of the login graylane sent.
+    caps: u32,
+    /// The account's plugin and challenge in force.
+    plugin: String,
+    scramble: Vec<u8>,
+    asked_key: bool,
+    /// The OK that ends authentication (its sequence id as the client expects it).
+    held_ok: Option<(u8, Bytes)>,
+    result: ResultSet,
     /// A command's payload split over packets (reassembled before it is read).
     partial: Option<(u8, Vec<u8>)>,
-    /// Packets the client sent before the server's greeting or before authentication
-    /// ended: read once the phase they belong to has come.
+    /// Packets the client sent before the server's greeting or before the login ended:
+    /// read once the phase they belong to has come.
     early: Vec<(u8, Bytes)>,
     tally: Tally,
 }
@@ -67,62 +97,38 @@ fn malformed(detail: &str) -> DataError {
     DataError::Malformed { protocol: "mysql", detail: detail.to_owned() }
 }
 
-/// The packet at the front of `buf`: (sequence id, payload).
-fn packet(buf: &mut BytesMut) -> Option<(u8, Bytes)> {
-    if buf.len() < 4 {
-        return None;
-    }
-    let len = usize::from(buf[0]) | usize::from(buf[1]) << 8 | usize::from(buf[2]) << 16;
-    if buf.len() < 4 + len {
-        return None;
-    }
-    let seq = buf[3];
-    let mut p = buf.split_to(4 + len);
-    let payload = p.split_off(4).freeze();
-    Some((seq, payload))
-}
-
-/// Writes `payload` as packets from sequence `seq` (split at 16 MiB).
-fn put_packets(out: &mut BytesMut, mut seq: u8, payload: &[u8]) {
-    let mut chunks = payload.chunks(MAX_PACKET).peekable();
-    if payload.is_empty() {
-        out.put_slice(&[0, 0, 0, seq]);
-        return;
-    }
-    while let Some(c) = chunks.next() {
-        let n = c.len();
-        out.put_slice(&[n as u8, (n >> 8) as u8, (n >> 16) as u8, seq]);
-        out.put_slice(c);
-        seq = seq.wrapping_add(1);
-        if chunks.peek().is_none() && n == MAX_PACKET {
-            out.put_slice(&[0, 0, 0, seq]);
-        }
-    }
-}
-
-/// A MySQL error packet.
-fn error_packet(out: &mut BytesMut, seq: u8, code: u16, state: &[u8; 5], message: &str) {
-    let mut p = Vec::with_capacity(9 + message.len());
-    p.push(0xFF);
-    p.extend_from_slice(&code.to_le_bytes());
-    p.push(b'#');
-    p.extend_from_slice(state);
-    p.extend_from_slice(message.as_bytes());
-    put_packets(out, seq, &p);
-}
-
 /// ER_SPECIFIC_ACCESS_DENIED_ERROR: refused by graylane.
 const ER_ACCESS: (u16, &[u8; 5]) = (1227, b"42000");
 /// ER_PARSE_ERROR.
 const ER_PARSE: (u16, &[u8; 5]) = (1064, b"42000");
+/// ER_ACCESS_DENIED_ERROR: a login graylane did not let through.
+const ER_LOGIN: (u16, &[u8; 5]) = (1045, b"28000");
 
 impl Mysql {
-    pub fn new(lane: &str, suffix: Option<String>, map: BTreeMap<String, String>, reject: bool) -> Self {
+    pub fn new(
+        lane: &str,
+        suffix: Option<String>,
+        map: BTreeMap<String, String>,
+        reject: bool,
+        account: Option<Arc<Credentials>>,
+        refuse: Option<String>,
+    ) -> Self {
         Self {
             lane: lane.to_owned(),
             schemas: Schemas { suffix, map },
             reject,
+            account,
+            refuse,
             phase: Phase::Greeting,
+            greeting: Greeting::default(),
+            session: Session::new(0, true),
+            client_seq: 1,
+            caps: 0,
+            plugin: String::new(),
+            scramble: Vec::new(),
+            asked_key: false,
+            held_ok: None,
+            result: ResultSet::default(),
             partial: None,
             early: Vec::new(),
             tally: Tally::default(),
@@ -132,7 +138,8 @@ impl Mysql {
     fn refuse(&mut self, down: &mut BytesMut, seq: u8, what: &str, why: &str, err: (u16, &[u8; 5])) {
         self.tally.rejected += 1;
         let why_static: &'static str = match err.0 {
-            1064 => "the statement could not be parsed",
+            1064 => "the statement could not be read",
+            1045 => "the lane could not log in",
             _ => "it cannot be kept in the lane",
         };
         self.tally.rejections.push((what.to_owned(), why_static));
@@ -140,43 +147,25 @@ impl Mysql {
         error_packet(down, seq.wrapping_add(1), err.0, err.1, &msg);
     }
 
-    /// The server's greeting: compression and query attributes are not offered.
-    fn greeting(&self, payload: &[u8]) -> Vec<u8> {
-        let mut p = payload.to_vec();
-        if p.first() != Some(&10) {
-            return p;
-        }
-        let Some(nul) = p.iter().skip(1).position(|b| *b == 0) else { return p };
-        // version, NUL, connection id (4), auth data (8), filler (1): then capabilities.
-        let low = 1 + nul + 1 + 4 + 8 + 1;
-        if p.len() >= low + 2 {
-            let caps = u16::from_le_bytes([p[low], p[low + 1]]) & !(CLIENT_COMPRESS as u16);
-            p[low..low + 2].copy_from_slice(&caps.to_le_bytes());
-        }
-        // charset (1), status (2): then the upper capabilities.
-        let high = low + 2 + 1 + 2;
-        if p.len() >= high + 2 {
-            let caps = u16::from_le_bytes([p[high], p[high + 1]]) & !((CLIENT_QUERY_ATTRIBUTES >> 16) as u16);
-            p[high..high + 2].copy_from_slice(&caps.to_le_bytes());
-        }
-        p
+    /// Ends the connection with a login error to the client.
+    fn fail_login(&mut self, down: &mut BytesMut, why: &str) -> DataError {
+        let seq = self.client_seq;
+        self.refuse(down, seq, "a login", why, ER_LOGIN);
+        self.phase = Phase::Closed;
+        malformed("login refused")
     }
 
-    /// The client's handshake response, with its default schema mapped. `Err` with the
-    /// refusal already written: the connection ends.
+    /// The client's handshake response: checked, its schema mapped, and (with an
+    /// account) rebuilt as the account's login. `Err` with the refusal written.
     fn response(&mut self, seq: u8, payload: &[u8], down: &mut BytesMut) -> Result<Vec<u8>, DataError> {
-        if payload.len() < 32 {
-            return Err(malformed("short handshake response"));
+        self.client_seq = seq;
+        if let Some(why) = self.refuse.clone() {
+            return Err(self.fail_login(down, &why));
         }
-        let caps = u32::from_le_bytes([payload[0], payload[1], payload[2], payload[3]]);
+        let caps = payload.get(..4).map_or(0, |c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
         if caps & CLIENT_SSL != 0 {
-            self.refuse(
-                down,
-                seq,
-                "TLS",
-                "its SQL could not be read to keep it in the lane; connect without TLS (ssl-mode=DISABLED) through graylane",
-                ER_ACCESS,
-            );
+            let why = "its SQL could not be read to keep it in the lane; connect without TLS (ssl-mode=DISABLED) through graylane";
+            self.refuse(down, seq, "TLS", why, ER_ACCESS);
             return Err(malformed("TLS refused on a lane connection"));
         }
         if caps & CLIENT_PROTOCOL_41 == 0 {
@@ -189,58 +178,139 @@ impl Mysql {
             self.refuse(down, seq, "compression", why, ER_ACCESS);
             return Err(malformed("compression or query attributes asked for on a lane connection"));
         }
-        if UNSAFE_CHARSET_IDS.contains(&payload[8]) {
-            let why = "graylane cannot read SQL in that character set";
-            self.refuse(down, seq, "the character set", why, ER_ACCESS);
+        let r = Response::parse(payload).map_err(malformed)?;
+        if UNSAFE_CHARSET_IDS.contains(&r.charset) {
+            self.refuse(down, seq, "the character set", "graylane cannot read SQL in that character set", ER_ACCESS);
             return Err(malformed("unreadable character set on a lane connection"));
         }
-        let mut at = 32;
-        let user_end =
-            payload[at..].iter().position(|b| *b == 0).ok_or_else(|| malformed("user not ended"))?;
-        at += user_end + 1;
-        if caps & CLIENT_PLUGIN_AUTH_LENENC != 0 {
-            let (n, used) = lenenc(&payload[at..]).ok_or_else(|| malformed("auth length"))?;
-            at = usize::try_from(n)
-                .ok()
-                .and_then(|n| at.checked_add(used)?.checked_add(n))
-                .ok_or_else(|| malformed("auth length"))?;
-        } else if caps & CLIENT_SECURE_CONNECTION != 0 {
-            let n = *payload.get(at).ok_or_else(|| malformed("auth length"))?;
-            at += 1 + usize::from(n);
-        } else {
-            let n = payload[at..].iter().position(|b| *b == 0).ok_or_else(|| malformed("auth not ended"))?;
-            at += n + 1;
-        }
-        if at > payload.len() {
-            return Err(malformed("handshake response truncated"));
-        }
-        if caps & CLIENT_CONNECT_WITH_DB == 0 {
-            return Ok(payload.to_vec());
-        }
-        let db_end =
-            payload[at..].iter().position(|b| *b == 0).ok_or_else(|| malformed("schema not ended"))?;
-        let db = String::from_utf8_lossy(&payload[at..at + db_end]).into_owned();
-        if db.is_empty() {
-            return Ok(payload.to_vec());
-        }
-        let target = match self.schemas.target(&db) {
-            Ok(Some(t)) => t,
-            Ok(None) | Err(_) => {
-                self.refuse(
-                    down,
-                    seq,
-                    "the default schema",
-                    "the lane has no schema mapped for it",
-                    ER_ACCESS,
-                );
-                return Err(malformed("unmapped default schema"));
-            }
+        let db = match r.db.filter(|d| !d.is_empty()) {
+            None => None,
+            Some(d) => match self.schemas.target(&String::from_utf8_lossy(d)) {
+                Ok(Some(t)) => {
+                    self.tally.rewritten += 1;
+                    Some(t.into_bytes())
+                }
+                Ok(None) | Err(_) => {
+                    self.refuse(down, seq, "the default schema", "the lane has no schema mapped for it", ER_ACCESS);
+                    return Err(malformed("unmapped default schema"));
+                }
+            },
         };
-        self.tally.rewritten += 1;
-        let mut out = payload[..at].to_vec();
-        out.extend_from_slice(target.as_bytes());
-        out.extend_from_slice(&payload[at + db_end..]);
-        Ok(out)
+        let Some(account) = self.account.clone() else {
+            self.caps = r.caps;
+            return Ok(match &db {
+                Some(d) => r.with_db(payload, d),
+                None => payload.to_vec(),
+            });
+        };
+        // As the lane's account: the greeting's plugin answered now (another may be asked
+        // for by an auth switch).
+        let plugin = if self.greeting.plugin.is_empty() { auth::NATIVE.to_owned() } else { self.greeting.plugin.clone() };
+        let (plugin, first) = match auth::answer(&plugin, &account.password, &self.greeting.scramble) {
+            Ok(a) => (plugin, a),
+            // Offer native password; the server switches if it wants another.
+            Err(_) => (auth::NATIVE.to_owned(), auth::native(&account.password, &self.greeting.scramble)),
+        };
+        self.plugin = plugin.clone();
+        self.scramble = self.greeting.scramble.clone();
+        let login = r.as_account(self.greeting.caps, &account.username, &first, &plugin, db.as_deref());
+        self.caps = u32::from_le_bytes([login[0], login[1], login[2], login[3]]);
+        Ok(login)
+    }
+
+    /// A server packet while authenticating as the lane's account.
+    fn account_auth(
+        &mut self,
+        seq: u8,
+        p: &Bytes,
+        up: &mut BytesMut,
+        down: &mut BytesMut,
+    ) -> Result<(), DataError> {
+        let password = self.account.as_ref().map(|a| a.password.clone()).unwrap_or_default();
+        let user = self.account.as_ref().map(|a| format!("{} ({})", a.username, a.secret)).unwrap_or_default();
+        match p.first() {
+            Some(0x00) => self.start_session(self.client_seq.wrapping_add(1), p.clone(), up),
+            Some(0xFF) => {
+                let why = format!(
+                    "its store account {user} was refused by the store: {}",
+                    error_message(p).unwrap_or_default()
+                );
+                Err(self.fail_login(down, &why))
+            }
+            Some(0xFE) => {
+                let (plugin, scramble) = auth_switch(p).ok_or_else(|| malformed("auth switch"))?;
+                match auth::answer(&plugin, &password, &scramble) {
+                    Ok(a) => {
+                        put_packets(up, seq.wrapping_add(1), &a);
+                        self.plugin = plugin;
+                        self.scramble = scramble;
+                        Ok(())
+                    }
+                    Err(e) => Err(self.fail_login(down, &e.to_string())),
+                }
+            }
+            // caching_sha2_password: 3 = the cached fast path worked (an OK follows), 4 =
+            // full authentication (the password, encrypted with the server's key).
+            Some(0x01) if self.plugin == auth::CACHING_SHA2 => match (p.get(1), self.asked_key) {
+                (Some(3), _) => Ok(()),
+                (Some(4), false) => {
+                    self.asked_key = true;
+                    put_packets(up, seq.wrapping_add(1), &[0x02]);
+                    Ok(())
+                }
+                (Some(_), true) => match auth::rsa_password(&p[1..], &password, &self.scramble) {
+                    Ok(enc) => {
+                        put_packets(up, seq.wrapping_add(1), &enc);
+                        Ok(())
+                    }
+                    Err(e) => Err(self.fail_login(down, &e.to_string())),
+                },
+                _ => Err(self.fail_login(down, "the store sent an authentication step graylane does not know")),
+            },
+            _ => Err(self.fail_login(down, "the store sent an authentication step graylane does not know")),
+        }
+    }
+
+    /// Authentication is over: the server's OK waits while graylane asks how the session
+    /// reads SQL.
+    fn start_session(&mut self, ok_seq: u8, ok: Bytes, up: &mut BytesMut) -> Result<(), DataError> {
+        self.held_ok = Some((ok_seq, ok));
+        self.result = ResultSet::new(self.caps & self.greeting.caps & CLIENT_DEPRECATE_EOF != 0);
+        packet::query(up, SESSION_QUERY);
+        self.phase = Phase::Session;
+        Ok(())
+    }
+
+    /// A packet of the session query's answer.
+    fn session_packet(&mut self, p: &[u8], up: &mut BytesMut, down: &mut BytesMut) -> Result<(), DataError> {
+        match self.result.feed(p) {
+            Step::More => Ok(()),
+            Step::Failed(m) => Err(self.fail_login(down, &format!("the store did not say how the session reads SQL: {m}"))),
+            Step::Done => {
+                let text = |i: usize| {
+                    self.result
+                        .rows
+                        .first()
+                        .and_then(|r| r.get(i).cloned().flatten())
+                        .map(|v| String::from_utf8_lossy(&v).into_owned())
+                        .unwrap_or_default()
+                };
+                let reported = Reported { sql_mode: text(0), charset: text(1), global_sql_mode: text(2), global_charset: text(3) };
+                self.session = Session::new(self.greeting.version_id, self.greeting.mariadb);
+                if let Err(r) = self.session.learn(reported) {
+                    let why = match r {
+                        Refusal::Unsupported(_, why) => why.to_owned(),
+                        Refusal::Parse(d) => d,
+                    };
+                    return Err(self.fail_login(down, &format!("its session cannot be read: {why}")));
+                }
+                if let Some((seq, ok)) = self.held_ok.take() {
+                    put_packets(down, seq, &ok);
+                }
+                self.phase = Phase::Command;
+                self.replay_early(up, down)
+            }
+        }
     }
 
     /// One command (reassembled): forwarded as it is, rewritten, or refused.
@@ -253,17 +323,15 @@ impl Mysql {
             // COM_QUERY, COM_STMT_PREPARE: the SQL.
             0x03 | 0x16 => {
                 let name = if cmd == 0x03 { "COM_QUERY" } else { "COM_STMT_PREPARE" };
-                match std::str::from_utf8(&payload[1..]) {
-                    Err(_) => Err((name.to_owned(), Refusal::Parse("the statement is not UTF-8".into()))),
-                    Ok(text) => match sql::rewrite(text, &self.schemas) {
-                        Ok(None) => Ok(None),
-                        Ok(Some(new)) => {
-                            let mut p = vec![cmd];
-                            p.extend_from_slice(new.as_bytes());
-                            Ok(Some(p))
-                        }
-                        Err(r) => Err((statement_kind(text), r)),
-                    },
+                match sql::rewrite(&payload[1..], &self.schemas, &mut self.session, cmd == 0x16) {
+                    Ok(None) => Ok(None),
+                    Ok(Some(new)) => {
+                        let mut p = Vec::with_capacity(1 + new.len());
+                        p.push(cmd);
+                        p.extend_from_slice(&new);
+                        Ok(Some(p))
+                    }
+                    Err(r) => Err((statement_kind(&payload[1..]).unwrap_or_else(|| name.to_owned()), r)),
                 }
             }
             // COM_INIT_DB: the schema.
@@ -282,9 +350,14 @@ impl Mysql {
                     Err(r) => Err(("COM_INIT_DB".to_owned(), r)),
                 }
             }
+            // COM_RESET_CONNECTION: the session goes back to its state after login.
+            0x1f => {
+                let _ = self.session.reset();
+                Ok(None)
+            }
             // Quit, statistics, ping, field list (of the mapped schema), prepared
-            // statements by id, set option, reset connection, MariaDB bulk execute.
-            0x01 | 0x04 | 0x09 | 0x0e | 0x17 | 0x18 | 0x19 | 0x1a | 0x1b | 0x1c | 0x1f | 0xfa => Ok(None),
+            // statements by id, set option, MariaDB bulk execute.
+            0x01 | 0x04 | 0x09 | 0x0e | 0x17 | 0x18 | 0x19 | 0x1a | 0x1b | 0x1c | 0xfa => Ok(None),
             0x11 => Err((
                 "COM_CHANGE_USER".into(),
                 Refusal::Unsupported(None, "its schema and account change mid-connection"),
@@ -305,7 +378,7 @@ impl Mysql {
             }
             Err((what, Refusal::Parse(detail))) => {
                 // Unreadable SQL cannot be kept in the lane, whatever onUnsupported says.
-                let why = format!("graylane could not parse it ({detail})");
+                let why = format!("graylane could not read it as MariaDB would ({detail})");
                 self.refuse(down, seq, &what, &why, ER_PARSE);
             }
             Err((what, Refusal::Unsupported(kind, why))) => {
@@ -319,37 +392,9 @@ impl Mysql {
             }
         }
     }
-}
 
-/// The statement's first word (what the access log names), never its values.
-fn statement_kind(sql: &str) -> String {
-    sql.split_whitespace()
-        .next()
-        .unwrap_or("statement")
-        .chars()
-        .take(24)
-        .collect::<String>()
-        .to_ascii_uppercase()
-}
-
-/// A length-encoded integer: (value, bytes used).
-fn lenenc(b: &[u8]) -> Option<(u64, usize)> {
-    match *b.first()? {
-        n @ 0..=0xfa => Some((u64::from(n), 1)),
-        0xfc => Some((u64::from(u16::from_le_bytes([*b.get(1)?, *b.get(2)?])), 3)),
-        0xfd => Some((u64::from(*b.get(1)?) | u64::from(*b.get(2)?) << 8 | u64::from(*b.get(3)?) << 16, 4)),
-        0xfe => {
-            let mut v = [0u8; 8];
-            v.copy_from_slice(b.get(1..9)?);
-            Some((u64::from_le_bytes(v), 9))
-        }
-        _ => None,
-    }
-}
-
-impl Mysql {
     /// One client packet, in the phase it belongs to: a command sent before the server's
-    /// greeting or before authentication ended (sequence 0 while authenticating) waits.
+    /// greeting or before the login ended (sequence 0 while authenticating) waits.
     fn client_packet(
         &mut self,
         seq: u8,
@@ -358,8 +403,11 @@ impl Mysql {
         down: &mut BytesMut,
     ) -> Result<(), DataError> {
         match self.phase {
-            Phase::Greeting => self.hold(seq, payload)?,
+            Phase::Closed => {}
+            Phase::Greeting | Phase::Session => self.hold(seq, payload)?,
             Phase::Auth if seq == 0 => self.hold(seq, payload)?,
+            // The account's exchange is graylane's: the client waits for its OK.
+            Phase::Auth if self.account.is_some() => {}
             Phase::Auth => put_packets(up, seq, &payload),
             Phase::Response => {
                 let p = self.response(seq, &payload, down)?;
@@ -399,6 +447,13 @@ impl Mysql {
     }
 }
 
+/// The statement's first word (what the access log names), never its values.
+fn statement_kind(sql: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(&sql[..sql.len().min(64)]).into_owned();
+    let word: String = text.split_whitespace().next()?.chars().take(24).filter(|c| c.is_ascii_alphabetic()).collect();
+    (!word.is_empty()).then(|| word.to_ascii_uppercase())
+}
+
 impl Codec for Mysql {
     fn client(
         &mut self,
@@ -427,27 +482,39 @@ impl Codec for Mysql {
                     down.extend_from_slice(&input.split());
                     return Ok(());
                 }
+                Phase::Closed => {
+                    input.clear();
+                    return Ok(());
+                }
                 Phase::Greeting => {
                     let Some((seq, payload)) = packet(input) else { return Ok(()) };
-                    let p = self.greeting(&payload);
-                    put_packets(down, seq, &p);
-                    if payload.first() == Some(&10) {
+                    put_packets(down, seq, &Greeting::for_lane_client(&payload));
+                    if let Some(g) = Greeting::parse(&payload) {
+                        self.greeting = g;
+                        self.session = Session::new(self.greeting.version_id, self.greeting.mariadb);
                         self.phase = Phase::Response;
                         self.replay_early(up, down)?;
                     }
                 }
                 Phase::Auth => {
                     let Some((seq, payload)) = packet(input) else { return Ok(()) };
-                    put_packets(down, seq, &payload);
-                    match payload.first() {
-                        Some(&0x00) => {
-                            self.phase = Phase::Command;
-                            self.replay_early(up, down)?;
-                        }
-                        // Authentication failed: what the client sent ahead goes nowhere.
-                        Some(&0xFF) => self.early.clear(),
-                        _ => {}
+                    if self.account.is_some() {
+                        self.account_auth(seq, &payload, up, down)?;
+                        continue;
                     }
+                    match payload.first() {
+                        Some(&0x00) => self.start_session(seq, payload, up)?,
+                        // Authentication failed: what the client sent ahead goes nowhere.
+                        Some(&0xFF) => {
+                            put_packets(down, seq, &payload);
+                            self.early.clear();
+                        }
+                        _ => put_packets(down, seq, &payload),
+                    }
+                }
+                Phase::Session => {
+                    let Some((_, payload)) = packet(input) else { return Ok(()) };
+                    self.session_packet(&payload, up, down)?;
                 }
             }
         }

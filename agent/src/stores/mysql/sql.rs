@@ -1,26 +1,40 @@
-//! A lane's SQL, rewritten with a real parser (`sqlparser`, MySQL dialect): every schema a
-//! statement names (`orders.t`, `orders.t.col`, `USE orders`, `CREATE DATABASE orders`,
-//! `SHOW TABLES FROM orders`, `DROP TABLE orders.t`) becomes the lane's schema.
+//! A lane's SQL: every schema a statement names (`orders.t`, `orders.t.col`, `USE orders`,
+//! `CREATE DATABASE orders`, `SHOW TABLES FROM orders`, `NEXTVAL(orders.s)`) becomes the
+//! lane's schema.
 //!
-//! The text sent is the client's own, with only those identifiers replaced (spliced at the
-//! parser's spans): nothing is re-printed, so string literals and escapes reach MySQL
-//! exactly as written. Statements that reach beyond the data (accounts, grants, server
-//! settings, files, procedures), that the parser cannot read whole, or that hide text from
-//! it (executable comments `/*! … */`) are refused. A count guards the walk: every
-//! qualifier in the text (`x.` before a name) must be one the walk placed — a schema it
-//! renamed or a table qualifying a column — or the statement is refused.
+//! The text is read twice and both readings must agree. First as MariaDB reads it
+//! ([`super::lex`]: comments, executable comments, literals under the session's quoting
+//! and character set, statement by statement as `SET`s change them, [`super::session`]).
+//! That reading makes a *view* of the same length in which comments are blanks, the
+//! markers of executable comments are blanks (their bodies are SQL, as for the server) and
+//! literals hold only spaces — so the parser (`sqlparser`, MySQL dialect) sees exactly the
+//! code MariaDB sees and cannot misread a literal or a comment. The parser reads each
+//! statement of the view; a parser comment, or a name it renames that is not one of the
+//! lexer's names, refuses the statement. Every qualifier the lexer finds (`x.` before a
+//! name) must be one the walk placed (a schema it renamed or a table qualifying a
+//! column). The client's own bytes are sent with only those names replaced.
+//!
+//! What this cannot read, or what reaches beyond the data (accounts, grants, server
+//! settings, files, procedures), is refused. The store account (`dataLanes[].account`) is
+//! the wall behind this one: a statement misread here still fails at the store.
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::ControlFlow;
 
 use sqlparser::{
     ast::{
-        Expr, Ident, ObjectName, ObjectNamePart, ObjectType, SchemaName, ShowStatementIn, Statement, Use,
-        visit_expressions_mut, visit_relations_mut,
+        Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
+        ObjectType, SchemaName, ShowStatementIn, Statement, Use, visit_expressions_mut, visit_relations_mut,
     },
     dialect::MySqlDialect,
     parser::Parser,
-    tokenizer::{Location, Token, Tokenizer},
+    tokenizer::{Location, Token as PToken, Tokenizer, Whitespace},
+};
+
+use super::{
+    forms::{self, Words},
+    lex::{Kind, Lexer, Token, trimmed},
+    session::Session,
 };
 
 /// Schemas every lane shares, read-only: never renamed, never written, never a lane's
@@ -30,9 +44,8 @@ const SYSTEM: &[&str] = &["information_schema", "mysql", "performance_schema", "
 /// (walking, printing and dropping it recurse), so a `1+1+…` of 100,000 terms would
 /// overflow the stack.
 const MAX_OPERATORS: usize = 2_000;
-/// Character sets whose multi-byte characters can end in `\` (0x5c): with them, MySQL
-/// and the parser would split a string literal differently.
-const UNSAFE_CHARSETS: &[&str] = &["BIG5", "SJIS", "GBK", "CP932", "GB18030"];
+/// MariaDB functions whose first argument names a sequence (`schema.sequence`).
+const SEQUENCE_FUNCTIONS: &[&str] = &["nextval", "lastval", "setval"];
 
 /// A lane's schema mapping.
 #[derive(Clone, Debug)]
@@ -44,7 +57,7 @@ pub struct Schemas {
 /// Why a statement was not forwarded.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// The parser could not read it (the detail is the parser's).
+    /// It could not be read (the detail says where).
     Parse(String),
     /// It cannot be kept in the lane: the statement's kind when it is the reason (`GRANT`,
     /// `SET GLOBAL`), and why.
@@ -65,11 +78,6 @@ pub fn is_system(schema: &str) -> bool {
     SYSTEM.iter().any(|s| s.eq_ignore_ascii_case(schema))
 }
 
-/// Whether a character set (a name) is one the parser cannot follow.
-pub fn unsafe_charset(name: &str) -> bool {
-    UNSAFE_CHARSETS.iter().any(|c| name.to_ascii_uppercase().contains(c))
-}
-
 impl Schemas {
     /// The lane's name for `schema`; `Ok(None)` for a system schema (unchanged).
     pub fn target(&self, schema: &str) -> Result<Option<String>, Refusal> {
@@ -86,214 +94,355 @@ impl Schemas {
     }
 }
 
-/// What the walk did: identifiers to replace, and qualifiers it placed.
-#[derive(Default)]
-struct Walk {
-    renames: Vec<(Ident, String)>,
-    /// Where each qualifier the walk placed starts (line, column).
-    placed: HashSet<(u64, u64)>,
+/// What the readings placed: names to replace (byte range → new name), and where each
+/// qualifier they placed starts.
+pub(super) struct Walk<'a> {
+    schemas: &'a Schemas,
+    renames: Vec<(usize, usize, String)>,
+    placed: HashSet<usize>,
 }
 
-impl Walk {
-    fn place(&mut self, id: &Ident) {
-        self.placed.insert((id.span.start.line, id.span.start.column));
+impl Walk<'_> {
+    /// A schema named by one of the lexer's tokens (`schema.` in a form): renamed, placed.
+    pub(super) fn schema_token(&mut self, sql: &[u8], t: &Token, write: bool) -> Result<(), Refusal> {
+        let text = &sql[t.start..t.end];
+        let name = match t.kind {
+            Kind::Quoted => {
+                let q = text[0];
+                let inner = &text[1..text.len() - 1];
+                String::from_utf8_lossy(inner).replace(&format!("{0}{0}", q as char), &(q as char).to_string())
+            }
+            _ => String::from_utf8_lossy(text).into_owned(),
+        };
+        self.placed.insert(t.start);
+        self.rename_at(t.start, t.end, &name, write)
     }
 
-    /// Renames the schema `id` for the lane (`write`: the statement changes it, so a
-    /// system schema is refused).
-    fn rename(&mut self, id: &mut Ident, schemas: &Schemas, write: bool) -> Result<(), Refusal> {
-        match schemas.target(&id.value)? {
+    fn rename_at(&mut self, start: usize, end: usize, schema: &str, write: bool) -> Result<(), Refusal> {
+        match self.schemas.target(schema)? {
             Some(t) => {
-                self.renames.push((id.clone(), t.clone()));
-                id.value = t;
+                self.renames.push((start, end, t));
                 Ok(())
             }
             None if write => Err(refused("system schemas are read-only for lanes")),
             None => Ok(()),
         }
     }
+}
 
-    /// A schema-qualified name (`schema.object`): its schema renamed, its qualifiers
-    /// placed.
-    fn qualified(&mut self, n: &mut ObjectName, schemas: &Schemas, write: bool) -> Result<(), Refusal> {
-        let len = n.0.len();
-        if len > 2 {
-            return Err(refused("a name has at most two parts (schema.object)"));
-        }
-        if len == 2 {
-            let ObjectNamePart::Identifier(id) = &mut n.0[0] else {
-                return Err(refused("a schema is named by an identifier"));
-            };
-            self.place(id);
-            self.rename(id, schemas, write)?;
-        }
-        Ok(())
-    }
+/// One statement of the view as the parser reads it, with byte offsets for its spans.
+struct ParsedView<'v> {
+    text: &'v str,
+    line_starts: Vec<usize>,
+}
 
-    /// A one-part schema name (`USE orders`).
-    fn schema(&mut self, n: &mut ObjectName, schemas: &Schemas) -> Result<(), Refusal> {
-        match n.0.as_mut_slice() {
-            [ObjectNamePart::Identifier(id)] => self.rename(id, schemas, true),
-            _ => Err(refused("a schema name has one part")),
-        }
+impl ParsedView<'_> {
+    fn offset(&self, l: Location) -> Option<usize> {
+        let start = *self.line_starts.get(usize::try_from(l.line).ok()?.checked_sub(1)?)?;
+        let col = usize::try_from(l.column).ok()?.checked_sub(1)?;
+        let line = &self.text[start..];
+        Some(start + line.char_indices().nth(col).map_or(line.len(), |(i, _)| i))
     }
 }
 
 /// The statement(s) for the lane: `Ok(None)` when nothing needs changing (the original
-/// text goes as it is), `Ok(Some(text))` with the lane's schema names spliced in.
-pub fn rewrite(sql: &str, schemas: &Schemas) -> Result<Option<String>, Refusal> {
-    let upper = sql.to_ascii_uppercase();
-    if upper.contains("/*!") || upper.contains("/*M!") {
-        return Err(refused("executable comments (/*! … */) hide SQL from graylane"));
+/// text goes as it is), `Ok(Some(bytes))` with the lane's schema names spliced in. The
+/// session follows each statement's `SET`s (and is left as it was when the text is
+/// refused). `prepared`: a `COM_STMT_PREPARE`.
+pub fn rewrite(
+    sql: &[u8],
+    schemas: &Schemas,
+    session: &mut Session,
+    prepared: bool,
+) -> Result<Option<Vec<u8>>, Refusal> {
+    let mut before = None;
+    let result = read(sql, schemas, session, prepared, &mut before);
+    if let (Err(_), Some(b)) = (&result, before) {
+        *session = b;
     }
-    for (what, why) in [
-        ("INTO OUTFILE", "it writes files on the server"),
-        ("INTO DUMPFILE", "it writes files on the server"),
-        ("LOAD_FILE", "it reads files on the server"),
-    ] {
-        if upper.contains(what) {
-            return Err(unsupported(what, why));
+    result
+}
+
+fn read(
+    sql: &[u8],
+    schemas: &Schemas,
+    session: &mut Session,
+    prepared: bool,
+    before: &mut Option<Session>,
+) -> Result<Option<Vec<u8>>, Refusal> {
+    let mut apply = |session: &mut Session, tokens: &[Token]| {
+        if Session::changes(sql, tokens) && before.is_none() {
+            *before = Some(session.clone());
+        }
+        session.apply(sql, tokens, prepared)
+    };
+    // Statement by statement: a `SET NAMES` or `SET sql_mode` changes how the rest is read.
+    let (start, end) = trimmed(sql, session.rules.charset);
+    let mut lexer = Lexer::new(sql, start, end);
+    let mut tokens: Vec<Token> = Vec::new();
+    let mut statements: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut from = 0;
+    loop {
+        let next = lexer.next(&session.rules).map_err(|e| Refusal::Parse(format!("{e}")))?;
+        let Some(t) = next else { break };
+        tokens.push(t);
+        if t.kind == Kind::Punct && sql[t.start..t.end] == *b";" {
+            if lexer.in_exec() {
+                return Err(refused("a statement ends inside an executable comment"));
+            }
+            apply(session, &tokens[from..])?;
+            statements.push(from..tokens.len());
+            from = tokens.len();
         }
     }
-    let dialect = MySqlDialect {};
-    let tokens =
-        Tokenizer::new(&dialect, sql).tokenize_with_location().map_err(|e| Refusal::Parse(e.to_string()))?;
-    let meaningful: Vec<(&Token, Location)> = tokens
-        .iter()
-        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
-        .map(|t| (&t.token, t.span.start))
-        .collect();
-    let operators = meaningful
-        .iter()
-        .filter(|(t, _)| match t {
-            Token::Word(w) => matches!(w.value.to_ascii_uppercase().as_str(), "AND" | "OR" | "XOR"),
-            Token::Plus
-            | Token::Minus
-            | Token::Mul
-            | Token::Div
-            | Token::Mod
-            | Token::Eq
-            | Token::Neq
-            | Token::Lt
-            | Token::Gt
-            | Token::LtEq
-            | Token::GtEq
-            | Token::Pipe
-            | Token::Ampersand
-            | Token::Caret
-            | Token::StringConcat
-            | Token::LParen => true,
-            _ => false,
-        })
-        .count();
-    if operators > MAX_OPERATORS {
-        return Err(refused("the statement nests too deep to read safely"));
+    if from < tokens.len() {
+        apply(session, &tokens[from..])?;
+        statements.push(from..tokens.len());
     }
-    let mut parser = Parser::new(&dialect).try_with_sql(sql).map_err(|e| Refusal::Parse(e.to_string()))?;
-    let mut statements = parser.parse_statements().map_err(|e| Refusal::Parse(e.to_string()))?;
-    if parser.peek_token().token != Token::EOF {
-        return Err(Refusal::Parse("the statement was not read to its end".into()));
+    let view = view(sql, &tokens)?;
+    let mut walk = Walk { schemas, renames: Vec::new(), placed: HashSet::new() };
+    for range in statements {
+        let sig: Vec<Token> = tokens[range.clone()].iter().copied().filter(Token::significant).collect();
+        let sig: Vec<Token> = sig.into_iter().filter(|t| sql[t.start..t.end] != *b";").collect();
+        if sig.is_empty() {
+            continue;
+        }
+        refuse_files(sql, &sig)?;
+        let words = Words { sql, sig: &sig };
+        if forms::statement(&words, &mut walk)? {
+            continue;
+        }
+        // This statement alone, in the view.
+        let (s, e) = (tokens[range.start].start, tokens[range.end - 1].end);
+        let mut own = vec![b' '; view.len()];
+        own[s..e].copy_from_slice(&view[s..e]);
+        forms::substitute(&words, &mut own, &mut walk)?;
+        let text = String::from_utf8(own).map_err(|_| refused("names in bytes graylane cannot read"))?;
+        parse_statement(&text, &tokens, &mut walk, words.is(0, "do"))?;
     }
-    let mut walk = Walk::default();
-    for s in &mut statements {
-        statement(s, schemas, &mut walk)?;
-    }
-    // Every qualifier in the text is one the walk placed, at its very position.
-    let token = |i: usize| meaningful.get(i).map(|(t, _)| *t);
-    for (i, (t, at)) in meaningful.iter().enumerate() {
-        let (Token::Word(w), Some(Token::Period)) = (t, token(i + 1)) else { continue };
-        if w.value.starts_with('@') {
+    // Every qualifier the lexer sees is one the walk placed, at its very position.
+    let sig: Vec<&Token> = tokens.iter().filter(|t| t.significant()).collect();
+    let punct = |i: usize, p: &[u8]| sig.get(i).is_some_and(|t| t.kind == Kind::Punct && sql[t.start..t.end] == *p);
+    for (i, t) in sig.iter().enumerate() {
+        if !t.is_name() || !punct(i + 1, b".") {
             continue;
         }
         // `t.*` and `s.t.*` qualify a wildcard, which can only name tables of the FROM.
-        let wildcard = matches!(token(i + 2), Some(Token::Mul))
-            || matches!((token(i + 3), token(i + 4)), (Some(Token::Period), Some(Token::Mul)));
-        if !wildcard && !walk.placed.contains(&(at.line, at.column)) {
+        let wildcard = punct(i + 2, b"*") || (punct(i + 3, b".") && punct(i + 4, b"*"));
+        if !wildcard && !walk.placed.contains(&t.start) {
             return Err(refused("it names something graylane cannot place"));
         }
     }
     if walk.renames.is_empty() {
         return Ok(None);
     }
-    splice(sql, &walk.renames).map(Some)
+    splice(sql, &tokens, walk.renames).map(Some)
 }
 
-/// The text with each renamed identifier replaced at its span (quotes kept).
-fn splice(sql: &str, renames: &[(Ident, String)]) -> Result<String, Refusal> {
-    let starts: Vec<usize> = std::iter::once(0)
-        .chain(sql.char_indices().filter(|(_, c)| *c == '\n').map(|(i, _)| i + 1))
-        .collect();
-    let offset = |l: Location| -> Option<usize> {
-        let line_start = *starts.get(usize::try_from(l.line).ok()?.checked_sub(1)?)?;
-        let col = usize::try_from(l.column).ok()?.checked_sub(1)?;
-        let line = &sql[line_start..];
-        match line.char_indices().nth(col) {
-            Some((i, _)) => Some(line_start + i),
-            None => Some(sql.len()),
+/// Files on the server: `INTO OUTFILE`/`DUMPFILE`, `LOAD_FILE()`.
+fn refuse_files(sql: &[u8], sig: &[Token]) -> Result<(), Refusal> {
+    let w = Words { sql, sig };
+    for i in 0..sig.len() {
+        if w.is(i, "into") && (w.is(i + 1, "outfile") || w.is(i + 1, "dumpfile")) {
+            return Err(unsupported("INTO OUTFILE", "it writes files on the server"));
         }
+        if w.is(i, "load_file") {
+            return Err(unsupported("LOAD_FILE", "it reads files on the server"));
+        }
+    }
+    let operators = sig
+        .iter()
+        .filter(|t| match t.kind {
+            Kind::Punct => !matches!(&sql[t.start..t.end], b"," | b"." | b")" | b";"),
+            Kind::Word => {
+                let s = &sql[t.start..t.end];
+                s.eq_ignore_ascii_case(b"and") || s.eq_ignore_ascii_case(b"or") || s.eq_ignore_ascii_case(b"xor")
+            }
+            _ => false,
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(refused("the statement nests too deep to read safely"));
+    }
+    Ok(())
+}
+
+/// The text as the parser may see it: same length; comments, executable comments'
+/// markers and a final NUL blank; literals' contents blank (their quotes kept, `"…"`
+/// strings quoted `'…'`); `ANSI_QUOTES` names quoted with backticks.
+fn view(sql: &[u8], tokens: &[Token]) -> Result<Vec<u8>, Refusal> {
+    let mut v = sql.to_vec();
+    for t in tokens {
+        match t.kind {
+            Kind::Comment | Kind::ExecOpen | Kind::ExecClose | Kind::Nul => forms::blank(&mut v, t.start, t.end),
+            Kind::Str => {
+                let open = if matches!(sql[t.start], b'n' | b'N') { t.start + 1 } else { t.start };
+                forms::blank(&mut v, open + 1, t.end - 1);
+                v[open] = b'\'';
+                v[t.end - 1] = b'\'';
+            }
+            Kind::Quoted if sql[t.start] == b'"' => {
+                if sql[t.start + 1..t.end - 1].iter().any(|b| *b == b'`' || *b == b'"') {
+                    return Err(refused("a quoted name with quotes in it"));
+                }
+                v[t.start] = b'`';
+                v[t.end - 1] = b'`';
+            }
+            _ => {}
+        }
+    }
+    Ok(v)
+}
+
+/// Parses one statement of the view (`expressions`: `DO`'s list) and walks it.
+fn parse_statement(text: &str, tokens: &[Token], walk: &mut Walk, expressions: bool) -> Result<(), Refusal> {
+    let dialect = MySqlDialect {};
+    let parse = |e: sqlparser::parser::ParserError| Refusal::Parse(e.to_string());
+    let view = ParsedView {
+        text,
+        line_starts: std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect(),
     };
-    let mut edits: Vec<(usize, usize, String)> = Vec::new();
-    for (id, new) in renames {
-        let (Some(start), Some(end)) = (offset(id.span.start), offset(id.span.end)) else {
+    // The parser's own tokens: a comment where MariaDB saw none, or a literal or quoted name
+    // where MariaDB saw none, is a disagreement.
+    let ptokens = Tokenizer::new(&dialect, text).tokenize_with_location().map_err(|e| Refusal::Parse(e.to_string()))?;
+    let starts: HashSet<usize> =
+        tokens.iter().filter(|t| matches!(t.kind, Kind::Str | Kind::Bits | Kind::Quoted)).map(|t| t.start).collect();
+    for t in &ptokens {
+        let literal = match &t.token {
+            PToken::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)) => {
+                return Err(refused("graylane's parser and MariaDB read a comment differently"));
+            }
+            PToken::Word(w) => w.quote_style.is_some(),
+            PToken::SingleQuotedString(_)
+            | PToken::DoubleQuotedString(_)
+            | PToken::NationalStringLiteral(_)
+            | PToken::HexStringLiteral(_)
+            | PToken::SingleQuotedByteStringLiteral(_)
+            | PToken::DoubleQuotedByteStringLiteral(_) => true,
+            _ => false,
+        };
+        if literal && !view.offset(t.span.start).is_some_and(|o| starts.contains(&o)) {
+            return Err(refused("graylane's parser and MariaDB read a literal differently"));
+        }
+    }
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(ptokens);
+    let mut idents: Found = Vec::new();
+    let mut placed: Vec<Ident> = Vec::new();
+    if expressions {
+        // DO expr, …: `DO` is blank in the view.
+        parser.expect_keyword(sqlparser::keywords::Keyword::DO).ok();
+        let mut list = parser.parse_comma_separated(Parser::parse_expr).map_err(parse)?;
+        for e in &mut list {
+            expressions_of(e, walk.schemas, &mut idents, &mut placed)?;
+        }
+    } else {
+        let mut statements = parser.parse_statements().map_err(parse)?;
+        if statements.len() != 1 {
+            return Err(Refusal::Parse("one statement was expected".into()));
+        }
+        statement(&mut statements[0], walk.schemas, &mut idents, &mut placed)?;
+    }
+    if parser.peek_token().token != PToken::EOF {
+        return Err(Refusal::Parse("the statement was not read to its end".into()));
+    }
+    // Renames and placements land on the lexer's own names, at their exact bytes.
+    let name_at = |id: &Ident| -> Result<&Token, Refusal> {
+        let (Some(s), Some(e)) = (view.offset(id.span.start), view.offset(id.span.end)) else {
             return Err(refused("a name without a position in the text"));
         };
-        let text = match id.quote_style {
-            Some(q) => {
-                let close = if q == '[' { ']' } else { q };
-                format!("{q}{}{close}", new.replace(close, &format!("{close}{close}")))
-            }
-            None => new.clone(),
-        };
-        // The span covers the identifier as written (with its quotes).
-        let written = sql.get(start..end).unwrap_or("");
-        let bare = written.trim_matches(|c| c == '`' || c == '"' || c == '[' || c == ']');
-        if !bare.eq_ignore_ascii_case(&id.value) {
-            return Err(refused("a name's position does not match the text"));
-        }
-        edits.push((start, end, text));
+        tokens
+            .binary_search_by_key(&s, |t| t.start)
+            .ok()
+            .map(|i| &tokens[i])
+            .filter(|t| t.is_name() && t.end == e)
+            .ok_or_else(|| refused("a name's position does not match the text"))
+    };
+    for id in &placed {
+        walk.placed.insert(name_at(id)?.start);
     }
-    edits.sort_by_key(|e| std::cmp::Reverse(e.0));
-    let mut out = sql.to_owned();
+    for (id, write) in idents {
+        let t = *name_at(&id)?;
+        walk.placed.insert(t.start);
+        walk.rename_at(t.start, t.end, &id.value, write)?;
+    }
+    Ok(())
+}
+
+/// The original bytes with each renamed name replaced (its quotes kept).
+fn splice(sql: &[u8], tokens: &[Token], mut renames: Vec<(usize, usize, String)>) -> Result<Vec<u8>, Refusal> {
+    renames.sort_by_key(|r| std::cmp::Reverse(r.0));
+    renames.dedup_by_key(|r| r.0);
+    let mut out = sql.to_vec();
     let mut last = usize::MAX;
-    for (start, end, text) in edits {
+    for (start, end, new) in renames {
         if end > last {
             return Err(refused("overlapping names"));
         }
-        out.replace_range(start..end, &text);
+        let quote = tokens.iter().find(|t| t.start == start).filter(|t| t.kind == Kind::Quoted).map(|_| sql[start]);
+        let text = match quote {
+            Some(q) => {
+                let q = q as char;
+                format!("{q}{}{q}", new.replace(q, &format!("{q}{q}")))
+            }
+            None => new,
+        };
+        out.splice(start..end, text.into_bytes());
         last = start;
     }
     Ok(out)
 }
 
-fn statement(s: &mut Statement, schemas: &Schemas, walk: &mut Walk) -> Result<(), Refusal> {
-    let kind = kind(s);
+/// Names a walk finds: (schema identifier, written?) to rename, qualifiers to place.
+type Found = Vec<(Ident, bool)>;
+
+fn schema_of(n: &ObjectName, idents: &mut Found, placed: &mut Vec<Ident>, write: bool) -> Result<(), Refusal> {
+    match n.0.as_slice() {
+        [_] => Ok(()),
+        [ObjectNamePart::Identifier(s), _] => {
+            placed.push(s.clone());
+            idents.push((s.clone(), write));
+            Ok(())
+        }
+        [_, _] => Err(refused("a schema is named by an identifier")),
+        _ => Err(refused("a name has at most two parts (schema.object)")),
+    }
+}
+
+fn one_part(n: &ObjectName, idents: &mut Found) -> Result<(), Refusal> {
+    match n.0.as_slice() {
+        [ObjectNamePart::Identifier(id)] => {
+            idents.push((id.clone(), true));
+            Ok(())
+        }
+        _ => Err(refused("a schema name has one part")),
+    }
+}
+
+fn statement(s: &mut Statement, schemas: &Schemas, idents: &mut Found, placed: &mut Vec<Ident>) -> Result<(), Refusal> {
     match s {
-        Statement::Use(Use::Object(n) | Use::Database(n) | Use::Schema(n)) => return walk.schema(n, schemas),
-        Statement::Use(_) => return Err(unsupported(&kind, "only USE <schema> is kept in a lane")),
-        Statement::CreateDatabase { db_name, .. } => return walk.schema(db_name, schemas),
-        Statement::CreateSchema { schema_name: SchemaName::Simple(n), .. } => return walk.schema(n, schemas),
+        Statement::Use(Use::Object(n) | Use::Database(n) | Use::Schema(n)) => return one_part(n, idents),
+        Statement::Use(_) => return Err(unsupported(&kind(s), "only USE <schema> is kept in a lane")),
+        Statement::CreateDatabase { db_name, .. } => return one_part(db_name, idents),
+        Statement::CreateSchema { schema_name: SchemaName::Simple(n), .. } => return one_part(n, idents),
         Statement::Drop { object_type: ObjectType::Schema | ObjectType::Database, names, .. } => {
-            for n in names {
-                walk.schema(n, schemas)?;
-            }
-            return Ok(());
+            return names.iter().try_for_each(|n| one_part(n, idents));
         }
-        Statement::Drop { object_type: ObjectType::Table | ObjectType::View, names, table: None, .. } => {
-            for n in names {
-                walk.qualified(n, schemas, true)?;
-            }
-            return Ok(());
-        }
+        Statement::Drop {
+            object_type: ObjectType::Table | ObjectType::View | ObjectType::Sequence,
+            names,
+            table: None,
+            ..
+        } => return names.iter().try_for_each(|n| schema_of(n, idents, placed, true)),
         Statement::RenameTable(pairs) => {
-            for p in pairs {
-                walk.qualified(&mut p.old_name, schemas, true)?;
-                walk.qualified(&mut p.new_name, schemas, true)?;
+            for p in pairs.iter() {
+                schema_of(&p.old_name, idents, placed, true)?;
+                schema_of(&p.new_name, idents, placed, true)?;
             }
             return Ok(());
         }
         Statement::ShowTables { show_options, .. } => {
-            if let Some(ShowStatementIn { parent_name: Some(n), .. }) = &mut show_options.show_in {
-                return walk.schema(n, schemas);
+            if let Some(ShowStatementIn { parent_name: Some(n), .. }) = &show_options.show_in {
+                return one_part(n, idents);
             }
             return Ok(());
         }
@@ -310,24 +459,9 @@ fn statement(s: &mut Statement, schemas: &Schemas, walk: &mut Walk) -> Result<()
         | Statement::Savepoint { .. }
         | Statement::ReleaseSavepoint { .. }
         | Statement::UnlockTables => return Ok(()),
-        Statement::Set(_) => {
-            let text = s.to_string().to_ascii_uppercase();
-            if text.contains("GLOBAL") || text.contains("PERSIST") {
-                return Err(unsupported("SET GLOBAL", "it changes the server for everyone"));
-            }
-            if text.contains("SQL_MODE") {
-                return Err(unsupported(
-                    "SET sql_mode",
-                    "it changes how graylane would have to read the SQL",
-                ));
-            }
-            if (text.contains("NAMES") || text.contains("CHARACTER") || text.contains("CHARSET"))
-                && unsafe_charset(&text)
-            {
-                return Err(unsupported("SET NAMES", "graylane cannot read SQL in that character set"));
-            }
-        }
-        Statement::Query(_)
+        // The session read what SETs change; GLOBAL and friends were refused there.
+        Statement::Set(_)
+        | Statement::Query(_)
         | Statement::Insert(_)
         | Statement::Update { .. }
         | Statement::Delete(_)
@@ -342,7 +476,7 @@ fn statement(s: &mut Statement, schemas: &Schemas, walk: &mut Walk) -> Result<()
         | Statement::LockTables { .. }
         | Statement::Analyze { .. }
         | Statement::OptimizeTable { .. } => {}
-        _ => return Err(unsupported(&kind, "it reaches beyond the lane's data")),
+        _ => return Err(unsupported(&kind(s), "it reaches beyond the lane's data")),
     }
     let read_only = matches!(
         s,
@@ -354,7 +488,7 @@ fn statement(s: &mut Statement, schemas: &Schemas, walk: &mut Walk) -> Result<()
             | Statement::ShowColumns { .. }
     );
     let mut result = Ok(());
-    let _ = visit_relations_mut(s, |name| match walk.qualified(name, schemas, !read_only) {
+    let _ = visit_relations_mut(s, |name| match schema_of(name, idents, placed, !read_only) {
         Ok(()) => ControlFlow::Continue(()),
         Err(e) => {
             result = Err(e);
@@ -362,23 +496,50 @@ fn statement(s: &mut Statement, schemas: &Schemas, walk: &mut Walk) -> Result<()
         }
     });
     result?;
+    expressions_of(s, schemas, idents, placed)
+}
+
+/// Names inside expressions: `schema.table.column` (its schema renamed), `table.column`
+/// (its table placed), and the sequence of `NEXTVAL`/`LASTVAL`/`SETVAL` (`schema.seq`).
+fn expressions_of<V: sqlparser::ast::VisitMut>(
+    node: &mut V,
+    _schemas: &Schemas,
+    idents: &mut Found,
+    placed: &mut Vec<Ident>,
+) -> Result<(), Refusal> {
     let mut result = Ok(());
-    let _ = visit_expressions_mut(s, |e| {
-        if let Expr::CompoundIdentifier(ids) = e {
-            let n = ids.len();
-            if n > 3 {
-                result = Err(refused("a column has at most three parts"));
-                return ControlFlow::Break(());
+    let _ = visit_expressions_mut(node, |e| {
+        match e {
+            Expr::CompoundIdentifier(ids) => {
+                let n = ids.len();
+                if n > 3 {
+                    result = Err(refused("a column has at most three parts"));
+                    return ControlFlow::Break(());
+                }
+                placed.extend(ids[..n.saturating_sub(1)].iter().cloned());
+                if n == 3 {
+                    idents.push((ids[0].clone(), false));
+                }
             }
-            for id in &ids[..n.saturating_sub(1)] {
-                walk.place(id);
+            Expr::Function(f) => {
+                let name = f.name.to_string().to_ascii_lowercase();
+                if SEQUENCE_FUNCTIONS.contains(&name.as_str())
+                    && let FunctionArguments::List(list) = &f.args
+                    && let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::CompoundIdentifier(ids)))) =
+                        list.args.first()
+                {
+                    if ids.len() != 2 {
+                        result = Err(refused("a sequence is named schema.sequence at most"));
+                        return ControlFlow::Break(());
+                    }
+                    idents.push((ids[0].clone(), name != "lastval"));
+                }
+                if f.name.0.len() > 1 {
+                    result = Err(refused("schema-qualified function names"));
+                    return ControlFlow::Break(());
+                }
             }
-            if n == 3
-                && let Err(err) = walk.rename(&mut ids[0], schemas, false)
-            {
-                result = Err(err);
-                return ControlFlow::Break(());
-            }
+            _ => {}
         }
         ControlFlow::Continue(())
     });

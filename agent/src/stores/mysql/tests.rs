@@ -6,7 +6,26 @@ use super::{Mysql, put_packets};
 use crate::stores::Codec;
 
 fn lane() -> Mysql {
-    Mysql::new("stress", Some("_shadow".into()), BTreeMap::new(), true)
+    Mysql::new("stress", Some("_shadow".into()), BTreeMap::new(), true, None, None)
+}
+
+/// The server's answer to graylane's session query (no `CLIENT_DEPRECATE_EOF`): column
+/// count, four definitions, EOF, one row, EOF — sequence ids from 1.
+fn session_answer(sql_mode: &str, charset: &str) -> BytesMut {
+    let mut b = BytesMut::new();
+    put_packets(&mut b, 1, &[4]);
+    for i in 0..4 {
+        put_packets(&mut b, 2 + i, b"\x03def\0\0\0\x01x\0\x0c\x21\0\0\0\0\xfd\0\0\0\0\0");
+    }
+    put_packets(&mut b, 6, &[0xfe, 0, 0, 2, 0]);
+    let mut row = Vec::new();
+    for v in [sql_mode, charset, sql_mode, charset] {
+        row.push(v.len() as u8);
+        row.extend_from_slice(v.as_bytes());
+    }
+    put_packets(&mut b, 7, &row);
+    put_packets(&mut b, 8, &[0xfe, 0, 0, 2, 0]);
+    b
 }
 
 fn greeting() -> Vec<u8> {
@@ -47,12 +66,20 @@ fn packets(seq: u8, payload: &[u8]) -> BytesMut {
 
 const CAPS: u32 = (1 << 3) | (1 << 9) | (1 << 15) | (1 << 19);
 
-/// Greeting, response with `db`, the server's OK: (what the server got, client got).
+/// Greeting, response with `db`, the server's OK, graylane's session query and its
+/// answer: (what the server got, client got).
 fn connect(m: &mut Mysql, db: &str) -> (BytesMut, BytesMut) {
     let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
     m.server(&mut packets(0, &greeting()), &mut down, &mut up).expect("greeting");
     m.client(&mut packets(1, &response(CAPS, db)), &mut up, &mut down).expect("response");
+    let before_ok = down.len();
     m.server(&mut packets(2, &[0, 0, 0, 2, 0, 0, 0]), &mut down, &mut up).expect("ok");
+    assert_eq!(down.len(), before_ok, "the OK waits for the session's settings");
+    assert!(String::from_utf8_lossy(&up).contains("@@session.sql_mode"), "graylane asks the session");
+    m.server(&mut session_answer("STRICT_TRANS_TABLES", "utf8mb4"), &mut down, &mut up).expect("answer");
+    assert_eq!(&down[down.len() - 11..], &packets(2, &[0, 0, 0, 2, 0, 0, 0])[..], "then the OK");
+    let query_at = up.len() - packets(0, super::SESSION_QUERY.as_bytes()).len() - 1;
+    up.truncate(query_at);
     (up, down)
 }
 
@@ -121,6 +148,8 @@ fn commands_sent_ahead_of_the_servers_ok_wait_and_are_rewritten() {
     assert_eq!(&up[4..], &response(CAPS, "orders_shadow")[..], "only the handshake goes before the OK");
     up.clear();
     m.server(&mut packets(2, &[0, 0, 0, 2, 0, 0, 0]), &mut down, &mut up).expect("ok");
+    up.clear();
+    m.server(&mut session_answer("", "utf8mb4"), &mut down, &mut up).expect("answer");
     assert_eq!(up, packets(0, b"\x03DROP DATABASE orders_shadow"));
 }
 
