@@ -51,6 +51,30 @@ impl Admin {
         v["counters"][name].as_u64().ok_or_else(|| anyhow!("no counter {name}"))
     }
 
+    /// Waits (up to 10 s) until `/routes` reports `lane` of data store `service` with
+    /// `enforcement` (`store-enforced` or `rewrite-only`); the last report on time-out.
+    pub fn wait_data_lane(&self, service: &str, lane: &str, enforcement: &str) -> anyhow::Result<()> {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..200 {
+            let routes = self.json(&format!("/routes?service={service}"))?;
+            let found = routes
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|r| r["data_lanes"].as_array().into_iter().flatten())
+                .find(|d| d["lane"] == lane)
+                .cloned();
+            if let Some(d) = found {
+                if d["enforcement"] == enforcement {
+                    return Ok(());
+                }
+                last = d;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(anyhow!("{service} lane {lane} is not {enforcement}: {last}"))
+    }
+
     /// The sum of a Prometheus family's samples whose labels include every `labels` pair
     /// (from `/metrics` in the text format); 0 when none matches.
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {

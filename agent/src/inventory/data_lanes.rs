@@ -213,7 +213,10 @@ pub fn validate(d: &DataLanes) -> Result<(), FieldError> {
         if let Some(a) = &l.account
             && !secret_name(&a.secret)
         {
-            return Err(FieldError::new(at("account.secret"), format!("{:?} is not a Secret name", a.secret)));
+            return Err(FieldError::new(
+                at("account.secret"),
+                format!("{:?} is not a Secret name", a.secret),
+            ));
         }
     }
     Ok(())

@@ -180,7 +180,13 @@ impl Mysql {
         }
         let r = Response::parse(payload).map_err(malformed)?;
         if UNSAFE_CHARSET_IDS.contains(&r.charset) {
-            self.refuse(down, seq, "the character set", "graylane cannot read SQL in that character set", ER_ACCESS);
+            self.refuse(
+                down,
+                seq,
+                "the character set",
+                "graylane cannot read SQL in that character set",
+                ER_ACCESS,
+            );
             return Err(malformed("unreadable character set on a lane connection"));
         }
         let db = match r.db.filter(|d| !d.is_empty()) {
@@ -191,7 +197,13 @@ impl Mysql {
                     Some(t.into_bytes())
                 }
                 Ok(None) | Err(_) => {
-                    self.refuse(down, seq, "the default schema", "the lane has no schema mapped for it", ER_ACCESS);
+                    self.refuse(
+                        down,
+                        seq,
+                        "the default schema",
+                        "the lane has no schema mapped for it",
+                        ER_ACCESS,
+                    );
                     return Err(malformed("unmapped default schema"));
                 }
             },
@@ -205,7 +217,11 @@ impl Mysql {
         };
         // As the lane's account: the greeting's plugin answered now (another may be asked
         // for by an auth switch).
-        let plugin = if self.greeting.plugin.is_empty() { auth::NATIVE.to_owned() } else { self.greeting.plugin.clone() };
+        let plugin = if self.greeting.plugin.is_empty() {
+            auth::NATIVE.to_owned()
+        } else {
+            self.greeting.plugin.clone()
+        };
         let (plugin, first) = match auth::answer(&plugin, &account.password, &self.greeting.scramble) {
             Ok(a) => (plugin, a),
             // Offer native password; the server switches if it wants another.
@@ -227,7 +243,8 @@ impl Mysql {
         down: &mut BytesMut,
     ) -> Result<(), DataError> {
         let password = self.account.as_ref().map(|a| a.password.clone()).unwrap_or_default();
-        let user = self.account.as_ref().map(|a| format!("{} ({})", a.username, a.secret)).unwrap_or_default();
+        let user =
+            self.account.as_ref().map(|a| format!("{} ({})", a.username, a.secret)).unwrap_or_default();
         match p.first() {
             Some(0x00) => self.start_session(self.client_seq.wrapping_add(1), p.clone(), up),
             Some(0xFF) => {
@@ -265,7 +282,9 @@ impl Mysql {
                     }
                     Err(e) => Err(self.fail_login(down, &e.to_string())),
                 },
-                _ => Err(self.fail_login(down, "the store sent an authentication step graylane does not know")),
+                _ => {
+                    Err(self.fail_login(down, "the store sent an authentication step graylane does not know"))
+                }
             },
             _ => Err(self.fail_login(down, "the store sent an authentication step graylane does not know")),
         }
@@ -285,7 +304,9 @@ impl Mysql {
     fn session_packet(&mut self, p: &[u8], up: &mut BytesMut, down: &mut BytesMut) -> Result<(), DataError> {
         match self.result.feed(p) {
             Step::More => Ok(()),
-            Step::Failed(m) => Err(self.fail_login(down, &format!("the store did not say how the session reads SQL: {m}"))),
+            Step::Failed(m) => {
+                Err(self.fail_login(down, &format!("the store did not say how the session reads SQL: {m}")))
+            }
             Step::Done => {
                 let text = |i: usize| {
                     self.result
@@ -295,7 +316,12 @@ impl Mysql {
                         .map(|v| String::from_utf8_lossy(&v).into_owned())
                         .unwrap_or_default()
                 };
-                let reported = Reported { sql_mode: text(0), charset: text(1), global_sql_mode: text(2), global_charset: text(3) };
+                let reported = Reported {
+                    sql_mode: text(0),
+                    charset: text(1),
+                    global_sql_mode: text(2),
+                    global_charset: text(3),
+                };
                 self.session = Session::new(self.greeting.version_id, self.greeting.mariadb);
                 if let Err(r) = self.session.learn(reported) {
                     let why = match r {
@@ -450,7 +476,8 @@ impl Mysql {
 /// The statement's first word (what the access log names), never its values.
 fn statement_kind(sql: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(&sql[..sql.len().min(64)]).into_owned();
-    let word: String = text.split_whitespace().next()?.chars().take(24).filter(|c| c.is_ascii_alphabetic()).collect();
+    let word: String =
+        text.split_whitespace().next()?.chars().take(24).filter(|c| c.is_ascii_alphabetic()).collect();
     (!word.is_empty()).then(|| word.to_ascii_uppercase())
 }
 

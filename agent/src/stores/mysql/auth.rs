@@ -13,7 +13,9 @@ pub const CACHING_SHA2: &str = "caching_sha2_password";
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    #[error("the store asks for the {0} plugin; graylane logs lane accounts in with mysql_native_password or caching_sha2_password")]
+    #[error(
+        "the store asks for the {0} plugin; graylane logs lane accounts in with mysql_native_password or caching_sha2_password"
+    )]
     Plugin(String),
     #[error("the store's RSA public key could not be used: {0}")]
     Key(String),
@@ -73,7 +75,8 @@ pub fn rsa_password(pem: &[u8], password: &[u8], scramble: &[u8]) -> Result<Vec<
     for (i, b) in plain.iter_mut().enumerate() {
         *b ^= scramble[i % scramble.len()];
     }
-    key.encrypt(&mut rsa::rand_core::OsRng, Oaep::new::<Sha1>(), &plain).map_err(|e| AuthError::Key(e.to_string()))
+    key.encrypt(&mut rsa::rand_core::OsRng, Oaep::new::<Sha1>(), &plain)
+        .map_err(|e| AuthError::Key(e.to_string()))
 }
 
 #[cfg(test)]
@@ -92,7 +95,9 @@ mod tests {
             "c76e2898612a4cf042c77fa8c4702c4c64c0c2c557c53c4d75595aaa6abae809"
         );
         assert!(native(b"", scramble).is_empty());
-        assert!(matches!(answer("client_ed25519", b"x", scramble), Err(AuthError::Plugin(p)) if p == "client_ed25519"));
+        assert!(
+            matches!(answer("client_ed25519", b"x", scramble), Err(AuthError::Plugin(p)) if p == "client_ed25519")
+        );
     }
 
     fn hex(b: &[u8]) -> String {

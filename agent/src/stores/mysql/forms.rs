@@ -18,7 +18,9 @@ pub(super) struct Words<'a> {
 
 impl Words<'_> {
     pub fn is(&self, i: usize, word: &str) -> bool {
-        self.sig.get(i).is_some_and(|t| t.kind == Kind::Word && self.sql[t.start..t.end].eq_ignore_ascii_case(word.as_bytes()))
+        self.sig.get(i).is_some_and(|t| {
+            t.kind == Kind::Word && self.sql[t.start..t.end].eq_ignore_ascii_case(word.as_bytes())
+        })
     }
 
     fn punct(&self, i: usize, p: &[u8]) -> bool {
@@ -84,7 +86,13 @@ pub(super) fn statement(w: &Words<'_>, walk: &mut Walk) -> Result<bool, Refusal>
     if w.is(0, "set") {
         let plain = w.sig[1..].iter().all(|t| match t.kind {
             Kind::Punct => matches!(&w.sql[t.start..t.end], b"=" | b":=" | b"," | b"-" | b"."),
-            Kind::Word | Kind::Quoted | Kind::Str | Kind::Number | Kind::UserVar | Kind::SysVar | Kind::Bits => true,
+            Kind::Word
+            | Kind::Quoted
+            | Kind::Str
+            | Kind::Number
+            | Kind::UserVar
+            | Kind::SysVar
+            | Kind::Bits => true,
             _ => false,
         });
         // `a.b` outside a variable would be a name: plain SETs have none.

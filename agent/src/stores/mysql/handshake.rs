@@ -53,7 +53,13 @@ impl Greeting {
         let mut scramble = p.get(at + 4..at + 12)?.to_vec();
         let low = at + 13;
         let caps_low = u16::from_le_bytes([*p.get(low)?, *p.get(low + 1)?]);
-        let mut g = Greeting { version_id, mariadb, caps: u32::from(caps_low), scramble: Vec::new(), plugin: String::new() };
+        let mut g = Greeting {
+            version_id,
+            mariadb,
+            caps: u32::from(caps_low),
+            scramble: Vec::new(),
+            plugin: String::new(),
+        };
         // charset (1), status (2), caps high (2), auth data length (1), reserved (10).
         let high = low + 5;
         if let (Some(a), Some(b)) = (p.get(high), p.get(high + 1)) {
@@ -67,7 +73,8 @@ impl Greeting {
                 scramble.extend_from_slice(rest.strip_suffix(&[0]).unwrap_or(rest));
             }
             if g.caps & CLIENT_PLUGIN_AUTH != 0
-                && let Some((name, _)) = nul_str(p, part2 + n).or_else(|| Some((p.get(part2 + n..)?, p.len())))
+                && let Some((name, _)) =
+                    nul_str(p, part2 + n).or_else(|| Some((p.get(part2 + n..)?, p.len())))
             {
                 g.plugin = String::from_utf8_lossy(name).into_owned();
             }
@@ -120,7 +127,10 @@ impl<'a> Response<'a> {
         let (_, mut at) = nul_str(p, 32).ok_or("user not ended")?;
         if caps & CLIENT_PLUGIN_AUTH_LENENC != 0 {
             let (n, used) = lenenc(&p[at..]).ok_or("auth length")?;
-            at = usize::try_from(n).ok().and_then(|n| at.checked_add(used)?.checked_add(n)).ok_or("auth length")?;
+            at = usize::try_from(n)
+                .ok()
+                .and_then(|n| at.checked_add(used)?.checked_add(n))
+                .ok_or("auth length")?;
         } else if caps & CLIENT_SECURE_CONNECTION != 0 {
             let n = *p.get(at).ok_or("auth length")?;
             at += 1 + usize::from(n);
@@ -157,7 +167,14 @@ impl<'a> Response<'a> {
     /// The login as the lane's account: the client's capabilities (with plugin
     /// authentication), its fixed fields and attributes, the account's user and `auth`
     /// for `plugin`, the (mapped) schema.
-    pub fn as_account(&self, server_caps: u32, user: &str, auth: &[u8], plugin: &str, db: Option<&[u8]>) -> Vec<u8> {
+    pub fn as_account(
+        &self,
+        server_caps: u32,
+        user: &str,
+        auth: &[u8],
+        plugin: &str,
+        db: Option<&[u8]>,
+    ) -> Vec<u8> {
         let mut caps = self.caps | (server_caps & (CLIENT_PLUGIN_AUTH | CLIENT_SECURE_CONNECTION));
         if db.is_none() {
             caps &= !CLIENT_CONNECT_WITH_DB;

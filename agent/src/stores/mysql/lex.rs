@@ -43,7 +43,10 @@ impl Charset {
 
     /// A byte of an unquoted name (`ident_map`).
     fn is_ident(self, b: u8) -> bool {
-        b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || (self == Charset::Utf8 && (0x80..0xff).contains(&b))
+        b.is_ascii_alphanumeric()
+            || b == b'_'
+            || b == b'$'
+            || (self == Charset::Utf8 && (0x80..0xff).contains(&b))
     }
 }
 
@@ -61,7 +64,13 @@ pub struct Rules {
 
 impl Default for Rules {
     fn default() -> Self {
-        Rules { charset: Charset::Utf8, ansi_quotes: false, no_backslash_escapes: false, version: 0, mariadb: true }
+        Rules {
+            charset: Charset::Utf8,
+            ansi_quotes: false,
+            no_backslash_escapes: false,
+            version: 0,
+            mariadb: true,
+        }
     }
 }
 
@@ -319,8 +328,8 @@ impl<'a> Lexer<'a> {
         let len = if rules.mariadb { digits } else { 5 };
         let text = std::str::from_utf8(&self.sql[self.at..self.at + len]).unwrap_or("0");
         let version: u32 = text.parse().unwrap_or(u32::MAX);
-        let runs = version <= rules.version
-            && (!rules.mariadb || maria || !(50700..=99999).contains(&version));
+        let runs =
+            version <= rules.version && (!rules.mariadb || maria || !(50700..=99999).contains(&version));
         self.at += len;
         if runs {
             self.in_exec = true;
@@ -435,7 +444,8 @@ impl<'a> Lexer<'a> {
             let hex = self.peek(1) == Some(b'x');
             let n = (2..)
                 .take_while(|i| {
-                    self.peek(*i).is_some_and(|b| if hex { b.is_ascii_hexdigit() } else { b == b'0' || b == b'1' })
+                    self.peek(*i)
+                        .is_some_and(|b| if hex { b.is_ascii_hexdigit() } else { b == b'0' || b == b'1' })
                 })
                 .count();
             if n > 0 && !self.peek(2 + n).is_some_and(|b| cs.is_ident(b)) {

@@ -153,7 +153,8 @@ impl ResultSet {
             self.defs_seen += 1;
             return Step::More;
         }
-        let terminator = p.first() == Some(&0xFE) && p.len() < MAX_PACKET && (p.len() < 9 || !self.eof_after_defs);
+        let terminator =
+            p.first() == Some(&0xFE) && p.len() < MAX_PACKET && (p.len() < 9 || !self.eof_after_defs);
         if self.eof_after_defs && terminator {
             self.eof_after_defs = false;
             return Step::More;

@@ -308,22 +308,25 @@ impl Session {
             (Some("charset"), _) => return Ok((Target::Charset, charset_value(1))),
             _ => {}
         }
-        let Some(eq) = part.iter().position(|t| {
-            t.kind == Kind::Punct && matches!(&sql[t.start..t.end], b"=" | b":=")
-        }) else {
+        let Some(eq) =
+            part.iter().position(|t| t.kind == Kind::Punct && matches!(&sql[t.start..t.end], b"=" | b":="))
+        else {
             return Err(refused("SET", "graylane cannot read this SET"));
         };
         let (lhs, rhs) = (&part[..eq], &part[eq + 1..]);
         let name: String = match lhs {
             [t] if t.kind == Kind::UserVar => {
-                let name = var_name(sql, t).ok_or_else(|| refused("SET", "a user variable it cannot name"))?;
+                let name =
+                    var_name(sql, t).ok_or_else(|| refused("SET", "a user variable it cannot name"))?;
                 return Ok((Target::UserVar(name), self.value(sql, rhs)));
             }
             [t] if t.kind == Kind::SysVar => {
                 let name = word(sql, t);
                 let name = name.trim_start_matches('@');
                 match name.split_once('.') {
-                    Some(("global", _)) => return Err(refused("SET GLOBAL", "it changes the server for everyone")),
+                    Some(("global", _)) => {
+                        return Err(refused("SET GLOBAL", "it changes the server for everyone"));
+                    }
                     Some(("session" | "local", n)) => n.to_owned(),
                     Some(_) => return Err(refused("SET", "a structured system variable")),
                     None => name.to_owned(),

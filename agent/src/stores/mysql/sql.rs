@@ -23,8 +23,8 @@ use std::ops::ControlFlow;
 
 use sqlparser::{
     ast::{
-        Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart,
-        ObjectType, SchemaName, ShowStatementIn, Statement, Use, visit_expressions_mut, visit_relations_mut,
+        Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, ObjectName, ObjectNamePart, ObjectType,
+        SchemaName, ShowStatementIn, Statement, Use, visit_expressions_mut, visit_relations_mut,
     },
     dialect::MySqlDialect,
     parser::Parser,
@@ -110,7 +110,8 @@ impl Walk<'_> {
             Kind::Quoted => {
                 let q = text[0];
                 let inner = &text[1..text.len() - 1];
-                String::from_utf8_lossy(inner).replace(&format!("{0}{0}", q as char), &(q as char).to_string())
+                String::from_utf8_lossy(inner)
+                    .replace(&format!("{0}{0}", q as char), &(q as char).to_string())
             }
             _ => String::from_utf8_lossy(text).into_owned(),
         };
@@ -222,7 +223,8 @@ fn read(
     }
     // Every qualifier the lexer sees is one the walk placed, at its very position.
     let sig: Vec<&Token> = tokens.iter().filter(|t| t.significant()).collect();
-    let punct = |i: usize, p: &[u8]| sig.get(i).is_some_and(|t| t.kind == Kind::Punct && sql[t.start..t.end] == *p);
+    let punct =
+        |i: usize, p: &[u8]| sig.get(i).is_some_and(|t| t.kind == Kind::Punct && sql[t.start..t.end] == *p);
     for (i, t) in sig.iter().enumerate() {
         if !t.is_name() || !punct(i + 1, b".") {
             continue;
@@ -256,7 +258,9 @@ fn refuse_files(sql: &[u8], sig: &[Token]) -> Result<(), Refusal> {
             Kind::Punct => !matches!(&sql[t.start..t.end], b"," | b"." | b")" | b";"),
             Kind::Word => {
                 let s = &sql[t.start..t.end];
-                s.eq_ignore_ascii_case(b"and") || s.eq_ignore_ascii_case(b"or") || s.eq_ignore_ascii_case(b"xor")
+                s.eq_ignore_ascii_case(b"and")
+                    || s.eq_ignore_ascii_case(b"or")
+                    || s.eq_ignore_ascii_case(b"xor")
             }
             _ => false,
         })
@@ -274,7 +278,9 @@ fn view(sql: &[u8], tokens: &[Token]) -> Result<Vec<u8>, Refusal> {
     let mut v = sql.to_vec();
     for t in tokens {
         match t.kind {
-            Kind::Comment | Kind::ExecOpen | Kind::ExecClose | Kind::Nul => forms::blank(&mut v, t.start, t.end),
+            Kind::Comment | Kind::ExecOpen | Kind::ExecClose | Kind::Nul => {
+                forms::blank(&mut v, t.start, t.end)
+            }
             Kind::Str => {
                 let open = if matches!(sql[t.start], b'n' | b'N') { t.start + 1 } else { t.start };
                 forms::blank(&mut v, open + 1, t.end - 1);
@@ -304,9 +310,13 @@ fn parse_statement(text: &str, tokens: &[Token], walk: &mut Walk, expressions: b
     };
     // The parser's own tokens: a comment where MariaDB saw none, or a literal or quoted name
     // where MariaDB saw none, is a disagreement.
-    let ptokens = Tokenizer::new(&dialect, text).tokenize_with_location().map_err(|e| Refusal::Parse(e.to_string()))?;
-    let starts: HashSet<usize> =
-        tokens.iter().filter(|t| matches!(t.kind, Kind::Str | Kind::Bits | Kind::Quoted)).map(|t| t.start).collect();
+    let ptokens =
+        Tokenizer::new(&dialect, text).tokenize_with_location().map_err(|e| Refusal::Parse(e.to_string()))?;
+    let starts: HashSet<usize> = tokens
+        .iter()
+        .filter(|t| matches!(t.kind, Kind::Str | Kind::Bits | Kind::Quoted))
+        .map(|t| t.start)
+        .collect();
     for t in &ptokens {
         let literal = match &t.token {
             PToken::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)) => {
@@ -369,7 +379,11 @@ fn parse_statement(text: &str, tokens: &[Token], walk: &mut Walk, expressions: b
 }
 
 /// The original bytes with each renamed name replaced (its quotes kept).
-fn splice(sql: &[u8], tokens: &[Token], mut renames: Vec<(usize, usize, String)>) -> Result<Vec<u8>, Refusal> {
+fn splice(
+    sql: &[u8],
+    tokens: &[Token],
+    mut renames: Vec<(usize, usize, String)>,
+) -> Result<Vec<u8>, Refusal> {
     renames.sort_by_key(|r| std::cmp::Reverse(r.0));
     renames.dedup_by_key(|r| r.0);
     let mut out = sql.to_vec();
@@ -378,7 +392,8 @@ fn splice(sql: &[u8], tokens: &[Token], mut renames: Vec<(usize, usize, String)>
         if end > last {
             return Err(refused("overlapping names"));
         }
-        let quote = tokens.iter().find(|t| t.start == start).filter(|t| t.kind == Kind::Quoted).map(|_| sql[start]);
+        let quote =
+            tokens.iter().find(|t| t.start == start).filter(|t| t.kind == Kind::Quoted).map(|_| sql[start]);
         let text = match quote {
             Some(q) => {
                 let q = q as char;
@@ -395,7 +410,12 @@ fn splice(sql: &[u8], tokens: &[Token], mut renames: Vec<(usize, usize, String)>
 /// Names a walk finds: (schema identifier, written?) to rename, qualifiers to place.
 type Found = Vec<(Ident, bool)>;
 
-fn schema_of(n: &ObjectName, idents: &mut Found, placed: &mut Vec<Ident>, write: bool) -> Result<(), Refusal> {
+fn schema_of(
+    n: &ObjectName,
+    idents: &mut Found,
+    placed: &mut Vec<Ident>,
+    write: bool,
+) -> Result<(), Refusal> {
     match n.0.as_slice() {
         [_] => Ok(()),
         [ObjectNamePart::Identifier(s), _] => {
@@ -418,7 +438,12 @@ fn one_part(n: &ObjectName, idents: &mut Found) -> Result<(), Refusal> {
     }
 }
 
-fn statement(s: &mut Statement, schemas: &Schemas, idents: &mut Found, placed: &mut Vec<Ident>) -> Result<(), Refusal> {
+fn statement(
+    s: &mut Statement,
+    schemas: &Schemas,
+    idents: &mut Found,
+    placed: &mut Vec<Ident>,
+) -> Result<(), Refusal> {
     match s {
         Statement::Use(Use::Object(n) | Use::Database(n) | Use::Schema(n)) => return one_part(n, idents),
         Statement::Use(_) => return Err(unsupported(&kind(s), "only USE <schema> is kept in a lane")),
@@ -440,6 +465,17 @@ fn statement(s: &mut Statement, schemas: &Schemas, idents: &mut Found, placed: &
             }
             return Ok(());
         }
+        Statement::ShowCreate { obj_name, .. } => return schema_of(obj_name, idents, placed, false),
+        Statement::ExplainTable { table_name, .. } => return schema_of(table_name, idents, placed, false),
+        // The parser's catch-all for SHOW forms it does not know: the ones that read this
+        // session's view of its own schemas, with the schema a `FROM`/`IN` names mapped.
+        Statement::ShowVariable { variable } => return show_other(variable, idents),
+        Statement::ShowColumns { show_options, .. } => {
+            if let Some(ShowStatementIn { parent_name: Some(n), .. }) = &show_options.show_in {
+                return schema_of(n, idents, placed, false);
+            }
+            return Ok(());
+        }
         Statement::ShowTables { show_options, .. } => {
             if let Some(ShowStatementIn { parent_name: Some(n), .. }) = &show_options.show_in {
                 return one_part(n, idents);
@@ -449,7 +485,6 @@ fn statement(s: &mut Statement, schemas: &Schemas, idents: &mut Found, placed: &
         Statement::ShowDatabases { .. }
         | Statement::ShowSchemas { .. }
         | Statement::ShowVariables { .. }
-        | Statement::ShowVariable { .. }
         | Statement::ShowStatus { .. }
         | Statement::ShowCollation { .. }
         | Statement::ShowCharset(_)
@@ -497,6 +532,36 @@ fn statement(s: &mut Statement, schemas: &Schemas, idents: &mut Found, placed: &
     });
     result?;
     expressions_of(s, schemas, idents, placed)
+}
+
+/// `SHOW TABLE STATUS [FROM db]`, `SHOW INDEX FROM t [FROM db]`, `SHOW WARNINGS`, …: the
+/// forms that stay within the session's own data; the schema after `FROM`/`IN` (the
+/// second one for `INDEX`) is the lane's.
+fn show_other(words: &[Ident], idents: &mut Found) -> Result<(), Refusal> {
+    let upper: Vec<String> = words.iter().map(|w| w.value.to_ascii_uppercase()).collect();
+    let first = upper.first().map(String::as_str).unwrap_or("");
+    let schema_after = match first {
+        "WARNINGS" | "ERRORS" | "ENGINES" | "PLUGINS" | "PRIVILEGES" | "GRANTS" | "PROFILES" => {
+            return if upper.iter().any(|w| w == "FOR") {
+                Err(unsupported("SHOW GRANTS FOR", "it shows other accounts"))
+            } else {
+                Ok(())
+            };
+        }
+        "TABLE" | "OPEN" | "TRIGGERS" | "EVENTS" => 1,
+        "INDEX" | "INDEXES" | "KEYS" => 2,
+        _ => return Err(unsupported(&format!("SHOW {first}"), "it reaches beyond the lane's data")),
+    };
+    let mut froms = 0;
+    for (i, w) in upper.iter().enumerate() {
+        if (w == "FROM" || w == "IN") && words.get(i + 1).is_some() {
+            froms += 1;
+            if froms == schema_after {
+                idents.push((words[i + 1].clone(), false));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Names inside expressions: `schema.table.column` (its schema renamed), `table.column`

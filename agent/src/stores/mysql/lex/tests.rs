@@ -31,7 +31,11 @@ fn kinds(sql: &str) -> Vec<Kind> {
 fn dash_dash_is_a_comment_before_any_whitespace_or_control_byte() {
     for sep in ["--\t", "--\x0b", "--\x0c", "--\r", "--\x01", "--\x7f", "-- "] {
         let sql = format!("SELECT 1 {sep}x\n+1");
-        assert_eq!(kinds(&sql), [Kind::Word, Kind::Number, Kind::Comment, Kind::Punct, Kind::Number], "{sql:?}");
+        assert_eq!(
+            kinds(&sql),
+            [Kind::Word, Kind::Number, Kind::Comment, Kind::Punct, Kind::Number],
+            "{sql:?}"
+        );
     }
     assert_eq!(kinds("SELECT 1 --x"), [Kind::Word, Kind::Number, Kind::Punct, Kind::Punct, Kind::Word]);
     assert_eq!(kinds("SELECT 1 --"), [Kind::Word, Kind::Number, Kind::Comment], "at the end: a comment");

@@ -53,7 +53,10 @@ fn sets_graylane_can_follow_change_the_rules() {
     assert!(apply(&mut s, "SET autocommit = 1, time_zone = '+00:00'"));
     // Back to the state after login.
     s.reset().expect("reset");
-    assert_eq!((s.rules.charset, s.rules.ansi_quotes, s.rules.no_backslash_escapes), (Charset::Utf8, false, false));
+    assert_eq!(
+        (s.rules.charset, s.rules.ansi_quotes, s.rules.no_backslash_escapes),
+        (Charset::Utf8, false, false)
+    );
 }
 
 #[test]

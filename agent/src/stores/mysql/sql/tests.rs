@@ -7,7 +7,8 @@ use crate::stores::mysql::session::{Reported, Session};
 fn session() -> Session {
     let mut s = Session::new(101119, true);
     s.learn(Reported {
-        sql_mode: "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION".into(),
+        sql_mode: "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION"
+            .into(),
         charset: "utf8mb4".into(),
         global_sql_mode: "STRICT_TRANS_TABLES".into(),
         global_charset: "latin1".into(),
@@ -162,7 +163,10 @@ fn text_mariadb_reads_as_code_is_read_as_code() {
         ok("SELECT SETVAL(orders.s, 100), LASTVAL(orders.s)").as_deref(),
         Some("SELECT SETVAL(orders_shadow.s, 100), LASTVAL(orders_shadow.s)")
     );
-    assert_eq!(ok("SELECT NEXT VALUE FOR orders.s").as_deref(), Some("SELECT NEXT VALUE FOR orders_shadow.s"));
+    assert_eq!(
+        ok("SELECT NEXT VALUE FOR orders.s").as_deref(),
+        Some("SELECT NEXT VALUE FOR orders_shadow.s")
+    );
     assert_eq!(
         ok("INSERT INTO orders.t VALUES (PREVIOUS VALUE FOR `orders`.s)").as_deref(),
         Some("INSERT INTO orders_shadow.t VALUES (PREVIOUS VALUE FOR `orders_shadow`.s)")
@@ -254,4 +258,22 @@ fn what_mysqldump_sysbench_and_mysqlslap_send_is_read() {
         ok("SELECT * FROM orders.t LOCK IN SHARE MODE").as_deref(),
         Some("SELECT * FROM orders_shadow.t LOCK IN SHARE MODE")
     );
+}
+
+/// Schemas named without a dot (where no qualifier check can see them) are mapped where
+/// the parser places them, and SHOW forms it does not know are refused.
+#[test]
+fn bare_schema_names_are_mapped_or_refused() {
+    assert_eq!(ok("SHOW TABLE STATUS FROM orders").as_deref(), Some("SHOW TABLE STATUS FROM orders_shadow"));
+    assert_eq!(ok("SHOW INDEX FROM t FROM orders").as_deref(), Some("SHOW INDEX FROM t FROM orders_shadow"));
+    assert_eq!(
+        ok("SHOW COLUMNS FROM t FROM orders").as_deref(),
+        Some("SHOW COLUMNS FROM t FROM orders_shadow")
+    );
+    assert_eq!(ok("SHOW CREATE TABLE orders.t").as_deref(), Some("SHOW CREATE TABLE orders_shadow.t"));
+    assert_eq!(ok("DESCRIBE orders.t").as_deref(), Some("DESCRIBE orders_shadow.t"));
+    assert_eq!(ok("SHOW WARNINGS"), None);
+    refused("SHOW PROCESSLIST");
+    refused("SHOW GRANTS FOR root");
+    refused("SHOW MASTER STATUS");
 }
