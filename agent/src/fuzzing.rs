@@ -248,7 +248,16 @@ pub fn mysql(data: &[u8]) {
 /// NATS for a lane and for a base connection.
 pub fn nats(data: &[u8]) {
     if data.len().is_multiple_of(2) {
-        data_codec(data, &|| Box::new(crate::stores::nats::Nats::lane("gray", "gray.", Some("-gray"), true)));
+        data_codec(data, &|| {
+            Box::new(crate::stores::nats::Nats::lane(crate::stores::nats::LaneNats {
+                name: "gray",
+                prefix: "gray.",
+                queue_suffix: Some("-gray"),
+                reject: true,
+                account: None,
+                refuse: None,
+            }))
+        });
     } else {
         data_codec(data, &|| Box::new(crate::stores::nats::Nats::base(&["gray.".to_owned()])));
     }

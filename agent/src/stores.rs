@@ -67,12 +67,21 @@ pub fn codec(
             let reject = l.on_unsupported == OnUnsupported::Reject;
             let account = l.credentials().cloned();
             Some(match &l.map {
-                LaneMap::Redis { key_prefix } => Box::new(redis::Redis::new(key_prefix, &l.lane, reject)),
+                LaneMap::Redis { key_prefix } => {
+                    Box::new(redis::Redis::new(key_prefix, &l.lane, reject).login(account, refuse))
+                }
                 LaneMap::Mysql { suffix, map } => {
                     Box::new(mysql::Mysql::new(&l.lane, suffix.clone(), map.clone(), reject, account, refuse))
                 }
                 LaneMap::Nats { subject_prefix, queue_suffix } => {
-                    Box::new(nats::Nats::lane(&l.lane, subject_prefix, queue_suffix.as_deref(), reject))
+                    Box::new(nats::Nats::lane(nats::LaneNats {
+                        name: &l.lane,
+                        prefix: subject_prefix,
+                        queue_suffix: queue_suffix.as_deref(),
+                        reject,
+                        account,
+                        refuse,
+                    }))
                 }
             })
         }

@@ -67,6 +67,12 @@ where
                         if let Err(e) = codec.server(&mut sin, &mut down, &mut up) {
                             break Err(e);
                         }
+                        // What the client sent may have waited for the server (a login).
+                        if !cin.is_empty()
+                            && let Err(e) = codec.client(&mut cin, &mut up, &mut down)
+                        {
+                            break Err(e);
+                        }
                     }
                     Err(e) => break Err(e.into()),
                 }

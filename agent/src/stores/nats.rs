@@ -6,9 +6,12 @@
 //! messages, base consumers never do. System and JetStream subjects (`$…`) cannot be kept
 //! in a lane.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 
 use super::{Codec, DataError, Tally};
+use crate::inventory::accounts::Credentials;
 
 /// A control line at most (NATS' own default is 4 KiB).
 const MAX_LINE: usize = 64 * 1024;
@@ -21,6 +24,11 @@ pub struct Nats {
     lane: Option<Lane>,
     /// Every lane's prefix (for base connections: what never reaches them).
     lane_subjects: Vec<String>,
+    /// The server's `INFO` has reached the client: graylane's own `-ERR`s may follow (a
+    /// client reads `INFO` first).
+    info_passed: bool,
+    /// graylane's own answers written before `INFO` passed.
+    held: BytesMut,
     tally: Tally,
 }
 
@@ -29,6 +37,10 @@ struct Lane {
     prefix: String,
     queue_suffix: Option<String>,
     reject: bool,
+    /// The store account `CONNECT` logs in as.
+    account: Option<Arc<Credentials>>,
+    /// The lane may not be served now: its `CONNECT` is refused with this.
+    refuse: Option<String>,
 }
 
 fn malformed(detail: impl Into<String>) -> DataError {
@@ -59,23 +71,61 @@ fn payload_len(words: &[&str]) -> Result<usize, DataError> {
     Ok(n)
 }
 
+/// A lane's NATS connection: its subjects, what it may not reach, how it logs in.
+pub struct LaneNats<'a> {
+    pub name: &'a str,
+    pub prefix: &'a str,
+    pub queue_suffix: Option<&'a str>,
+    pub reject: bool,
+    pub account: Option<Arc<Credentials>>,
+    pub refuse: Option<String>,
+}
+
 impl Nats {
-    pub fn lane(name: &str, prefix: &str, queue_suffix: Option<&str>, reject: bool) -> Self {
+    pub fn lane(l: LaneNats<'_>) -> Self {
         Self {
             lane: Some(Lane {
-                name: name.to_owned(),
-                prefix: prefix.to_owned(),
-                queue_suffix: queue_suffix.map(str::to_owned),
-                reject,
+                name: l.name.to_owned(),
+                prefix: l.prefix.to_owned(),
+                queue_suffix: l.queue_suffix.map(str::to_owned),
+                reject: l.reject,
+                account: l.account,
+                refuse: l.refuse,
             }),
             lane_subjects: Vec::new(),
+            info_passed: false,
+            held: BytesMut::new(),
             tally: Tally::default(),
         }
     }
 
     pub fn base(lane_subjects: &[String]) -> Self {
-        Self { lane: None, lane_subjects: lane_subjects.to_vec(), tally: Tally::default() }
+        Self {
+            lane: None,
+            lane_subjects: lane_subjects.to_vec(),
+            info_passed: false,
+            held: BytesMut::new(),
+            tally: Tally::default(),
+        }
     }
+}
+
+/// `CONNECT {json}` as the lane's account: its user and password, none of the client's own
+/// credentials (token, nkey, signature, JWT).
+fn connect_as(line: &str, account: &Credentials) -> Result<Vec<u8>, DataError> {
+    let json = line.get(7..).unwrap_or("").trim();
+    let mut c: serde_json::Value =
+        serde_json::from_str(json).map_err(|e| malformed(format!("CONNECT: {e}")))?;
+    let o = c.as_object_mut().ok_or_else(|| malformed("CONNECT is not an object"))?;
+    for k in ["auth_token", "nkey", "sig", "jwt", "user", "pass"] {
+        o.remove(k);
+    }
+    o.insert("user".into(), account.username.clone().into());
+    o.insert("pass".into(), String::from_utf8_lossy(&account.password).into_owned().into());
+    let mut out = b"CONNECT ".to_vec();
+    out.extend_from_slice(c.to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    Ok(out)
 }
 
 /// An `INFO` line without the cluster's other addresses (`connect_urls`,
@@ -121,6 +171,9 @@ impl Codec for Nats {
             up.extend_from_slice(&input.split());
             return Ok(());
         };
+        // graylane's own answers wait for the server's INFO.
+        let mut local = BytesMut::new();
+        let down_for_locals: &mut BytesMut = if self.info_passed { down } else { &mut local };
         while let Some((line, at, payload)) = message(input)? {
             let words: Vec<&str> = line.split_ascii_whitespace().collect();
             let op = words.first().map(|w| w.to_ascii_uppercase()).unwrap_or_default();
@@ -133,6 +186,26 @@ impl Codec for Nats {
             };
             let system = subjects.iter().find_map(|i| words.get(*i).filter(|s| s.starts_with('$')));
             let msg: Bytes = input.split_to(at + payload).freeze();
+            if op == "CONNECT" {
+                if let Some(why) = &lane.refuse {
+                    self.tally.rejected += 1;
+                    self.tally.rejections.push(("CONNECT".into(), "the lane may not be served now"));
+                    let why = why.replace(['\'', '\r', '\n'], " ");
+                    down_for_locals.extend_from_slice(
+                        format!("-ERR 'Authorization Violation (graylane: lane {} may not connect here: {why})'\r\n", lane.name)
+                            .as_bytes(),
+                    );
+                    if !self.info_passed {
+                        self.held.extend_from_slice(&local);
+                    }
+                    return Err(malformed("lane refused"));
+                }
+                if let Some(account) = &lane.account {
+                    self.tally.passed += 1;
+                    up.extend_from_slice(&connect_as(&line, account)?);
+                    continue;
+                }
+            }
             if let Some(subject) = system {
                 let subject = (*subject).to_owned();
                 if lane.reject {
@@ -141,7 +214,7 @@ impl Codec for Nats {
                         .rejections
                         .push((op.clone(), "system and JetStream subjects ($…) stay out of lanes"));
                     let what = if op == "SUB" { "Subscription" } else { "Publish" };
-                    down.extend_from_slice(
+                    down_for_locals.extend_from_slice(
                         format!(
                             "-ERR 'Permissions Violation for {what} to \"{}\" (graylane: lane {} keeps out of $ subjects)'\r\n",
                             subject.replace(['\'', '"'], ""),
@@ -177,6 +250,9 @@ impl Codec for Nats {
             up.extend_from_slice(b"\r\n");
             up.extend_from_slice(&msg[at..]);
         }
+        if !self.info_passed {
+            self.held.extend_from_slice(&local);
+        }
         Ok(())
     }
 
@@ -194,6 +270,10 @@ impl Codec for Nats {
                 // Other servers' addresses would let the client reconnect around graylane
                 // (a pod IP has no data lanes): it only learns the address it dialed.
                 down.extend_from_slice(&without_peers(&line)?);
+                if !self.info_passed {
+                    self.info_passed = true;
+                    down.extend_from_slice(&self.held.split());
+                }
                 continue;
             }
             if op != "MSG" && op != "HMSG" {
@@ -238,6 +318,17 @@ impl Codec for Nats {
 mod tests {
     use super::*;
 
+    fn gray(queue_suffix: Option<&str>) -> Nats {
+        Nats::lane(LaneNats {
+            name: "gray",
+            prefix: "gray.",
+            queue_suffix,
+            reject: true,
+            account: None,
+            refuse: None,
+        })
+    }
+
     fn run(codec: &mut Nats, client: &[u8]) -> (String, String) {
         let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
         codec.client(&mut BytesMut::from(client), &mut up, &mut down).expect("client");
@@ -246,7 +337,7 @@ mod tests {
 
     #[test]
     fn a_lane_publishes_and_subscribes_under_its_prefix() {
-        let mut c = Nats::lane("gray", "gray.", Some("-gray"), true);
+        let mut c = gray(Some("-gray"));
         let (up, down) = run(
             &mut c,
             b"CONNECT {}\r\nSUB orders.* workers 1\r\nPUB orders.new _INBOX.x 5\r\nhello\r\nHPUB a 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n",
@@ -264,14 +355,27 @@ mod tests {
 
     #[test]
     fn system_subjects_are_refused_and_partial_messages_wait() {
-        let mut c = Nats::lane("gray", "gray.", None, true);
+        let mut c = gray(None);
         let (up, down) = run(&mut c, b"PUB $JS.API.INFO 0\r\n\r\nPUB a 5\r\nhel");
         assert!(up.is_empty(), "{up}");
-        assert!(down.starts_with("-ERR 'Permissions Violation for Publish"), "{down}");
+        assert!(down.is_empty(), "graylane's own -ERR waits for the server's INFO: {down}");
+        let mut down = BytesMut::new();
+        c.server(&mut BytesMut::from(&b"INFO {\"port\":4222}\r\n"[..]), &mut down, &mut BytesMut::new())
+            .expect("info");
+        let down = String::from_utf8_lossy(&down);
+        assert!(down.starts_with("INFO {"), "{down}");
+        assert!(down.contains("\r\n-ERR 'Permissions Violation for Publish"), "{down}");
         assert!(
-            Nats::lane("g", "g.", None, true)
-                .client(&mut BytesMut::from(&b"PUB a x\r\n"[..]), &mut BytesMut::new(), &mut BytesMut::new())
-                .is_err()
+            Nats::lane(LaneNats {
+                name: "g",
+                prefix: "g.",
+                queue_suffix: None,
+                reject: true,
+                account: None,
+                refuse: None
+            })
+            .client(&mut BytesMut::from(&b"PUB a x\r\n"[..]), &mut BytesMut::new(), &mut BytesMut::new())
+            .is_err()
         );
     }
 
@@ -284,5 +388,47 @@ mod tests {
         );
         c.server(&mut input, &mut down, &mut BytesMut::new()).expect("server");
         assert_eq!(&down[..], b"INFO {\"port\":4222}\r\nMSG orders 1 2\r\nok\r\n");
+    }
+
+    #[test]
+    fn connect_logs_in_as_the_lanes_account_and_refusals_follow_info() {
+        let account = Arc::new(Credentials {
+            username: "stress".into(),
+            password: b"s".to_vec(),
+            secret: "d/n".into(),
+        });
+        let mut c = Nats::lane(LaneNats {
+            name: "gray",
+            prefix: "gray.",
+            queue_suffix: None,
+            reject: true,
+            account: Some(account),
+            refuse: None,
+        });
+        let (up, _) = run(&mut c, b"CONNECT {\"verbose\":false,\"user\":\"app\",\"pass\":\"prod\",\"auth_token\":\"t\"}\r\nPING\r\n");
+        assert!(
+            up.starts_with("CONNECT {")
+                && up.contains("\"user\":\"stress\"")
+                && up.contains("\"pass\":\"s\""),
+            "{up}"
+        );
+        assert!(!up.contains("prod") && !up.contains("auth_token") && up.ends_with("PING\r\n"), "{up}");
+        let mut refused = Nats::lane(LaneNats {
+            name: "gray",
+            prefix: "gray.",
+            queue_suffix: None,
+            reject: true,
+            account: None,
+            refuse: Some("no store account".into()),
+        });
+        let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+        assert!(refused.client(&mut BytesMut::from(&b"CONNECT {}\r\n"[..]), &mut up, &mut down).is_err());
+        assert!(up.is_empty() && down.is_empty());
+        refused.server(&mut BytesMut::from(&b"INFO {}\r\n"[..]), &mut down, &mut up).expect("info");
+        assert!(
+            String::from_utf8_lossy(&down)
+                .contains("INFO {}\r\n-ERR 'Authorization Violation (graylane: lane gray"),
+            "{down:?}"
+        );
     }
 }

@@ -7,12 +7,13 @@
 mod commands;
 pub mod resp;
 
-use std::collections::VecDeque;
+use std::{collections::VecDeque, sync::Arc};
 
 use bytes::{Bytes, BytesMut};
 
 use self::resp::{RespError, Scan, Value};
 use super::{Codec, DataError, Tally};
+use crate::inventory::accounts::Credentials;
 
 /// A lane command's size at most (arguments included).
 pub const MAX_REQUEST: usize = 64 << 20;
@@ -45,6 +46,22 @@ enum Pending {
     Reply(Reply),
     /// graylane's own answer, sent once every reply before it has gone.
     Local(Bytes),
+    /// The reply to graylane's `AUTH` as the lane's account (never the client's).
+    Login,
+}
+
+/// The lane's login as its store account.
+#[derive(Debug, PartialEq)]
+enum Login {
+    /// No account: the connection is the client's.
+    None,
+    /// `AUTH` goes out before the client's first command.
+    Unsent,
+    /// Sent; the client's commands wait for its answer.
+    Waiting,
+    Done,
+    /// The store refused it: every command is answered with this.
+    Failed(String),
 }
 
 #[derive(Default)]
@@ -68,6 +85,10 @@ pub struct Redis {
     /// Bytes of local answers waiting behind replies (bounded: a client that keeps
     /// sending refused commands behind a blocking one is cut off).
     local_bytes: usize,
+    account: Option<Arc<Credentials>>,
+    login: Login,
+    /// The lane may not be served now: every command is answered with this.
+    refuse: Option<String>,
     tally: Tally,
 }
 
@@ -90,8 +111,20 @@ impl Redis {
             subscribed: false,
             resp3: false,
             local_bytes: 0,
+            account: None,
+            login: Login::None,
+            refuse: None,
             tally: Tally::default(),
         }
+    }
+
+    /// Logs the lane in as its store account before its first command (its own `AUTH`s
+    /// are answered by graylane, never sent); `refuse`: the lane may not be served now.
+    pub fn login(mut self, account: Option<Arc<Credentials>>, refuse: Option<String>) -> Self {
+        self.login = if account.is_some() { Login::Unsent } else { Login::None };
+        self.account = account;
+        self.refuse = refuse;
+        self
     }
 
     fn prefixed(&self, a: &[u8]) -> Bytes {
@@ -116,6 +149,39 @@ impl Redis {
     fn decide(&mut self, mut args: Vec<Bytes>) -> Decision {
         let name = String::from_utf8_lossy(&args[0]).to_ascii_lowercase();
         let sub = args.get(1).map(|s| String::from_utf8_lossy(s).to_ascii_lowercase()).unwrap_or_default();
+        let refused = match (&self.refuse, &self.login) {
+            (Some(why), _) => {
+                Some((format!("graylane: lane '{}' may not connect here: {why}", self.lane), why_static(why)))
+            }
+            (None, Login::Failed(why)) => Some((
+                format!("graylane: lane '{}' could not log in to the store: {why}", self.lane),
+                "the lane could not log in",
+            )),
+            _ => None,
+        };
+        if let Some((text, label)) = refused {
+            self.tally.rejected += 1;
+            self.tally.rejections.push((name.to_ascii_uppercase().chars().take(32).collect(), label));
+            return Decision::Local(error(&text));
+        }
+        if self.account.is_some() {
+            match name.as_str() {
+                // The lane's connection is the account's: the client's own credentials are
+                // answered here and go nowhere.
+                "auth" if self.multi.is_some() => {
+                    return self.unsupported_always("auth", "AUTH inside MULTI");
+                }
+                "auth" => return Decision::Local(Bytes::from_static(b"+OK\r\n")),
+                "hello" => return Decision::Forward(without_auth(args), Reply::Pass, false),
+                "reset" => {
+                    return self.unsupported_always(
+                        "reset",
+                        "it would log the connection out of the lane's account",
+                    );
+                }
+                _ => {}
+            }
+        }
         match name.as_str() {
             "multi" | "discard" | "exec" => Decision::Forward(args, Reply::Pass, false),
             "keys" if args.len() == 2 => {
@@ -217,6 +283,11 @@ impl Redis {
             "config" if sub == "get" => Decision::Forward(args, Reply::Pass, false),
             _ => self.by_specs(&name, &sub, args),
         }
+    }
+
+    /// Refused whatever `onUnsupported` says.
+    fn unsupported_always(&mut self, name: &str, why: &'static str) -> Decision {
+        Decision::Refuse(name.to_ascii_uppercase(), why)
     }
 
     /// Any other command: its keys where Redis' key specifications put them.
@@ -439,6 +510,24 @@ impl Codec for Redis {
         up: &mut BytesMut,
         down: &mut BytesMut,
     ) -> Result<(), DataError> {
+        match &self.login {
+            Login::Unsent if self.refuse.is_none() => {
+                if let Some(a) = &self.account {
+                    let auth = [
+                        Bytes::from_static(b"AUTH"),
+                        Bytes::copy_from_slice(a.username.as_bytes()),
+                        Bytes::copy_from_slice(&a.password),
+                    ];
+                    resp::encode_command(&auth, up);
+                    self.pending.push_back(Pending::Login);
+                    self.login = Login::Waiting;
+                }
+                return Ok(());
+            }
+            // The client's commands wait for the login's answer.
+            Login::Waiting => return Ok(()),
+            _ => {}
+        }
         while let Some(args) = resp::command(input, MAX_REQUEST).map_err(malformed)? {
             if args.is_empty() {
                 continue;
@@ -497,6 +586,23 @@ impl Codec for Redis {
                 Scan::Incomplete(_) => return Ok(()),
             };
             let kind = input[0];
+            if matches!(self.pending.front(), Some(Pending::Login)) {
+                let frame = input.split_to(n);
+                self.pending.pop_front();
+                self.login = if frame.starts_with(b"+OK") {
+                    Login::Done
+                } else {
+                    let who = self
+                        .account
+                        .as_ref()
+                        .map(|a| format!("{} ({})", a.username, a.secret))
+                        .unwrap_or_default();
+                    let said = String::from_utf8_lossy(&frame[1..frame.len().min(200)]).trim().to_owned();
+                    Login::Failed(format!("its store account {who} was refused: {said}"))
+                };
+                self.flush_locals(down);
+                continue;
+            }
             if kind == b'>' || (self.subscribed && !self.resp3 && kind == b'*') {
                 let frame = input.split_to(n).freeze();
                 let mut v = resp::parse(&frame).map_err(malformed)?;
@@ -541,13 +647,39 @@ impl Redis {
     fn next_reply(&mut self) -> Reply {
         match self.pending.pop_front() {
             Some(Pending::Reply(r)) => r,
-            Some(Pending::Local(b)) => {
-                // Cannot happen (locals are sent as soon as they are first): keep order.
-                self.pending.push_front(Pending::Local(b));
+            Some(p @ (Pending::Local(_) | Pending::Login)) => {
+                // Cannot happen (locals are sent as soon as they are first; the login's
+                // answer is read first): keep order.
+                self.pending.push_front(p);
                 Reply::Pass
             }
             None => Reply::Pass,
         }
+    }
+}
+
+/// `HELLO [protover] [AUTH user pass] [SETNAME name]` without its `AUTH`.
+fn without_auth(args: Vec<Bytes>) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter();
+    out.extend(it.next());
+    while let Some(a) = it.next() {
+        if a.eq_ignore_ascii_case(b"auth") {
+            it.next();
+            it.next();
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+/// A refusal's reason, bounded to a few known texts (they label the access log).
+fn why_static(why: &str) -> &'static str {
+    if why.contains("rewrite-only") {
+        "its store account is not store-enforced"
+    } else {
+        "the lane may not be served now"
     }
 }
 

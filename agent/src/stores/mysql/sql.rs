@@ -505,23 +505,12 @@ fn statement(
         | Statement::AlterTable { .. }
         | Statement::Truncate { .. }
         | Statement::Explain { .. }
-        | Statement::ExplainTable { .. }
-        | Statement::ShowCreate { .. }
-        | Statement::ShowColumns { .. }
         | Statement::LockTables { .. }
         | Statement::Analyze { .. }
         | Statement::OptimizeTable { .. } => {}
         _ => return Err(unsupported(&kind(s), "it reaches beyond the lane's data")),
     }
-    let read_only = matches!(
-        s,
-        Statement::Query(_)
-            | Statement::Set(_)
-            | Statement::Explain { .. }
-            | Statement::ExplainTable { .. }
-            | Statement::ShowCreate { .. }
-            | Statement::ShowColumns { .. }
-    );
+    let read_only = matches!(s, Statement::Query(_) | Statement::Set(_) | Statement::Explain { .. });
     let mut result = Ok(());
     let _ = visit_relations_mut(s, |name| match schema_of(name, idents, placed, !read_only) {
         Ok(()) => ControlFlow::Continue(()),

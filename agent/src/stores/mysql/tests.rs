@@ -174,3 +174,86 @@ fn compression_a_system_schema_and_unreadable_charsets_are_refused() {
     m.client(&mut packets(0, b"\x02mysql"), &mut up, &mut down).expect("init db");
     assert!(up.is_empty() && down[4] == 0xFF, "USE mysql is refused");
 }
+
+fn account() -> Option<std::sync::Arc<crate::inventory::accounts::Credentials>> {
+    Some(std::sync::Arc::new(crate::inventory::accounts::Credentials {
+        username: "stress".into(),
+        password: b"lane-secret".to_vec(),
+        secret: "default/mysql-stress".into(),
+    }))
+}
+
+/// The lane's login is graylane's: the account's user and answer go up, an auth switch to
+/// caching_sha2 and its full authentication (RSA) are answered without the client, and the
+/// client sees one OK in the sequence it expects.
+#[test]
+fn a_lane_logs_in_as_its_account_whatever_the_client_presents() {
+    use rsa::{Oaep, RsaPrivateKey, pkcs8::EncodePublicKey as _};
+    let mut m = Mysql::new("stress", Some("_shadow".into()), BTreeMap::new(), true, account(), None);
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    m.server(&mut packets(0, &greeting()), &mut down, &mut up).expect("greeting");
+    down.clear();
+    m.client(&mut packets(1, &response(CAPS, "orders")), &mut up, &mut down).expect("response");
+    let sent = String::from_utf8_lossy(&up[4..]).into_owned();
+    assert!(sent.contains("stress\0") && !sent.contains("app\0"), "the account's user: {sent:?}");
+    assert!(sent.contains("orders_shadow\0") && sent.contains("mysql_native_password\0"), "{sent:?}");
+    let native = super::auth::native(b"lane-secret", b"abcdefghijklmnopqrst");
+    assert!(up.windows(20).any(|w| w == &native[..]), "the account's scramble answers the greeting");
+    up.clear();
+    // The server switches to caching_sha2 and asks for full authentication.
+    let mut switch = vec![0xFE];
+    switch.extend_from_slice(b"caching_sha2_password\0ABCDEFGHIJKLMNOPQRST\0");
+    m.server(&mut packets(2, &switch), &mut down, &mut up).expect("switch");
+    assert_eq!(up, packets(3, &super::auth::caching_sha2(b"lane-secret", b"ABCDEFGHIJKLMNOPQRST")));
+    up.clear();
+    m.server(&mut packets(4, &[0x01, 0x04]), &mut down, &mut up).expect("full auth");
+    assert_eq!(up, packets(5, &[0x02]), "asks for the server's public key");
+    up.clear();
+    let key = RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 1024).expect("key");
+    let pem = key.to_public_key().to_public_key_pem(rsa::pkcs8::LineEnding::LF).expect("pem");
+    let mut more = vec![0x01];
+    more.extend_from_slice(pem.as_bytes());
+    m.server(&mut packets(6, &more), &mut down, &mut up).expect("key");
+    assert_eq!(up[3], 7);
+    let plain = key.decrypt(Oaep::new::<sha1::Sha1>(), &up[4..]).expect("decrypt");
+    let scramble = b"ABCDEFGHIJKLMNOPQRST";
+    let expect: Vec<u8> = b"lane-secret\0".iter().enumerate().map(|(i, b)| b ^ scramble[i % 20]).collect();
+    assert_eq!(plain, expect, "(password + NUL) XOR scramble, under the server's key");
+    up.clear();
+    assert!(down.is_empty(), "the client saw none of it");
+    m.server(&mut packets(8, &[0, 0, 0, 2, 0, 0, 0]), &mut down, &mut up).expect("ok");
+    m.server(&mut session_answer("", "utf8mb4"), &mut down, &mut up).expect("session");
+    assert_eq!(down, packets(2, &[0, 0, 0, 2, 0, 0, 0]), "one OK, as the client's sequence expects");
+}
+
+#[test]
+fn a_login_the_store_refuses_or_graylane_may_not_serve_ends_the_connection() {
+    let mut m = Mysql::new("stress", Some("_shadow".into()), BTreeMap::new(), true, account(), None);
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    m.server(&mut packets(0, &greeting()), &mut down, &mut up).expect("greeting");
+    down.clear();
+    m.client(&mut packets(1, &response(CAPS, "orders")), &mut up, &mut down).expect("response");
+    let mut denied = vec![0xFF, 0x15, 0x04, b'#'];
+    denied.extend_from_slice(b"28000Access denied for user 'stress'@'10.0.0.1'");
+    assert!(m.server(&mut packets(2, &denied), &mut down, &mut up).is_err());
+    let text = String::from_utf8_lossy(&down);
+    assert!(
+        text.contains("store account stress (default/mysql-stress) was refused")
+            && text.contains("Access denied"),
+        "{text}"
+    );
+    let mut m = Mysql::new(
+        "stress",
+        Some("_shadow".into()),
+        BTreeMap::new(),
+        true,
+        account(),
+        Some("rewrite-only: no grants read".into()),
+    );
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    m.server(&mut packets(0, &greeting()), &mut down, &mut up).expect("greeting");
+    up.clear();
+    down.clear();
+    assert!(m.client(&mut packets(1, &response(CAPS, "orders")), &mut up, &mut down).is_err());
+    assert!(up.is_empty() && String::from_utf8_lossy(&down).contains("rewrite-only: no grants read"));
+}

@@ -160,3 +160,70 @@ fn malformed_input_is_an_error_not_a_panic() {
     assert!(r.server(&mut BytesMut::from(&b"?\r\n"[..]), &mut down, &mut up).is_err());
     assert!(r.client(&mut BytesMut::from(&b"*2\r\n$99999999999\r\n"[..]), &mut up, &mut down).is_err());
 }
+
+fn account() -> Option<std::sync::Arc<crate::inventory::accounts::Credentials>> {
+    Some(std::sync::Arc::new(crate::inventory::accounts::Credentials {
+        username: "stress".into(),
+        password: b"lane-secret".to_vec(),
+        secret: "default/redis-stress".into(),
+    }))
+}
+
+#[test]
+fn a_lane_logs_in_as_its_account_before_its_first_command() {
+    let mut r = lane().login(account(), None);
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    let mut cin = BytesMut::from(
+        &cmds(&[
+            &["AUTH", "app", "prod-password"],
+            &["HELLO", "3", "AUTH", "app", "x", "SETNAME", "w"],
+            &["GET", "k"],
+        ])[..],
+    );
+    r.client(&mut cin, &mut up, &mut down).expect("client");
+    assert_eq!(up.to_vec(), cmd(&["AUTH", "stress", "lane-secret"]), "only the account's AUTH goes first");
+    assert!(down.is_empty() && !cin.is_empty(), "the client's commands wait for the login");
+    up.clear();
+    r.server(&mut BytesMut::from(&b"+OK\r\n"[..]), &mut down, &mut BytesMut::new()).expect("login");
+    assert!(down.is_empty(), "the login's answer is graylane's");
+    r.client(&mut cin, &mut up, &mut down).expect("client");
+    assert_eq!(
+        up.to_vec(),
+        cmds(&[&["HELLO", "3", "SETNAME", "w"], &["GET", "shadow:k"]]),
+        "the client's AUTH goes nowhere"
+    );
+    assert_eq!(&down[..], b"+OK\r\n", "the client's AUTH is answered by graylane");
+    let (_, down) = exchange(&mut r, &cmd(&["RESET"]), b"%1\r\n+server\r\n+redis\r\n_\r\n");
+    assert!(
+        down.ends_with("may not run RESET here: it would log the connection out of the lane's account\r\n"),
+        "{down}"
+    );
+}
+
+#[test]
+fn a_refused_login_refuses_every_command() {
+    let mut r = lane().login(account(), None);
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    let mut cin = BytesMut::from(&cmd(&["GET", "k"])[..]);
+    r.client(&mut cin, &mut up, &mut down).expect("client");
+    r.server(
+        &mut BytesMut::from(&b"-WRONGPASS invalid username-password pair\r\n"[..]),
+        &mut down,
+        &mut BytesMut::new(),
+    )
+    .expect("login");
+    up.clear();
+    r.client(&mut cin, &mut up, &mut down).expect("client");
+    assert!(up.is_empty(), "nothing runs as anyone else");
+    let down = String::from_utf8_lossy(&down);
+    assert!(
+        down.starts_with("-ERR graylane: lane 'stress' could not log in") && down.contains("WRONGPASS"),
+        "{down}"
+    );
+    let mut refused = lane().login(account(), Some("its store account is rewrite-only: no account".into()));
+    let (up, down) = exchange(&mut refused, &cmd(&["GET", "k"]), b"");
+    assert!(
+        up.is_empty() && down.contains("may not connect here: its store account is rewrite-only"),
+        "{down}"
+    );
+}
