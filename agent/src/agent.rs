@@ -5,6 +5,7 @@ pub mod check;
 mod hints;
 mod kernel_flows;
 mod reconcile;
+pub mod store_accounts;
 mod takeover;
 mod watchdog;
 
@@ -67,6 +68,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     );
 
     let state: SharedState = Arc::new(ArcSwap::from_pointee(ProxyState::default()));
+    let enforcements = Arc::new(crate::stores::enforcement::Enforcements::default());
     let flows = Arc::new(Flows::new(FLOW_CAPACITY));
     let lifecycle = Arc::new(Lifecycle::default());
     let links = status.links.clone();
@@ -78,6 +80,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         records: records.clone(),
         pins: cfg.pins.clone(),
         state: state.clone(),
+        enforcements: enforcements.clone(),
         sync: ArcSwap::from_pointee(SyncReport::default()),
         inventory: cfg.source.to_string(),
         config: serde_json::to_value(&cfg)?,
@@ -141,7 +144,10 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     // this process dies, which is how the connect hooks know to fail open.
     let proxy_cfg = cfg.proxy();
     let dial = Arc::new(TcpDial { mark: proxy_cfg.bypass_mark, timeout: proxy_cfg.connect_timeout });
-    let proxy = Proxy::new(proxy_cfg, state, flows, telemetry(&cfg)?, dial, namespaces);
+    let checker =
+        tokio::spawn(store_accounts::run(state.clone(), enforcements.clone(), proxy_cfg.bypass_mark));
+    let _checker = AbortOnDrop(checker);
+    let proxy = Proxy::new(proxy_cfg, state, flows, telemetry(&cfg)?, dial, namespaces, enforcements);
     let hint_socket = cfg.hint_addr().map(hints::bind).transpose()?;
     if let Some(addr) = cfg.hint_addr() {
         tracing::info!(%addr, "taking lane hints");

@@ -35,7 +35,9 @@ pub use error::{ErrorKind, ProxyError, Side};
 pub use limits::{EdgeLimits, NoSaturation, Saturation};
 pub use listener::{bind_listener, bind_std};
 pub use state::{ProxyState, SharedState};
-pub use upstream::{BoxIo, Connector, Dial, Dialing, Fallback, Namespaces, Origin, PodNetns, TcpDial};
+pub use upstream::{
+    BoxIo, Connector, Dial, Dialing, Fallback, Namespaces, Origin, PodNetns, TcpDial, connect,
+};
 
 use crate::{
     inventory,
@@ -76,6 +78,8 @@ pub struct Proxy {
     namespaces: Option<Arc<Namespaces>>,
     /// Set when the agent drains: connections finish their request and close.
     drain: tokio::sync::watch::Sender<bool>,
+    /// Where each data lane's store account stands (the agent's checker writes it).
+    pub enforcements: Arc<crate::stores::enforcement::Enforcements>,
 }
 
 impl Proxy {
@@ -88,6 +92,7 @@ impl Proxy {
         telemetry: Telemetry,
         dial: Arc<dyn Dial>,
         namespaces: Option<Arc<Namespaces>>,
+        enforcements: Arc<crate::stores::enforcement::Enforcements>,
     ) -> Arc<Self> {
         let pool = upstream::Pool::new(
             dial.clone(),
@@ -98,7 +103,18 @@ impl Proxy {
         );
         let (drain, _) = tokio::sync::watch::channel(false);
         let continuity = continuity::Continuity::new(&cfg.continuity);
-        Arc::new(Self { cfg, state, flows, telemetry, continuity, dial, pool, namespaces, drain })
+        Arc::new(Self {
+            cfg,
+            state,
+            flows,
+            telemetry,
+            continuity,
+            dial,
+            pool,
+            namespaces,
+            drain,
+            enforcements,
+        })
     }
 
     /// Where `pod`'s upstream connections leave from: its namespace, or (`Err`, and why)

@@ -9,8 +9,10 @@
 //! Codecs are sans-IO: bytes in, bytes to the server and local answers out ([`Codec`]);
 //! the proxy wires them to sockets.
 
+pub mod enforcement;
 pub mod mysql;
 pub mod nats;
+pub mod probe;
 pub mod redis;
 
 use std::sync::Arc;

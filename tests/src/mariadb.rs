@@ -42,6 +42,8 @@ impl MariaDb {
             format!("--socket={}", socket.display()),
             format!("--pid-file={}", dir.path().join("pid").display()),
             format!("--log-error={}", dir.path().join("error.log").display()),
+            // Its own temporary files: never another test's /tmp.
+            format!("--tmpdir={}", dir.path().display()),
             "--bind-address=0.0.0.0".to_owned(),
             "--port=3306".to_owned(),
             // Pods have no DNS: never resolve clients' addresses.

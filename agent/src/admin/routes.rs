@@ -33,6 +33,8 @@ pub struct AdminContext {
     pub records: Arc<Records>,
     pub pins: PinPaths,
     pub state: SharedState,
+    /// Where each data lane's store account stands.
+    pub enforcements: Arc<crate::stores::enforcement::Enforcements>,
     pub sync: ArcSwap<SyncReport>,
     /// Where the inventory comes from (a path, or `kubernetes`).
     pub inventory: String,
@@ -72,7 +74,13 @@ impl AdminContext {
             "/flows" => to_json(&super::flows::FlowFilter::parse(query).apply(self.flows.list())),
             "/routes" => {
                 let service = super::flows::FlowFilter::parse(query).service;
-                to_json(&self.state.load().routing.describe(service.as_deref()))
+                let e = &self.enforcements;
+                let standing =
+                    |svc: &str, rule: &crate::routing::data::DataLaneRule, eps: &[std::net::SocketAddr]| {
+                        let s = e.lane(svc, rule, eps);
+                        (s.as_str(), s.detail().map(str::to_owned))
+                    };
+                to_json(&self.state.load().routing.describe_with(service.as_deref(), &standing))
             }
             "/rules" => to_json(&self.state.load().snapshot.reports),
             "/config" => to_json(&self.config),

@@ -57,8 +57,71 @@ pub fn run(args: &AgentArgs, scope: Scope) -> Vec<Check> {
         out.push(pin_owner(&PinPaths::new(&args.pin_dir), args.takeover));
         out.extend(ports(args));
         out.push(inventory(args));
+        out.extend(data_lanes(args));
     }
     out
+}
+
+/// Each data lane's store account, asked at every endpoint of its store (standalone
+/// inventories: the agent asks the same in a cluster and shows it in `/routes`).
+fn data_lanes(args: &AgentArgs) -> Vec<Check> {
+    let Some(path) = &args.inventory else { return Vec::new() };
+    let proxy: Vec<std::net::IpAddr> =
+        [args.proxy_addr, args.proxy_addr6].iter().flatten().map(SocketAddr::ip).collect();
+    let facts = crate::inventory::NodeFacts::read(&proxy).named(args.node_name.clone());
+    let Ok(snapshot) = crate::inventory::load_path(path, &facts) else { return Vec::new() };
+    let table = crate::routing::RoutingTable::build(&snapshot, &crate::policy::Registry::new(None));
+    let mut lanes = Vec::new();
+    for svc in table.data_stores() {
+        let Some(data) = &svc.data else { continue };
+        for rule in data.lanes() {
+            if !lanes.iter().any(
+                |(n, r, _): &(std::sync::Arc<str>, std::sync::Arc<crate::routing::data::DataLaneRule>, _)| {
+                    *n == svc.name && r.lane == rule.lane
+                },
+            ) {
+                lanes.push((svc.name.clone(), rule.clone(), svc.endpoint_addrs()));
+            }
+        }
+    }
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+        return Vec::new();
+    };
+    lanes
+        .into_iter()
+        .map(|(store, rule, endpoints)| {
+            let name = format!("{store} lane {}", rule.lane);
+            let verdicts: Vec<(SocketAddr, crate::stores::probe::Verdict)> = rt.block_on(async {
+                let mut out = Vec::new();
+                for e in &endpoints {
+                    out.push((*e, super::store_accounts::ask(&rule, *e, args.bypass_mark).await));
+                }
+                out
+            });
+            let fix = "give the lane a store account limited to its own data (README: Store accounts)";
+            let why = match (
+                &rule.account,
+                verdicts.iter().find(|(_, v)| *v != crate::stores::probe::Verdict::StoreEnforced),
+            ) {
+                (None, _) => Some("names no store account".to_owned()),
+                (Some(Err(e)), _) => Some(e.clone()),
+                (Some(Ok(_)), Some((e, crate::stores::probe::Verdict::RewriteOnly(why)))) => {
+                    Some(format!("{e}: {why}"))
+                }
+                _ if endpoints.is_empty() => Some("no endpoint to ask".to_owned()),
+                _ => None,
+            };
+            match why {
+                None => {
+                    Check::ok("data lane", format!("{name}: store-enforced ({} endpoints)", endpoints.len()))
+                }
+                Some(why) => {
+                    let served = if rule.require_store { " — not served (isolated lane)" } else { "" };
+                    Check::warn("data lane", format!("{name}: rewrite-only{served}: {why}"), fix)
+                }
+            }
+        })
+        .collect()
 }
 
 /// The checks as lines: `✓ name  detail`, with `fix:` lines under failures.

@@ -52,6 +52,11 @@ pub fn run(a: &RoutesArgs) -> anyhow::Result<()> {
                 cell(&d["mapping"]),
                 cell(&d["on_unsupported"])
             );
+            let served = if d["served"] == true { "" } else { " — not served" };
+            println!("    {}{served}, account: {}", cell(&d["enforcement"]), cell(&d["account"]));
+            if let Some(why) = d["enforcement_detail"].as_str() {
+                println!("    why: {why}");
+            }
         }
         let mut t = Table::new(&["  SUBSET", "TENANT", "ENDPOINTS"]);
         for sub in s["subsets"].as_array().into_iter().flatten() {

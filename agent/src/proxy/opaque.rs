@@ -7,7 +7,13 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Proxy, conn::ConnContext, data, error, plan};
-use crate::telemetry::{data::DataSeries, flows::FlowOutcome, metrics};
+use crate::{
+    stores::enforcement::Enforcement,
+    telemetry::{data::DataSeries, flows::FlowOutcome, metrics},
+};
+
+/// How long a lane's connection waits for its store account's first check.
+const STANDING_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub async fn forward<T>(proxy: &Proxy, conn: &ConnContext, mut downstream: T)
 where
@@ -56,17 +62,38 @@ where
         }
     };
     connection("forwarded");
-    // A data store with lanes: the lane's connections (and, on NATS, base ones) go
-    // through the store's codec.
-    let data = planned.service.as_ref().and_then(|s| s.data.clone());
-    if let Some(rules) = data {
+    // A data store with lanes (called by its Service or by a pod's own address): the lane's
+    // connections (and, on NATS, base ones) go through the store's codec.
+    let state = proxy.state.load();
+    let store = planned
+        .service
+        .clone()
+        .filter(|s| s.data.is_some())
+        .or_else(|| state.routing.data_endpoint(conn.orig_dst.0).cloned());
+    if let Some((store, rules)) = store.and_then(|s| s.data.clone().map(|d| (s.name.clone(), d))) {
         let lane = rules.lane(planned.lane.tag.as_deref());
-        if let Some(mut codec) = crate::stores::codec(&rules, lane, None) {
+        // A lane that needs its store to hold the line is served only where it does.
+        let refuse = match lane {
+            Some(l) if l.require_store => {
+                let standing =
+                    proxy.enforcements.settled(&store, l, target.endpoint.0, STANDING_PATIENCE).await;
+                match standing {
+                    Enforcement::StoreEnforced => None,
+                    other => Some(format!(
+                        "its store account is {} ({}); isolated lanes need a store-enforced account or allowRewriteOnly",
+                        other.as_str(),
+                        other.detail().unwrap_or("not checked yet")
+                    )),
+                }
+            }
+            _ => None,
+        };
+        if let Some(mut codec) = crate::stores::codec(&rules, lane, refuse) {
             let lane_name = lane.map_or("", |l| &*l.lane);
             if let Some(l) = lane {
                 flow.update(|s| s.data_lane = Some(l.describe.clone()));
             }
-            let series = DataSeries::new(&service, lane_name, rules.protocol.as_str());
+            let series = DataSeries::new(&store, lane_name, rules.protocol.as_str());
             let t = &proxy.telemetry;
             match data::pump(&mut *codec, downstream, upstream, t, &conn.telemetry, &series).await {
                 Ok((up, down)) => {
@@ -82,6 +109,7 @@ where
             return;
         }
     }
+    drop(state);
     match tokio::io::copy_bidirectional(&mut downstream, &mut upstream).await {
         Ok((up, down)) => {
             m.tcp_bytes.with_label_values(&[&*service, "sent"]).inc_by(up);

@@ -11,7 +11,7 @@ mod pool;
 mod req_body;
 
 pub use connector::Connector;
-pub use dial::{BoxIo, Dial, Dialing, TcpDial};
+pub use dial::{BoxIo, Dial, Dialing, TcpDial, connect};
 pub use idle_body::{IdleBody, IdleBodyError};
 pub use namespaces::{Fallback, Namespaces};
 pub use origin::{Origin, PodNetns};

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use super::{Protocol, RoutingTable, ServiceRoutes};
+use super::{Protocol, RoutingTable, ServiceRoutes, data::DataLaneRule};
 use crate::inventory::policy::{Destination, Fallback};
 
 #[derive(Debug, Serialize)]
@@ -32,7 +32,22 @@ pub struct DataLaneView {
     pub protocol: &'static str,
     pub mapping: String,
     pub on_unsupported: crate::inventory::data_lanes::OnUnsupported,
+    /// The store account its connections log in as (`Secret ns/name, user u`), or why it
+    /// has none usable.
+    pub account: Option<String>,
+    /// `store-enforced`, `rewrite-only` or `checking`.
+    pub enforcement: &'static str,
+    /// Why it is not store-enforced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub enforcement_detail: Option<String>,
+    /// Its connections are served now (an isolated lane waits for a store-enforced
+    /// account unless it allows rewrite-only).
+    pub served: bool,
 }
+
+/// How the caller knows a lane's standing: (service, lane, the service port's endpoints) →
+/// (`store-enforced`/`rewrite-only`/`checking`, why not enforced).
+pub type Standing<'a> = &'a dyn Fn(&str, &DataLaneRule, &[SocketAddr]) -> (&'static str, Option<String>);
 
 #[derive(Debug, Serialize)]
 pub struct RouteView {
@@ -63,20 +78,30 @@ pub struct EndpointView {
 impl RoutingTable {
     /// Every service port (or those of `service`: `name` or `namespace/name`), sorted.
     pub fn describe(&self, service: Option<&str>) -> Vec<ServiceView> {
+        self.describe_with(service, &|_, rule, _| match &rule.account {
+            Some(Ok(_)) => ("checking", None),
+            Some(Err(why)) => ("rewrite-only", Some(why.clone())),
+            None => ("rewrite-only", Some("the lane names no store account".into())),
+        })
+    }
+
+    /// As [`RoutingTable::describe`], with each data lane's standing from `standing`.
+    pub fn describe_with(&self, service: Option<&str>, standing: Standing<'_>) -> Vec<ServiceView> {
         let mut out: Vec<ServiceView> = self
             .services
             .iter()
             .filter(|(_, s)| {
                 service.is_none_or(|w| *s.name == *w || s.name.rsplit_once('/').is_some_and(|(_, n)| n == w))
             })
-            .map(|(addr, s)| view(*addr, s))
+            .map(|(addr, s)| view(*addr, s, standing))
             .collect();
         out.sort_by(|a, b| (&a.service, a.address).cmp(&(&b.service, b.address)));
         out
     }
 }
 
-fn view(address: SocketAddr, s: &ServiceRoutes) -> ServiceView {
+fn view(address: SocketAddr, s: &ServiceRoutes, standing: Standing<'_>) -> ServiceView {
+    let endpoints = s.endpoint_addrs();
     let routes = s
         .routes
         .iter()
@@ -122,11 +147,21 @@ fn view(address: SocketAddr, s: &ServiceRoutes) -> ServiceView {
             .data
             .iter()
             .flat_map(|d| d.lanes())
-            .map(|l| DataLaneView {
-                lane: l.lane.to_string(),
-                protocol: l.protocol.as_str(),
-                mapping: l.describe.to_string(),
-                on_unsupported: l.on_unsupported,
+            .map(|l| {
+                let (enforcement, detail) = standing(&s.name, l, &endpoints);
+                DataLaneView {
+                    lane: l.lane.to_string(),
+                    protocol: l.protocol.as_str(),
+                    mapping: l.describe.to_string(),
+                    on_unsupported: l.on_unsupported,
+                    account: l.account.as_ref().map(|a| match a {
+                        Ok(c) => format!("Secret {}, user {}", c.secret, c.username),
+                        Err(why) => why.clone(),
+                    }),
+                    enforcement,
+                    enforcement_detail: detail,
+                    served: !l.require_store || enforcement == "store-enforced",
+                }
             })
             .collect(),
     }

@@ -86,6 +86,20 @@ impl ServiceRoutes {
         self.routes.get(index)
     }
 
+    /// Every endpoint's address (all tenants and subsets), once each.
+    pub fn endpoint_addrs(&self) -> Vec<SocketAddr> {
+        let mut out: Vec<SocketAddr> = self
+            .endpoints
+            .by_tenant
+            .values()
+            .flat_map(|g| g.by_name.values())
+            .flat_map(|sub| sub.endpoints.iter().map(|e| e.addr))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
     /// Subset and endpoint for a request; `plan`'s subset breakers steer lanes away from
     /// open subsets.
     pub fn decide(
@@ -121,12 +135,16 @@ impl ServiceRoutes {
 #[derive(Default)]
 pub struct RoutingTable {
     pub(super) services: HashMap<SocketAddr, Arc<ServiceRoutes>>,
+    /// Data stores by their endpoints' addresses (pod IP and target port): a lane that
+    /// dials a store's pod directly keeps its data lane.
+    data_endpoints: HashMap<SocketAddr, Arc<ServiceRoutes>>,
     pub rules: Vec<CompiledRule>,
 }
 
 impl RoutingTable {
     pub fn build(snapshot: &Snapshot, registry: &Registry) -> Self {
         let mut services = HashMap::new();
+        let mut data_endpoints = HashMap::new();
         for svc in &snapshot.services {
             let policy = policy_for(snapshot, &svc.namespace, &svc.name);
             let name: Arc<str> = format!("{}/{}", svc.namespace, svc.name).into();
@@ -208,7 +226,13 @@ impl RoutingTable {
                     source: source.clone(),
                     data,
                 };
-                services.insert(SocketAddr::new(ip, port.port), Arc::new(entry));
+                let entry = Arc::new(entry);
+                if entry.data.is_some() {
+                    for addr in entry.endpoint_addrs() {
+                        data_endpoints.entry(addr).or_insert_with(|| entry.clone());
+                    }
+                }
+                services.insert(SocketAddr::new(ip, port.port), entry);
             }
         }
         let rules = snapshot
@@ -220,12 +244,22 @@ impl RoutingTable {
                     .ok()
             })
             .collect();
-        Self { services, rules }
+        Self { services, data_endpoints, rules }
     }
 
     /// The service port behind a cluster IP:port.
     pub fn service(&self, dst: SocketAddr) -> Option<&Arc<ServiceRoutes>> {
         self.services.get(&dst)
+    }
+
+    /// The data store whose endpoint (pod IP:port) `dst` is.
+    pub fn data_endpoint(&self, dst: SocketAddr) -> Option<&Arc<ServiceRoutes>> {
+        self.data_endpoints.get(&dst)
+    }
+
+    /// Every data store's service ports (one per cluster IP and port).
+    pub fn data_stores(&self) -> impl Iterator<Item = &Arc<ServiceRoutes>> {
+        self.services.values().filter(|s| s.data.is_some())
     }
 }
 

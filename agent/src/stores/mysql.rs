@@ -17,6 +17,7 @@ mod forms;
 pub mod handshake;
 pub mod lex;
 pub mod packet;
+pub mod probe;
 pub mod session;
 pub mod sql;
 
@@ -27,9 +28,9 @@ use bytes::{Bytes, BytesMut};
 use self::{
     handshake::{
         CLIENT_COMPRESS, CLIENT_DEPRECATE_EOF, CLIENT_PROTOCOL_41, CLIENT_QUERY_ATTRIBUTES, CLIENT_SSL,
-        CLIENT_ZSTD_COMPRESSION, Greeting, Response, auth_switch,
+        CLIENT_ZSTD_COMPRESSION, Greeting, Response,
     },
-    packet::{MAX_PACKET, ResultSet, Step, error_message, error_packet, packet, put_packets},
+    packet::{MAX_PACKET, ResultSet, Step, error_packet, packet, put_packets},
     session::{Reported, Session},
     sql::{Refusal, Schemas},
 };
@@ -78,10 +79,8 @@ pub struct Mysql {
     client_seq: u8,
     /// Capabilities of the login graylane sent.
     caps: u32,
-    /// The account's plugin and challenge in force.
-    plugin: String,
-    scramble: Vec<u8>,
-    asked_key: bool,
+    /// The account's authentication exchange.
+    exchange: Option<auth::Exchange>,
     /// The OK that ends authentication (its sequence id as the client expects it).
     held_ok: Option<(u8, Bytes)>,
     result: ResultSet,
@@ -124,9 +123,7 @@ impl Mysql {
             session: Session::new(0, true),
             client_seq: 1,
             caps: 0,
-            plugin: String::new(),
-            scramble: Vec::new(),
-            asked_key: false,
+            exchange: None,
             held_ok: None,
             result: ResultSet::default(),
             partial: None,
@@ -217,18 +214,9 @@ impl Mysql {
         };
         // As the lane's account: the greeting's plugin answered now (another may be asked
         // for by an auth switch).
-        let plugin = if self.greeting.plugin.is_empty() {
-            auth::NATIVE.to_owned()
-        } else {
-            self.greeting.plugin.clone()
-        };
-        let (plugin, first) = match auth::answer(&plugin, &account.password, &self.greeting.scramble) {
-            Ok(a) => (plugin, a),
-            // Offer native password; the server switches if it wants another.
-            Err(_) => (auth::NATIVE.to_owned(), auth::native(&account.password, &self.greeting.scramble)),
-        };
-        self.plugin = plugin.clone();
-        self.scramble = self.greeting.scramble.clone();
+        let (exchange, plugin, first) =
+            auth::Exchange::start(&self.greeting.plugin, &self.greeting.scramble, &account.password);
+        self.exchange = Some(exchange);
         let login = r.as_account(self.greeting.caps, &account.username, &first, &plugin, db.as_deref());
         self.caps = u32::from_le_bytes([login[0], login[1], login[2], login[3]]);
         Ok(login)
@@ -242,51 +230,27 @@ impl Mysql {
         up: &mut BytesMut,
         down: &mut BytesMut,
     ) -> Result<(), DataError> {
-        let password = self.account.as_ref().map(|a| a.password.clone()).unwrap_or_default();
-        let user =
-            self.account.as_ref().map(|a| format!("{} ({})", a.username, a.secret)).unwrap_or_default();
-        match p.first() {
-            Some(0x00) => self.start_session(self.client_seq.wrapping_add(1), p.clone(), up),
-            Some(0xFF) => {
-                let why = format!(
-                    "its store account {user} was refused by the store: {}",
-                    error_message(p).unwrap_or_default()
-                );
-                Err(self.fail_login(down, &why))
+        let step = match &mut self.exchange {
+            Some(x) => x.on_packet(p),
+            None => auth::Step::Failed("no login in progress".into()),
+        };
+        match step {
+            auth::Step::Done => self.start_session(self.client_seq.wrapping_add(1), p.clone(), up),
+            auth::Step::Wait => Ok(()),
+            auth::Step::Send(answer) => {
+                put_packets(up, seq.wrapping_add(1), &answer);
+                Ok(())
             }
-            Some(0xFE) => {
-                let (plugin, scramble) = auth_switch(p).ok_or_else(|| malformed("auth switch"))?;
-                match auth::answer(&plugin, &password, &scramble) {
-                    Ok(a) => {
-                        put_packets(up, seq.wrapping_add(1), &a);
-                        self.plugin = plugin;
-                        self.scramble = scramble;
-                        Ok(())
-                    }
-                    Err(e) => Err(self.fail_login(down, &e.to_string())),
-                }
+            auth::Step::Denied(said) => {
+                let who = self
+                    .account
+                    .as_ref()
+                    .map(|a| format!("{} ({})", a.username, a.secret))
+                    .unwrap_or_default();
+                Err(self
+                    .fail_login(down, &format!("its store account {who} was refused by the store: {said}")))
             }
-            // caching_sha2_password: 3 = the cached fast path worked (an OK follows), 4 =
-            // full authentication (the password, encrypted with the server's key).
-            Some(0x01) if self.plugin == auth::CACHING_SHA2 => match (p.get(1), self.asked_key) {
-                (Some(3), _) => Ok(()),
-                (Some(4), false) => {
-                    self.asked_key = true;
-                    put_packets(up, seq.wrapping_add(1), &[0x02]);
-                    Ok(())
-                }
-                (Some(_), true) => match auth::rsa_password(&p[1..], &password, &self.scramble) {
-                    Ok(enc) => {
-                        put_packets(up, seq.wrapping_add(1), &enc);
-                        Ok(())
-                    }
-                    Err(e) => Err(self.fail_login(down, &e.to_string())),
-                },
-                _ => {
-                    Err(self.fail_login(down, "the store sent an authentication step graylane does not know"))
-                }
-            },
-            _ => Err(self.fail_login(down, "the store sent an authentication step graylane does not know")),
+            auth::Step::Failed(why) => Err(self.fail_login(down, &why)),
         }
     }
 
@@ -325,7 +289,7 @@ impl Mysql {
                 self.session = Session::new(self.greeting.version_id, self.greeting.mariadb);
                 if let Err(r) = self.session.learn(reported) {
                     let why = match r {
-                        Refusal::Unsupported(_, why) => why.to_owned(),
+                        Refusal::Unsupported(_, why) | Refusal::Unfollowable(_, why) => why.to_owned(),
                         Refusal::Parse(d) => d,
                     };
                     return Err(self.fail_login(down, &format!("its session cannot be read: {why}")));
@@ -407,6 +371,7 @@ impl Mysql {
                 let why = format!("graylane could not read it as MariaDB would ({detail})");
                 self.refuse(down, seq, &what, &why, ER_PARSE);
             }
+            Err((_, Refusal::Unfollowable(kind, why))) => self.refuse(down, seq, &kind, why, ER_ACCESS),
             Err((what, Refusal::Unsupported(kind, why))) => {
                 let what = kind.unwrap_or(what);
                 if self.reject {

@@ -6,6 +6,8 @@
 //! messages, base consumers never do. System and JetStream subjects (`$…`) cannot be kept
 //! in a lane.
 
+pub mod probe;
+
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};

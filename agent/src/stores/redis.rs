@@ -5,6 +5,7 @@
 //! Pipelining, `MULTI`/`EXEC` and pub/sub keep their order and meaning.
 
 mod commands;
+pub mod probe;
 pub mod resp;
 
 use std::{collections::VecDeque, sync::Arc};

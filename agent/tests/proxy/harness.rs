@@ -181,7 +181,15 @@ impl Mesh {
             access_log: None,
             record: graylane::telemetry::Recording::ALL,
         };
-        let proxy = Proxy::new(cfg, state.clone(), flows.clone(), telemetry, endpoints.clone(), None);
+        let proxy = Proxy::new(
+            cfg,
+            state.clone(),
+            flows.clone(),
+            telemetry,
+            endpoints.clone(),
+            None,
+            Default::default(),
+        );
         Self { proxy, state, endpoints, flows, registry }
     }
 

@@ -79,6 +79,85 @@ pub fn rsa_password(pem: &[u8], password: &[u8], scramble: &[u8]) -> Result<Vec<
         .map_err(|e| AuthError::Key(e.to_string()))
 }
 
+/// One login's authentication exchange, from the server's greeting to its OK.
+#[derive(Debug)]
+pub struct Exchange {
+    plugin: String,
+    scramble: Vec<u8>,
+    password: Vec<u8>,
+    asked_key: bool,
+}
+
+/// What to do with a server packet of the exchange.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Send this (as the next packet of the sequence).
+    Send(Vec<u8>),
+    /// Wait for the next server packet.
+    Wait,
+    /// The server's OK: logged in.
+    Done,
+    /// The server's error packet (its message).
+    Denied(String),
+    /// graylane cannot go on (an unknown plugin, an unusable key, an unexpected packet).
+    Failed(String),
+}
+
+impl Exchange {
+    /// Answers the greeting's challenge: (the exchange, the plugin named in the login, its
+    /// first answer). A plugin graylane does not speak is answered with native password
+    /// (the server may switch).
+    pub fn start(greeting_plugin: &str, scramble: &[u8], password: &[u8]) -> (Self, String, Vec<u8>) {
+        let plugin = if greeting_plugin.is_empty() { NATIVE } else { greeting_plugin };
+        let (plugin, first) = match answer(plugin, password, scramble) {
+            Ok(a) => (plugin.to_owned(), a),
+            Err(_) => (NATIVE.to_owned(), native(password, scramble)),
+        };
+        let x = Exchange {
+            plugin: plugin.clone(),
+            scramble: scramble.to_vec(),
+            password: password.to_vec(),
+            asked_key: false,
+        };
+        (x, plugin, first)
+    }
+
+    pub fn on_packet(&mut self, p: &[u8]) -> Step {
+        match p.first() {
+            Some(0x00) => Step::Done,
+            Some(0xFF) => Step::Denied(super::packet::error_message(p).unwrap_or_default()),
+            Some(0xFE) => {
+                let Some((plugin, scramble)) = super::handshake::auth_switch(p) else {
+                    return Step::Failed("a malformed auth switch".into());
+                };
+                match answer(&plugin, &self.password, &scramble) {
+                    Ok(a) => {
+                        self.plugin = plugin;
+                        self.scramble = scramble;
+                        Step::Send(a)
+                    }
+                    Err(e) => Step::Failed(e.to_string()),
+                }
+            }
+            // caching_sha2_password: 3 = the cached fast path worked (an OK follows), 4 =
+            // full authentication (the password, encrypted with the server's key).
+            Some(0x01) if self.plugin == CACHING_SHA2 => match (p.get(1), self.asked_key) {
+                (Some(3), _) => Step::Wait,
+                (Some(4), false) => {
+                    self.asked_key = true;
+                    Step::Send(vec![0x02])
+                }
+                (Some(_), true) => match rsa_password(&p[1..], &self.password, &self.scramble) {
+                    Ok(enc) => Step::Send(enc),
+                    Err(e) => Step::Failed(e.to_string()),
+                },
+                _ => Step::Failed("the store sent an authentication step graylane does not know".into()),
+            },
+            _ => Step::Failed("the store sent an authentication step graylane does not know".into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,10 +155,10 @@ impl Session {
         let (mut ansi, mut nbe) = (false, false);
         for mode in upper.split(',').map(str::trim).filter(|m| !m.is_empty()) {
             if FOREIGN_MODES.contains(&mode) {
-                return Err(refused("SET sql_mode", "that sql_mode reads SQL in another grammar"));
+                return Err(unfollowable("SET sql_mode", "that sql_mode reads SQL in another grammar"));
             }
             if !KNOWN_MODES.contains(&mode) {
-                return Err(refused("SET sql_mode", "graylane does not know that sql_mode"));
+                return Err(unfollowable("SET sql_mode", "graylane does not know that sql_mode"));
             }
             ansi |= mode == "ANSI" || mode == "ANSI_QUOTES";
             nbe |= mode == "NO_BACKSLASH_ESCAPES";
@@ -171,7 +171,10 @@ impl Session {
 
     fn set_charset(&mut self, name: &str) -> Result<(), Refusal> {
         let Some(cs) = Charset::named(name) else {
-            return Err(refused("SET NAMES", "graylane reads SQL in utf8, utf8mb4, latin1 and ascii only"));
+            return Err(unfollowable(
+                "SET NAMES",
+                "graylane reads SQL in utf8, utf8mb4, latin1 and ascii only",
+            ));
         };
         self.charset = name.to_ascii_lowercase();
         self.rules.charset = cs;
@@ -211,7 +214,7 @@ impl Session {
         let assignments = self.assignments(sql, &sig[1..])?;
         if prepared {
             if assignments.iter().any(|(t, _)| matches!(t, Target::SqlMode | Target::Charset)) {
-                return Err(refused(
+                return Err(unfollowable(
                     "SET",
                     "a prepared SET of sql_mode or the character set runs when graylane cannot see it",
                 ));
@@ -231,7 +234,10 @@ impl Session {
                         self.set_sql_mode(&g)?;
                     }
                     Value::Unknown => {
-                        return Err(refused("SET sql_mode", "graylane cannot tell what this sets it to"));
+                        return Err(unfollowable(
+                            "SET sql_mode",
+                            "graylane cannot tell what this sets it to",
+                        ));
                     }
                 },
                 Target::Charset => match value {
@@ -241,7 +247,7 @@ impl Session {
                         self.set_charset(&g)?;
                     }
                     Value::Unknown => {
-                        return Err(refused(
+                        return Err(unfollowable(
                             "SET NAMES",
                             "graylane cannot tell which character set this sets",
                         ));
@@ -311,13 +317,13 @@ impl Session {
         let Some(eq) =
             part.iter().position(|t| t.kind == Kind::Punct && matches!(&sql[t.start..t.end], b"=" | b":="))
         else {
-            return Err(refused("SET", "graylane cannot read this SET"));
+            return Err(unfollowable("SET", "graylane cannot read this SET"));
         };
         let (lhs, rhs) = (&part[..eq], &part[eq + 1..]);
         let name: String = match lhs {
             [t] if t.kind == Kind::UserVar => {
                 let name =
-                    var_name(sql, t).ok_or_else(|| refused("SET", "a user variable it cannot name"))?;
+                    var_name(sql, t).ok_or_else(|| unfollowable("SET", "a user variable it cannot name"))?;
                 return Ok((Target::UserVar(name), self.value(sql, rhs)));
             }
             [t] if t.kind == Kind::SysVar => {
@@ -328,7 +334,7 @@ impl Session {
                         return Err(refused("SET GLOBAL", "it changes the server for everyone"));
                     }
                     Some(("session" | "local", n)) => n.to_owned(),
-                    Some(_) => return Err(refused("SET", "a structured system variable")),
+                    Some(_) => return Err(unfollowable("SET", "a structured system variable")),
                     None => name.to_owned(),
                 }
             }
@@ -337,7 +343,7 @@ impl Session {
                 name_of(&text(t))
             }
             [t] if t.is_name() => name_of(&text(t)),
-            _ => return Err(refused("SET", "graylane cannot read this SET")),
+            _ => return Err(unfollowable("SET", "graylane cannot read this SET")),
         };
         let target = match name.as_str() {
             "sql_mode" => Target::SqlMode,
@@ -421,6 +427,11 @@ fn split_top<'t>(sql: &[u8], sig: &'t [&'t Token]) -> Vec<&'t [&'t Token]> {
 
 fn refused(kind: &str, why: &'static str) -> Refusal {
     Refusal::Unsupported(Some(kind.to_owned()), why)
+}
+
+/// Refused whatever `onUnsupported` says: the next statements would be read wrong.
+fn unfollowable(kind: &str, why: &'static str) -> Refusal {
+    Refusal::Unfollowable(kind.to_owned(), why)
 }
 
 #[cfg(test)]

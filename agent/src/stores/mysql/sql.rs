@@ -62,6 +62,10 @@ pub enum Refusal {
     /// It cannot be kept in the lane: the statement's kind when it is the reason (`GRANT`,
     /// `SET GLOBAL`), and why.
     Unsupported(Option<String>, &'static str),
+    /// It would change how the server reads what follows in a way graylane cannot follow
+    /// (a character set or `sql_mode` it cannot tell): refused whatever `onUnsupported`
+    /// says, or every later statement could be misread.
+    Unfollowable(String, &'static str),
 }
 
 /// Refused for what the statement is (`kind`).

@@ -6,13 +6,17 @@
 //! `passed`: nothing to keep apart, e.g. `PING`; `rejected`: refused with the protocol's
 //! error; `unsupported_passed`: could not be kept apart and forwarded anyway, as the
 //! lane's `onUnsupported: passthrough` says).
+//!
+//! `data_lane_store_enforced{destination_service, lane, protocol}`: whether the store
+//! itself holds the lane's account to the lane's data.
 
-use prometheus::{IntCounterVec, Registry};
+use prometheus::{IntCounterVec, IntGaugeVec, Registry};
 
-use super::counter_vec;
+use super::{counter_vec, gauge_vec};
 
 pub struct DataMetrics {
     pub commands: IntCounterVec,
+    pub store_enforced: IntGaugeVec,
 }
 
 impl DataMetrics {
@@ -23,6 +27,12 @@ impl DataMetrics {
                 "data_commands_total",
                 "Commands, queries and messages of data-lane connections, by what graylane did with them.",
                 &["destination_service", "lane", "protocol", "result"],
+            ),
+            store_enforced: gauge_vec(
+                r,
+                "data_lane_store_enforced",
+                "1 when every endpoint of the data store refuses the lane's store account everything outside the lane's data (store-enforced), 0 when graylane's rewriting is the only wall (rewrite-only).",
+                &["destination_service", "lane", "protocol"],
             ),
         }
     }
