@@ -149,6 +149,14 @@ pub struct AgentArgs {
     /// it has room).
     #[arg(long)]
     pub max_conns: Option<usize>,
+    /// Bytes data-lane connections may hold of messages still arriving (commands,
+    /// statements, replies not yet whole), over the node; beyond it such a connection is
+    /// refused and counted.
+    #[arg(long, default_value_t = 256 << 20)]
+    pub data_buffer_bytes: usize,
+    /// The same, over one source pod's connections (at most --data-buffer-bytes).
+    #[arg(long, default_value_t = 64 << 20)]
+    pub data_buffer_bytes_per_pod: usize,
     /// On SIGTERM: how long in-flight requests and connections may take to finish.
     #[arg(long, default_value_t = 20_000)]
     pub drain_timeout_ms: u64,
@@ -388,6 +396,8 @@ impl AgentConfig {
                 h2_max_error_resets: 1024,
                 max_per_pod: budget.max_conns_per_pod,
                 max_total: budget.max_conns,
+                data_buffer_per_pod: a.data_buffer_bytes_per_pod.min(a.data_buffer_bytes),
+                data_buffer_total: a.data_buffer_bytes,
             },
             takeover: a.takeover,
             budget,

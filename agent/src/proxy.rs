@@ -9,6 +9,7 @@ pub mod carriers;
 mod conn;
 pub mod continuity;
 pub mod data;
+pub mod data_budget;
 mod detect;
 mod error;
 pub(crate) mod http;
@@ -80,6 +81,8 @@ pub struct Proxy {
     drain: tokio::sync::watch::Sender<bool>,
     /// Where each data lane's store account stands (the agent's checker writes it).
     pub enforcements: Arc<crate::stores::enforcement::Enforcements>,
+    /// Data-lane buffers' memory, per pod and in total.
+    pub data_budget: Arc<data_budget::DataBudget>,
 }
 
 impl Proxy {
@@ -103,6 +106,8 @@ impl Proxy {
         );
         let (drain, _) = tokio::sync::watch::channel(false);
         let continuity = continuity::Continuity::new(&cfg.continuity);
+        let data_budget =
+            data_budget::DataBudget::new(cfg.limits.data_buffer_total, cfg.limits.data_buffer_per_pod);
         Arc::new(Self {
             cfg,
             state,
@@ -114,6 +119,7 @@ impl Proxy {
             namespaces,
             drain,
             enforcements,
+            data_budget,
         })
     }
 

@@ -54,6 +54,20 @@ pub trait Codec: Send {
     ) -> Result<(), DataError>;
     /// What happened since the last look.
     fn tally(&mut self) -> &mut Tally;
+    /// How many bytes of `input` (the client's, or the server's) the message at its front
+    /// needs whole, when its size is already known (a RESP bulk's length, a packet's
+    /// header): the relay sizes its buffer once instead of doubling it.
+    fn need(&self, _client: bool, _input: &[u8]) -> Option<usize> {
+        None
+    }
+    /// Bytes the codec itself holds of messages not yet whole (a statement split over
+    /// packets).
+    fn buffered(&self) -> usize {
+        0
+    }
+    /// The connection is refused for its memory (`why`): the protocol's error to the
+    /// client, if it has one for this.
+    fn over_budget(&mut self, _down: &mut BytesMut, _why: &str) {}
 }
 
 /// The codec for a connection: the lane's mapping and login, or (NATS) base subscribers'

@@ -54,8 +54,20 @@ impl Admin {
     /// Waits (up to 10 s) until `/routes` reports `lane` of data store `service` with
     /// `enforcement` (`store-enforced` or `rewrite-only`); the last report on time-out.
     pub fn wait_data_lane(&self, service: &str, lane: &str, enforcement: &str) -> anyhow::Result<()> {
+        self.wait_data_lane_for(service, lane, enforcement, Duration::from_secs(10))
+    }
+
+    /// As [`Admin::wait_data_lane`], up to `patience`.
+    pub fn wait_data_lane_for(
+        &self,
+        service: &str,
+        lane: &str,
+        enforcement: &str,
+        patience: Duration,
+    ) -> anyhow::Result<()> {
         let mut last = serde_json::Value::Null;
-        for _ in 0..200 {
+        let until = std::time::Instant::now() + patience;
+        while std::time::Instant::now() < until {
             let routes = self.json(&format!("/routes?service={service}"))?;
             let found = routes
                 .as_array()

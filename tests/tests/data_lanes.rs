@@ -37,7 +37,7 @@ fn redis_stress_writes_land_under_the_shadow_prefix_and_refusals_reach_nothing()
     sb.add_service(
         ServiceSpec::new("redis", REDIS).named_port(6379, 6379, "tcp-redis").select("app", "redis"),
     );
-    sb.add_document(&policy("redis", "[{lane: stress, keyPrefix: 'shadow:'}]"));
+    sb.add_document(&policy("redis", "[{lane: stress, keyPrefix: 'shadow:', allowRewriteOnly: true}]"));
     let opts =
         AgentOptions { args: vec!["--access-log".into(), log.display().to_string()], ..Default::default() };
     sb.start_agent(&opts).expect("agent");
@@ -45,7 +45,11 @@ fn redis_stress_writes_land_under_the_shadow_prefix_and_refusals_reach_nothing()
     let routes = sb.admin().json("/routes?service=redis").expect("routes");
     assert_eq!(
         routes[0]["data_lanes"],
-        serde_json::json!([{"lane": "stress", "protocol": "redis", "mapping": "keyPrefix shadow:", "on_unsupported": "reject"}]),
+        serde_json::json!([{
+            "lane": "stress", "protocol": "redis", "mapping": "keyPrefix shadow:", "on_unsupported": "reject",
+            "account": null, "enforcement": "rewrite-only", "enforcement_detail": "the lane names no store account",
+            "served": true
+        }]),
         "{routes}"
     );
     let client = fixture("redis_lane_client.py");
@@ -238,7 +242,7 @@ fn mysql_stress_writes_land_in_shadow_schemas_and_refusals_reach_nothing() {
     let db = MariaDb::start(&mut sb, "mysql", MYSQL_INIT).expect("mariadb");
     let sql = |s: &str| db.sql(s).expect("sql");
     sb.add_service(ServiceSpec::new("mysql", MYSQL).named_port(3306, 3306, "mysql").select("app", "mysql"));
-    sb.add_document(&policy("mysql", "[{lane: stress, schemaSuffix: _shadow}]"));
+    sb.add_document(&policy("mysql", "[{lane: stress, schemaSuffix: _shadow, allowRewriteOnly: true}]"));
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let client = fixture("mysql_lane_client.py");
     let client = client.to_str().expect("path");

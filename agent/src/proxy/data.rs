@@ -5,6 +5,7 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 use bytes::BytesMut;
 
+use super::data_budget::{Exceeded, Held};
 use crate::{
     stores::{Codec, DataError},
     telemetry::{ConnTelemetry, Telemetry, data::DataSeries},
@@ -14,8 +15,38 @@ use crate::{
 const HIGH_WATER: usize = 1 << 20;
 const READ_CHUNK: usize = 64 * 1024;
 
+/// Room a read buffer keeps free before each read: below it, the buffer grows first (and
+/// draws on the budget), so a read never grows it behind the budget's back.
+const MIN_ROOM: usize = 16 * 1024;
+
+/// Makes room for the next read in `buf`: as much as the message at its front needs when
+/// its size is known, else a chunk more — if `held` (the connection's draw on the budget,
+/// with `other` bytes held elsewhere) allows it.
+fn room(buf: &mut BytesMut, need: Option<usize>, other: usize, held: &mut Held) -> Result<(), Exceeded> {
+    if buf.capacity() - buf.len() >= MIN_ROOM {
+        return Ok(());
+    }
+    let want = need.unwrap_or(0).max(buf.len() + READ_CHUNK);
+    held.set(want + other)?;
+    buf.reserve(want - buf.len());
+    Ok(())
+}
+
+/// Gives a buffer's memory back once what it held is gone (a big message passed): when it
+/// is four times what it holds and what the message at its front still needs.
+fn shrink(buf: &mut BytesMut, need: Option<usize>) {
+    let want = need.unwrap_or(0).max(buf.len() + READ_CHUNK);
+    if buf.capacity() > 2 * READ_CHUNK && want < buf.capacity() / 4 {
+        let mut fresh = BytesMut::with_capacity(want);
+        fresh.extend_from_slice(buf);
+        *buf = fresh;
+    }
+}
+
 /// Relays `client` ↔ `server` through `codec` until either side closes; returns the bytes
-/// sent to the server and to the client.
+/// sent to the server and to the client. The read buffers draw on `held` (the pod's and
+/// the node's budget) for messages still arriving; a connection the budget cannot hold is
+/// refused with the protocol's error and closed.
 pub async fn pump<C, S>(
     codec: &mut dyn Codec,
     client: C,
@@ -23,6 +54,7 @@ pub async fn pump<C, S>(
     telemetry: &Telemetry,
     conn: &ConnTelemetry,
     series: &DataSeries,
+    held: &mut Held,
 ) -> Result<(u64, u64), DataError>
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -37,6 +69,32 @@ where
     let result = loop {
         if !server_open && down.is_empty() {
             break Ok(());
+        }
+        let (need_in, need_back) = (codec.need(true, &cin), codec.need(false, &sin));
+        shrink(&mut cin, need_in);
+        shrink(&mut sin, need_back);
+        let over = room(&mut cin, need_in, sin.capacity() + codec.buffered(), held)
+            .and_then(|()| room(&mut sin, need_back, cin.capacity() + codec.buffered(), held))
+            .and_then(|()| held.set(cin.capacity() + sin.capacity() + codec.buffered()));
+        if let Err(scope) = over {
+            let (node, pod) = held.limits();
+            let why = match scope {
+                Exceeded::Pod => format!(
+                    "this pod's data-lane connections hold {} MiB of unfinished messages, its limit",
+                    pod >> 20
+                ),
+                Exceeded::Node => format!(
+                    "the node's data-lane connections hold {} MiB of unfinished messages, its limit",
+                    node >> 20
+                ),
+            };
+            codec.over_budget(&mut down, &why);
+            crate::telemetry::metrics()
+                .data
+                .budget_refusals
+                .with_label_values(&[series.service(), series.lane(), scope.as_str()])
+                .inc();
+            break Err(DataError::Malformed { protocol: series.protocol(), detail: why });
         }
         if !client_open && up.is_empty() && !half_closed {
             // The client is done sending: so is the server's side (replies still come).

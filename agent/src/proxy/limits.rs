@@ -35,6 +35,10 @@ pub struct EdgeLimits {
     /// Downstream connections at once, per source pod and in total (more: refused at once).
     pub max_per_pod: usize,
     pub max_total: usize,
+    /// Data-lane buffers of messages still arriving, per source pod and in total (beyond
+    /// them a connection is refused: `proxy::data_budget`).
+    pub data_buffer_per_pod: usize,
+    pub data_buffer_total: usize,
 }
 
 /// What the proxy does when it is full: takes itself out of capture (new connects then
@@ -172,6 +176,8 @@ mod tests {
             h2_max_pending_resets: 20,
             h2_max_error_resets: 100,
             max_per_pod: 2,
+            data_buffer_per_pod: 64 << 20,
+            data_buffer_total: 256 << 20,
             max_total: 3,
         }
     }

@@ -95,7 +95,9 @@ where
             }
             let series = DataSeries::new(&store, lane_name, rules.protocol.as_str());
             let t = &proxy.telemetry;
-            match data::pump(&mut *codec, downstream, upstream, t, &conn.telemetry, &series).await {
+            let mut held = proxy.data_budget.hold(conn.src_pod.as_ref());
+            match data::pump(&mut *codec, downstream, upstream, t, &conn.telemetry, &series, &mut held).await
+            {
                 Ok((up, down)) => {
                     m.tcp_bytes.with_label_values(&[&*service, "sent"]).inc_by(up);
                     m.tcp_bytes.with_label_values(&[&*service, "received"]).inc_by(down);

@@ -515,6 +515,23 @@ impl Codec for Mysql {
     fn tally(&mut self) -> &mut Tally {
         &mut self.tally
     }
+
+    fn need(&self, _client: bool, input: &[u8]) -> Option<usize> {
+        let h = input.get(..3)?;
+        Some(4 + (usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16))
+    }
+
+    fn buffered(&self) -> usize {
+        self.partial.as_ref().map_or(0, |(_, p)| p.len())
+            + self.early.iter().map(|(_, p)| p.len()).sum::<usize>()
+    }
+
+    fn over_budget(&mut self, down: &mut BytesMut, why: &str) {
+        self.tally.rejected += 1;
+        self.tally.rejections.push(("(connection)".into(), "over the data-lane memory budget"));
+        let msg = format!("graylane: lane '{}' connection closed: {why}", self.lane);
+        error_packet(down, 1, ER_ACCESS.0, ER_ACCESS.1, &msg);
+    }
 }
 
 #[cfg(test)]

@@ -314,6 +314,26 @@ impl Codec for Nats {
     fn tally(&mut self) -> &mut Tally {
         &mut self.tally
     }
+
+    fn need(&self, _client: bool, input: &[u8]) -> Option<usize> {
+        let (line, at) = control_line(input).ok()??;
+        let words: Vec<&str> = line.split_ascii_whitespace().collect();
+        match words.first().map(|w| w.to_ascii_uppercase()).as_deref() {
+            Some("PUB" | "HPUB" | "MSG" | "HMSG") => Some(at + payload_len(&words).ok()? + 2),
+            _ => None,
+        }
+    }
+
+    fn over_budget(&mut self, down: &mut BytesMut, why: &str) {
+        self.tally.rejected += 1;
+        self.tally.rejections.push(("(connection)".into(), "over the data-lane memory budget"));
+        let line = format!("-ERR 'graylane: connection closed: {}'\r\n", why.replace('\'', ""));
+        if self.info_passed {
+            down.extend_from_slice(line.as_bytes());
+        } else {
+            self.held.extend_from_slice(line.as_bytes());
+        }
+    }
 }
 
 #[cfg(test)]

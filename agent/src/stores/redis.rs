@@ -641,6 +641,22 @@ impl Codec for Redis {
     fn tally(&mut self) -> &mut Tally {
         &mut self.tally
     }
+
+    fn need(&self, client: bool, input: &[u8]) -> Option<usize> {
+        if client && input.first() != Some(&b'*') {
+            return None;
+        }
+        match resp::scan(input, if client { MAX_REQUEST } else { MAX_REPLY }) {
+            Ok(Scan::Incomplete(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    fn over_budget(&mut self, down: &mut BytesMut, why: &str) {
+        self.tally.rejected += 1;
+        self.tally.rejections.push(("(connection)".into(), "over the data-lane memory budget"));
+        down.extend_from_slice(&error(&format!("graylane: lane '{}' connection closed: {why}", self.lane)));
+    }
 }
 
 impl Redis {

@@ -31,6 +31,18 @@ pub struct DataSeries {
 }
 
 impl DataSeries {
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    pub fn lane(&self) -> &str {
+        &self.lane
+    }
+
+    pub fn protocol(&self) -> &'static str {
+        self.protocol
+    }
+
     pub fn new(service: &str, lane: &str, protocol: &'static str) -> Self {
         let m = &metrics().data.commands;
         let c = |result: &str| m.with_label_values(&[service, lane, protocol, result]);

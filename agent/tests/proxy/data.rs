@@ -51,7 +51,9 @@ fn relay(client: DuplexStream, server: DuplexStream) -> JoinHandle<Ended> {
             Telemetry { tracer: Tracer::new(None, 0.0), access_log: None, record: Recording::ALL };
         let series = DataSeries::new("default/redis", "stress", "redis");
         let mut codec = Redis::new(b"shadow:", "stress", true);
-        let r = pump(&mut codec, client, server, &telemetry, &conn, &series).await;
+        let budget = graylane::proxy::data_budget::DataBudget::new(256 << 20, 64 << 20);
+        let mut held = budget.hold(None);
+        let r = pump(&mut codec, client, server, &telemetry, &conn, &series, &mut held).await;
         let mut rejected = 0;
         conn.flow.update(|s| rejected = s.data_rejected);
         (r.map_err(|e| e.to_string()), rejected)

@@ -154,6 +154,8 @@ pub fn limits() -> EdgeLimits {
         h2_max_error_resets: 100,
         max_per_pod: 1000,
         max_total: 1000,
+        data_buffer_per_pod: 64 << 20,
+        data_buffer_total: 256 << 20,
     }
 }
 

@@ -9,6 +9,8 @@
 //!
 //! `data_lane_store_enforced{destination_service, lane, protocol}`: whether the store
 //! itself holds the lane's account to the lane's data.
+//! `data_budget_refusals_total{destination_service, lane, scope}`: connections refused for
+//! the memory their unfinished messages would take (`scope`: `pod` or `node`).
 
 use prometheus::{IntCounterVec, IntGaugeVec, Registry};
 
@@ -17,6 +19,7 @@ use super::{counter_vec, gauge_vec};
 pub struct DataMetrics {
     pub commands: IntCounterVec,
     pub store_enforced: IntGaugeVec,
+    pub budget_refusals: IntCounterVec,
 }
 
 impl DataMetrics {
@@ -27,6 +30,12 @@ impl DataMetrics {
                 "data_commands_total",
                 "Commands, queries and messages of data-lane connections, by what graylane did with them.",
                 &["destination_service", "lane", "protocol", "result"],
+            ),
+            budget_refusals: counter_vec(
+                r,
+                "data_budget_refusals_total",
+                "Data-lane connections refused because their unfinished messages would exceed the pod's or the node's buffer budget (scope: pod, node).",
+                &["destination_service", "lane", "scope"],
             ),
             store_enforced: gauge_vec(
                 r,
