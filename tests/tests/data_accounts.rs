@@ -416,3 +416,59 @@ fn a_lane_calling_the_stores_pod_ip_keeps_its_data_lane() {
             .contains("graylane: lane 'stress' may not run FLUSHALL")
     );
 }
+
+#[test]
+fn the_kubernetes_source_reads_store_accounts_from_labelled_secrets_only() {
+    let Some(p) = privileged("accounts_kube") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("stress-app").tag("stress")).expect("stress");
+    let dir = tempfile::Builder::new().prefix("graylane-redis-").tempdir().expect("dir");
+    sb.add_pod(PodSpec::new("redis").label("app", "redis"))
+        .expect("redis")
+        .serve_redis(dir.path())
+        .expect("redis-server");
+    cli(
+        &sb,
+        "redis",
+        "127.0.0.1",
+        &[
+            "ACL",
+            "SETUSER",
+            "stress",
+            "on",
+            ">lane-secret",
+            "~shadow:*",
+            "&shadow:*",
+            "+@all",
+            "-@dangerous",
+            "-function",
+        ],
+    );
+    sb.add_service(ServiceSpec::new("redis", REDIS).named_port(6379, 6379, "redis").select("app", "redis"));
+    sb.add_document(
+        "apiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: redis}\nspec:\n  service: redis\n  fallback: {isolated: [stress, gray]}\n  dataLanes:\n    lanes:\n    - {lane: stress, keyPrefix: 'shadow:', account: {secret: redis-stress}}\n    - {lane: gray, keyPrefix: 'gray:', account: {secret: unlabelled}}\n",
+    );
+    // A Secret the agent may read (labelled), and one it may not.
+    sb.add_document(
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: redis-stress, labels: {graylane.io/data-account: \"true\"}}\ndata: {username: c3RyZXNz, password: bGFuZS1zZWNyZXQ=}\n",
+    );
+    sb.add_document("apiVersion: v1\nkind: Secret\nmetadata: {name: unlabelled}\nstringData: {username: gray, password: x}\n");
+    let kubeconfig = sb.start_fake_apiserver(0).expect("fake apiserver");
+    let opts = AgentOptions { kubeconfig: Some(kubeconfig), ..Default::default() };
+    if let Err(e) = sb.start_agent(&opts) {
+        panic!("{e}\nfake apiserver:\n{}", sb.node_log(0));
+    }
+    sb.admin().wait_data_lane("default/redis", "stress", "store-enforced").expect("store-enforced");
+    let routes = sb.admin().json("/routes?service=default/redis").expect("routes");
+    let gray =
+        routes[0]["data_lanes"].as_array().and_then(|l| l.iter().find(|d| d["lane"] == "gray").cloned());
+    assert_eq!(
+        gray.map(|g| g["account"].clone()),
+        Some(Value::from(
+            "Secret default/unlabelled not found (it must be in the policy's namespace; in Kubernetes, labelled graylane.io/data-account)"
+        )),
+        "{routes}"
+    );
+    assert_eq!(cli(&sb, "stress-app", &REDIS.to_string(), &["SET", "order:1", "stress"]), "OK");
+    assert_eq!(cli(&sb, "redis", "127.0.0.1", &["GET", "shadow:order:1"]), "stress");
+}

@@ -126,7 +126,11 @@ fn standard_mysql_clients_run_in_a_store_enforced_lane_and_leave_production_as_i
     );
     eprintln!("measured: mysqlslap through the lane:\n{}", out.trim());
     assert_eq!(lane_tables(&db, "mysqlslap_shadow"), "t1");
-    assert_eq!(db.sql("SHOW DATABASES LIKE 'mysqlslap'").expect("dbs"), "", "nothing of it in a production schema");
+    assert_eq!(
+        db.sql("SHOW DATABASES LIKE 'mysqlslap'").expect("dbs"),
+        "",
+        "nothing of it in a production schema"
+    );
 
     // A dump of production (taken in the store's own pod), restored through the lane.
     let dump = sb.scratch().join("orders.sql");
@@ -140,10 +144,7 @@ fn standard_mysql_clients_run_in_a_store_enforced_lane_and_leave_production_as_i
     assert!(ok, "{err}");
     run(
         "sh",
-        &[
-            "-c",
-            &format!("mariadb --no-defaults -h {vip} -u app -psecret orders < {}", dump.display()),
-        ],
+        &["-c", &format!("mariadb --no-defaults -h {vip} -u app -psecret orders < {}", dump.display())],
     );
     assert_eq!(
         db.sql("CHECKSUM TABLE orders_shadow.t").expect("lane").split('\t').nth(1),

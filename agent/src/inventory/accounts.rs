@@ -41,7 +41,9 @@ impl fmt::Debug for Credentials {
 pub fn credentials(secrets: &Secrets, namespace: &str, name: &str) -> Result<Arc<Credentials>, String> {
     let secret = format!("{namespace}/{name}");
     let Some(data) = secrets.get(&(namespace.to_owned(), name.to_owned())) else {
-        return Err(format!("Secret {secret} not found (it must be in the policy's namespace)"));
+        return Err(format!(
+            "Secret {secret} not found (it must be in the policy's namespace; in Kubernetes, labelled graylane.io/data-account)"
+        ));
     };
     let field = |k: &str| data.0.get(k).ok_or_else(|| format!("Secret {secret} has no {k:?}"));
     let username = String::from_utf8(field("username")?.clone())

@@ -13,7 +13,7 @@ use std::{collections::HashSet, path::PathBuf, sync::Arc, time::Duration};
 
 use futures::{Stream, StreamExt as _};
 use k8s_openapi::api::{
-    core::v1::{Pod as KPod, Service as KService},
+    core::v1::{Pod as KPod, Secret as KSecret, Service as KService},
     discovery::v1::EndpointSlice,
     networking::v1::ServiceCIDR,
 };
@@ -52,6 +52,9 @@ struct Stores {
     slices: Store<EndpointSlice>,
     policies: Store<TrafficPolicy>,
     rules: Store<TrafficLabelRule>,
+    /// Data lanes' store accounts: Secrets labelled `graylane.io/data-account` (the agent
+    /// reads no other Secret).
+    secrets: Store<KSecret>,
     /// `None` when the API server does not serve ServiceCIDR (before Kubernetes 1.33).
     service_cidrs: Option<Store<ServiceCIDR>>,
     /// The other rule languages' kinds this cluster serves.
@@ -96,6 +99,7 @@ pub async fn start(
         services: reflect(Api::<KService>::all(client.clone()), &changed),
         slices: reflect(Api::<EndpointSlice>::all(client.clone()), &changed),
         policies: reflect(Api::<TrafficPolicy>::all(client.clone()), &changed),
+        secrets: reflect_labelled(Api::<KSecret>::all(client.clone()), DATA_ACCOUNT_LABEL, &changed),
         rules: reflect(Api::<TrafficLabelRule>::all(client), &changed),
     };
     tracing::info!("waiting for the first full sync of pods, services, endpointslices and graylane objects");
@@ -105,6 +109,7 @@ pub async fn start(
         stores.slices.wait_until_ready().await?;
         stores.policies.wait_until_ready().await?;
         stores.rules.wait_until_ready().await?;
+        stores.secrets.wait_until_ready().await?;
         for (_, s) in &stores.languages {
             s.wait_until_ready().await?;
         }
@@ -144,15 +149,35 @@ pub async fn start(
     Ok(rx)
 }
 
+/// The label a Secret carries to be read as a data lane's store account.
+pub const DATA_ACCOUNT_LABEL: &str = "graylane.io/data-account";
+
 /// A reflector for `api` that wakes `changed` on every event.
 fn reflect<K>(api: Api<K>, changed: &Arc<Notify>) -> Store<K>
 where
     K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
+    reflect_with(api, watcher::Config::default(), changed)
+}
+
+/// A reflector for the objects of `api` that carry `label`.
+fn reflect_labelled<K>(api: Api<K>, label: &str, changed: &Arc<Notify>) -> Store<K>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    reflect_with(api, watcher::Config::default().labels(label), changed)
+}
+
+fn reflect_with<K>(api: Api<K>, config: watcher::Config, changed: &Arc<Notify>) -> Store<K>
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
     let (reader, writer) = reflector::store();
     let kind = K::kind(&K::DynamicType::default()).into_owned();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default())).default_backoff();
+    let stream = reflector::reflector(writer, watcher(api, config)).default_backoff();
     tokio::spawn(drive(stream, kind, changed.clone()));
     reader
 }
@@ -231,7 +256,15 @@ fn build(stores: &Stores, cfg: &KubeConfig, reported: &mut HashSet<String>) -> S
             );
         }
     }
+    let secrets = stores
+        .secrets
+        .state()
+        .iter()
+        .filter(|s| s.metadata.labels.as_ref().is_some_and(|l| l.contains_key(DATA_ACCOUNT_LABEL)))
+        .filter_map(|s| convert::secret(s))
+        .collect();
     Snapshot::with_policies(pods, services, t.policies, rules)
+        .with_secrets(secrets)
         .with_slices(slices)
         .with_service_cidrs(cidrs)
         .with_reports(t.reports)
