@@ -9,6 +9,7 @@
 //! Codecs are sans-IO: bytes in, bytes to the server and local answers out ([`Codec`]);
 //! the proxy wires them to sockets.
 
+pub mod amqp;
 pub mod enforcement;
 pub mod mysql;
 pub mod nats;
@@ -88,6 +89,9 @@ pub fn codec(
                 }
                 LaneMap::Mysql { suffix, map } => {
                     Box::new(mysql::Mysql::new(&l.lane, suffix.clone(), map.clone(), reject, account, refuse))
+                }
+                LaneMap::Amqp { virtual_host } => {
+                    Box::new(amqp::Amqp::new(&l.lane, virtual_host, account, refuse))
                 }
                 LaneMap::Nats { subject_prefix, queue_suffix } => {
                     Box::new(nats::Nats::lane(nats::LaneNats {

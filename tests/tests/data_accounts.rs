@@ -9,13 +9,14 @@
 use std::{net::Ipv4Addr, process::Command, time::Duration};
 
 use graylane_tests::{
-    AgentOptions, MariaDb, PodSpec, Sandbox, ServiceSpec, binary, fixture, privileged, usage,
+    AgentOptions, MariaDb, PodSpec, RabbitMq, Sandbox, ServiceSpec, binary, fixture, privileged, usage,
 };
 use serde_json::Value;
 
 const REDIS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 70);
 const NATS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 71);
 const MYSQL: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 72);
+const AMQP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 74);
 
 /// An isolated `stress` lane of `service` whose connections log in as Secret `<service>-stress`.
 fn policy(service: &str, mapping: &str, username: &str, password: &str) -> String {
@@ -471,4 +472,82 @@ fn the_kubernetes_source_reads_store_accounts_from_labelled_secrets_only() {
     );
     assert_eq!(cli(&sb, "stress-app", &REDIS.to_string(), &["SET", "order:1", "stress"]), "OK");
     assert_eq!(cli(&sb, "redis", "127.0.0.1", &["GET", "shadow:order:1"]), "stress");
+}
+
+#[test]
+fn a_rabbitmq_lane_opens_its_own_virtual_host_as_its_own_user() {
+    let Some(p) = privileged("accounts_amqp") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("stress-app").tag("stress")).expect("stress");
+    sb.add_pod(PodSpec::new("base-app")).expect("base");
+    let broker = RabbitMq::start(&mut sb, "rabbitmq").expect("rabbitmq");
+    for args in [
+        &["add_user", "app", "app-secret"][..],
+        &["set_permissions", "-p", "/", "app", ".*", ".*", ".*"],
+        &["add_vhost", "stress"],
+        &["add_user", "stress", "lane-secret"],
+        &["set_permissions", "-p", "stress", "stress", ".*", ".*", ".*"],
+        // A wrong grant first: the lane's user may also use production's virtual host.
+        &["set_permissions", "-p", "/", "stress", ".*", ".*", ".*"],
+    ] {
+        broker.ctl(&sb, args).expect("rabbitmqctl");
+    }
+    sb.add_service(
+        ServiceSpec::new("rabbitmq", AMQP).named_port(5672, 5672, "amqp").select("app", "rabbitmq"),
+    );
+    sb.add_document(&policy(
+        "rabbitmq",
+        "{lane: stress, virtualHost: stress, account: {secret: rabbitmq-stress}}",
+        "stress",
+        "lane-secret",
+    ));
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    sb.admin().wait_data_lane("default/rabbitmq", "stress", "rewrite-only").expect("rewrite-only");
+    let detail = data_lane(&sb, "default/rabbitmq")["enforcement_detail"].clone();
+    assert_eq!(detail, "the account may open the virtual host /");
+    let client = fixture("amqp_client.py");
+    let client = client.to_str().expect("path");
+    let vip = AMQP.to_string();
+    let amqp = |pod: &str, args: &[&str]| -> Value {
+        let mut a = vec![client];
+        a.extend_from_slice(args);
+        let (ok, out, err) = sb.pod(pod).run("python3", &a).expect("pika");
+        assert!(ok, "{out}{err}");
+        serde_json::from_str(out.lines().last().unwrap_or("{}")).expect("json")
+    };
+    let prod = ["pub", &vip, "app", "app-secret", "/", "orders"];
+    let refused = amqp("stress-app", &[&prod[..], &["stress", "1"]].concat());
+    assert!(
+        refused["error"].as_str().is_some_and(|e| e.contains("graylane: lane 'stress' may not connect here")),
+        "{refused}"
+    );
+    broker.ctl(&sb, &["clear_permissions", "-p", "/", "stress"]).expect("revoke");
+    sb.admin()
+        .wait_data_lane_for("default/rabbitmq", "stress", "store-enforced", Duration::from_secs(15))
+        .expect("store-enforced");
+    // Both pods run the same code with production's credentials and virtual host.
+    assert_eq!(amqp("base-app", &[&prod[..], &["prod", "4"]].concat())["published"], 4);
+    assert_eq!(amqp("stress-app", &[&prod[..], &["stress", "6"]].concat())["published"], 6);
+    let queues = |vhost: &str| {
+        broker.ctl(&sb, &["-q", "list_queues", "-p", vhost, "name", "messages"]).expect("queues")
+    };
+    eprintln!("measured: queues in / {:?}, in stress {:?}", queues("/"), queues("stress"));
+    assert!(queues("/").contains("orders\t4"), "production's queue holds production's messages only");
+    assert!(queues("stress").contains("orders\t6"), "the lane's messages are in its own virtual host");
+    // Consumers: production's never sees the lane's messages, the lane's only its own.
+    let get = ["get", &vip, "app", "app-secret", "/", "orders"];
+    let base_got = amqp("base-app", &get)["got"].clone();
+    let lane_got = amqp("stress-app", &get)["got"].clone();
+    assert!(
+        base_got.as_array().is_some_and(
+            |g| g.len() == 4 && g.iter().all(|m| m.as_str().is_some_and(|s| s.starts_with("prod-")))
+        ),
+        "{base_got}"
+    );
+    assert!(
+        lane_got.as_array().is_some_and(
+            |g| g.len() == 6 && g.iter().all(|m| m.as_str().is_some_and(|s| s.starts_with("stress-")))
+        ),
+        "{lane_got}"
+    );
 }

@@ -23,6 +23,8 @@ const PACKAGES: &[&str] = &[
     "mariadb-server",
     "mariadb-client",
     "nats-server",
+    "rabbitmq-server",
+    "sysbench",
     "prometheus",
     "nodejs",
 ];
@@ -63,6 +65,7 @@ pub fn run() -> anyhow::Result<()> {
         ("pymysql", "pymysql"),
         ("mysql.connector", "mysql-connector-python"),
         ("nats", "nats-py"),
+        ("pika", "pika"),
         ("kubernetes_validate", "kubernetes-validate"),
         ("opentelemetry.proto.collector.trace.v1.trace_service_pb2", "opentelemetry-proto"),
     ] {

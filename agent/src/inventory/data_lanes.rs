@@ -17,6 +17,7 @@ pub enum DataProtocol {
     Redis,
     Mysql,
     Nats,
+    Amqp,
 }
 
 impl DataProtocol {
@@ -25,6 +26,7 @@ impl DataProtocol {
             DataProtocol::Redis => "redis",
             DataProtocol::Mysql => "mysql",
             DataProtocol::Nats => "nats",
+            DataProtocol::Amqp => "amqp",
         }
     }
 
@@ -34,6 +36,7 @@ impl DataProtocol {
             DataProtocol::Redis => 6379,
             DataProtocol::Mysql => 3306,
             DataProtocol::Nats => 4222,
+            DataProtocol::Amqp => 5672,
         }
     }
 
@@ -45,6 +48,7 @@ impl DataProtocol {
             "redis" => Some(DataProtocol::Redis),
             "mysql" | "mariadb" => Some(DataProtocol::Mysql),
             "nats" => Some(DataProtocol::Nats),
+            "amqp" | "rabbitmq" => Some(DataProtocol::Amqp),
             _ => None,
         })
     }
@@ -97,6 +101,10 @@ pub struct DataLane {
     /// the lane's consumers never share a group with base consumers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_suffix: Option<String>,
+    /// AMQP (RabbitMQ): the virtual host the lane's connections open, whatever the client
+    /// asks for (e.g. `stress`): the broker's own isolation unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_host: Option<String>,
     /// What a command graylane cannot keep in the lane gets: `reject` (the default for
     /// the service's isolated lanes, `fallback.isolated`) or `passthrough` (the default
     /// for the others).
@@ -148,10 +156,11 @@ pub fn validate(d: &DataLanes) -> Result<(), FieldError> {
         let redis = l.key_prefix.is_some();
         let mysql = l.schema_suffix.is_some() || !l.schema_map.is_empty();
         let nats = l.subject_prefix.is_some() || l.queue_suffix.is_some();
-        if [redis, mysql, nats].iter().filter(|x| **x).count() > 1 {
+        let amqp = l.virtual_host.is_some();
+        if [redis, mysql, nats, amqp].iter().filter(|x| **x).count() > 1 {
             return Err(FieldError::new(
                 at("lane"),
-                "mixes protocols: keyPrefix (redis), schemaSuffix/schemaMap (mysql), subjectPrefix/queueSuffix (nats)",
+                "mixes protocols: keyPrefix (redis), schemaSuffix/schemaMap (mysql), subjectPrefix/queueSuffix (nats), virtualHost (amqp)",
             ));
         }
         let needs = |field: &str, set: bool| {
@@ -161,8 +170,9 @@ pub fn validate(d: &DataLanes) -> Result<(), FieldError> {
             Some(DataProtocol::Redis) => needs("keyPrefix", redis)?,
             Some(DataProtocol::Mysql) => needs("schemaSuffix", mysql)?,
             Some(DataProtocol::Nats) => needs("subjectPrefix", l.subject_prefix.is_some())?,
+            Some(DataProtocol::Amqp) => needs("virtualHost", amqp)?,
             None => {
-                if !(redis || mysql || nats) {
+                if !(redis || mysql || nats || amqp) {
                     return Err(FieldError::new(at("lane"), "maps nothing"));
                 }
             }
@@ -209,6 +219,14 @@ pub fn validate(d: &DataLanes) -> Result<(), FieldError> {
             && (q.is_empty() || q.chars().any(|c| c.is_whitespace()))
         {
             return Err(FieldError::new(at("queueSuffix"), "non-empty, no spaces"));
+        }
+        if let Some(v) = &l.virtual_host
+            && (v.is_empty() || v == "/" || v.len() > 255 || v.chars().any(char::is_control))
+        {
+            return Err(FieldError::new(
+                at("virtualHost"),
+                format!("{v:?}: the lane's own virtual host (not /: production's), at most 255 bytes"),
+            ));
         }
         if let Some(a) = &l.account
             && !secret_name(&a.secret)

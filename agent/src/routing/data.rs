@@ -38,6 +38,7 @@ pub enum LaneMap {
     Redis { key_prefix: Vec<u8> },
     Mysql { suffix: Option<String>, map: BTreeMap<String, String> },
     Nats { subject_prefix: String, queue_suffix: Option<String> },
+    Amqp { virtual_host: String },
 }
 
 /// A data store port's lanes.
@@ -132,6 +133,10 @@ fn compile_lane(
                 LaneMap::Mysql { suffix: l.schema_suffix.clone(), map: l.schema_map.clone() },
                 format!("schema {}", d.join(" ")),
             )
+        }
+        DataProtocol::Amqp => {
+            let v = l.virtual_host.clone().ok_or_else(|| missing("virtualHost"))?;
+            (LaneMap::Amqp { virtual_host: v.clone() }, format!("virtualHost {v}"))
         }
         DataProtocol::Nats => {
             let p = l.subject_prefix.clone().ok_or_else(|| missing("subjectPrefix"))?;

@@ -6,7 +6,7 @@
 
 use bytes::BytesMut;
 
-use super::{DataError, mysql, nats, redis};
+use super::{DataError, amqp, mysql, nats, redis};
 use crate::routing::data::{DataLaneRule, LaneMap};
 
 /// What a probe found.
@@ -35,5 +35,6 @@ pub fn probe(rule: &DataLaneRule) -> Option<Box<dyn Probe>> {
         LaneMap::Nats { subject_prefix, .. } => {
             Box::new(nats::probe::NatsProbe::new(account, subject_prefix))
         }
+        LaneMap::Amqp { .. } => Box::new(amqp::probe::AmqpProbe::new(account)),
     })
 }
