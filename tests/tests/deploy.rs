@@ -104,5 +104,5 @@ fn the_agent_accepts_the_examples() {
         .expect("graylane");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    assert!(text.contains("4 policies, 1 rules"), "{text}");
+    assert!(text.contains("5 policies, 1 rules"), "{text}");
 }

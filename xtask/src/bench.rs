@@ -22,7 +22,10 @@
 //!   memory (`--trace-ids none`).
 //! - Data lanes (redis-benchmark, `SET` and `GET`, 10 connections): `redis direct` (no
 //!   capture), `redis passthrough` (captured, opaque TCP), `redis rewrite` (captured, the
-//!   gray client's keys prefixed by the Redis codec).
+//!   gray client's keys prefixed by the Redis codec, logged in as the lane's ACL user).
+//! - The same for MySQL (sysbench `oltp_read_write`, 4 threads, against MariaDB in a pod):
+//!   `sysbench direct`, `sysbench passthrough`, `sysbench lane` (the lane's schema, its
+//!   store account, every statement read and mapped), with prepared statements and as text.
 //!
 //! For each: requests per second, p50/p99, the proxy's CPU per request (user and system),
 //! and the node's CPU per request (every CPU, kernel and softirq included).
@@ -48,15 +51,40 @@ const BASE_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 13);
 const IPT_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 99);
 const REDIS_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 14);
 const REDIS_PASS_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 15);
-/// The gray client's connections to `redis` are rewritten (its keys get `gray:`);
-/// `redis-pass` (the same server) has no data lanes: opaque TCP.
-const REDIS_LANES: &str = "apiVersion: graylane.io/v1alpha1
+const MYSQL_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 16);
+const MYSQL_PASS_VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 17);
+/// The gray client's connections to `redis` and `mysql` are the lane's (keys under `gray:`,
+/// schemas `*_gray`, logged in as the lane's store accounts); `redis-pass` and
+/// `mysql-pass` (the same servers) have no data lanes: opaque TCP.
+const DATA_LANES: &str = "apiVersion: graylane.io/v1alpha1
 kind: TrafficPolicy
 metadata: {name: redis}
 spec:
   service: redis
   dataLanes:
-    lanes: [{lane: gray, keyPrefix: 'gray:'}]";
+    lanes: [{lane: gray, keyPrefix: 'gray:', account: {secret: redis-gray}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: redis-gray}
+stringData: {username: gray, password: gray-secret}
+---
+apiVersion: graylane.io/v1alpha1
+kind: TrafficPolicy
+metadata: {name: mysql}
+spec:
+  service: mysql
+  dataLanes:
+    lanes: [{lane: gray, schemaSuffix: _gray, account: {secret: mysql-gray}}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: mysql-gray}
+stringData: {username: gray, password: gray-secret}";
+/// Production's `sbtest` and the lane's copy; `app` reaches everything, `gray` its schemas.
+const MYSQL_INIT: &str = "CREATE USER 'app'@'%' IDENTIFIED BY 'secret'; GRANT ALL ON *.* TO 'app'@'%';\
+    CREATE USER 'gray'@'%' IDENTIFIED BY 'gray-secret'; GRANT ALL ON `%\\_gray`.* TO 'gray'@'%';\
+    CREATE DATABASE sbtest; CREATE DATABASE sbtest_gray;";
 const NGINX_PROXY: &str = "10.200.0.1:8081";
 const NGINX_PROXY_H2: &str = "10.200.0.1:8082";
 const COLLECTOR: &str = "127.0.0.1:4318";
@@ -171,6 +199,9 @@ enum Target {
     RedisPod,
     RedisLanes,
     RedisPassthrough,
+    MysqlPod,
+    MysqlLanes,
+    MysqlPassthrough,
 }
 
 /// One measured run of a case.
@@ -192,6 +223,8 @@ fn cases(connections: u32) -> Vec<Case> {
     let close = Load::Http1Close { connections };
     let h2 = Load::Http2 { clients: 16, streams: 8 };
     let grpc = Load::Grpc { clients: 16, streams: 8 };
+    let sysbench = Load::Sysbench { threads: 4, text: false };
+    let sysbench_text = Load::Sysbench { threads: 4, text: true };
     let c = |name, proxy, load, captured: bool, target| Case {
         name,
         proxy,
@@ -247,6 +280,18 @@ fn cases(connections: u32) -> Vec<Case> {
             Target::RedisPassthrough,
         ),
         c("redis rewrite", Proxy::Graylane(Default), Load::Redis { clients: 10 }, true, Target::RedisLanes),
+        c("sysbench direct", Proxy::None, sysbench, false, Target::MysqlPod),
+        c("sysbench passthrough", Proxy::Graylane(Default), sysbench, true, Target::MysqlPassthrough),
+        c("sysbench lane", Proxy::Graylane(Default), sysbench, true, Target::MysqlLanes),
+        c("sysbench text direct", Proxy::None, sysbench_text, false, Target::MysqlPod),
+        c(
+            "sysbench text passthrough",
+            Proxy::Graylane(Default),
+            sysbench_text,
+            true,
+            Target::MysqlPassthrough,
+        ),
+        c("sysbench text lane", Proxy::Graylane(Default), sysbench_text, true, Target::MysqlLanes),
     ]
 }
 
@@ -280,6 +325,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&redis_dir)?;
     let redis = sb.add_pod(PodSpec::new("redis").label("app", "redis"))?;
     redis.serve_redis(&redis_dir)?;
+    redis.run(
+        "redis-cli",
+        &[
+            "ACL",
+            "SETUSER",
+            "gray",
+            "on",
+            ">gray-secret",
+            "~gray:*",
+            "&gray:*",
+            "+@all",
+            "-@dangerous",
+            "-function",
+        ],
+    )?;
     let redis_ip = redis.ip;
     sb.add_service(
         ServiceSpec::new("redis", REDIS_VIP).named_port(6379, 6379, "tcp-redis").select("app", "redis"),
@@ -289,7 +349,38 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             .named_port(6379, 6379, "tcp-redis")
             .select("app", "redis"),
     );
-    sb.add_document(REDIS_LANES);
+    let _mysql = graylane_tests::MariaDb::start(&mut sb, "mysql", MYSQL_INIT)?;
+    let mysql_ip = sb.pod("mysql").ip;
+    // The tables of production and of the lane, written once (sysbench's read-write mix
+    // keeps their size).
+    for schema in ["sbtest", "sbtest_gray"] {
+        let (ok, out, err) = sb.pod("mysql").run(
+            "sysbench",
+            &[
+                "oltp_read_write",
+                "--db-driver=mysql",
+                "--mysql-host=127.0.0.1",
+                "--mysql-user=app",
+                "--mysql-password=secret",
+                &format!("--mysql-db={schema}"),
+                "--tables=2",
+                "--table-size=10000",
+                "prepare",
+            ],
+        )?;
+        if !ok {
+            bail!("sysbench prepare {schema}: {out}{err}");
+        }
+    }
+    sb.add_service(
+        ServiceSpec::new("mysql", MYSQL_VIP).named_port(3306, 3306, "mysql").select("app", "mysql"),
+    );
+    sb.add_service(
+        ServiceSpec::new("mysql-pass", MYSQL_PASS_VIP)
+            .named_port(3306, 3306, "tcp-mysql")
+            .select("app", "mysql"),
+    );
+    sb.add_document(DATA_LANES);
     let proxy_conf = peers::reverse_proxy(sb.scratch(), NGINX_PROXY, NGINX_PROXY_H2, server_ip)?;
     let nginx_pid = sb.spawn_node("nginx", &["-c", &proxy_conf.display().to_string()])?;
     let collector_conf = peers::collector(sb.scratch(), COLLECTOR)?;
@@ -337,6 +428,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Target::RedisPod => format!("{redis_ip}:6379"),
         Target::RedisLanes => format!("{REDIS_VIP}:6379"),
         Target::RedisPassthrough => format!("{REDIS_PASS_VIP}:6379"),
+        Target::MysqlPod => format!("{mysql_ip}:3306"),
+        Target::MysqlLanes => format!("{MYSQL_VIP}:3306"),
+        Target::MysqlPassthrough => format!("{MYSQL_PASS_VIP}:3306"),
     };
     let all = cases(args.connections);
     let exact = args.only.as_deref().is_some_and(|o| all.iter().any(|c| c.name == o));

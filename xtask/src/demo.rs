@@ -17,20 +17,31 @@ const REDIS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 60);
 const MYSQL: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 62);
 
 /// The seeds' full-link stress test: the stress lane shares production's Redis and MySQL,
-/// its data kept apart inside them.
+/// its data kept apart inside them, logged in as store accounts the stores limit to the
+/// lane's data.
 const DATA_LANES: &str = "apiVersion: graylane.io/v1alpha1
 kind: TrafficPolicy
 metadata: {name: redis}
 spec:
   service: redis
-  dataLanes: {lanes: [{lane: stress, keyPrefix: 'shadow:'}]}
+  dataLanes: {lanes: [{lane: stress, keyPrefix: 'shadow:', account: {secret: redis-stress}}]}
 ---
 apiVersion: graylane.io/v1alpha1
 kind: TrafficPolicy
 metadata: {name: mysql}
 spec:
   service: mysql
-  dataLanes: {lanes: [{lane: stress, schemaSuffix: _shadow}]}";
+  dataLanes: {lanes: [{lane: stress, schemaSuffix: _shadow, account: {secret: mysql-stress}}]}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: redis-stress}
+stringData: {username: stress, password: stress-secret}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: mysql-stress}
+stringData: {username: stress, password: stress-secret}";
 
 const BETA_RULE: &str = "apiVersion: graylane.io/v1alpha1
 kind: TrafficLabelRule
@@ -80,6 +91,21 @@ pub fn run() -> anyhow::Result<()> {
     std::fs::create_dir_all(&redis_dir)?;
     let redis = sb.add_pod(PodSpec::new("redis").label("app", "redis"))?;
     redis.serve_redis(&redis_dir)?;
+    redis.run(
+        "redis-cli",
+        &[
+            "ACL",
+            "SETUSER",
+            "stress",
+            "on",
+            ">stress-secret",
+            "~shadow:*",
+            "&shadow:*",
+            "+@all",
+            "-@dangerous",
+            "-function",
+        ],
+    )?;
     sb.add_service(
         ServiceSpec::new("redis", REDIS).named_port(6379, 6379, "tcp-redis").select("app", "redis"),
     );
@@ -87,12 +113,16 @@ pub fn run() -> anyhow::Result<()> {
         &mut sb,
         "mysql",
         "CREATE USER 'app'@'%' IDENTIFIED BY 'secret'; GRANT ALL ON *.* TO 'app'@'%';\
+         CREATE USER 'stress'@'%' IDENTIFIED BY 'stress-secret'; GRANT ALL ON `%\\_shadow`.* TO 'stress'@'%';\
          CREATE DATABASE orders; CREATE TABLE orders.t (id INT PRIMARY KEY, who VARCHAR(40));\
          CREATE DATABASE orders_shadow; CREATE TABLE orders_shadow.t LIKE orders.t;",
     )?;
     sb.add_service(ServiceSpec::new("mysql", MYSQL).named_port(3306, 3306, "mysql").select("app", "mysql"));
     sb.add_document(DATA_LANES);
     let took = sb.start_agent(&AgentOptions::default())?;
+    for store in ["default/redis", "default/mysql"] {
+        sb.admin().wait_data_lane(store, "stress", "store-enforced")?;
+    }
     println!(
         "agent ready in {} ms; pods: gateway (ingress), client, app-v1, app-v2 [gray], stress-app [stress], data-v1, data-v2 [gray], search-v1, orders-v1, redis, mysql\n",
         took.as_millis()
@@ -167,7 +197,7 @@ fn chain(sb: &Sandbox) -> anyhow::Result<()> {
 fn data_lanes(sb: &Sandbox, mysql: &MariaDb) -> anyhow::Result<()> {
     let (redis, db) = (REDIS.to_string(), MYSQL.to_string());
     println!(
-        "\nstress test on shared data stores (dataLanes: Redis keyPrefix shadow:, MySQL schemaSuffix _shadow)"
+        "\nstress test on shared data stores (dataLanes: Redis keyPrefix shadow:, MySQL schemaSuffix _shadow; both store-enforced: the lane logs in as accounts the stores limit to its data)"
     );
     let mut refused = String::new();
     for (pod, who, n) in [("app-v1", "prod", "5"), ("stress-app", "stress", "8")] {

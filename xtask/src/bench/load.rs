@@ -33,6 +33,9 @@ pub enum Load {
     /// redis-benchmark, `SET` then `GET` (3-byte values), `clients` connections; the URL is
     /// `host:port`.
     Redis { clients: u32 },
+    /// sysbench `oltp_read_write` (schema `sbtest`, prepared beforehand), `threads` at once,
+    /// with server-side prepared statements or (`text`) as text; the URL is `host:port`.
+    Sysbench { threads: u32, text: bool },
 }
 
 pub fn run(
@@ -84,7 +87,55 @@ pub fn run(
         }
         Load::Rate { per_second } => open_loop(pod, url, per_second, secs, scratch),
         Load::Redis { clients } => redis_benchmark(pod, url, clients, secs),
+        Load::Sysbench { threads, text } => sysbench(pod, url, threads, text, secs),
     }
+}
+
+/// sysbench oltp_read_write for `secs`: transactions are the requests; p50 is the mean
+/// latency (sysbench reports one percentile: the 99th here), errors the errors it ignored
+/// (deadlocks between its own threads).
+fn sysbench(pod: &Pod, addr: &str, threads: u32, text: bool, secs: u64) -> anyhow::Result<LoadResult> {
+    let (host, port) = addr.rsplit_once(':').context("host:port")?;
+    let args = [
+        "oltp_read_write".to_owned(),
+        "--db-driver=mysql".to_owned(),
+        format!("--mysql-host={host}"),
+        format!("--mysql-port={port}"),
+        "--mysql-user=app".to_owned(),
+        "--mysql-password=secret".to_owned(),
+        "--mysql-db=sbtest".to_owned(),
+        "--tables=2".to_owned(),
+        "--table-size=10000".to_owned(),
+        format!("--threads={threads}"),
+        format!("--time={secs}"),
+        "--percentile=99".to_owned(),
+        format!("--db-ps-mode={}", if text { "disable" } else { "auto" }),
+        "run".to_owned(),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, out, err) = pod.run("sysbench", &args)?;
+    if !ok {
+        bail!("sysbench {addr}: {out}{err}");
+    }
+    let field = |label: &str| -> Option<(f64, f64)> {
+        let line = out.lines().find(|l| l.trim_start().starts_with(label))?;
+        let rest = line.split_once(':')?.1;
+        let first: f64 = rest.split_whitespace().next()?.parse().ok()?;
+        let per_sec =
+            rest.split('(').nth(1).and_then(|r| r.split_whitespace().next()?.parse().ok()).unwrap_or(0.0);
+        Some((first, per_sec))
+    };
+    let (transactions, tps) = field("transactions:").context("sysbench: no transactions line")?;
+    let (errors, _) = field("ignored errors:").unwrap_or((0.0, 0.0));
+    let (avg, _) = field("avg:").context("sysbench: no latency")?;
+    let (p99, _) = field("99th percentile:").context("sysbench: no 99th percentile")?;
+    Ok(LoadResult {
+        requests: transactions as u64,
+        rps: tps,
+        p50_ms: avg,
+        p99_ms: p99,
+        errors: errors as u64,
+    })
 }
 
 /// redis-benchmark runs a request count, not a time: about 12,000 requests per second

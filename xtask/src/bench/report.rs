@@ -184,6 +184,24 @@ pub fn render(samples: &[Sample], args: &BenchArgs) -> String {
         ratio(rr.rps, rd.rps),
         ratio(rp.rps, rd.rps)
     );
+    for (text, what) in [("", "prepared statements"), (" text", "as text")] {
+        let (d, p, l) = (
+            get(&format!("sysbench{text} direct")),
+            get(&format!("sysbench{text} passthrough")),
+            get(&format!("sysbench{text} lane")),
+        );
+        let _ = writeln!(
+            out,
+            "  lane/pass       sysbench oltp_read_write, {what}: tps {:.2}x (goal >= 0.9x; {:.0} vs {:.0}); proxy CPU per transaction {:.0} vs {:.0} us; lane/direct {:.2}x, passthrough/direct {:.2}x",
+            ratio(l.rps, p.rps),
+            l.rps,
+            p.rps,
+            l.cpu_us,
+            p.cpu_us,
+            ratio(l.rps, d.rps),
+            ratio(p.rps, d.rps)
+        );
+    }
     let plain = get("ledger: plain");
     let _ = writeln!(out, "\ncost ledger (proxy CPU per request over recording nothing, HTTP/1.1):");
     let mut previous = plain.cpu_us;
