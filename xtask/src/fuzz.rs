@@ -9,7 +9,8 @@ use anyhow::{Context as _, bail};
 
 use crate::cmd::{root, succeeds};
 
-const TARGETS: [&str; 8] = ["headers", "inventory", "route", "record", "requests", "redis", "mysql", "nats"];
+const TARGETS: [&str; 9] =
+    ["headers", "inventory", "route", "record", "requests", "redis", "mysql", "nats", "amqp"];
 
 pub fn run(seconds: u64) -> anyhow::Result<()> {
     if !succeeds("cargo", &["fuzz", "--version"]) {

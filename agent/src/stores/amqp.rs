@@ -48,8 +48,17 @@ fn malformed(detail: &str) -> DataError {
     DataError::Malformed { protocol: "amqp", detail: detail.to_owned() }
 }
 
-/// The frame at the front of `buf`: (type, channel, payload, length), if whole.
-fn frame(buf: &[u8]) -> Result<Option<(u8, u16, &[u8], usize)>, DataError> {
+/// A frame at the front of a buffer.
+struct Frame<'a> {
+    kind: u8,
+    channel: u16,
+    payload: &'a [u8],
+    /// Bytes it takes, header and end octet included.
+    len: usize,
+}
+
+/// The frame at the front of `buf`, if whole.
+fn frame(buf: &[u8]) -> Result<Option<Frame<'_>>, DataError> {
     if buf.len() < 7 {
         return Ok(None);
     }
@@ -63,7 +72,12 @@ fn frame(buf: &[u8]) -> Result<Option<(u8, u16, &[u8], usize)>, DataError> {
     if buf[7 + size] != FRAME_END {
         return Err(malformed("frame without its end octet"));
     }
-    Ok(Some((buf[0], u16::from_be_bytes([buf[1], buf[2]]), &buf[7..7 + size], 8 + size)))
+    Ok(Some(Frame {
+        kind: buf[0],
+        channel: u16::from_be_bytes([buf[1], buf[2]]),
+        payload: &buf[7..7 + size],
+        len: 8 + size,
+    }))
 }
 
 fn put_frame(out: &mut BytesMut, kind: u8, channel: u16, payload: &[u8]) {
@@ -175,7 +189,7 @@ impl Codec for Amqp {
                     self.phase = Phase::Handshake;
                 }
                 Phase::Handshake => {
-                    let Some((kind, channel, payload, len)) = frame(input)? else { return Ok(()) };
+                    let Some(Frame { kind, channel, payload, len }) = frame(input)? else { return Ok(()) };
                     let method = (kind == FRAME_METHOD && payload.len() >= 4).then(|| {
                         (
                             u16::from_be_bytes([payload[0], payload[1]]),

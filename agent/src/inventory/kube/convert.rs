@@ -224,6 +224,21 @@ fn checked<S: Clone>(
     Ok(Named { namespace: ns, name, spec: spec.clone() })
 }
 
+/// A Secret's data (`stringData` is folded into `data` by the API server), keyed by
+/// (namespace, name).
+pub fn secret(
+    s: &k8s_openapi::api::core::v1::Secret,
+) -> Option<((String, String), std::sync::Arc<super::super::accounts::SecretData>)> {
+    let name = s.metadata.name.clone()?;
+    let namespace = s.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+    let mut data: std::collections::BTreeMap<String, Vec<u8>> =
+        s.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect();
+    for (k, v) in s.string_data.iter().flatten() {
+        data.insert(k.clone(), v.clone().into_bytes());
+    }
+    Some(((namespace, name), std::sync::Arc::new(super::super::accounts::SecretData(data))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -272,19 +287,4 @@ mod tests {
     fn pod_of(p: &KPod, cfg: &KubeConfig) -> Pod {
         pod(p, cfg).ok().expect("valid").0
     }
-}
-
-/// A Secret's data (`stringData` is folded into `data` by the API server), keyed by
-/// (namespace, name).
-pub fn secret(
-    s: &k8s_openapi::api::core::v1::Secret,
-) -> Option<((String, String), std::sync::Arc<super::super::accounts::SecretData>)> {
-    let name = s.metadata.name.clone()?;
-    let namespace = s.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-    let mut data: std::collections::BTreeMap<String, Vec<u8>> =
-        s.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect();
-    for (k, v) in s.string_data.iter().flatten() {
-        data.insert(k.clone(), v.clone().into_bytes());
-    }
-    Some(((namespace, name), std::sync::Arc::new(super::super::accounts::SecretData(data))))
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 
-use super::{CONNECTION, FRAME_METHOD, frame, put_frame, read_short};
+use super::{CONNECTION, FRAME_METHOD, Frame, frame, put_frame, read_short};
 use crate::{
     inventory::accounts::Credentials,
     stores::{
@@ -45,7 +45,7 @@ impl Probe for AmqpProbe {
     }
 
     fn read(&mut self, input: &mut BytesMut, out: &mut BytesMut) -> Result<Option<Verdict>, DataError> {
-        while let Some((kind, _, payload, len)) = frame(input)? {
+        while let Some(Frame { kind, payload, len, .. }) = frame(input)? {
             let payload = payload.to_vec();
             let _ = input.split_to(len);
             if kind != FRAME_METHOD
