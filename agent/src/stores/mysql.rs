@@ -18,6 +18,8 @@ pub mod handshake;
 pub mod lex;
 pub mod packet;
 pub mod probe;
+mod refusal;
+mod schemas;
 pub mod session;
 pub mod sql;
 
@@ -31,8 +33,9 @@ use self::{
         CLIENT_ZSTD_COMPRESSION, Greeting, Response,
     },
     packet::{MAX_PACKET, ResultSet, Step, error_packet, packet, put_packets},
+    refusal::Refusal,
+    schemas::Schemas,
     session::{Reported, Session},
-    sql::{Refusal, Schemas},
 };
 use super::{Codec, DataError, Tally};
 use crate::inventory::accounts::Credentials;

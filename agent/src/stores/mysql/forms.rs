@@ -7,7 +7,8 @@
 
 use super::{
     lex::{Kind, Token},
-    sql::{Refusal, Walk},
+    refusal::Refusal,
+    schemas::Walk,
 };
 
 /// The words of a statement, lowercased, with where they are.

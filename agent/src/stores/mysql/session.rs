@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use super::{
     lex::{Charset, Kind, Rules, Token},
-    sql::Refusal,
+    refusal::Refusal,
 };
 
 /// `sql_mode` words that change how the server reads text beyond quoting (brackets as

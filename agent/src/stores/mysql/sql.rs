@@ -18,7 +18,7 @@
 //! settings, files, procedures), is refused. The store account (`dataLanes[].account`) is
 //! the wall behind this one: a statement misread here still fails at the store.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 
 use sqlparser::{
@@ -34,106 +34,21 @@ use sqlparser::{
 use super::{
     forms::{self, Words},
     lex::{Kind, Lexer, Token, trimmed},
+    refusal::{refused, unsupported},
+    schemas::Walk,
     session::Session,
 };
+pub use super::{
+    refusal::Refusal,
+    schemas::{Schemas, is_system},
+};
 
-/// Schemas every lane shares, read-only: never renamed, never written, never a lane's
-/// default schema.
-const SYSTEM: &[&str] = &["information_schema", "mysql", "performance_schema", "sys"];
 /// Operators in one statement at most: each nests the expression tree one level deeper
 /// (walking, printing and dropping it recurse), so a `1+1+…` of 100,000 terms would
 /// overflow the stack.
 const MAX_OPERATORS: usize = 2_000;
 /// MariaDB functions whose first argument names a sequence (`schema.sequence`).
 const SEQUENCE_FUNCTIONS: &[&str] = &["nextval", "lastval", "setval"];
-
-/// A lane's schema mapping.
-#[derive(Clone, Debug)]
-pub struct Schemas {
-    pub suffix: Option<String>,
-    pub map: BTreeMap<String, String>,
-}
-
-/// Why a statement was not forwarded.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// It could not be read (the detail says where).
-    Parse(String),
-    /// It cannot be kept in the lane: the statement's kind when it is the reason (`GRANT`,
-    /// `SET GLOBAL`), and why.
-    Unsupported(Option<String>, &'static str),
-    /// It would change how the server reads what follows in a way graylane cannot follow
-    /// (a character set or `sql_mode` it cannot tell): refused whatever `onUnsupported`
-    /// says, or every later statement could be misread.
-    Unfollowable(String, &'static str),
-}
-
-/// Refused for what the statement is (`kind`).
-fn unsupported(kind: &str, why: &'static str) -> Refusal {
-    Refusal::Unsupported(Some(kind.to_owned()), why)
-}
-
-/// Refused for something in it, whatever its kind.
-fn refused(why: &'static str) -> Refusal {
-    Refusal::Unsupported(None, why)
-}
-
-pub fn is_system(schema: &str) -> bool {
-    SYSTEM.iter().any(|s| s.eq_ignore_ascii_case(schema))
-}
-
-impl Schemas {
-    /// The lane's name for `schema`; `Ok(None)` for a system schema (unchanged).
-    pub fn target(&self, schema: &str) -> Result<Option<String>, Refusal> {
-        if is_system(schema) {
-            return Ok(None);
-        }
-        if let Some(t) = self.map.get(schema) {
-            return Ok(Some(t.clone()));
-        }
-        match &self.suffix {
-            Some(s) => Ok(Some(format!("{schema}{s}"))),
-            None => Err(refused("the lane has no schema mapped for it")),
-        }
-    }
-}
-
-/// What the readings placed: names to replace (byte range → new name), and where each
-/// qualifier they placed starts.
-pub(super) struct Walk<'a> {
-    schemas: &'a Schemas,
-    renames: Vec<(usize, usize, String)>,
-    placed: HashSet<usize>,
-}
-
-impl Walk<'_> {
-    /// A schema named by one of the lexer's tokens (`schema.` in a form): renamed, placed.
-    pub(super) fn schema_token(&mut self, sql: &[u8], t: &Token, write: bool) -> Result<(), Refusal> {
-        let text = &sql[t.start..t.end];
-        let name = match t.kind {
-            Kind::Quoted => {
-                let q = text[0];
-                let inner = &text[1..text.len() - 1];
-                String::from_utf8_lossy(inner)
-                    .replace(&format!("{0}{0}", q as char), &(q as char).to_string())
-            }
-            _ => String::from_utf8_lossy(text).into_owned(),
-        };
-        self.placed.insert(t.start);
-        self.rename_at(t.start, t.end, &name, write)
-    }
-
-    fn rename_at(&mut self, start: usize, end: usize, schema: &str, write: bool) -> Result<(), Refusal> {
-        match self.schemas.target(schema)? {
-            Some(t) => {
-                self.renames.push((start, end, t));
-                Ok(())
-            }
-            None if write => Err(refused("system schemas are read-only for lanes")),
-            None => Ok(()),
-        }
-    }
-}
 
 /// One statement of the view as the parser reads it, with byte offsets for its spans.
 struct ParsedView<'v> {
