@@ -1,7 +1,8 @@
 //! The store-account checker: asks each data store, as each lane's account, what that
 //! account can reach ([`crate::stores::probe`]) — every endpoint of the store, at start,
 //! whenever the inventory changes the lanes, accounts or endpoints, every five minutes
-//! (grants change), and ten seconds after an answer that was not store-enforced. The
+//! (grants change), and after an answer that was not store-enforced again one second
+//! later, doubling up to ten seconds. The
 //! answers go to [`Enforcements`] (read by the proxy and `/routes`) and to the
 //! `graylane_data_lane_store_enforced` gauge.
 
@@ -29,8 +30,10 @@ use crate::{
 
 /// A store-enforced answer is asked again after this.
 const RECHECK: Duration = Duration::from_secs(300);
-/// Any other answer is asked again after this.
-const RETRY: Duration = Duration::from_secs(10);
+/// Any other answer is asked again after this, doubled for each such answer in a row…
+const RETRY: Duration = Duration::from_secs(1);
+/// …up to this.
+const RETRY_MAX: Duration = Duration::from_secs(10);
 /// One probe's connection, start to verdict.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Probes at once.
@@ -116,24 +119,30 @@ pub async fn run(state: SharedState, enforcements: Arc<Enforcements>, mark: u32)
                 None => true,
                 Some(c) if c.account != t.account => true,
                 Some(c) => {
-                    let every = if c.verdict == Verdict::StoreEnforced { RECHECK } else { RETRY };
+                    let every = if c.verdict == Verdict::StoreEnforced { RECHECK } else { retry(c.misses) };
                     c.at.elapsed() >= every
                 }
             })
             .cloned()
             .collect();
-        let answers: Vec<(Key, Checked)> = futures::stream::iter(due)
+        let answers: Vec<(Key, Verdict, u64)> = futures::stream::iter(due)
             .map(|t: Target| async move {
                 let verdict = ask(&t.rule, t.key.2, mark).await;
                 if let Verdict::RewriteOnly(why) = &verdict {
                     tracing::warn!(service = %t.key.0, lane = %t.key.1, endpoint = %t.key.2, %why, "data lane is rewrite-only");
                 }
-                (t.key, Checked { verdict, account: t.account, at: Instant::now() })
+                (t.key, verdict, t.account)
             })
             .buffer_unordered(CONCURRENT)
             .collect()
             .await;
-        for (k, c) in answers {
+        for (k, verdict, account) in answers {
+            let misses = match (&verdict, checked.get(&k)) {
+                (Verdict::StoreEnforced, _) => 0,
+                (_, Some(o)) if o.account == account => o.misses.saturating_add(1),
+                _ => 1,
+            };
+            let c = Checked { verdict, account, at: Instant::now(), misses };
             let was = checked.get(&k).map(|o| o.verdict.clone());
             if was.as_ref() != Some(&c.verdict) {
                 changed = true;
@@ -150,6 +159,12 @@ pub async fn run(state: SharedState, enforcements: Arc<Enforcements>, mark: u32)
         labels = gauges(&state, &enforcements, labels);
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// The wait before asking again after `misses` answers in a row that were not
+/// store-enforced.
+fn retry(misses: u32) -> Duration {
+    RETRY.saturating_mul(1 << misses.saturating_sub(1).min(4)).min(RETRY_MAX)
 }
 
 /// `graylane_data_lane_store_enforced` per (store, lane): 1 where every endpoint is;
@@ -177,4 +192,15 @@ fn gauges(
         let _ = g.remove_label_values(&[&gone[0], &gone[1], &gone[2]]);
     }
     now
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_keeps_failing_is_asked_less_often() {
+        let waits: Vec<u64> = (1..=7).map(|m| retry(m).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 10, 10, 10]);
+    }
 }

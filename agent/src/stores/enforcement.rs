@@ -53,6 +53,8 @@ pub struct Checked {
     /// The account's identity when asked (a rotated Secret is asked again).
     pub account: u64,
     pub at: Instant,
+    /// Answers in a row that were not store-enforced (the next ask waits longer).
+    pub misses: u32,
 }
 
 /// Every lane's standing, swapped whole on each change.

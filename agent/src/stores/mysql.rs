@@ -35,7 +35,7 @@ use self::{
     packet::{MAX_PACKET, ResultSet, Step, error_packet, packet, put_packets},
     refusal::Refusal,
     schemas::Schemas,
-    session::{Reported, Session},
+    session::{Change, Reported, Session},
 };
 use super::{Codec, DataError, Tally};
 use crate::inventory::accounts::Credentials;
@@ -49,8 +49,7 @@ const MAX_EARLY: usize = 64;
 const MAX_STATEMENT: usize = 64 << 20;
 /// What graylane asks the server after login: how the session reads SQL, and the global
 /// values `DEFAULT` goes back to.
-const SESSION_QUERY: &str = "SELECT @@session.sql_mode, @@session.character_set_client, \
-                             @@global.sql_mode, @@global.character_set_client";
+const SESSION_QUERY: &str = "SELECT @@session.sql_mode, @@session.character_set_client";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -86,6 +85,9 @@ pub struct Mysql {
     exchange: Option<auth::Exchange>,
     /// The OK that ends authentication (its sequence id as the client expects it).
     held_ok: Option<(u8, Bytes)>,
+    /// A command that may change how the session reads SQL (a `SET`, a reset) is in flight:
+    /// the client's next commands wait until graylane has asked the server how it reads now.
+    verify: bool,
     result: ResultSet,
     /// A command's payload split over packets (reassembled before it is read).
     partial: Option<(u8, Vec<u8>)>,
@@ -128,6 +130,7 @@ impl Mysql {
             caps: 0,
             exchange: None,
             held_ok: None,
+            verify: false,
             result: ResultSet::default(),
             partial: None,
             early: Vec::new(),
@@ -261,10 +264,15 @@ impl Mysql {
     /// reads SQL.
     fn start_session(&mut self, ok_seq: u8, ok: Bytes, up: &mut BytesMut) -> Result<(), DataError> {
         self.held_ok = Some((ok_seq, ok));
+        self.ask_session(up);
+        Ok(())
+    }
+
+    /// Asks the server how the session reads SQL now (its answer is graylane's).
+    fn ask_session(&mut self, up: &mut BytesMut) {
         self.result = ResultSet::new(self.caps & self.greeting.caps & CLIENT_DEPRECATE_EOF != 0);
         packet::query(up, SESSION_QUERY);
         self.phase = Phase::Session;
-        Ok(())
     }
 
     /// A packet of the session query's answer.
@@ -283,24 +291,31 @@ impl Mysql {
                         .map(|v| String::from_utf8_lossy(&v).into_owned())
                         .unwrap_or_default()
                 };
-                let reported = Reported {
-                    sql_mode: text(0),
-                    charset: text(1),
-                    global_sql_mode: text(2),
-                    global_charset: text(3),
-                };
-                self.session = Session::new(self.greeting.version_id, self.greeting.mariadb);
-                if let Err(r) = self.session.learn(reported) {
+                let reported = Reported { sql_mode: text(0), charset: text(1) };
+                if let Err(r) = self.session.learn(&reported) {
                     let why = match r {
                         Refusal::Unsupported(_, why) | Refusal::Unfollowable(_, why) => why.to_owned(),
                         Refusal::Parse(d) => d,
                     };
-                    return Err(self.fail_login(down, &format!("its session cannot be read: {why}")));
+                    if self.held_ok.is_some() {
+                        return Err(self.fail_login(down, &format!("its session cannot be read: {why}")));
+                    }
+                    // A SET that reached the server (its OK went out) left a session graylane
+                    // cannot read: nothing more is read on it.
+                    self.tally.rejected += 1;
+                    self.tally
+                        .rejections
+                        .push(("SET".into(), "the session now reads SQL in a way graylane cannot"));
+                    self.phase = Phase::Closed;
+                    return Err(malformed(&format!(
+                        "the session now reads SQL in a way graylane cannot: {why}"
+                    )));
                 }
                 if let Some((seq, ok)) = self.held_ok.take() {
                     put_packets(down, seq, &ok);
                 }
                 self.phase = Phase::Command;
+                self.verify = false;
                 self.replay_early(up, down)
             }
         }
@@ -316,21 +331,29 @@ impl Mysql {
             // COM_QUERY, COM_STMT_PREPARE: the SQL.
             0x03 | 0x16 => {
                 let name = if cmd == 0x03 { "COM_QUERY" } else { "COM_STMT_PREPARE" };
-                match sql::rewrite(&payload[1..], &self.schemas, &mut self.session, cmd == 0x16) {
-                    Ok(None) => Ok(None),
-                    Ok(Some(new)) => {
-                        let mut p = Vec::with_capacity(1 + new.len());
-                        p.push(cmd);
-                        p.extend_from_slice(&new);
-                        Ok(Some(p))
+                match sql::rewrite(&payload[1..], &self.schemas, &self.session.rules, cmd == 0x16) {
+                    Ok(r) => {
+                        self.verify = r.change == Change::Reading;
+                        Ok(r.text.map(|new| {
+                            let mut p = Vec::with_capacity(1 + new.len());
+                            p.push(cmd);
+                            p.extend_from_slice(&new);
+                            p
+                        }))
                     }
                     Err(r) => Err((statement_kind(&payload[1..]).unwrap_or_else(|| name.to_owned()), r)),
                 }
             }
-            // COM_INIT_DB: the schema.
+            // COM_INIT_DB: the schema (a name MariaDB reads whole: no NUL, no control byte).
             0x02 => {
-                let db = String::from_utf8_lossy(&payload[1..]).into_owned();
-                match self.schemas.target(&db) {
+                let name = std::str::from_utf8(&payload[1..])
+                    .ok()
+                    .filter(|n| !n.is_empty() && n.len() <= 64 && !n.chars().any(char::is_control));
+                let target = match name {
+                    Some(db) => self.schemas.target(db),
+                    None => Err(Refusal::Unsupported(None, "a schema name graylane cannot read")),
+                };
+                match target {
                     Ok(Some(t)) => {
                         let mut p = vec![cmd];
                         p.extend_from_slice(t.as_bytes());
@@ -345,7 +368,7 @@ impl Mysql {
             }
             // COM_RESET_CONNECTION: the session goes back to its state after login.
             0x1f => {
-                let _ = self.session.reset();
+                self.verify = true;
                 Ok(None)
             }
             // Quit, statistics, ping, field list (of the mapped schema), prepared
@@ -375,14 +398,20 @@ impl Mysql {
                 self.refuse(down, seq, &what, &why, ER_PARSE);
             }
             Err((_, Refusal::Unfollowable(kind, why))) => self.refuse(down, seq, &kind, why, ER_ACCESS),
+            // A statement of a kind graylane does not keep in lanes (`CALL`, `GRANT`, alone in
+            // its packet): `passthrough` forwards it as it is (with a store account, the store
+            // decides).
+            Err((_, Refusal::Unsupported(Some(kind), why))) if !self.reject => {
+                let _ = (kind, why);
+                self.tally.unsupported_passed += 1;
+                put_packets(up, seq, payload);
+            }
+            // Anything else that cannot be kept in the lane (a name the walk cannot place, a
+            // schema with no mapping, a write to a system schema) is refused whatever the lane
+            // says.
             Err((what, Refusal::Unsupported(kind, why))) => {
                 let what = kind.unwrap_or(what);
-                if self.reject {
-                    self.refuse(down, seq, &what, why, ER_ACCESS);
-                } else {
-                    self.tally.unsupported_passed += 1;
-                    put_packets(up, seq, payload);
-                }
+                self.refuse(down, seq, &what, why, ER_ACCESS);
             }
         }
     }
@@ -403,11 +432,17 @@ impl Mysql {
             // The account's exchange is graylane's: the client waits for its OK.
             Phase::Auth if self.account.is_some() => {}
             Phase::Auth => put_packets(up, seq, &payload),
+            // A login split over packets (16 MiB of it) is not one graylane reads.
+            Phase::Response if payload.len() == MAX_PACKET => return Err(malformed("a login over 16 MiB")),
+            // A login split over packets (16 MiB of it) is not one graylane reads.
+            Phase::Response if payload.len() == MAX_PACKET => return Err(malformed("a login over 16 MiB")),
             Phase::Response => {
                 let p = self.response(seq, &payload, down)?;
                 put_packets(up, seq, &p);
                 self.phase = Phase::Auth;
             }
+            // The answer to a command that may change how the session reads SQL comes first.
+            Phase::Command if self.verify => self.hold(seq, payload)?,
             Phase::Command => {
                 let (first_seq, mut whole) = self.partial.take().unwrap_or((seq, Vec::new()));
                 whole.extend_from_slice(&payload);
@@ -473,6 +508,18 @@ impl Codec for Mysql {
     ) -> Result<(), DataError> {
         loop {
             match self.phase {
+                // The answer to a SET or a reset: OK, and graylane asks how the session reads
+                // now; an error changed nothing.
+                Phase::Command if self.verify => {
+                    let Some((seq, payload)) = packet(input) else { return Ok(()) };
+                    put_packets(down, seq, &payload);
+                    if payload.first() == Some(&0x00) {
+                        self.ask_session(up);
+                    } else {
+                        self.verify = false;
+                        self.replay_early(up, down)?;
+                    }
+                }
                 Phase::Command | Phase::Response => {
                     down.extend_from_slice(&input.split());
                     return Ok(());

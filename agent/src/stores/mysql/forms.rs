@@ -104,14 +104,19 @@ pub(super) fn statement(w: &Words<'_>, walk: &mut Walk) -> Result<bool, Refusal>
 }
 
 /// Expression forms: their names renamed and placed, and the parser's view of them
-/// replaced by same-length text it reads.
-pub(super) fn substitute(w: &Words<'_>, view: &mut [u8], walk: &mut Walk) -> Result<(), Refusal> {
+/// replaced by same-length text it reads (`view` is the statement's slice, from `base`).
+pub(super) fn substitute(
+    w: &Words<'_>,
+    view: &mut [u8],
+    base: usize,
+    walk: &mut Walk,
+) -> Result<(), Refusal> {
     let mut i = 0;
     while i < w.sig.len() {
         // NEXT VALUE FOR s, PREVIOUS VALUE FOR s → NULL.
         if (w.is(i, "next") || w.is(i, "previous")) && w.is(i + 1, "value") && w.is(i + 2, "for") {
             let n = w.object(i + 3, walk, true)?;
-            let (start, end) = (w.sig[i].start, w.sig[i + 2 + n].end);
+            let (start, end) = (w.sig[i].start - base, w.sig[i + 2 + n].end - base);
             blank(view, start, end);
             view[start..start + 4].copy_from_slice(b"NULL");
             i += 3 + n;
@@ -119,7 +124,7 @@ pub(super) fn substitute(w: &Words<'_>, view: &mut [u8], walk: &mut Walk) -> Res
         }
         // LOCK IN SHARE MODE → FOR SHARE.
         if w.is(i, "lock") && w.is(i + 1, "in") && w.is(i + 2, "share") && w.is(i + 3, "mode") {
-            let (start, end) = (w.sig[i].start, w.sig[i + 3].end);
+            let (start, end) = (w.sig[i].start - base, w.sig[i + 3].end - base);
             blank(view, start, end);
             view[start..start + 9].copy_from_slice(b"FOR SHARE");
             i += 4;

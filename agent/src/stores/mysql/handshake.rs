@@ -125,18 +125,21 @@ impl<'a> Response<'a> {
         }
         let caps = u32::from_le_bytes([p[0], p[1], p[2], p[3]]);
         let (_, mut at) = nul_str(p, 32).ok_or("user not ended")?;
+        // As the server reads it: length-prefixed auth data only with secure connection
+        // (older logins end theirs with NUL, a form no client of the last twenty years
+        // sends: refused).
+        if caps & CLIENT_SECURE_CONNECTION == 0 {
+            return Err("a login without CLIENT_SECURE_CONNECTION");
+        }
         if caps & CLIENT_PLUGIN_AUTH_LENENC != 0 {
-            let (n, used) = lenenc(&p[at..]).ok_or("auth length")?;
+            let (n, used) = lenenc(p.get(at..).unwrap_or_default()).ok_or("auth length")?;
             at = usize::try_from(n)
                 .ok()
                 .and_then(|n| at.checked_add(used)?.checked_add(n))
                 .ok_or("auth length")?;
-        } else if caps & CLIENT_SECURE_CONNECTION != 0 {
+        } else {
             let n = *p.get(at).ok_or("auth length")?;
             at += 1 + usize::from(n);
-        } else {
-            let (_, next) = nul_str(p, at).ok_or("auth not ended")?;
-            at = next;
         }
         if at > p.len() {
             return Err("handshake response truncated");

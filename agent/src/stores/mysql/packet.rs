@@ -108,6 +108,9 @@ pub fn query(out: &mut BytesMut, sql: &str) {
     put_packets(out, 0, &p);
 }
 
+/// Columns a result set graylane reads may announce at most.
+const MAX_COLUMNS: u64 = 4096;
+
 /// A text result set read packet by packet: the rows, once whole.
 #[derive(Debug, Default)]
 pub struct ResultSet {
@@ -141,10 +144,11 @@ impl ResultSet {
                 // An OK: a statement without rows.
                 Some(0x00) => Step::Done,
                 _ => match lenenc(p) {
-                    Some((n, _)) => {
+                    Some((n, _)) if n <= MAX_COLUMNS => {
                         self.columns = Some(n as usize);
                         Step::More
                     }
+                    Some(_) => Step::Failed("a result set with too many columns".into()),
                     None => Step::Failed("a result set without a column count".into()),
                 },
             };

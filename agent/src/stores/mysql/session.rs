@@ -1,12 +1,12 @@
-//! How a session reads SQL, followed statement by statement: its `sql_mode`
-//! (`ANSI_QUOTES`, `NO_BACKSLASH_ESCAPES`) and `character_set_client`, as the server
-//! reported them after login and as each `SET` changes them — by literal, by `DEFAULT`,
-//! or through a user variable graylane saw assigned (mysqldump saves and restores both
-//! that way). A change graylane cannot follow (a number, an expression, a variable it did
-//! not see, a character set it does not read) is refused: the next statement would be read
-//! one way by graylane and another by the server.
-
-use std::collections::HashMap;
+//! How a session reads SQL: its `sql_mode` (`ANSI_QUOTES`, `NO_BACKSLASH_ESCAPES`) and
+//! `character_set_client`, always as the server says. graylane asks the server after login,
+//! after every `SET` that may change them and after `COM_RESET_CONNECTION`, and holds the
+//! client's next commands until it knows; it never predicts what a `SET` does (a `SET` the
+//! server rejects, a variable assigned where graylane does not look, a global value changed
+//! since: none can leave graylane reading with other rules than the server). A `SET` that
+//! may change them must be alone in its packet (a later statement would be read before the
+//! answer). Values graylane can refuse at once are refused (`SET NAMES gbk`); a session the
+//! server reports in a character set or `sql_mode` graylane cannot read is closed.
 
 use super::{
     lex::{Charset, Kind, Rules, Token},
@@ -49,389 +49,199 @@ const KNOWN_MODES: &[&str] = &[
     "SIMULTANEOUS_ASSIGNMENT",
     "TIME_ROUND_FRACTIONAL",
 ];
-/// User variables remembered at most (a session that assigns more forgets them all).
-const MAX_VARS: usize = 256;
+/// Words that, in a `SET`, name how the session reads SQL.
+const READING: &[&str] = &["sql_mode", "character_set_client", "names", "charset", "character"];
 
-/// What the server said of the session right after login.
+/// What the server said of the session.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reported {
     pub sql_mode: String,
     pub charset: String,
-    pub global_sql_mode: String,
-    pub global_charset: String,
+}
+
+/// What a statement does to the session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    None,
+    /// It may change how the server reads SQL: ask it afterwards.
+    Reading,
 }
 
 #[derive(Clone, Debug)]
 pub struct Session {
     pub rules: Rules,
-    sql_mode: String,
-    charset: String,
-    /// After login (what `COM_RESET_CONNECTION` goes back to).
-    reported: std::sync::Arc<Reported>,
-    /// User variables whose values graylane saw set; `None`: set to something it could not
-    /// follow.
-    vars: HashMap<String, Option<String>>,
-    /// A prepared statement that assigns user variables may run at any time: none is known.
-    vars_untracked: bool,
-}
-
-/// A `SET` value, as far as graylane can tell.
-#[derive(Clone, Debug, PartialEq)]
-enum Value {
-    Text(String),
-    Default,
-    /// A number, an expression, a variable graylane did not see set.
-    Unknown,
-}
-
-/// What one assignment of a `SET` sets.
-#[derive(Debug)]
-enum Target {
-    SqlMode,
-    Charset,
-    UserVar(String),
-    /// Another session variable (no effect on reading).
-    Other,
 }
 
 fn word(sql: &[u8], t: &Token) -> String {
     String::from_utf8_lossy(&sql[t.start..t.end]).to_ascii_lowercase()
 }
 
-/// A quoted text's content (doubled quotes undone); `None` when it has escapes graylane
-/// does not undo.
-fn unquote(text: &[u8]) -> Option<String> {
-    let (&q, rest) = text.split_first()?;
-    let body = rest.strip_suffix(&[q])?;
-    let s = std::str::from_utf8(body).ok()?;
-    if s.contains('\\') {
-        return None;
-    }
-    let quote = char::from(q).to_string();
-    Some(s.replace(&format!("{quote}{quote}"), &quote))
-}
-
-/// A user variable's name (`@a`, `@'a'`, `` @`a` ``), lowercased as MariaDB compares them.
-fn var_name(sql: &[u8], t: &Token) -> Option<String> {
-    let text = &sql[t.start + 1..t.end];
-    let name = match text.first() {
-        Some(b'\'' | b'"' | b'`') => unquote(text)?,
-        _ => String::from_utf8_lossy(text).into_owned(),
-    };
-    Some(name.to_ascii_lowercase())
-}
-
-impl Session {
-    /// Before the server has said anything: `utf8`, no special quoting.
-    pub fn new(version: u32, mariadb: bool) -> Self {
-        let rules = Rules { version, mariadb, ..Rules::default() };
-        Self {
-            rules,
-            sql_mode: String::new(),
-            charset: "utf8mb4".into(),
-            reported: std::sync::Arc::default(),
-            vars: HashMap::new(),
-            vars_untracked: false,
-        }
-    }
-
-    /// The session as the server reported it after login. `Err`: a session graylane
-    /// cannot read.
-    pub fn learn(&mut self, reported: Reported) -> Result<(), Refusal> {
-        self.reported = std::sync::Arc::new(reported);
-        self.reset()
-    }
-
-    /// Back to the state after login (`COM_RESET_CONNECTION`).
-    pub fn reset(&mut self) -> Result<(), Refusal> {
-        self.vars.clear();
-        let r = std::sync::Arc::clone(&self.reported);
-        self.set_sql_mode(&r.sql_mode)?;
-        self.set_charset(&r.charset)
-    }
-
-    fn set_sql_mode(&mut self, text: &str) -> Result<(), Refusal> {
-        let upper = text.to_ascii_uppercase();
-        let (mut ansi, mut nbe) = (false, false);
-        for mode in upper.split(',').map(str::trim).filter(|m| !m.is_empty()) {
-            if FOREIGN_MODES.contains(&mode) {
-                return Err(unfollowable("SET sql_mode", "that sql_mode reads SQL in another grammar"));
-            }
-            if !KNOWN_MODES.contains(&mode) {
-                return Err(unfollowable("SET sql_mode", "graylane does not know that sql_mode"));
-            }
-            ansi |= mode == "ANSI" || mode == "ANSI_QUOTES";
-            nbe |= mode == "NO_BACKSLASH_ESCAPES";
-        }
-        self.sql_mode = upper;
-        self.rules.ansi_quotes = ansi;
-        self.rules.no_backslash_escapes = nbe;
-        Ok(())
-    }
-
-    fn set_charset(&mut self, name: &str) -> Result<(), Refusal> {
-        let Some(cs) = Charset::named(name) else {
-            return Err(unfollowable(
-                "SET NAMES",
-                "graylane reads SQL in utf8, utf8mb4, latin1 and ascii only",
-            ));
-        };
-        self.charset = name.to_ascii_lowercase();
-        self.rules.charset = cs;
-        Ok(())
-    }
-
-    /// Whether a statement may change the session (a `SET`, or an assignment to a user
-    /// variable): cheap, before [`Session::apply`].
-    pub fn changes(sql: &[u8], tokens: &[Token]) -> bool {
-        let mut sig = tokens.iter().filter(|t| t.significant());
-        let first_set = sig.next().is_some_and(|t| t.kind == Kind::Word && word(sql, t) == "set");
-        first_set
-            || tokens.iter().any(|t| {
-                (t.kind == Kind::Punct && &sql[t.start..t.end] == b":=")
-                    || (t.kind == Kind::Word && sql[t.start..t.end].eq_ignore_ascii_case(b"into"))
-            })
-    }
-
-    /// One statement's effect on how the next is read (its tokens, comments included).
-    /// `prepared`: a `COM_STMT_PREPARE`, which runs later, any number of times.
-    pub fn apply(&mut self, sql: &[u8], tokens: &[Token], prepared: bool) -> Result<(), Refusal> {
-        let sig: Vec<&Token> = tokens.iter().filter(|t| t.significant()).collect();
-        let is_set = sig.first().is_some_and(|t| t.kind == Kind::Word && word(sql, t) == "set");
-        if !is_set {
-            // `SELECT … INTO @v`, `@v := …`: values graylane does not follow.
-            let assigns = sig.iter().enumerate().any(|(i, t)| {
-                (t.kind == Kind::Punct && &sql[t.start..t.end] == b":=")
-                    || (t.kind == Kind::Word
-                        && word(sql, t) == "into"
-                        && sig.get(i + 1).is_some_and(|n| n.kind == Kind::UserVar))
-            });
-            if assigns {
-                self.forget_vars(prepared);
-            }
-            return Ok(());
-        }
-        let assignments = self.assignments(sql, &sig[1..])?;
-        if prepared {
-            if assignments.iter().any(|(t, _)| matches!(t, Target::SqlMode | Target::Charset)) {
-                return Err(unfollowable(
-                    "SET",
-                    "a prepared SET of sql_mode or the character set runs when graylane cannot see it",
-                ));
-            }
-            if assignments.iter().any(|(t, _)| matches!(t, Target::UserVar(_))) {
-                self.forget_vars(true);
-            }
-            return Ok(());
-        }
-        // Values are read before anything is set (`SET @old=@@sql_mode, sql_mode='…'`).
-        for (target, value) in assignments {
-            match target {
-                Target::SqlMode => match value {
-                    Value::Text(t) => self.set_sql_mode(&t)?,
-                    Value::Default => {
-                        let g = self.reported.global_sql_mode.clone();
-                        self.set_sql_mode(&g)?;
-                    }
-                    Value::Unknown => {
-                        return Err(unfollowable(
-                            "SET sql_mode",
-                            "graylane cannot tell what this sets it to",
-                        ));
-                    }
-                },
-                Target::Charset => match value {
-                    Value::Text(t) => self.set_charset(&t)?,
-                    Value::Default => {
-                        let g = self.reported.global_charset.clone();
-                        self.set_charset(&g)?;
-                    }
-                    Value::Unknown => {
-                        return Err(unfollowable(
-                            "SET NAMES",
-                            "graylane cannot tell which character set this sets",
-                        ));
-                    }
-                },
-                Target::UserVar(name) => {
-                    if self.vars.len() >= MAX_VARS {
-                        self.vars.clear();
-                    }
-                    let known = match value {
-                        Value::Text(t) if !self.vars_untracked => Some(t),
-                        _ => None,
-                    };
-                    self.vars.insert(name, known);
-                }
-                Target::Other => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn forget_vars(&mut self, forever: bool) {
-        self.vars.clear();
-        self.vars_untracked |= forever;
-    }
-
-    /// A `SET`'s assignments (after `SET`), each value read in the state before it.
-    fn assignments(&self, sql: &[u8], sig: &[&Token]) -> Result<Vec<(Target, Value)>, Refusal> {
-        let w = |i: usize| sig.get(i).filter(|t| t.kind == Kind::Word).map(|t| word(sql, t));
-        match w(0).as_deref() {
-            Some("statement") => {
-                return Err(refused("SET STATEMENT", "graylane does not read SET STATEMENT … FOR"));
-            }
-            Some("global" | "persist" | "persist_only") => {
-                return Err(refused("SET GLOBAL", "it changes the server for everyone"));
-            }
-            Some("password" | "role") => return Err(refused("SET PASSWORD", "it changes accounts")),
-            Some("default") if w(1).as_deref() == Some("role") => {
-                return Err(refused("SET DEFAULT ROLE", "it changes accounts"));
-            }
-            Some("transaction") => return Ok(Vec::new()),
-            Some("session" | "local") if w(1).as_deref() == Some("transaction") => return Ok(Vec::new()),
-            _ => {}
-        }
-        let mut out = Vec::new();
-        for part in split_top(sql, sig) {
-            out.push(self.assignment(sql, part)?);
-        }
-        Ok(out)
-    }
-
-    fn assignment(&self, sql: &[u8], part: &[&Token]) -> Result<(Target, Value), Refusal> {
-        let w = |i: usize| part.get(i).filter(|t| t.kind == Kind::Word).map(|t| word(sql, t));
-        let text = |t: &Token| sql[t.start..t.end].to_vec();
-        // NAMES x [COLLATE y], CHARACTER SET x, CHARSET x.
-        let charset_value = |at: usize| match part.get(at) {
-            Some(t) if t.kind == Kind::Word && word(sql, t) == "default" => Value::Default,
-            Some(t) => self.value(sql, &[t]),
-            None => Value::Unknown,
-        };
-        match (w(0).as_deref(), w(1).as_deref()) {
-            (Some("names"), _) => return Ok((Target::Charset, charset_value(1))),
-            (Some("character"), Some("set")) => return Ok((Target::Charset, charset_value(2))),
-            (Some("charset"), _) => return Ok((Target::Charset, charset_value(1))),
-            _ => {}
-        }
-        let Some(eq) =
-            part.iter().position(|t| t.kind == Kind::Punct && matches!(&sql[t.start..t.end], b"=" | b":="))
-        else {
-            return Err(unfollowable("SET", "graylane cannot read this SET"));
-        };
-        let (lhs, rhs) = (&part[..eq], &part[eq + 1..]);
-        let name: String = match lhs {
-            [t] if t.kind == Kind::UserVar => {
-                let name =
-                    var_name(sql, t).ok_or_else(|| unfollowable("SET", "a user variable it cannot name"))?;
-                return Ok((Target::UserVar(name), self.value(sql, rhs)));
-            }
-            [t] if t.kind == Kind::SysVar => {
-                let name = word(sql, t);
-                let name = name.trim_start_matches('@');
-                match name.split_once('.') {
-                    Some(("global", _)) => {
-                        return Err(refused("SET GLOBAL", "it changes the server for everyone"));
-                    }
-                    Some(("session" | "local", n)) => n.to_owned(),
-                    Some(_) => return Err(unfollowable("SET", "a structured system variable")),
-                    None => name.to_owned(),
-                }
-            }
-            [scope, t] if matches!(w(0).as_deref(), Some("session" | "local")) && t.is_name() => {
-                let _ = scope;
-                name_of(&text(t))
-            }
-            [t] if t.is_name() => name_of(&text(t)),
-            _ => return Err(unfollowable("SET", "graylane cannot read this SET")),
-        };
-        let target = match name.as_str() {
-            "sql_mode" => Target::SqlMode,
-            "character_set_client" => Target::Charset,
-            _ => Target::Other,
-        };
-        Ok((target, self.value(sql, rhs)))
-    }
-
-    /// A `SET` value: a literal, `DEFAULT`, or a variable graylane knows.
-    fn value(&self, sql: &[u8], v: &[&Token]) -> Value {
-        let [t] = v else { return Value::Unknown };
-        let text = &sql[t.start..t.end];
-        match t.kind {
-            Kind::Str => unquote(text).map_or(Value::Unknown, Value::Text),
-            Kind::Quoted => unquote(text).map_or(Value::Unknown, Value::Text),
-            Kind::Word if text.eq_ignore_ascii_case(b"default") => Value::Default,
-            Kind::Word => Value::Text(String::from_utf8_lossy(text).into_owned()),
-            Kind::UserVar => match var_name(sql, t).and_then(|n| self.vars.get(&n).cloned()) {
-                Some(Some(v)) if !self.vars_untracked => Value::Text(v),
-                _ => Value::Unknown,
-            },
-            Kind::SysVar => {
-                let name = word(sql, t);
-                let name = name.trim_start_matches('@');
-                let (global, name) = match name.split_once('.') {
-                    Some(("global", n)) => (true, n),
-                    Some((_, n)) => (false, n),
-                    None => (false, name),
-                };
-                match (global, name) {
-                    (false, "sql_mode") => Value::Text(self.sql_mode.clone()),
-                    (false, "character_set_client") => Value::Text(self.charset.clone()),
-                    (true, "sql_mode") => Value::Text(self.reported.global_sql_mode.clone()),
-                    (true, "character_set_client") => Value::Text(self.reported.global_charset.clone()),
-                    _ => Value::Unknown,
-                }
-            }
-            _ => Value::Unknown,
-        }
-    }
-}
-
-/// A name as written (`` `a` `` → `a`), lowercased.
-fn name_of(text: &[u8]) -> String {
-    match text.first() {
-        Some(b'`' | b'"') => unquote(text).unwrap_or_default().to_ascii_lowercase(),
-        _ => String::from_utf8_lossy(text).to_ascii_lowercase(),
-    }
-}
-
-/// Tokens split at commas outside parentheses.
-fn split_top<'t>(sql: &[u8], sig: &'t [&'t Token]) -> Vec<&'t [&'t Token]> {
-    let mut out = Vec::new();
-    let (mut depth, mut from) = (0i32, 0);
-    for (i, t) in sig.iter().enumerate() {
-        if t.kind != Kind::Punct {
-            continue;
-        }
-        match &sql[t.start..t.end] {
-            b"(" => depth += 1,
-            b")" => depth -= 1,
-            b"," if depth == 0 => {
-                out.push(&sig[from..i]);
-                from = i + 1;
-            }
-            b";" => {
-                out.push(&sig[from..i]);
-                from = sig.len();
-                break;
-            }
-            _ => {}
-        }
-    }
-    if from < sig.len() {
-        out.push(&sig[from..]);
-    }
-    out.retain(|p| !p.is_empty());
-    out
+fn unfollowable(kind: &str, why: &'static str) -> Refusal {
+    Refusal::Unfollowable(kind.to_owned(), why)
 }
 
 fn refused(kind: &str, why: &'static str) -> Refusal {
     Refusal::Unsupported(Some(kind.to_owned()), why)
 }
 
-/// Refused whatever `onUnsupported` says: the next statements would be read wrong.
-fn unfollowable(kind: &str, why: &'static str) -> Refusal {
-    Refusal::Unfollowable(kind.to_owned(), why)
+impl Session {
+    /// Before the server has said anything: `utf8`, no special quoting.
+    pub fn new(version: u32, mariadb: bool) -> Self {
+        Self { rules: Rules { version, mariadb, ..Rules::default() } }
+    }
+
+    /// The session as the server reported it. `Err`: a session graylane cannot read (the
+    /// rules stay as they were).
+    pub fn learn(&mut self, r: &Reported) -> Result<(), Refusal> {
+        let Some(charset) = Charset::named(&r.charset) else {
+            return Err(unfollowable(
+                "SET NAMES",
+                "graylane reads SQL in utf8, utf8mb4, latin1 and ascii only",
+            ));
+        };
+        let (ansi, nbe) = modes(&r.sql_mode)?;
+        self.rules.charset = charset;
+        self.rules.ansi_quotes = ansi;
+        self.rules.no_backslash_escapes = nbe;
+        Ok(())
+    }
+
+    /// What statement `tokens` (comments included) does to the session; refused when it
+    /// reaches beyond the session (`SET GLOBAL`, passwords, roles), names a reading graylane
+    /// cannot follow (`SET NAMES gbk`, an unknown or foreign `sql_mode`, a character set by
+    /// number), or (`prepared`) would change the reading when graylane cannot see it.
+    pub fn change(sql: &[u8], tokens: &[Token], prepared: bool) -> Result<Change, Refusal> {
+        let sig: Vec<&Token> = tokens.iter().filter(|t| t.significant()).collect();
+        let words: Vec<String> = sig.iter().map(|t| word(sql, t)).collect();
+        if words.first().map(String::as_str) != Some("set") {
+            return Ok(Change::None);
+        }
+        let w = |i: usize| words.get(i).map(String::as_str);
+        match w(1) {
+            Some("statement") => {
+                return Err(refused("SET STATEMENT", "graylane does not read SET STATEMENT … FOR"));
+            }
+            Some("global" | "persist" | "persist_only") => {
+                return Err(refused("SET GLOBAL", "it changes the server for everyone"));
+            }
+            Some("default") if w(2) == Some("role") => {
+                return Err(refused("SET DEFAULT ROLE", "it changes accounts"));
+            }
+            _ => {}
+        }
+        // Each assignment's target: what comes first in it (after a scope word).
+        let mut reading = false;
+        let mut at_target = true;
+        let mut depth = 0i32;
+        for (i, t) in sig.iter().enumerate().skip(1) {
+            let text = &sql[t.start..t.end];
+            if t.kind == Kind::Punct {
+                match text {
+                    b"(" => depth += 1,
+                    b")" => depth -= 1,
+                    b"," if depth == 0 => at_target = true,
+                    _ => {}
+                }
+                continue;
+            }
+            let name = match t.kind {
+                Kind::SysVar => {
+                    let n = words[i].trim_start_matches('@').to_owned();
+                    if n.starts_with("global.") {
+                        return Err(refused("SET GLOBAL", "it changes the server for everyone"));
+                    }
+                    n.rsplit('.').next().unwrap_or("").to_owned()
+                }
+                Kind::Quoted => String::from_utf8_lossy(&text[1..text.len() - 1]).to_ascii_lowercase(),
+                _ => words[i].clone(),
+            };
+            if at_target && depth == 0 {
+                if matches!(name.as_str(), "session" | "local") {
+                    continue;
+                }
+                at_target = false;
+                match name.as_str() {
+                    "password" | "role" => return Err(refused("SET PASSWORD", "it changes accounts")),
+                    "global" | "persist" | "persist_only" => {
+                        return Err(refused("SET GLOBAL", "it changes the server for everyone"));
+                    }
+                    n if READING.contains(&n) => {
+                        reading = true;
+                        // A value graylane can judge now: a name or a literal.
+                        if let Some(v) = sig
+                            .get(i + if n == "character" { 2 } else { 1 })
+                            .filter(|_| matches!(n, "names" | "charset" | "character"))
+                        {
+                            judge_charset(sql, v)?;
+                        }
+                        if let Some(eq) = sig.get(i + 1)
+                            && &sql[eq.start..eq.end] == b"="
+                            && let Some(v) = sig.get(i + 2)
+                        {
+                            match n {
+                                "sql_mode" => judge_mode(sql, v)?,
+                                "character_set_client" => judge_charset(sql, v)?,
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if !reading {
+            return Ok(Change::None);
+        }
+        if prepared {
+            return Err(unfollowable(
+                "SET",
+                "a prepared SET of sql_mode or the character set runs when graylane cannot see it",
+            ));
+        }
+        Ok(Change::Reading)
+    }
+}
+
+/// A `sql_mode` value graylane can judge now (a literal): one it reads, or refused.
+fn judge_mode(sql: &[u8], v: &Token) -> Result<(), Refusal> {
+    match v.kind {
+        Kind::Str => modes(&String::from_utf8_lossy(&sql[v.start + 1..v.end - 1])).map(|_| ()),
+        Kind::Number => Err(unfollowable("SET sql_mode", "a sql_mode by number")),
+        _ => Ok(()),
+    }
+}
+
+/// A character set graylane can judge now (a name, a literal, a number): one it reads, or
+/// refused.
+fn judge_charset(sql: &[u8], v: &Token) -> Result<(), Refusal> {
+    let text = match v.kind {
+        Kind::Str | Kind::Quoted => String::from_utf8_lossy(&sql[v.start + 1..v.end - 1]).into_owned(),
+        Kind::Word => String::from_utf8_lossy(&sql[v.start..v.end]).into_owned(),
+        Kind::Number => return Err(unfollowable("SET NAMES", "a character set by number")),
+        _ => return Ok(()),
+    };
+    if text.eq_ignore_ascii_case("default") || Charset::named(&text).is_some() {
+        return Ok(());
+    }
+    Err(unfollowable("SET NAMES", "graylane reads SQL in utf8, utf8mb4, latin1 and ascii only"))
+}
+
+/// (`ANSI_QUOTES`, `NO_BACKSLASH_ESCAPES`) of a `sql_mode` value; refused for modes that
+/// read SQL in another grammar and for modes graylane does not know.
+fn modes(text: &str) -> Result<(bool, bool), Refusal> {
+    let (mut ansi, mut nbe) = (false, false);
+    for mode in text.split(',').filter(|m| !m.is_empty()) {
+        let mode = mode.to_ascii_uppercase();
+        if FOREIGN_MODES.contains(&mode.as_str()) {
+            return Err(unfollowable("SET sql_mode", "that sql_mode reads SQL in another grammar"));
+        }
+        if !KNOWN_MODES.contains(&mode.as_str()) {
+            return Err(unfollowable("SET sql_mode", "graylane does not know that sql_mode"));
+        }
+        ansi |= mode == "ANSI" || mode == "ANSI_QUOTES";
+        nbe |= mode == "NO_BACKSLASH_ESCAPES";
+    }
+    Ok((ansi, nbe))
 }
 
 #[cfg(test)]

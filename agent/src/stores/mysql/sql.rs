@@ -4,7 +4,7 @@
 //!
 //! The text is read twice and both readings must agree. First as MariaDB reads it
 //! ([`super::lex`]: comments, executable comments, literals under the session's quoting
-//! and character set, statement by statement as `SET`s change them, [`super::session`]).
+//! and character set as the server reports them, [`super::session`]).
 //! That reading makes a *view* of the same length in which comments are blanks, the
 //! markers of executable comments are blanks (their bodies are SQL, as for the server) and
 //! literals hold only spaces — so the parser (`sqlparser`, MySQL dialect) sees exactly the
@@ -33,10 +33,10 @@ use sqlparser::{
 
 use super::{
     forms::{self, Words},
-    lex::{Kind, Lexer, Token, trimmed},
+    lex::{Kind, Lexer, Rules, Token, trimmed},
     refusal::{refused, unsupported},
     schemas::Walk,
-    session::Session,
+    session::{Change, Session},
 };
 pub use super::{
     refusal::Refusal,
@@ -50,9 +50,12 @@ const MAX_OPERATORS: usize = 2_000;
 /// MariaDB functions whose first argument names a sequence (`schema.sequence`).
 const SEQUENCE_FUNCTIONS: &[&str] = &["nextval", "lastval", "setval"];
 
-/// One statement of the view as the parser reads it, with byte offsets for its spans.
+/// One statement of the view as the parser reads it, with byte offsets (in the whole text)
+/// for its spans.
 struct ParsedView<'v> {
     text: &'v str,
+    /// Where the statement starts in the whole text.
+    base: usize,
     line_starts: Vec<usize>,
 }
 
@@ -61,67 +64,75 @@ impl ParsedView<'_> {
         let start = *self.line_starts.get(usize::try_from(l.line).ok()?.checked_sub(1)?)?;
         let col = usize::try_from(l.column).ok()?.checked_sub(1)?;
         let line = &self.text[start..];
-        Some(start + line.char_indices().nth(col).map_or(line.len(), |(i, _)| i))
+        Some(self.base + start + line.char_indices().nth(col).map_or(line.len(), |(i, _)| i))
     }
 }
 
-/// The statement(s) for the lane: `Ok(None)` when nothing needs changing (the original
-/// text goes as it is), `Ok(Some(bytes))` with the lane's schema names spliced in. The
-/// session follows each statement's `SET`s (and is left as it was when the text is
-/// refused). `prepared`: a `COM_STMT_PREPARE`.
-pub fn rewrite(
-    sql: &[u8],
-    schemas: &Schemas,
-    session: &mut Session,
-    prepared: bool,
-) -> Result<Option<Vec<u8>>, Refusal> {
-    let mut before = None;
-    let result = read(sql, schemas, session, prepared, &mut before);
-    if let (Err(_), Some(b)) = (&result, before) {
-        *session = b;
-    }
-    result
+/// What a text becomes for the lane.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Rewritten {
+    /// `None` when nothing needs changing (the original text goes as it is); the text with
+    /// the lane's schema names spliced in otherwise.
+    pub text: Option<Vec<u8>>,
+    /// It may change how the server reads SQL (ask the server afterwards).
+    pub change: Change,
 }
 
-fn read(
-    sql: &[u8],
-    schemas: &Schemas,
-    session: &mut Session,
-    prepared: bool,
-    before: &mut Option<Session>,
-) -> Result<Option<Vec<u8>>, Refusal> {
-    let mut apply = |session: &mut Session, tokens: &[Token]| {
-        if Session::changes(sql, tokens) && before.is_none() {
-            *before = Some(session.clone());
-        }
-        session.apply(sql, tokens, prepared)
-    };
-    // Statement by statement: a `SET NAMES` or `SET sql_mode` changes how the rest is read.
-    let (start, end) = trimmed(sql, session.rules.charset);
+/// The statement(s) for the lane, read with the session's `rules`. `prepared`: a
+/// `COM_STMT_PREPARE`. A packet of several statements refuses what a single statement
+/// would only have had forwarded as it is (`onUnsupported: passthrough`): the others would
+/// go unmapped.
+pub fn rewrite(sql: &[u8], schemas: &Schemas, rules: &Rules, prepared: bool) -> Result<Rewritten, Refusal> {
+    let (start, end) = trimmed(sql, rules.charset);
     let mut lexer = Lexer::new(sql, start, end);
     let mut tokens: Vec<Token> = Vec::new();
     let mut statements: Vec<std::ops::Range<usize>> = Vec::new();
     let mut from = 0;
     loop {
-        let next = lexer.next(&session.rules).map_err(|e| Refusal::Parse(format!("{e}")))?;
+        let next = lexer.next(rules).map_err(|e| Refusal::Parse(format!("{e}")))?;
         let Some(t) = next else { break };
         tokens.push(t);
         if t.kind == Kind::Punct && sql[t.start..t.end] == *b";" {
             if lexer.in_exec() {
                 return Err(refused("a statement ends inside an executable comment"));
             }
-            apply(session, &tokens[from..])?;
             statements.push(from..tokens.len());
             from = tokens.len();
         }
     }
     if from < tokens.len() {
-        apply(session, &tokens[from..])?;
         statements.push(from..tokens.len());
     }
-    let view = view(sql, &tokens)?;
+    statements.retain(|r| tokens[r.clone()].iter().any(|t| t.significant() && sql[t.start..t.end] != *b";"));
+    let several = statements.len() > 1;
+    let mut change = Change::None;
+    for r in &statements {
+        if Session::change(sql, &tokens[r.clone()], prepared)? == Change::Reading {
+            if several {
+                return Err(Refusal::Unfollowable(
+                    "SET".into(),
+                    "a SET of sql_mode or the character set goes alone in its packet",
+                ));
+            }
+            change = Change::Reading;
+        }
+    }
+    let text = read(sql, schemas, &tokens, &statements).map_err(|e| match e {
+        Refusal::Unsupported(Some(_), why) if several => Refusal::Unsupported(None, why),
+        other => other,
+    })?;
+    Ok(Rewritten { text, change })
+}
+
+fn read(
+    sql: &[u8],
+    schemas: &Schemas,
+    tokens: &[Token],
+    statements: &[std::ops::Range<usize>],
+) -> Result<Option<Vec<u8>>, Refusal> {
+    let view = view(sql, tokens)?;
     let mut walk = Walk { schemas, renames: Vec::new(), placed: HashSet::new() };
-    for range in statements {
+    for range in statements.iter().cloned() {
         let sig: Vec<Token> = tokens[range.clone()].iter().copied().filter(Token::significant).collect();
         let sig: Vec<Token> = sig.into_iter().filter(|t| sql[t.start..t.end] != *b";").collect();
         if sig.is_empty() {
@@ -132,13 +143,14 @@ fn read(
         if forms::statement(&words, &mut walk)? {
             continue;
         }
-        // This statement alone, in the view.
+        // This statement alone: its slice of the view (offsets from `s`).
         let (s, e) = (tokens[range.start].start, tokens[range.end - 1].end);
-        let mut own = vec![b' '; view.len()];
-        own[s..e].copy_from_slice(&view[s..e]);
-        forms::substitute(&words, &mut own, &mut walk)?;
+        let mut own = view[s..e].to_vec();
+        forms::substitute(&words, &mut own, s, &mut walk)?;
         let text = String::from_utf8(own).map_err(|_| refused("names in bytes graylane cannot read"))?;
-        parse_statement(&text, &tokens, &mut walk, words.is(0, "do"))?;
+        // A deep tree is parsed, walked and dropped (all recursive) on a stack of its own.
+        let mut parse = || parse_statement(&text, s, tokens, &mut walk, words.is(0, "do"));
+        if nesting(sql, &sig) > SHALLOW { stacker::grow(DEEP_STACK, parse)? } else { parse()? }
     }
     // Every qualifier the lexer sees is one the walk placed, at its very position.
     let sig: Vec<&Token> = tokens.iter().filter(|t| t.significant()).collect();
@@ -157,46 +169,129 @@ fn read(
     if walk.renames.is_empty() {
         return Ok(None);
     }
-    splice(sql, &tokens, walk.renames).map(Some)
+    splice(sql, tokens, walk.renames).map(Some)
 }
 
-/// Files on the server: `INTO OUTFILE`/`DUMPFILE`, `LOAD_FILE()`.
+/// Words the parser may read as an operator (each nests the tree one level deeper).
+const OPERATOR_WORDS: &[&str] = &[
+    "and",
+    "or",
+    "xor",
+    "not",
+    "div",
+    "mod",
+    "union",
+    "intersect",
+    "except",
+    "minus",
+    "is",
+    "collate",
+    "like",
+    "rlike",
+    "regexp",
+    "between",
+    "in",
+    "escape",
+    "sounds",
+    "member",
+    "binary",
+    "interval",
+    "case",
+    "when",
+];
+/// Storage engines that reach data elsewhere (another server, other tables, files).
+const FOREIGN_ENGINES: &[&str] =
+    &["federated", "federatedx", "spider", "connect", "merge", "mrg_myisam", "csv", "sequence", "oqgraph"];
+
+/// Operators and parentheses up to which a statement is parsed on the caller's stack.
+const SHALLOW: usize = 64;
+/// The stack a deeper statement gets (virtual: only what it touches is memory).
+const DEEP_STACK: usize = 64 << 20;
+/// Parentheses nested at most.
+const MAX_DEPTH: usize = 128;
+
+/// How deep a statement's tree may nest: its operators plus its deepest parenthesis.
+fn nesting(sql: &[u8], sig: &[Token]) -> usize {
+    let (mut depth, mut deepest, mut operators) = (0usize, 0usize, 0usize);
+    for t in sig {
+        match (t.kind, &sql[t.start..t.end]) {
+            (Kind::Punct, b"(") => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (Kind::Punct, b")") => depth = depth.saturating_sub(1),
+            (Kind::Punct, b"," | b"." | b";") => {}
+            (Kind::Punct, _) => operators += 1,
+            (Kind::Word, w) if OPERATOR_WORDS.iter().any(|o| w.eq_ignore_ascii_case(o.as_bytes())) => {
+                operators += 1
+            }
+            _ => {}
+        }
+    }
+    operators + deepest
+}
+
+/// Files on the server (`INTO OUTFILE`/`DUMPFILE`, `LOAD_FILE()`), tables whose data lives
+/// elsewhere (`CONNECTION=`, the engines of `FOREIGN_ENGINES`), and statements that nest
+/// too deep to walk.
 fn refuse_files(sql: &[u8], sig: &[Token]) -> Result<(), Refusal> {
     let w = Words { sql, sig };
+    // A name as MariaDB reads it, quoted or not.
+    let named = |i: usize, name: &str| {
+        w.is(i, name)
+            || sig.get(i).is_some_and(|t| {
+                t.kind == Kind::Quoted && sql[t.start + 1..t.end - 1].eq_ignore_ascii_case(name.as_bytes())
+            })
+    };
     for i in 0..sig.len() {
         if w.is(i, "into") && (w.is(i + 1, "outfile") || w.is(i + 1, "dumpfile")) {
             return Err(unsupported("INTO OUTFILE", "it writes files on the server"));
         }
-        if w.is(i, "load_file") {
+        if named(i, "load_file") {
             return Err(unsupported("LOAD_FILE", "it reads files on the server"));
         }
-    }
-    let operators = sig
-        .iter()
-        .filter(|t| match t.kind {
-            Kind::Punct => !matches!(&sql[t.start..t.end], b"," | b"." | b")" | b";"),
-            Kind::Word => {
-                let s = &sql[t.start..t.end];
-                s.eq_ignore_ascii_case(b"and")
-                    || s.eq_ignore_ascii_case(b"or")
-                    || s.eq_ignore_ascii_case(b"xor")
+        if w.is(i, "connection") && (w.is(0, "create") || w.is(0, "alter")) {
+            return Err(unsupported("CONNECTION", "a table whose data lives on another server"));
+        }
+        if w.is(i, "engine") {
+            let at = if sig.get(i + 1).is_some_and(|t| sql[t.start..t.end] == *b"=") { i + 2 } else { i + 1 };
+            if FOREIGN_ENGINES.iter().any(|e| named(at, e)) {
+                return Err(unsupported("ENGINE", "a storage engine whose data lives elsewhere"));
             }
-            _ => false,
-        })
-        .count();
-    if operators > MAX_OPERATORS {
+        }
+    }
+    // (Operators nest left-deep; parentheses nest; a VALUES list of any length does not.)
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    for t in sig.iter().filter(|t| t.kind == Kind::Punct) {
+        match &sql[t.start..t.end] {
+            b"(" => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b")" => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    if nesting(sql, sig) - deepest > MAX_OPERATORS || deepest > MAX_DEPTH {
         return Err(refused("the statement nests too deep to read safely"));
     }
     Ok(())
 }
 
-/// The text as the parser may see it: same length; comments, executable comments'
-/// markers and a final NUL blank; literals' contents blank (their quotes kept, `"…"`
-/// strings quoted `'…'`); `ANSI_QUOTES` names quoted with backticks.
+/// The text as the parser may see it: same length; comments as `/*` blanks `*/` (one token
+/// for the parser, whatever their length) or blanks when shorter than four bytes;
+/// executable comments' markers and a final NUL blank; literals' contents blank (their
+/// quotes kept, `"…"` strings quoted `'…'`); `ANSI_QUOTES` names quoted with backticks.
 fn view(sql: &[u8], tokens: &[Token]) -> Result<Vec<u8>, Refusal> {
     let mut v = sql.to_vec();
     for t in tokens {
         match t.kind {
+            Kind::Comment if t.end - t.start >= 4 => {
+                forms::blank(&mut v, t.start, t.end);
+                v[t.start..t.start + 2].copy_from_slice(b"/*");
+                v[t.end - 2..t.end].copy_from_slice(b"*/");
+            }
             Kind::Comment | Kind::ExecOpen | Kind::ExecClose | Kind::Nul => {
                 forms::blank(&mut v, t.start, t.end)
             }
@@ -220,24 +315,49 @@ fn view(sql: &[u8], tokens: &[Token]) -> Result<Vec<u8>, Refusal> {
 }
 
 /// Parses one statement of the view (`expressions`: `DO`'s list) and walks it.
-fn parse_statement(text: &str, tokens: &[Token], walk: &mut Walk, expressions: bool) -> Result<(), Refusal> {
+fn parse_statement(
+    text: &str,
+    base: usize,
+    tokens: &[Token],
+    walk: &mut Walk,
+    expressions: bool,
+) -> Result<(), Refusal> {
     let dialect = MySqlDialect {};
     let parse = |e: sqlparser::parser::ParserError| Refusal::Parse(e.to_string());
     let view = ParsedView {
         text,
+        base,
         line_starts: std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect(),
     };
     // The parser's own tokens: a comment where MariaDB saw none, or a literal or quoted name
     // where MariaDB saw none, is a disagreement.
     let ptokens =
         Tokenizer::new(&dialect, text).tokenize_with_location().map_err(|e| Refusal::Parse(e.to_string()))?;
+    let in_statement = |t: &&Token| t.start >= base && t.end <= base + text.len();
     let starts: HashSet<usize> = tokens
         .iter()
+        .filter(in_statement)
         .filter(|t| matches!(t.kind, Kind::Str | Kind::Bits | Kind::Quoted))
         .map(|t| t.start)
         .collect();
+    let comments: HashSet<(usize, usize)> = tokens
+        .iter()
+        .filter(in_statement)
+        .filter(|t| t.kind == Kind::Comment)
+        .map(|t| (t.start, t.end))
+        .collect();
     for t in &ptokens {
         let literal = match &t.token {
+            // Only the comments MariaDB saw, exactly where it saw them (the view writes them
+            // as `/* … */`).
+            PToken::Whitespace(Whitespace::MultiLineComment(_))
+                if view
+                    .offset(t.span.start)
+                    .zip(view.offset(t.span.end))
+                    .is_some_and(|se| comments.contains(&se)) =>
+            {
+                false
+            }
             PToken::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)) => {
                 return Err(refused("graylane's parser and MariaDB read a comment differently"));
             }

@@ -10,21 +10,21 @@ fn lane() -> Mysql {
 }
 
 /// The server's answer to graylane's session query (no `CLIENT_DEPRECATE_EOF`): column
-/// count, four definitions, EOF, one row, EOF — sequence ids from 1.
+/// count, two definitions, EOF, one row, EOF — sequence ids from 1.
 fn session_answer(sql_mode: &str, charset: &str) -> BytesMut {
     let mut b = BytesMut::new();
-    put_packets(&mut b, 1, &[4]);
-    for i in 0..4 {
+    put_packets(&mut b, 1, &[2]);
+    for i in 0..2 {
         put_packets(&mut b, 2 + i, b"\x03def\0\0\0\x01x\0\x0c\x21\0\0\0\0\xfd\0\0\0\0\0");
     }
-    put_packets(&mut b, 6, &[0xfe, 0, 0, 2, 0]);
+    put_packets(&mut b, 4, &[0xfe, 0, 0, 2, 0]);
     let mut row = Vec::new();
-    for v in [sql_mode, charset, sql_mode, charset] {
+    for v in [sql_mode, charset] {
         row.push(v.len() as u8);
         row.extend_from_slice(v.as_bytes());
     }
-    put_packets(&mut b, 7, &row);
-    put_packets(&mut b, 8, &[0xfe, 0, 0, 2, 0]);
+    put_packets(&mut b, 5, &row);
+    put_packets(&mut b, 6, &[0xfe, 0, 0, 2, 0]);
     b
 }
 
@@ -256,4 +256,40 @@ fn a_login_the_store_refuses_or_graylane_may_not_serve_ends_the_connection() {
     down.clear();
     assert!(m.client(&mut packets(1, &response(CAPS, "orders")), &mut up, &mut down).is_err());
     assert!(up.is_empty() && String::from_utf8_lossy(&down).contains("rewrite-only: no grants read"));
+}
+
+/// A SET of how SQL is read: the client's next command waits for the server's answer and
+/// graylane's own question; it is then read with the rules the server reports — never with
+/// rules graylane predicted.
+#[test]
+fn after_a_set_the_server_says_how_the_next_statement_is_read() {
+    let mut m = lane();
+    connect(&mut m, "orders");
+    let (mut up, mut down) = (BytesMut::new(), BytesMut::new());
+    let mut q = packets(0, b"\x03SET sql_mode = 'NO_BACKSLASH_ESCAPES'");
+    q.extend_from_slice(&packets(0, b"\x03SELECT 'a\\', (SELECT COUNT(*) FROM orders.t) -- '"));
+    m.client(&mut q, &mut up, &mut down).expect("commands");
+    assert_eq!(up, packets(0, b"\x03SET sql_mode = 'NO_BACKSLASH_ESCAPES'"), "the SELECT waits");
+    up.clear();
+    m.server(&mut packets(1, &[0, 0, 0, 2, 0, 0, 0]), &mut down, &mut up).expect("ok");
+    assert!(String::from_utf8_lossy(&up).contains("@@session.sql_mode"), "graylane asks");
+    up.clear();
+    m.server(&mut session_answer("NO_BACKSLASH_ESCAPES", "utf8mb4"), &mut down, &mut up).expect("answer");
+    assert_eq!(up, packets(0, b"\x03SELECT 'a\\', (SELECT COUNT(*) FROM orders_shadow.t) -- '"));
+    // The server refuses a SET: nothing changed, nothing asked.
+    up.clear();
+    m.client(&mut packets(0, b"\x03SET sql_mode = 'ANSI_QUOTES', nosuchvar = 1"), &mut up, &mut down)
+        .expect("set");
+    up.clear();
+    let mut err = vec![0xFF, 0x9d, 0x04, b'#'];
+    err.extend_from_slice(b"HY000Unknown system variable 'nosuchvar'");
+    m.server(&mut packets(1, &err), &mut down, &mut up).expect("err");
+    assert!(up.is_empty());
+    m.client(&mut packets(0, b"\x03SELECT \"x\" FROM orders.t"), &mut up, &mut down).expect("select");
+    assert_eq!(up, packets(0, b"\x03SELECT \"x\" FROM orders_shadow.t"), "still no ANSI_QUOTES");
+    // A session the server now reports in a character set graylane cannot read is closed.
+    up.clear();
+    m.client(&mut packets(0, b"\x03SET character_set_client = @c"), &mut up, &mut down).expect("set");
+    m.server(&mut packets(1, &[0, 0, 0, 2, 0, 0, 0]), &mut down, &mut up).expect("ok");
+    assert!(m.server(&mut session_answer("", "gbk"), &mut down, &mut up).is_err());
 }

@@ -1,25 +1,26 @@
 use std::collections::BTreeMap;
 
 use super::{Refusal, Schemas, rewrite as rewrite_bytes};
-use crate::stores::mysql::session::{Reported, Session};
+use crate::stores::mysql::{
+    lex::Rules,
+    session::{Change, Reported, Session},
+};
 
-/// A MariaDB 10.11 session with the server's defaults.
-fn session() -> Session {
+/// MariaDB 10.11's default reading rules.
+fn rules() -> Rules {
     let mut s = Session::new(101119, true);
-    s.learn(Reported {
+    s.learn(&Reported {
         sql_mode: "STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_AUTO_CREATE_USER,NO_ENGINE_SUBSTITUTION"
             .into(),
         charset: "utf8mb4".into(),
-        global_sql_mode: "STRICT_TRANS_TABLES".into(),
-        global_charset: "latin1".into(),
     })
     .expect("session");
-    s
+    s.rules
 }
 
 fn rewrite(sql: &str, schemas: &Schemas) -> Result<Option<String>, Refusal> {
-    rewrite_bytes(sql.as_bytes(), schemas, &mut session(), false)
-        .map(|o| o.map(|b| String::from_utf8(b).expect("utf8")))
+    rewrite_bytes(sql.as_bytes(), schemas, &rules(), false)
+        .map(|r| r.text.map(|b| String::from_utf8(b).expect("utf8")))
 }
 
 fn lane() -> Schemas {
@@ -177,45 +178,66 @@ fn text_mariadb_reads_as_code_is_read_as_code() {
 }
 
 #[test]
-fn the_session_decides_how_the_next_statement_is_read() {
+fn the_reading_rules_decide_where_literals_and_names_end() {
     let lane = lane();
-    let mut s = session();
-    let mut run = |sql: &str| rewrite_bytes(sql.as_bytes(), &lane, &mut s, false);
-    // A character set by number, by a variable graylane did not see set, or one whose
-    // characters can end in a backslash: refused before the next statement is misread.
-    assert!(run("SET character_set_client = 28").is_err());
-    assert!(run("SET @c = CONCAT('g', 'bk')").is_ok());
-    assert!(run("SET character_set_client = @c").is_err());
-    assert!(run("SET NAMES gbk").is_err());
-    assert!(run("SET CHARACTER SET sjis").is_err());
-    assert!(run("SET NAMES 'utf8mb4' COLLATE 'utf8mb4_general_ci'").is_ok());
-    // mysqldump's save and restore through user variables is followed.
-    assert!(run("/*!40101 SET @saved_cs_client     = @@character_set_client */").is_ok());
-    assert!(run("/*!40101 SET character_set_client = utf8mb4 */").is_ok());
-    assert!(run("/*!40101 SET character_set_client = @saved_cs_client */").is_ok());
+    let read = |sql: &str, rules: &Rules| {
+        rewrite_bytes(sql.as_bytes(), &lane, rules, false)
+            .map(|r| r.text.map(|b| String::from_utf8(b).expect("utf8")))
+    };
     // NO_BACKSLASH_ESCAPES: a backslash no longer escapes the quote.
-    assert!(run("SET sql_mode = 'NO_BACKSLASH_ESCAPES'").is_ok());
+    let nbe = Rules { no_backslash_escapes: true, ..rules() };
     let sql = "SELECT 'a\\' , (SELECT COUNT(*) FROM orders.t) -- '";
+    assert_eq!(read(sql, &nbe).expect("read"), Some(sql.replace("orders.t", "orders_shadow.t")));
+    assert_eq!(read(sql, &rules()).expect("read"), None, "with escapes, all of it is one string");
+    let ansi = Rules { ansi_quotes: true, ..rules() };
     assert_eq!(
-        run(sql).expect("read").map(|b| String::from_utf8(b).expect("utf8")),
-        Some(sql.replace("orders.t", "orders_shadow.t"))
-    );
-    assert!(run("SET sql_mode = 'ANSI_QUOTES'").is_ok());
-    assert_eq!(
-        run("SELECT \"who\" FROM \"orders\".t").expect("read").map(|b| String::from_utf8(b).expect("utf8")),
+        read("SELECT \"who\" FROM \"orders\".t", &ansi).expect("read"),
         Some("SELECT \"who\" FROM \"orders_shadow\".t".into())
     );
-    assert!(run("SET sql_mode = 'ORACLE'").is_err(), "another grammar");
-    assert!(run("SET sql_mode = CONCAT(@@sql_mode, ',X')").is_err());
-    // A refused packet leaves the session as it was.
-    assert!(run("SET sql_mode = ''; SET NAMES gbk").is_err());
-    assert!(run("SELECT \"who\" FROM \"orders\".t").expect("still ANSI").is_some());
+    // A SET that may change them must be alone: the rest would be read before the server
+    // says what they became.
+    let r = rewrite_bytes(b"SET sql_mode = 'ANSI_QUOTES'", &lane, &rules(), false).expect("set");
+    assert_eq!(r.change, Change::Reading);
+    assert!(rewrite_bytes(b"SET sql_mode = 'ANSI_QUOTES'; SELECT 1", &lane, &rules(), false).is_err());
+    assert!(rewrite_bytes(b"SELECT x; SET NAMES latin1", &lane, &rules(), false).is_err());
+    assert_eq!(
+        rewrite_bytes(b"SET @a = 1; SELECT @a", &lane, &rules(), false).expect("vars").change,
+        Change::None
+    );
+}
+
+#[test]
+fn a_packet_of_several_statements_never_forwards_one_unmapped() {
+    // Alone, CALL is a kind `passthrough` may forward as it is; with others, never.
+    assert!(matches!(rewrite("CALL noop()", &lane()), Err(Refusal::Unsupported(Some(_), _))));
+    assert!(matches!(
+        rewrite("CALL noop(); DELETE FROM orders.t", &lane()),
+        Err(Refusal::Unsupported(None, _))
+    ));
+    // Names the walk cannot place are refused whatever the lane says.
+    assert!(matches!(
+        rewrite("SELECT orders.f() FROM orders.t", &lane()),
+        Err(Refusal::Unsupported(None, _))
+    ));
+}
+
+#[test]
+fn trees_too_deep_to_walk_and_tables_elsewhere_are_refused() {
+    for op in [" DIV 1", " UNION SELECT 1", " IS NULL", " COLLATE utf8mb4_bin", " LIKE 'a'"] {
+        refused(&format!("SELECT 1{}", op.repeat(3_000)));
+    }
+    refused("SELECT `load_file`('/etc/passwd')");
+    refused("CREATE TABLE t (id INT) ENGINE=FEDERATED CONNECTION='mysql://u:p@127.0.0.1/orders/t'");
+    refused("CREATE TABLE t (id INT) ENGINE=MERGE UNION=(t1)");
+    refused("ALTER TABLE t ENGINE = spider");
+    // Blobs and comments of any length are one token each for the parser.
+    let big =
+        format!("INSERT INTO orders.t VALUES (1, '{}') /* {} */", "x".repeat(1 << 20), "y".repeat(1 << 20));
+    assert!(ok(&big).is_some_and(|s| s.starts_with("INSERT INTO orders_shadow.t")));
 }
 
 #[test]
 fn what_mysqldump_sysbench_and_mysqlslap_send_is_read() {
-    // In one session, in order: mysqldump restores what it saved in user variables.
-    let mut s = session();
     for sql in [
         "/*M!999999\\- enable the sandbox mode */",
         "/*!40101 SET @OLD_CHARACTER_SET_CLIENT=@@CHARACTER_SET_CLIENT */",
@@ -241,7 +263,7 @@ fn what_mysqldump_sysbench_and_mysqlslap_send_is_read() {
         "CREATE SCHEMA `mysqlslap`",
         "DROP SCHEMA IF EXISTS `mysqlslap`",
     ] {
-        if let Err(e) = rewrite_bytes(sql.as_bytes(), &lane(), &mut s, false) {
+        if let Err(e) = rewrite_bytes(sql.as_bytes(), &lane(), &rules(), false) {
             panic!("{sql:?}: {e:?}");
         }
     }
