@@ -401,8 +401,7 @@ impl Mysql {
             // A statement of a kind graylane does not keep in lanes (`CALL`, `GRANT`, alone in
             // its packet): `passthrough` forwards it as it is (with a store account, the store
             // decides).
-            Err((_, Refusal::Unsupported(Some(kind), why))) if !self.reject => {
-                let _ = (kind, why);
+            Err((_, Refusal::Unsupported(Some(_), _))) if !self.reject => {
                 self.tally.unsupported_passed += 1;
                 put_packets(up, seq, payload);
             }
