@@ -204,6 +204,20 @@ enum Target {
     MysqlPassthrough,
 }
 
+impl Target {
+    fn is_store(self) -> bool {
+        matches!(
+            self,
+            Target::RedisPod
+                | Target::RedisLanes
+                | Target::RedisPassthrough
+                | Target::MysqlPod
+                | Target::MysqlLanes
+                | Target::MysqlPassthrough
+        )
+    }
+}
+
 /// One measured run of a case.
 pub struct Sample {
     pub case: &'static str,
@@ -295,32 +309,14 @@ fn cases(connections: u32) -> Vec<Case> {
     ]
 }
 
-pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let bin = build_agent(true)?;
-    let Some(p) = privileged("bench") else { bail!("the benchmark needs root: sudo -E cargo xtask bench") };
-    let mut sb = Sandbox::new(&p)?;
-    sb.add_pod(PodSpec::new("client").tag("gray"))?;
-    sb.add_pod(PodSpec::new("plain-client").annotate("graylane.io/redirect", "false"))?;
-    sb.add_pod(PodSpec::new("base-client"))?;
-    let backend_conf = peers::backend(sb.scratch())?;
-    let server = sb.add_pod(PodSpec::new("server").label("app", "web").tag("gray"))?;
-    server.spawn("nginx", &["-c", &backend_conf.display().to_string()])?;
-    server.wait_listening(8080)?;
-    server.wait_listening(8082)?;
-    let server_ip = server.ip;
-    let base_server = sb.add_pod(PodSpec::new("base-server").label("app", "web-base"))?;
-    base_server.spawn("nginx", &["-c", &backend_conf.display().to_string()])?;
-    base_server.wait_listening(8080)?;
-    sb.add_service(
-        ServiceSpec::new("web-base", BASE_VIP).named_port(80, 8080, "http").select("app", "web-base"),
-    );
-    sb.add_service(ServiceSpec::new("web", VIP).named_port(80, 8080, "http").select("app", "web"));
-    sb.add_service(ServiceSpec::new("web-h2", H2_VIP).named_port(80, 8082, "h2c").select("app", "web"));
-    sb.add_service(ServiceSpec::new("web-ipt", IPT_VIP).named_port(80, 8080, "http").select("app", "web"));
-    sb.add_service(
-        ServiceSpec::new("web-policy", POLICY_VIP).named_port(80, 8080, "http").select("app", "web"),
-    );
-    sb.add_document(POLICY);
+/// Redis and MariaDB pods with their Services and data lanes.
+struct Stores {
+    redis_ip: Ipv4Addr,
+    mysql_ip: Ipv4Addr,
+    _mysql: graylane_tests::MariaDb,
+}
+
+fn serve_stores(sb: &mut Sandbox) -> anyhow::Result<Stores> {
     let redis_dir = sb.scratch().join("redis");
     std::fs::create_dir_all(&redis_dir)?;
     let redis = sb.add_pod(PodSpec::new("redis").label("app", "redis"))?;
@@ -340,7 +336,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "-function",
         ],
     )?;
-    let redis_ip = redis.ip;
     sb.add_service(
         ServiceSpec::new("redis", REDIS_VIP).named_port(6379, 6379, "tcp-redis").select("app", "redis"),
     );
@@ -349,8 +344,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             .named_port(6379, 6379, "tcp-redis")
             .select("app", "redis"),
     );
-    let _mysql = graylane_tests::MariaDb::start(&mut sb, "mysql", MYSQL_INIT)?;
-    let mysql_ip = sb.pod("mysql").ip;
+    let mysql = graylane_tests::MariaDb::start(sb, "mysql", MYSQL_INIT)?;
     // The tables of production and of the lane, written once (sysbench's read-write mix
     // keeps their size).
     for schema in ["sbtest", "sbtest_gray"] {
@@ -381,6 +375,64 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             .select("app", "mysql"),
     );
     sb.add_document(DATA_LANES);
+    let redis_ip = sb.pod("redis").ip;
+    let mysql_ip = sb.pod("mysql").ip;
+    Ok(Stores { redis_ip, mysql_ip, _mysql: mysql })
+}
+
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let bin = build_agent(true)?;
+    let all = cases(args.connections);
+    let exact = args.only.as_deref().is_some_and(|o| all.iter().any(|c| c.name == o));
+    let mut chosen: Vec<Case> = all
+        .into_iter()
+        .filter(|c| match args.only.as_deref() {
+            None => true,
+            Some(o) if exact => c.name == o,
+            Some(o) => c.name.contains(o),
+        })
+        .collect();
+    if args.baseline.is_some() {
+        let twins: Vec<Case> = chosen
+            .iter()
+            .filter(|c| matches!(c.proxy, Proxy::Graylane(_)))
+            .map(|c| Case {
+                name: Box::leak(format!("{} [baseline]", c.name).into_boxed_str()),
+                baseline: true,
+                ..*c
+            })
+            .collect();
+        chosen.extend(twins);
+    }
+    let Some(p) = privileged("bench") else { bail!("the benchmark needs root: sudo -E cargo xtask bench") };
+    let mut sb = Sandbox::new(&p)?;
+    sb.add_pod(PodSpec::new("client").tag("gray"))?;
+    sb.add_pod(PodSpec::new("plain-client").annotate("graylane.io/redirect", "false"))?;
+    sb.add_pod(PodSpec::new("base-client"))?;
+    let backend_conf = peers::backend(sb.scratch())?;
+    let server = sb.add_pod(PodSpec::new("server").label("app", "web").tag("gray"))?;
+    server.spawn("nginx", &["-c", &backend_conf.display().to_string()])?;
+    server.wait_listening(8080)?;
+    server.wait_listening(8082)?;
+    let server_ip = server.ip;
+    let base_server = sb.add_pod(PodSpec::new("base-server").label("app", "web-base"))?;
+    base_server.spawn("nginx", &["-c", &backend_conf.display().to_string()])?;
+    base_server.wait_listening(8080)?;
+    sb.add_service(
+        ServiceSpec::new("web-base", BASE_VIP).named_port(80, 8080, "http").select("app", "web-base"),
+    );
+    sb.add_service(ServiceSpec::new("web", VIP).named_port(80, 8080, "http").select("app", "web"));
+    sb.add_service(ServiceSpec::new("web-h2", H2_VIP).named_port(80, 8082, "h2c").select("app", "web"));
+    sb.add_service(ServiceSpec::new("web-ipt", IPT_VIP).named_port(80, 8080, "http").select("app", "web"));
+    sb.add_service(
+        ServiceSpec::new("web-policy", POLICY_VIP).named_port(80, 8080, "http").select("app", "web"),
+    );
+    sb.add_document(POLICY);
+    // The stores only when a chosen case uses them (a baseline from before a data-lane
+    // field could not read their policy).
+    let stores = if chosen.iter().any(|c| c.target.is_store()) { Some(serve_stores(&mut sb)?) } else { None };
+    let (redis_ip, mysql_ip) =
+        stores.as_ref().map_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED), |s| (s.redis_ip, s.mysql_ip));
     let proxy_conf = peers::reverse_proxy(sb.scratch(), NGINX_PROXY, NGINX_PROXY_H2, server_ip)?;
     let nginx_pid = sb.spawn_node("nginx", &["-c", &proxy_conf.display().to_string()])?;
     let collector_conf = peers::collector(sb.scratch(), COLLECTOR)?;
@@ -432,28 +484,6 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         Target::MysqlLanes => format!("{MYSQL_VIP}:3306"),
         Target::MysqlPassthrough => format!("{MYSQL_PASS_VIP}:3306"),
     };
-    let all = cases(args.connections);
-    let exact = args.only.as_deref().is_some_and(|o| all.iter().any(|c| c.name == o));
-    let mut chosen: Vec<Case> = all
-        .into_iter()
-        .filter(|c| match args.only.as_deref() {
-            None => true,
-            Some(o) if exact => c.name == o,
-            Some(o) => c.name.contains(o),
-        })
-        .collect();
-    if args.baseline.is_some() {
-        let twins: Vec<Case> = chosen
-            .iter()
-            .filter(|c| matches!(c.proxy, Proxy::Graylane(_)))
-            .map(|c| Case {
-                name: Box::leak(format!("{} [baseline]", c.name).into_boxed_str()),
-                baseline: true,
-                ..*c
-            })
-            .collect();
-        chosen.extend(twins);
-    }
     let mut agent_profile: Option<(Profile, bool)> = None;
     let mut samples: Vec<Sample> = Vec::new();
     for round in 0..=args.rounds {
