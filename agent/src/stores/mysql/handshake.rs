@@ -35,9 +35,9 @@ fn version_id(version: &str) -> (u32, bool) {
     let v = version.strip_prefix("5.5.5-").unwrap_or(version);
     let nums: Vec<u32> =
         v.split(|c: char| !c.is_ascii_digit()).take(3).map(|n| n.parse().unwrap_or(0)).collect();
-    let id = nums.first().copied().unwrap_or(0) * 10_000
-        + nums.get(1).copied().unwrap_or(0) * 100
-        + nums.get(2).copied().unwrap_or(0);
+    // A server's own string from the network: an absurd one may not overflow.
+    let part = |i: usize| nums.get(i).copied().unwrap_or(0);
+    let id = part(0).saturating_mul(10_000).saturating_add(part(1).saturating_mul(100)).saturating_add(part(2));
     (id, mariadb)
 }
 
@@ -229,5 +229,7 @@ mod tests {
         assert_eq!(version_id("5.5.5-10.11.19-MariaDB-0+deb12u1"), (101119, true));
         assert_eq!(version_id("10.11.6-MariaDB"), (101106, true));
         assert_eq!(version_id("8.0.36"), (80036, false));
+        // Found by fuzzing: a version past u32 once multiplied.
+        assert_eq!(version_id("1061101.6-MariaDB"), (u32::MAX, true));
     }
 }
