@@ -37,7 +37,8 @@ fn version_id(version: &str) -> (u32, bool) {
         v.split(|c: char| !c.is_ascii_digit()).take(3).map(|n| n.parse().unwrap_or(0)).collect();
     // A server's own string from the network: an absurd one may not overflow.
     let part = |i: usize| nums.get(i).copied().unwrap_or(0);
-    let id = part(0).saturating_mul(10_000).saturating_add(part(1).saturating_mul(100)).saturating_add(part(2));
+    let id =
+        part(0).saturating_mul(10_000).saturating_add(part(1).saturating_mul(100)).saturating_add(part(2));
     (id, mariadb)
 }
 
