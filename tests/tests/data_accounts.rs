@@ -200,7 +200,7 @@ fn nats_lanes_publish_as_their_user_and_graylane_errors_follow_the_servers_info(
     let conf = sb.scratch().join("nats.conf");
     std::fs::write(
         &conf,
-        "authorization { users = [\n  {user: app, password: app-secret}\n  {user: gray, password: lane-secret, permissions: {publish: {allow: [\"gray.>\", \"_INBOX.>\"]}, subscribe: {allow: [\"gray.>\", \"_INBOX.>\"]}}}\n] }\n",
+        "authorization { users = [\n  {user: app, password: app-secret}\n  {user: gray, password: lane-secret, permissions: {publish: {allow: \"gray.>\"}, subscribe: {allow: \"gray.>\"}}}\n] }\n",
     )
     .expect("conf");
     let store = sb.add_pod(PodSpec::new("nats").label("app", "nats")).expect("nats");
@@ -240,6 +240,11 @@ fn nats_lanes_publish_as_their_user_and_graylane_errors_follow_the_servers_info(
     let gray_got = got(&gray);
     assert!(gray_got.len() == 5 && gray_got.iter().all(|t| t.starts_with("gray-")), "{gray}");
     assert!(got(&base).is_empty(), "a base consumer of > never sees the lane's messages: {base}");
+    // Request/reply: the reply inbox is the lane's too (`gray._INBOX.…`), so the account
+    // needs no production inbox.
+    let (ok, out, err) =
+        sb.pod("gray-producer").run("python3", &[client, "req", &url, "orders.price"]).expect("req");
+    assert!(ok && out.contains("\"pong:ping\""), "{out}{err}");
     // A client that writes before reading: graylane's own -ERR comes after the server's INFO.
     let (ok, out, err) = sb
         .pod("gray-producer")

@@ -1,5 +1,5 @@
 //! What a NATS user can reach: logged in as the account, graylane subscribes outside the
-//! lane's subjects (a subject of its own and `>`), publishes one empty message outside them
+//! lane's subjects (a subject of its own, production's reply inboxes and `>`), publishes one empty message outside them
 //! (to `_GRAYLANE.probe`, which no application uses), subscribes inside them, and reads the
 //! server's answers up to its `PONG`. Store-enforced: every step outside the lane's prefix
 //! is a `Permissions Violation` and the one inside is not.
@@ -17,6 +17,8 @@ use crate::{
 };
 
 const OUTSIDE: &str = "_GRAYLANE.probe";
+/// In production's reply inboxes (a lane's own replies come to `<prefix>_INBOX.…`).
+const INBOX: &str = "_INBOX.graylane-probe";
 
 pub struct NatsProbe {
     account: Arc<Credentials>,
@@ -42,6 +44,9 @@ impl NatsProbe {
         let mut findings = Vec::new();
         if !denied("Subscription", OUTSIDE) {
             findings.push(format!("the account may subscribe to {OUTSIDE}, outside the lane's subjects"));
+        }
+        if !denied("Subscription", INBOX) {
+            findings.push(format!("the account may subscribe to {INBOX}, production's reply inboxes"));
         }
         if !denied("Subscription", ">") {
             findings.push("the account may subscribe to >".to_owned());
@@ -76,7 +81,7 @@ impl Probe for NatsProbe {
                     let own = format!("{}graylane-probe", self.prefix);
                     out.extend_from_slice(
                         format!(
-                            "CONNECT {connect}\r\nSUB {OUTSIDE} 1\r\nSUB > 2\r\nPUB {OUTSIDE} 0\r\n\r\nSUB {own} 3\r\nPING\r\n"
+                            "CONNECT {connect}\r\nSUB {OUTSIDE} 1\r\nSUB {INBOX} 4\r\nSUB > 2\r\nPUB {OUTSIDE} 0\r\n\r\nSUB {own} 3\r\nPING\r\n"
                         )
                         .as_bytes(),
                     );
