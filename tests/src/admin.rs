@@ -45,6 +45,26 @@ impl Admin {
         serde_json::from_str(&body).with_context(|| format!("GET {path}: not JSON: {body}"))
     }
 
+    /// The slowest of `n` `/healthz` answers, `pause` apart (each must be 200).
+    pub fn healthz_worst(&self, n: usize, pause: Duration) -> anyhow::Result<Duration> {
+        let mut worst = Duration::ZERO;
+        for _ in 0..n {
+            let started = std::time::Instant::now();
+            let (status, body) = self.get("/healthz")?;
+            anyhow::ensure!(status == 200, "/healthz: {status}: {body}");
+            worst = worst.max(started.elapsed());
+            std::thread::sleep(pause);
+        }
+        Ok(worst)
+    }
+
+    /// The bound a loaded `/healthz` answer is held to: five times the idle worst (measured
+    /// in the same test, same machine state) plus 250 ms. Wall-clock checks in debug
+    /// builds on a shared 2-core machine are compared with a baseline, never absolute.
+    pub fn responsive_bound(idle_worst: Duration) -> Duration {
+        idle_worst * 5 + Duration::from_millis(250)
+    }
+
     /// A kernel counter from `/datapath` (e.g. `captured`, `fail_open`).
     pub fn counter(&self, name: &str) -> anyhow::Result<u64> {
         let v = self.json("/datapath")?;
@@ -88,26 +108,108 @@ impl Admin {
     }
 
     /// The sum of a Prometheus family's samples whose labels include every `labels` pair
-    /// (from `/metrics` in the text format); 0 when none matches.
+    /// (from `/metrics` in the text format). A family that is not there, or no series that
+    /// matches, is an error: a renamed or vanished metric never reads as 0.
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {
+        sum_samples(&self.scrape()?, name, labels)?
+            .ok_or_else(|| anyhow!("no series {name}{labels:?} in /metrics"))
+    }
+
+    /// As [`Admin::metric`], for a counter that may not have counted yet: 0 when no series
+    /// matches, but the family must be declared (`# TYPE`) and know every label asked.
+    pub fn count(&self, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<f64> {
+        Ok(sum_samples(&self.scrape()?, name, labels)?.unwrap_or(0.0))
+    }
+
+    fn scrape(&self) -> anyhow::Result<String> {
         let (status, body) = self.get("/metrics")?;
         anyhow::ensure!(status == 200, "GET /metrics: {status}: {body}");
-        Ok(sum_samples(&body, name, labels))
+        Ok(body)
     }
 }
 
-/// Sums the samples of `name` that carry every label pair.
-pub fn sum_samples(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (series, value) = l.rsplit_once(' ')?;
-            let (metric, label_text) = match series.split_once('{') {
-                Some((m, rest)) => (m, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let wanted = labels.iter().all(|(k, v)| label_text.contains(&format!("{k}=\"{v}\"")));
-            (metric == name && wanted).then(|| value.parse::<f64>().ok()).flatten()
-        })
-        .sum()
+/// Sums the samples of family `name` whose labels include every pair exactly: `None` when
+/// no series matches. An error when the family is not declared, or when a label asked for
+/// is carried by none of its series (a renamed label).
+pub fn sum_samples(text: &str, name: &str, labels: &[(&str, &str)]) -> anyhow::Result<Option<f64>> {
+    // A histogram's samples are `<family>_bucket`, `_count` and `_sum`.
+    let family =
+        |f: &str| f == name || ["_bucket", "_count", "_sum"].iter().any(|s| name.strip_suffix(s) == Some(f));
+    anyhow::ensure!(
+        text.lines()
+            .any(|l| l.strip_prefix("# TYPE ").and_then(|t| t.split_whitespace().next()).is_some_and(family)),
+        "no metric family {name} in /metrics"
+    );
+    let mut sum = None;
+    let mut keys = std::collections::HashSet::new();
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        let (series, value) = line.rsplit_once(' ').with_context(|| format!("sample line {line:?}"))?;
+        let (metric, pairs) = match series.split_once('{') {
+            Some((m, rest)) => {
+                let body = rest.strip_suffix('}').with_context(|| format!("labels of {line:?}"))?;
+                (m, parse_labels(body).with_context(|| format!("labels of {line:?}"))?)
+            }
+            None => (series, Vec::new()),
+        };
+        if metric != name {
+            continue;
+        }
+        keys.extend(pairs.iter().map(|(k, _)| k.clone()));
+        if labels.iter().all(|(k, v)| pairs.iter().any(|(pk, pv)| pk == k && pv == v)) {
+            let v: f64 = value.parse().with_context(|| format!("value of {line:?}"))?;
+            *sum.get_or_insert(0.0) += v;
+        }
+    }
+    if !keys.is_empty()
+        && let Some((k, _)) = labels.iter().find(|(k, _)| !keys.contains(*k))
+    {
+        anyhow::bail!("{name} has no label {k} (its labels: {keys:?})");
+    }
+    Ok(sum)
+}
+
+/// `k="v",k2="v2"` → pairs, with the text format's escapes (`\\`, `\"`, `\n`) undone.
+fn parse_labels(body: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let mut pairs = Vec::new();
+    let mut rest = body;
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"").context("a label without =\"")?;
+        let mut value = String::new();
+        let mut chars = after.char_indices();
+        let end = loop {
+            match chars.next().context("an unterminated label value")? {
+                (i, '"') => break i,
+                (_, '\\') => match chars.next().context("an escape at the end")?.1 {
+                    'n' => value.push('\n'),
+                    c => value.push(c),
+                },
+                (_, c) => value.push(c),
+            }
+        };
+        pairs.push((key.trim().to_owned(), value));
+        rest = after[end + 1..].trim_start_matches(',');
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sum_samples;
+
+    const TEXT: &str = "# HELP graylane_requests_total Requests.\n# TYPE graylane_requests_total counter\ngraylane_requests_total{source_tag=\"gray\",tag=\"base\",path=\"a\\\"b,c\"} 3\ngraylane_requests_total{source_tag=\"base\",tag=\"gray\"} 4\n# TYPE graylane_datapath_healthy gauge\ngraylane_datapath_healthy 0\n# TYPE graylane_lane_escapes_total counter\n";
+
+    #[test]
+    fn labels_match_exactly_and_missing_families_are_errors() {
+        let sum = |name: &str, labels: &[(&str, &str)]| sum_samples(TEXT, name, labels);
+        assert_eq!(sum("graylane_requests_total", &[("tag", "gray")]).ok(), Some(Some(4.0)));
+        assert_eq!(sum("graylane_requests_total", &[("path", "a\"b,c")]).ok(), Some(Some(3.0)));
+        assert_eq!(sum("graylane_requests_total", &[]).ok(), Some(Some(7.0)));
+        assert_eq!(sum("graylane_requests_total", &[("tag", "stress")]).ok(), Some(None));
+        assert_eq!(sum("graylane_datapath_healthy", &[]).ok(), Some(Some(0.0)));
+        assert_eq!(sum("graylane_lane_escapes_total", &[("reason", "x")]).ok(), Some(None));
+        let histogram = "# TYPE graylane_d_seconds histogram\ngraylane_d_seconds_count{tag=\"a\"} 2\n";
+        assert_eq!(sum_samples(histogram, "graylane_d_seconds_count", &[("tag", "a")]).ok(), Some(Some(2.0)));
+        assert!(sum("graylane_datapath_health", &[]).is_err(), "a renamed family");
+        assert!(sum("graylane_requests_total", &[("lane", "gray")]).is_err(), "a label no series has");
+    }
 }

@@ -61,11 +61,11 @@ fn count(v: &Value, pod: &str) -> u64 {
 fn lane_lost(cl: &Cluster, node: usize) -> f64 {
     cl.nodes[node]
         .metrics()
-        .metric(
+        .count(
             "graylane_lane_escapes_total",
             &[("reason", "lane_lost"), ("source_workload", "default/relay")],
         )
-        .unwrap_or(0.0)
+        .expect("metrics")
 }
 
 fn styles_keep_the_lane(test: &str, relay_node: usize) {
@@ -116,11 +116,11 @@ fn hints_reach_the_relays_node_before_its_call_and_forged_hints_change_nothing()
     let n = 1000;
     let gray = through(&cl, "request-id", n, "gray");
     let m = cl.nodes[1].metrics();
-    let race = |r: &str| m.metric("graylane_lane_hint_race_total", &[("result", r)]).unwrap_or(0.0);
+    let race = |r: &str| m.count("graylane_lane_hint_race_total", &[("result", r)]).expect("metrics");
     let (won, lost) = (race("won"), race("lost"));
     let sent =
-        cl.nodes[0].metrics().metric("graylane_lane_hints_total", &[("result", "sent")]).unwrap_or(0.0);
-    let accepted = m.metric("graylane_lane_hints_total", &[("result", "accepted")]).unwrap_or(0.0);
+        cl.nodes[0].metrics().count("graylane_lane_hints_total", &[("result", "sent")]).expect("metrics");
+    let accepted = m.count("graylane_lane_hints_total", &[("result", "accepted")]).expect("metrics");
     eprintln!(
         "hint race over {n} requests: gray answers {}, won {won}, lost {lost}, sent {sent}, accepted {accepted}",
         count(&gray, "c1")
@@ -141,7 +141,7 @@ fn hints_reach_the_relays_node_before_its_call_and_forged_hints_change_nothing()
             .node_exec("python3", &[script.to_str().expect("path"), &node1, key, id, tag, "default/relay"])
             .expect("send hint");
     };
-    let dropped = |r: &str| m.metric("graylane_lane_hints_total", &[("result", r)]).unwrap_or(0.0);
+    let dropped = |r: &str| m.count("graylane_lane_hints_total", &[("result", r)]).expect("metrics");
     send(wrong_key.to_str().expect("path"), "forged-1", "gray");
     send(&key, "forged-2", "blue");
     graylane_tests::wait_for("forged hints counted", std::time::Duration::from_secs(2), || {

@@ -70,7 +70,7 @@ fn two_nodes_share_one_budget_through_redis_and_fall_back_locally_when_it_dies()
     for sb in [&a, &b] {
         let m = sb.metrics();
         let fallback =
-            m.metric("graylane_global_rate_limit_total", &[("result", "fallback")]).expect("metrics");
+            m.count("graylane_global_rate_limit_total", &[("result", "fallback")]).expect("metrics");
         assert_eq!(fallback, 0.0, "redis was up");
     }
 

@@ -21,7 +21,7 @@ fn sandbox(test: &str) -> Option<Sandbox> {
 }
 
 fn rejected(sb: &Sandbox) -> f64 {
-    sb.metrics().metric("graylane_inventory_reloads_total", &[("result", "rejected")]).expect("metrics")
+    sb.metrics().count("graylane_inventory_reloads_total", &[("result", "rejected")]).expect("metrics")
 }
 
 /// A pod document in namespace `evil`.

@@ -71,10 +71,10 @@ pub fn run(minutes: u64) -> anyhow::Result<()> {
     // Connections served from the pods' own addresses and from the node's (fallbacks),
     // summed over every agent's life.
     let (mut from_pod, mut from_node) = (0.0, 0.0);
-    let sources = |sb: &Sandbox| {
+    let sources = |sb: &Sandbox| -> anyhow::Result<(f64, f64)> {
         let m = sb.metrics();
-        let n = |s: &str| m.metric("graylane_upstream_source_total", &[("source", s)]).unwrap_or(0.0);
-        (n("pod"), n("node"))
+        let n = |s: &str| m.count("graylane_upstream_source_total", &[("source", s)]);
+        Ok((n("pod")?, n("node")?))
     };
     let url = format!("http://{APP}/");
     let script = fixture("http_loop.py");
@@ -102,7 +102,7 @@ pub fn run(minutes: u64) -> anyhow::Result<()> {
                 last_churn = Instant::now();
             }
             if last_kill.elapsed() >= KILL_EVERY {
-                let (p, n) = sources(&sb);
+                let (p, n) = sources(&sb)?;
                 (from_pod, from_node) = (from_pod + p, from_node + n);
                 sb.kill_agent()?;
                 sb.start_agent(&opts)?;
@@ -125,7 +125,7 @@ pub fn run(minutes: u64) -> anyhow::Result<()> {
         );
     }
 
-    let (p, n) = sources(&sb);
+    let (p, n) = sources(&sb)?;
     (from_pod, from_node) = (from_pod + p, from_node + n);
     let mut report = String::new();
     writeln!(report, "soak: {minutes} min, {kills} kill -9 restarts, {churns} tag changes")?;

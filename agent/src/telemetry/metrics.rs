@@ -14,7 +14,9 @@ mod upstream;
 
 use std::sync::LazyLock;
 
-use prometheus::{Encoder as _, Registry, TextEncoder};
+use std::fmt::Write as _;
+
+use prometheus::{Encoder as _, Registry, TextEncoder, proto::MetricType};
 
 pub use data::DataMetrics;
 pub use inventory::InventoryMetrics;
@@ -70,13 +72,35 @@ pub fn metrics() -> &'static Metrics {
 }
 
 impl Metrics {
-    /// Every family in the Prometheus text format.
+    /// Every family in the Prometheus text format. A family with no series yet (a labelled
+    /// counter nothing has counted) is still declared by its `# HELP` and `# TYPE` lines, so
+    /// a scraper can tell "none counted" from "no such metric".
     pub fn encode(&self) -> String {
+        let families = self.registry.gather();
         let mut out = Vec::new();
-        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+        if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
             ::tracing::error!(error = %e, "metrics encoding failed");
         }
-        String::from_utf8_lossy(&out).into_owned()
+        let mut text = String::from_utf8_lossy(&out).into_owned();
+        let shown: std::collections::HashSet<&str> = families.iter().map(|f| f.name()).collect();
+        for collector in DEFINED.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            for family in collector.collect().iter().filter(|f| f.get_metric().is_empty()) {
+                let name = format!("graylane_{}", family.name());
+                if shown.contains(name.as_str()) {
+                    continue;
+                }
+                let help = family.help().replace('\\', "\\\\").replace('\n', "\\n");
+                let kind = match family.get_field_type() {
+                    MetricType::COUNTER => "counter",
+                    MetricType::GAUGE => "gauge",
+                    MetricType::HISTOGRAM => "histogram",
+                    MetricType::SUMMARY => "summary",
+                    MetricType::UNTYPED => "untyped",
+                };
+                let _ = write!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            }
+        }
+        text
     }
 }
 
@@ -87,7 +111,7 @@ fn define<C: prometheus::core::Collector + Clone + 'static>(
     made: prometheus::Result<C>,
 ) -> C {
     let c = made.unwrap_or_else(|e| unreachable!("static metric definition: {e}"));
-    FAMILIES.lock().unwrap_or_else(|p| p.into_inner()).extend(c.desc().iter().map(|d| d.fq_name.clone()));
+    DEFINED.lock().unwrap_or_else(|p| p.into_inner()).push(Box::new(c.clone()));
     if let Err(e) = registry.register(Box::new(c.clone())) {
         ::tracing::error!(error = %e, "metric registration failed");
     }
@@ -104,8 +128,9 @@ fn gauge_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> pr
     define(registry, prometheus::IntGaugeVec::new(prometheus::Opts::new(name, help), labels))
 }
 
-/// Names of every registered family (without the `graylane_` prefix).
-static FAMILIES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// Every registered family's collector (a handle onto the registered one).
+static DEFINED: std::sync::Mutex<Vec<Box<dyn prometheus::core::Collector>>> =
+    std::sync::Mutex::new(Vec::new());
 
 #[cfg(test)]
 mod tests {
@@ -115,7 +140,12 @@ mod tests {
     #[test]
     fn the_dashboard_queries_real_families() {
         let _ = metrics();
-        let families = FAMILIES.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let families: Vec<String> = DEFINED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .flat_map(|c| c.desc().into_iter().map(|d| d.fq_name.clone()))
+            .collect();
         let dashboard = include_str!("../../../deploy/grafana/graylane.json");
         let re = regex::Regex::new(r"graylane_([a-z_]+)").expect("regex");
         let mut checked = 0;
@@ -129,5 +159,14 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 10, "{checked}");
+    }
+
+    /// A family nothing has counted yet is declared all the same.
+    #[test]
+    fn families_without_series_are_declared() {
+        let text = metrics().encode();
+        let declared = |name: &str| text.lines().any(|l| l == format!("# TYPE graylane_{name} counter"));
+        assert!(declared("lane_escapes_total"), "{text}");
+        assert!(text.lines().any(|l| l.starts_with("# HELP graylane_lane_escapes_total ")), "{text}");
     }
 }
