@@ -19,6 +19,7 @@ mod process;
 mod rabbitmq;
 mod redis;
 mod sandbox;
+mod stats;
 mod sweep;
 mod wait;
 
@@ -32,6 +33,7 @@ pub use process::{Spawned, cpu_seconds, processes, stat_fields, usage};
 pub use rabbitmq::RabbitMq;
 pub use redis::Redis;
 pub use sandbox::{NODE_IP6, PeerPod, SERVICE_CIDR, SERVICE_CIDR6, Sandbox, ServiceSpec, WEB_VIP};
+pub use stats::binomial_bounds;
 pub use wait::wait_for;
 
 /// Path of a fixture script under `tests/fixtures/`.

@@ -4,7 +4,9 @@
 
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
-use graylane_tests::{AgentOptions, PodSpec, SERVICE_CIDR, Sandbox, ServiceSpec, privileged};
+use graylane_tests::{
+    AgentOptions, PodSpec, SERVICE_CIDR, Sandbox, ServiceSpec, binomial_bounds, privileged,
+};
 use serde_json::Value;
 
 fn count(v: &Value, pod: &str) -> u64 {
@@ -45,10 +47,12 @@ fn weighted_routes_and_header_and_path_matches() {
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let client = sb.pod("client");
 
-    let split = client.http_load(&format!("http://{app}/"), 2000, &[]).expect("http load");
+    // Binomial bounds at 1e-6 over 4,000 (3076..=3324): an 85/15 split (3400) misses them.
+    let split = client.http_load(&format!("http://{app}/"), 4000, &[]).expect("http load");
     let v2 = count(&split, "app-v2");
-    eprintln!("measured: 20/80 split over 2000 requests: v1 {} v2 {v2}", count(&split, "app-v1"));
-    assert!((1500..=1700).contains(&v2), "80% ± 5% of 2000: {split:#}");
+    eprintln!("measured: 20/80 split over 4000 requests: v1 {} v2 {v2}", count(&split, "app-v1"));
+    let want = binomial_bounds(4000, 0.8);
+    assert!(want.contains(&v2), "v2 got {v2} of 4000, want {want:?}: {split:#}");
 
     let alice =
         client.http_load(&format!("http://{app}/"), 20, &["x-user:alice", "x-drop:1"]).expect("http load");
@@ -82,10 +86,27 @@ fn load_balancing_policies_distribute_as_configured() {
     sb.add_pod(PodSpec::new("client")).expect("client");
     sb.add_pod(PodSpec::new("client2")).expect("client2");
     for i in 0..4 {
-        sb.add_pod(PodSpec::new(&format!("web-{i}")).label("app", "web"))
-            .expect("web")
-            .serve_http(8080)
-            .expect("http");
+        sb.add_pod(
+            PodSpec::new(&format!("web-{i}"))
+                .label("app", "web")
+                .label("mix", if i < 3 { "yes" } else { "no" }),
+        )
+        .expect("web")
+        .serve_http(8080)
+        .expect("http");
+    }
+    // Three of the web pods and one that answers after 100 ms.
+    sb.add_pod(PodSpec::new("slow").label("mix", "yes"))
+        .expect("slow")
+        .serve_http_delayed(8080, 100)
+        .expect("http");
+    for (i, (name, lb)) in
+        [("random-mix", "{policy: random}"), ("least-mix", "{policy: leastRequest}")].iter().enumerate()
+    {
+        sb.add_service(
+            ServiceSpec::new(name, Ipv4Addr::new(10, 96, 2, i as u8 + 1)).port(80, 8080).select("mix", "yes"),
+        );
+        sb.add_document(&policy(name, name, &format!("  loadBalancer: {lb}\n")));
     }
     let lbs = [
         ("rr", "{policy: roundRobin}"),
@@ -109,11 +130,36 @@ fn load_balancing_policies_distribute_as_configured() {
 
     let rr = spread(&client.http_load(&url(0), 400, &[]).expect("http load"));
     assert_eq!(rr, [100, 100, 100, 100], "round robin");
+    let fair = binomial_bounds(400, 0.25);
     let random = spread(&client.http_load(&url(1), 400, &[]).expect("http load"));
-    assert!(random.iter().all(|c| (50..=150).contains(c)), "random: {random:?}");
+    assert!(random.iter().all(|c| fair.contains(c)), "random: {random:?}, each within {fair:?}");
     let least = spread(&client.http_load(&url(2), 400, &[]).expect("http load"));
-    assert!(least.iter().all(|c| (50..=150).contains(c)), "least request (sequential): {least:?}");
+    assert!(
+        least.iter().all(|c| fair.contains(c)),
+        "least request (sequential): {least:?}, each within {fair:?}"
+    );
     eprintln!("measured: 400 requests over 4 pods: rr {rr:?} random {random:?} least {least:?}");
+
+    // Eight connections in a closed loop over three fast pods and a slow one, 1,600
+    // requests: random sends the slow pod its quarter whatever it holds (1e-6 bounds
+    // 315..=485); least request (two random choices, the one holding fewer) sends it a
+    // request when both choices are it (1/16) or it holds no more than the other, which it
+    // seldom does: under an eighth (the 1e-6 upper bound at 1/8 is 265).
+    let to_slow = |vip: &str| {
+        let v = &client
+            .python_json("http_workers.py", &[&format!("http://{vip}/"), "8", "1600"])
+            .expect("workers")[0];
+        assert_eq!(v["status"]["200"].as_u64(), Some(1600), "{v}");
+        v["pods"]["slow"].as_u64().unwrap_or(0)
+    };
+    let (random_slow, least_slow) = (to_slow("10.96.2.1"), to_slow("10.96.2.2"));
+    eprintln!(
+        "measured: 1600 requests, 8 connections, one pod of 4 slow: random sent it {random_slow}, least request {least_slow}"
+    );
+    let quarter = binomial_bounds(1600, 0.25);
+    assert!(quarter.contains(&random_slow), "random: {random_slow} to the slow pod, want {quarter:?}");
+    let eighth = *binomial_bounds(1600, 0.125).end();
+    assert!(least_slow <= eighth, "least request: {least_slow} to the slow pod, want at most {eighth}");
 
     let mut homes = BTreeMap::new();
     for user in ["alice", "bob", "carol", "dave", "erin", "frank"] {
@@ -199,6 +245,8 @@ fn server_speaks_first_tcp_passes_without_waiting_for_the_client() {
     let (hinted, plain) = (Ipv4Addr::new(10, 96, 0, 80), Ipv4Addr::new(10, 96, 0, 81));
     sb.add_service(ServiceSpec::new("smtp", hinted).named_port(25, 2525, "tcp-smtp").select("app", "smtp"));
     sb.add_service(ServiceSpec::new("smtp-plain", plain).port(25, 2525).select("app", "smtp"));
+    // The README's detection timeout: the flag's default and its largest value.
+    const TIMEOUT_MS: f64 = 100.0;
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let mut took = Vec::new();
     for vip in [hinted, plain] {
@@ -215,8 +263,12 @@ fn server_speaks_first_tcp_passes_without_waiting_for_the_client() {
         "measured: banner latency through the proxy: port hint {} ms, detection timeout {} ms",
         took[0], took[1]
     );
-    // With no hint the proxy waits at most its detection timeout (100 ms) for the client.
-    assert!(took[1] < 1000.0, "{took:?}");
+    // The port hint decides at once: the banner comes before the timeout could end.
+    assert!(took[0] < TIMEOUT_MS, "the hinted port waited for the client: {took:?}");
+    // With no hint the proxy waits its detection timeout for the client, and no longer
+    // (a generous second over the hinted connection's own latency).
+    assert!(took[1] >= TIMEOUT_MS, "the banner came before the detection timeout: {took:?}");
+    assert!(took[1] < TIMEOUT_MS + took[0] + 1000.0, "waited past the detection timeout: {took:?}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, privileged};
+use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, binomial_bounds, privileged};
 use serde_json::Value;
 
 const SPRINGBOOT: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 30);
@@ -73,13 +73,15 @@ fn the_seeds_istio_rules_split_match_and_honour_source_labels_and_lanes() {
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let client = sb.pod("client");
 
-    // 20/80 over 2,000 requests, within ±5 points.
-    let split = client.http_load(&format!("http://{SPRINGBOOT}/"), 2000, &[]).expect("load");
+    // 20/80 over 4,000 requests: v1's count within the binomial bounds at a 1e-6
+    // false-failure rate (676..=924), which a 15/85 split (600 expected) misses.
+    let split = client.http_load(&format!("http://{SPRINGBOOT}/"), 4000, &[]).expect("load");
     let v1 = count(&split, "app-v1");
     let v2 = count(&split, "app-v2") + count(&split, "app-gray");
-    eprintln!("measured: seed 004 20/80 split over 2000 requests: v1 {v1}, v2 {v2}");
-    assert_eq!(v1 + v2, 2000, "{split:#}");
-    assert!((300..=500).contains(&v1), "v1 got {v1} of 2000, want 400 ± 100: {split:#}");
+    eprintln!("measured: seed 004 20/80 split over 4000 requests: v1 {v1}, v2 {v2}");
+    assert_eq!(v1 + v2, 4000, "{split:#}");
+    let want = binomial_bounds(4000, 0.2);
+    assert!(want.contains(&v1), "v1 got {v1} of 4000, want {want:?}: {split:#}");
 
     // A lane outranks the weights: gray requests all reach the gray pod.
     let gray =
@@ -102,7 +104,11 @@ fn the_seeds_istio_rules_split_match_and_honour_source_labels_and_lanes() {
     // of that name) the `user` cookie keeps a user on one pod.
     let spread = client.http_load(&format!("http://{MY_SVC}/"), 300, &[]).expect("load");
     eprintln!("measured: seed 004 RANDOM over 300 requests: {}", spread["pods"]);
-    assert!(["my-v1", "my-v3a", "my-v3b"].iter().all(|p| count(&spread, p) >= 50), "{spread:#}");
+    let want = binomial_bounds(300, 1.0 / 3.0);
+    assert!(
+        ["my-v1", "my-v3a", "my-v3b"].iter().all(|p| want.contains(&count(&spread, p))),
+        "{want:?}: {spread:#}"
+    );
     let mut homes = Vec::new();
     for user in ["alice", "bob", "carol", "dave"] {
         let cookie = format!("cookie:user={user}");
@@ -193,7 +199,8 @@ fn gateway_api_canaries_split_by_weight_and_send_tests_to_the_new_version() {
     let v2 = count(&split, "foo-2");
     eprintln!("measured: HTTPRoute 90/10 over 2000 requests: v2 {v2}");
     assert_eq!(count(&split, "foo-1") + v2, 2000, "{split:#}");
-    assert!((100..=300).contains(&v2), "v2 got {v2} of 2000, want 200 ± 100");
+    let want = binomial_bounds(2000, 0.1);
+    assert!(want.contains(&v2), "v2 got {v2} of 2000, want {want:?}");
     let test = client.http_load(&format!("http://{FOO}/"), 50, &["traffic:test"]).expect("load");
     assert_eq!(count(&test, "foo-2"), 50, "{test:#}");
     let rules = sb.admin().json("/rules").expect("rules");
