@@ -9,18 +9,27 @@ use std::{
 use graylane_tests::{AgentOptions, PodSpec, Sandbox, privileged};
 use serde_json::Value;
 
+/// `(name or hook, id)` of every entry of `/datapath`'s `status.<list>`: never empty, and
+/// every entry has both (a missing field fails here rather than comparing as equal).
 fn ids(v: &Value, list: &str, key: &str) -> Vec<(String, u64)> {
-    v["status"][list]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|e| {
-                    let name = e["name"].as_str().or_else(|| e["hook"].as_str()).unwrap_or("").to_owned();
-                    (name, e[key].as_u64().unwrap_or(0))
-                })
-                .collect()
+    let entries = v["status"][list].as_array().unwrap_or_else(|| panic!("no status.{list} in {v}"));
+    assert!(!entries.is_empty(), "status.{list} is empty: {v}");
+    entries
+        .iter()
+        .map(|e| {
+            let name = e["name"].as_str().or_else(|| e["hook"].as_str());
+            let name = name.unwrap_or_else(|| panic!("a {list} entry without name or hook: {e}"));
+            let id = e[key].as_u64().unwrap_or_else(|| panic!("a {list} entry without {key}: {e}"));
+            (name.to_owned(), id)
         })
-        .unwrap_or_default()
+        .collect()
+}
+
+/// `status.links[].adopted` of `/datapath`: one per hook (4), all equal to `adopted`.
+fn assert_links_adopted(v: &Value, adopted: bool) {
+    let links = v["status"]["links"].as_array().unwrap_or_else(|| panic!("no status.links in {v}"));
+    assert_eq!(links.len(), 4, "one link per hook: {v}");
+    assert!(links.iter().all(|l| l["adopted"] == adopted), "every link adopted = {adopted}: {v}");
 }
 
 /// One program per hook, exactly, as bpftool sees the cgroup.
@@ -94,10 +103,7 @@ fn kill_9_fails_open_refuses_fail_closed_pods_and_a_new_agent_adopts_pinned_stat
     );
     assert_eq!(ids(&before, "maps", "id"), ids(&after, "maps", "id"), "map ids changed");
     assert_eq!(ids(&before, "links", "link_id"), ids(&after, "links", "link_id"), "link ids changed");
-    assert!(
-        after["status"]["links"].as_array().expect("links").iter().all(|l| l["adopted"] == true),
-        "{after}"
-    );
+    assert_links_adopted(&after, true);
     assert!(after["counters"]["fail_open"].as_u64().unwrap_or(0) >= 1);
     assert!(after["counters"]["fail_closed"].as_u64().unwrap_or(0) >= 1);
     assert_one_link_per_hook(&sb);
@@ -148,10 +154,8 @@ fn a_pinned_map_with_another_layout_is_replaced_not_reused() {
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let dp = sb.admin().json("/datapath").expect("datapath");
     assert_eq!(dp["status"]["replaced_maps"], serde_json::json!(["RECORDS"]), "{dp}");
-    assert!(
-        dp["status"]["links"].as_array().expect("links").iter().all(|l| l["adopted"] == false),
-        "programs using the old map are replaced"
-    );
+    // Programs that used the old map are replaced.
+    assert_links_adopted(&dp, false);
     assert_one_link_per_hook(&sb);
     let server = sb.pod("server").ip;
     assert_eq!(sb.pod("client").curl(&format!("http://{server}:8080/")).expect("curl").0, 200);
@@ -166,7 +170,7 @@ fn records_return_to_zero_after_100k_connections() {
     let opts = AgentOptions { log: Some("warn".into()), ..Default::default() };
     sb.start_agent(&opts).expect("agent");
     let server = sb.pod("server").ip;
-    let total: u64 = std::env::var("GL_TOTAL").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let total: u64 = 100_000;
     let out = sb
         .pod("client")
         .python_json("many_connections.py", &[&format!("{server}:8080"), &total.to_string(), "8", "600"])
