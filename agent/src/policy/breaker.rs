@@ -91,7 +91,10 @@ impl Breaker {
 
     /// Whether a call may go through now (a probe counts while half-open).
     pub fn allow(&self) -> bool {
-        let now = Instant::now();
+        self.allow_at(Instant::now())
+    }
+
+    fn allow_at(&self, now: Instant) -> bool {
         let mut s = self.lock();
         match s.state {
             State::Closed => true,
@@ -129,13 +132,20 @@ impl Breaker {
 
     /// Whether this breaker is open now (an endpoint ejected, a subset avoided).
     pub fn is_open(&self) -> bool {
-        matches!(self.lock().state, State::Open { until } if Instant::now() < until)
+        self.is_open_at(Instant::now())
+    }
+
+    fn is_open_at(&self, now: Instant) -> bool {
+        matches!(self.lock().state, State::Open { until } if now < until)
     }
 
     /// Records a call's outcome (`took` decides slow calls).
     pub fn record(&self, ok: bool, took: Duration) {
+        self.record_at(ok, took, Instant::now());
+    }
+
+    fn record_at(&self, ok: bool, took: Duration, now: Instant) {
         let failed = !ok || self.cfg.slow_call.is_some_and(|s| took > s.0);
-        let now = Instant::now();
         let mut s = self.lock();
         if now.duration_since(s.window_start) >= self.cfg.window.0 {
             s.window_start = now;
@@ -190,39 +200,50 @@ mod tests {
             .expect("yaml")
     }
 
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    // Time is given, not slept: each step happens at a stated instant after `t0`.
     #[test]
     fn opens_probes_and_recovers_in_steps() {
         let b = Breaker::new(cfg(), "test", Level::Endpoint);
+        let t0 = Instant::now();
         for _ in 0..3 {
-            assert!(b.allow());
-            b.record(false, Duration::ZERO);
+            assert!(b.allow_at(t0));
+            b.record_at(false, Duration::ZERO, t0);
         }
-        assert!(!b.allow() && b.is_open());
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(b.allow() && b.allow() && !b.allow(), "two probes");
-        b.record(true, Duration::ZERO);
-        b.record(true, Duration::ZERO);
-        assert!(matches!(b.state(), State::Recovering { .. }));
-        let admitted = (0..1000).filter(|_| b.allow()).count();
-        assert!((350..650).contains(&admitted), "50% in the first step: {admitted}");
-        std::thread::sleep(Duration::from_millis(110));
-        assert!(b.allow());
+        assert!(!b.allow_at(t0 + ms(49)) && b.is_open_at(t0 + ms(49)), "open for 50 ms");
+        assert!(!b.is_open_at(t0 + ms(50)));
+        let t1 = t0 + ms(60);
+        assert!(b.allow_at(t1) && b.allow_at(t1) && !b.allow_at(t1), "two probes");
+        b.record_at(true, Duration::ZERO, t1);
+        b.record_at(true, Duration::ZERO, t1);
+        assert_eq!(b.state(), State::Recovering { since: t1 });
+        // 50 % in the first step: Binomial(4000, 0.5) within its 1e-6 bounds (±155).
+        let admitted = (0..4000).filter(|_| b.allow_at(t1 + ms(49))).count();
+        assert!((1845..=2155).contains(&admitted), "50% in the first step: {admitted}");
+        assert_eq!(b.state(), State::Recovering { since: t1 });
+        // The second step admits 100 %: closed.
+        assert!(b.allow_at(t1 + ms(50)));
         assert_eq!(b.state(), State::Closed);
     }
 
     #[test]
     fn a_failed_probe_reopens_for_longer_and_slow_calls_count() {
         let mut c = cfg();
-        c.slow_call = Some(Period(Duration::from_millis(10)));
+        c.slow_call = Some(Period(ms(10)));
         let b = Breaker::new(c, "test", Level::Subset);
+        let t0 = Instant::now();
+        b.record_at(true, ms(10), t0);
+        assert!(!b.is_open_at(t0), "a call of exactly the slow bound is not slow");
         for _ in 0..3 {
-            b.record(true, Duration::from_millis(20));
+            b.record_at(true, ms(11), t0);
         }
-        assert!(b.is_open(), "three slow calls");
-        std::thread::sleep(Duration::from_millis(60));
-        assert!(b.allow());
-        b.record(false, Duration::ZERO);
-        let State::Open { until } = b.state() else { panic!("reopened") };
-        assert!(until > Instant::now() + Duration::from_millis(60), "doubled");
+        assert!(b.is_open_at(t0), "three slow calls");
+        let t1 = t0 + ms(50);
+        assert!(b.allow_at(t1));
+        b.record_at(false, Duration::ZERO, t1);
+        assert_eq!(b.state(), State::Open { until: t1 + ms(100) }, "reopened for twice as long");
     }
 }
