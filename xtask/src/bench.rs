@@ -28,7 +28,12 @@
 //!   store account, every statement read and mapped), with prepared statements and as text.
 //!
 //! For each: requests per second, p50/p99, the proxy's CPU per request (user and system),
-//! and the node's CPU per request (every CPU, kernel and softirq included).
+//! the node's CPU per request (every CPU, kernel and softirq included) and errors (Redis:
+//! requests the store did not count as executed successfully; an error reply stops
+//! redis-benchmark and fails the case). Every column is the median over rounds (of an even count, the mean of
+//! the middle two); a case with errors in any round is named under the table. Round 0 warms
+//! up and is not reported; a case whose agent was just restarted (a profile change) warms
+//! up again for a second before it is measured.
 
 mod load;
 mod peers;
@@ -496,6 +501,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             _ => (0, false),
         });
         for case in ordered {
+            let mut restarted = false;
             if let Proxy::Graylane(profile) = case.proxy
                 && agent_profile != Some((profile, case.baseline))
             {
@@ -515,6 +521,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 sb.start_agent(&opts)?;
                 agent_profile = Some((profile, case.baseline));
                 std::thread::sleep(Duration::from_millis(300));
+                restarted = true;
             }
             let proxy_pid = match case.proxy {
                 Proxy::None => None,
@@ -523,24 +530,32 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             };
             let pod = sb.pod(case.client.pod());
             let duration = if round == 0 { Duration::from_secs(1) } else { args.duration };
-            let opened = |sb: &Sandbox| match case.proxy {
-                Proxy::Graylane(_) => sb
-                    .metrics()
-                    .metric("graylane_upstream_connections_total", &[("result", "opened")])
-                    .unwrap_or(0.0),
-                _ => 0.0,
-            };
-            let opened_before = opened(&sb);
-            let before = proxy_pid.map(ProcStat::read).transpose()?;
-            let node_before = node_busy_s()?;
             let mut target = url(case.target);
             if matches!(case.load, Load::Grpc { .. }) {
                 target = target.replace("/index.html", "/echo.Echo/Unary");
             }
-            let result = load::run(pod, &target, case.load, duration, sb.scratch());
+            let store = matches!(case.load, Load::Redis { .. }).then(|| sb.pod("redis"));
+            if restarted && round > 0 {
+                // A fresh agent warms up as round 0 did before it is measured.
+                load::run(pod, store, &target, case.load, Duration::from_secs(1), sb.scratch())
+                    .with_context(|| format!("{}: warm-up after the agent's restart", case.name))?;
+            }
+            let opened = |sb: &Sandbox| match case.proxy {
+                // A baseline from before empty families were declared has none until
+                // the first connection.
+                Proxy::Graylane(_) => sb
+                    .metrics()
+                    .count("graylane_upstream_connections_total", &[("result", "opened")])
+                    .or_else(|e| if case.baseline { Ok(0.0) } else { Err(e) }),
+                _ => Ok(0.0),
+            };
+            let opened_before = opened(&sb)?;
+            let before = proxy_pid.map(ProcStat::read).transpose()?;
+            let node_before = node_busy_s()?;
+            let result = load::run(pod, store, &target, case.load, duration, sb.scratch());
             let node_s = node_busy_s()? - node_before;
             let after = proxy_pid.map(ProcStat::read).transpose()?;
-            let opened = opened(&sb) - opened_before;
+            let opened = opened(&sb)? - opened_before;
             let result = match result {
                 Ok(r) => r,
                 Err(e) => {

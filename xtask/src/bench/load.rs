@@ -38,8 +38,10 @@ pub enum Load {
     Sysbench { threads: u32, text: bool },
 }
 
+/// `store` is the pod of the data store a Redis load reaches (its server's own counts).
 pub fn run(
     pod: &Pod,
+    store: Option<&Pod>,
     url: &str,
     load: Load,
     duration: Duration,
@@ -86,7 +88,9 @@ pub fn run(
             )
         }
         Load::Rate { per_second } => open_loop(pod, url, per_second, secs, scratch),
-        Load::Redis { clients } => redis_benchmark(pod, url, clients, secs),
+        Load::Redis { clients } => {
+            redis_benchmark(pod, store.context("a Redis load without its store")?, url, clients, secs)
+        }
         Load::Sysbench { threads, text } => sysbench(pod, url, threads, text, secs),
     }
 }
@@ -140,35 +144,128 @@ fn sysbench(pod: &Pod, addr: &str, threads: u32, text: bool, secs: u64) -> anyho
 
 /// redis-benchmark runs a request count, not a time: about 12,000 requests per second
 /// asked, per test (`SET`, `GET`). Requests per second are the two tests' together (all
-/// requests over both tests' time); p50/p99 the mean of the two tests'.
-fn redis_benchmark(pod: &Pod, addr: &str, clients: u32, secs: u64) -> anyhow::Result<LoadResult> {
+/// requests over both tests' time); p50/p99 those of all requests of both tests, read from
+/// the two tests' latency histograms (see [`merged_percentile`]). redis-benchmark (7.0)
+/// exits at the first error reply, which fails the case. A reply that is not an error can
+/// still be wrong, so errors are what the server did not execute successfully: the
+/// requests sent less the `SET` and `GET` calls that `store`'s server counted as succeeded
+/// meanwhile (`INFO commandstats`): a request answered without reaching the store, or
+/// reaching another instance, counts.
+fn redis_benchmark(
+    pod: &Pod,
+    store: &Pod,
+    addr: &str,
+    clients: u32,
+    secs: u64,
+) -> anyhow::Result<LoadResult> {
     let (host, port) = addr.rsplit_once(':').context("host:port")?;
-    let n = (12_000 * secs).to_string();
-    let c = clients.to_string();
+    let n = 12_000 * secs;
+    let (count, c) = (n.to_string(), clients.to_string());
+    let served_before = redis_served(store)?;
     let (ok, out, err) =
-        pod.run("redis-benchmark", &["-h", host, "-p", port, "-c", &c, "-n", &n, "-t", "set,get", "--csv"])?;
+        pod.run("redis-benchmark", &["-h", host, "-p", port, "-c", &c, "-n", &count, "-t", "set,get"])?;
     if !ok {
         bail!("redis-benchmark {addr}: {err}");
     }
-    let mut rows = Vec::new();
-    for line in out.lines().filter(|l| l.starts_with("\"SET\"") || l.starts_with("\"GET\"")) {
-        let f: Vec<f64> = line.split(',').skip(1).filter_map(|v| v.trim_matches('"').parse().ok()).collect();
-        if f.len() >= 6 {
-            rows.push((f[0], f[3], f[5]));
+    let served = redis_served(store)?.saturating_sub(served_before);
+    let tests =
+        parse_redis_benchmark(&out).with_context(|| format!("redis-benchmark {addr}:\n{out}{err}"))?;
+    if tests.len() != 2 || tests.iter().any(|t| t.requests != n) {
+        bail!("redis-benchmark {addr}: not one SET and one GET test of {n} requests in:\n{out}{err}");
+    }
+    let seconds: f64 = tests.iter().map(|t| t.requests as f64 / t.rps.max(1.0)).sum();
+    let requests = 2 * n;
+    Ok(LoadResult {
+        requests,
+        rps: requests as f64 / seconds.max(1e-9),
+        p50_ms: merged_percentile(&tests, 0.50),
+        p99_ms: merged_percentile(&tests, 0.99),
+        errors: requests.saturating_sub(served),
+    })
+}
+
+/// `SET` and `GET` calls a Redis server executed without an error, so far.
+pub fn redis_served(store: &Pod) -> anyhow::Result<u64> {
+    let (ok, out, err) = store.run("redis-cli", &["INFO", "commandstats"])?;
+    if !ok {
+        bail!("redis-cli INFO commandstats: {err}");
+    }
+    let mut served = 0;
+    for command in ["set", "get"] {
+        let Some(line) = out.lines().find(|l| l.starts_with(&format!("cmdstat_{command}:"))) else {
+            continue; // not called yet
+        };
+        let field = |name: &str| -> anyhow::Result<u64> {
+            line.split([':', ','])
+                .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+                .with_context(|| format!("no {name} in {line:?}"))?
+                .trim()
+                .parse()
+                .with_context(|| format!("{name} in {line:?}"))
+        };
+        served += field("calls")?.saturating_sub(field("failed_calls")?);
+    }
+    Ok(served)
+}
+
+/// One redis-benchmark test: its request count, rate and latency histogram as printed
+/// ("Latency by percentile distribution": `(milliseconds, cumulative count)` points).
+#[derive(Debug)]
+struct RedisTest {
+    requests: u64,
+    rps: f64,
+    points: Vec<(f64, u64)>,
+}
+
+fn parse_redis_benchmark(out: &str) -> anyhow::Result<Vec<RedisTest>> {
+    let mut tests: Vec<RedisTest> = Vec::new();
+    let mut in_histogram = false;
+    for line in out.lines() {
+        let line = line.trim();
+        if line.contains("======") {
+            tests.push(RedisTest { requests: 0, rps: 0.0, points: Vec::new() });
+            in_histogram = false;
+            continue;
+        }
+        let Some(test) = tests.last_mut() else { continue };
+        if let Some(rest) = line.split_once(" requests completed in ") {
+            test.requests = rest.0.trim().parse().with_context(|| format!("request count in {line:?}"))?;
+        } else if let Some(rest) = line.strip_prefix("throughput summary: ") {
+            let rps = rest.split_whitespace().next().unwrap_or_default();
+            test.rps = rps.parse().with_context(|| format!("throughput in {line:?}"))?;
+        } else if line.starts_with("Latency by percentile distribution") {
+            in_histogram = true;
+        } else if line.is_empty() || !line.contains("cumulative count") {
+            in_histogram = false;
+        } else if in_histogram {
+            // 50.000% <= 0.039 milliseconds (cumulative count 1046)
+            let point = || -> Option<(f64, u64)> {
+                let ms = line.split_once("<= ")?.1.split_whitespace().next()?.parse().ok()?;
+                let count = line.split_once("cumulative count ")?.1.trim_end_matches(')').parse().ok()?;
+                Some((ms, count))
+            };
+            test.points.push(point().with_context(|| format!("histogram line {line:?}"))?);
         }
     }
-    if rows.len() != 2 {
-        bail!("redis-benchmark {addr}: no SET and GET results in:\n{out}{err}");
+    for t in &tests {
+        if t.points.last().map(|p| p.1) != Some(t.requests) || t.rps <= 0.0 {
+            bail!("a test without its throughput or a histogram ending at its {} requests", t.requests);
+        }
     }
-    let per_test: f64 = n.parse().unwrap_or(0.0);
-    let seconds: f64 = rows.iter().map(|(rps, _, _)| per_test / rps.max(1.0)).sum();
-    Ok(LoadResult {
-        requests: (per_test * 2.0) as u64,
-        rps: per_test * 2.0 / seconds.max(1e-9),
-        p50_ms: rows.iter().map(|r| r.1).sum::<f64>() / 2.0,
-        p99_ms: rows.iter().map(|r| r.2).sum::<f64>() / 2.0,
-        errors: 0,
-    })
+    Ok(tests)
+}
+
+/// The `q` quantile of all tests' requests together: the smallest printed latency at which
+/// the tests' cumulative counts add up to `q` of all requests. A test's count at a latency
+/// between its printed points is taken at its point below, so the result is exact at a
+/// printed point and otherwise at most the next printed latency above the true one.
+fn merged_percentile(tests: &[RedisTest], q: f64) -> f64 {
+    let total: u64 = tests.iter().map(|t| t.requests).sum();
+    let wanted = (q * total as f64).ceil() as u64;
+    let mut values: Vec<f64> = tests.iter().flat_map(|t| t.points.iter().map(|p| p.0)).collect();
+    values.sort_by(f64::total_cmp);
+    let below = |t: &RedisTest, v: f64| t.points.iter().take_while(|p| p.0 <= v).last().map_or(0, |p| p.1);
+    values.into_iter().find(|&v| tests.iter().map(|t| below(t, v)).sum::<u64>() >= wanted).unwrap_or(0.0)
 }
 
 /// Clients at a fixed rate in all, with their ticks spread over the period. One h2load
@@ -308,5 +405,26 @@ mod tests {
         assert_eq!((r.requests, r.errors), (120_000, 3));
         assert!((r.p50_ms - 0.21).abs() < 1e-9 && (r.p99_ms - 3.5).abs() < 1e-9);
         assert!((r.rps - 23999.12).abs() < 1e-6);
+    }
+
+    #[test]
+    fn reads_redis_benchmarks_tests_and_merges_their_histograms() {
+        let tests = parse_redis_benchmark(include_str!("testdata/redis-benchmark.txt")).expect("parse");
+        assert_eq!(tests.len(), 2);
+        assert!(tests.iter().all(|t| t.requests == 2000 && t.rps > 50_000.0 && t.points.len() > 5));
+        let (p50, p99) = (merged_percentile(&tests, 0.5), merged_percentile(&tests, 0.99));
+        assert!(p50 > 0.0 && p50 < p99, "{p50} {p99}");
+
+        // Half the requests at 1 ms (one test), half at 3 ms (the other): a mean of the
+        // tests' percentiles would say 2 ms for both.
+        let at = |ms: f64| RedisTest { requests: 100, rps: 1.0, points: vec![(ms, 100)] };
+        let tests = [at(1.0), at(3.0)];
+        assert_eq!((merged_percentile(&tests, 0.5), merged_percentile(&tests, 0.99)), (1.0, 3.0));
+    }
+
+    #[test]
+    fn a_redis_benchmark_output_without_histogram_is_an_error() {
+        let out = "====== SET ======\n  100 requests completed in 0.01 seconds\n  throughput summary: 10000.00 requests per second\n";
+        assert!(parse_redis_benchmark(out).is_err());
     }
 }

@@ -4,9 +4,14 @@ use std::fmt::Write as _;
 
 use super::{BenchArgs, Sample};
 
+/// The median; of an even count, the mean of the middle two.
 fn median(mut xs: Vec<f64>) -> f64 {
     xs.sort_by(f64::total_cmp);
-    xs.get(xs.len() / 2).copied().unwrap_or(0.0)
+    match xs.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
 }
 
 /// Medians of one case's samples.
@@ -21,7 +26,9 @@ pub struct Summary {
     /// Node CPU microseconds per request.
     pub node_us: f64,
     pub rss_mib: f64,
-    pub errors: u64,
+    /// Errors per round, median like the rest; `worst_errors` the most in one round.
+    pub errors: f64,
+    pub worst_errors: u64,
     /// Upstream connections opened per 1,000 requests (graylane).
     pub opened_per_1k: f64,
 }
@@ -42,7 +49,8 @@ pub fn summarize(samples: &[Sample], case: &str) -> Option<Summary> {
         user_us: median(per(&|s| s.user_s)),
         node_us: median(per(&|s| s.node_s)),
         rss_mib: mine.iter().map(|s| s.rss_kib).max().unwrap_or(0) as f64 / 1024.0,
-        errors: mine.iter().map(|s| s.load.errors).sum(),
+        errors: median(mine.iter().map(|s| s.load.errors as f64).collect()),
+        worst_errors: mine.iter().map(|s| s.load.errors).max().unwrap_or(0),
         opened_per_1k: median(per(&|s| s.opened)) / 1e3,
     })
 }
@@ -75,6 +83,7 @@ pub fn render(samples: &[Sample], args: &BenchArgs) -> String {
             names.push(s.case);
         }
     }
+    let mut erring = Vec::new();
     for name in &names {
         let Some(m) = summarize(samples, name) else { continue };
         let _ = writeln!(
@@ -82,6 +91,12 @@ pub fn render(samples: &[Sample], args: &BenchArgs) -> String {
             "{name:<22} {:>9.0} {:>8.3} {:>8.3} {:>13.1} {:>7.1} {:>13.1} {:>8.1} {:>7}",
             m.rps, m.p50, m.p99, m.cpu_us, m.user_us, m.node_us, m.rss_mib, m.errors
         );
+        if m.worst_errors > 0 {
+            erring.push(format!("{name} ({} in one round)", m.worst_errors));
+        }
+    }
+    if !erring.is_empty() {
+        let _ = writeln!(out, "errors in some round: {}", erring.join(", "));
     }
     let get = |n: &str| summarize(samples, n).unwrap_or_default();
     let (direct, gl, nginx, ipt, policy) =
@@ -262,4 +277,16 @@ pub fn ab(samples: &[Sample]) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median;
+
+    #[test]
+    fn the_median_of_an_even_count_is_the_mean_of_the_middle_two() {
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(Vec::new()), 0.0);
+    }
 }
