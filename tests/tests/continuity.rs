@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use graylane_tests::{AgentOptions, Cluster, PodSpec, ServiceSpec, fixture, privileged};
+use graylane_tests::{AgentOptions, Cluster, PodSpec, Sandbox, ServiceSpec, fixture, privileged};
 use serde_json::Value;
 
 const C: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 50);
@@ -161,4 +161,64 @@ fn hints_reach_the_relays_node_before_its_call_and_forged_hints_change_nothing()
         dropped("accepted") > accepted
     });
     assert_eq!(call("genuine-1"), "c1", "the same hint under the cluster key is taken");
+}
+
+/// The pod that answered a call through the relay (its JSON's `pod`).
+fn answered(sb: &Sandbox, pod: &str, url: &str, headers: &[&str]) -> String {
+    let mut args = vec!["-s", "-m", "5"];
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    args.push(url);
+    let (_, out, _) = sb.pod(pod).run("curl", &args).expect("curl");
+    serde_json::from_str::<Value>(&out).map(|v| v["pod"].as_str().unwrap_or("").to_owned()).unwrap_or(out)
+}
+
+/// One node: a pod of tenant red sends one gray request through a shared relay (it
+/// forwards only `x-request-id`) carrying the id of tenant blue's requests. The relay's
+/// next calls in that id, made for blue's own untagged requests, stay base: blue's request
+/// into the relay overwrote the entry. And with a tracer's id in the request, the request
+/// id beside it never counts.
+#[test]
+fn a_stranger_cannot_lend_its_lane_to_another_tenants_trace() {
+    let Some(p) = privileged("trace_poisoning") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("stranger").tenant("red")).expect("stranger");
+    sb.add_pod(PodSpec::new("victim").tenant("blue")).expect("victim");
+    sb.add_pod(PodSpec::new("c0").label("app", "c")).expect("c0").serve_http(8080).expect("http");
+    sb.add_pod(PodSpec::new("c1").label("app", "c").tag("gray")).expect("c1").serve_http(8080).expect("http");
+    let relay = sb.add_pod(PodSpec::new("relay").label("app", "relay")).expect("relay");
+    let script = fixture("relay.py");
+    let target = format!("http://{C}:80/");
+    for (style, port) in [("request-id", "8081"), ("w3c-and-id", "8082")] {
+        relay.spawn("python3", &[script.to_str().expect("path"), style, port, &target]).expect("relay");
+    }
+    relay.wait_listening(8081).expect("relay listening");
+    relay.wait_listening(8082).expect("relay listening");
+    sb.add_service(ServiceSpec::new("c", C).named_port(80, 8080, "http").select("app", "c"));
+    sb.add_service(
+        ServiceSpec::new("relay", RELAY)
+            .named_port(81, 8081, "http-id")
+            .named_port(82, 8082, "http-both")
+            .select("app", "relay"),
+    );
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let by_id = format!("http://{RELAY}:81/");
+    let lend = |id: &str, url: &str| {
+        answered(&sb, "stranger", url, &["x-graylane-tag: gray", &format!("x-request-id: {id}")])
+    };
+    // The stranger's own call keeps its lane.
+    assert_eq!(lend("order-42", &by_id), "c1");
+    let victim: Vec<String> =
+        (0..10).map(|_| answered(&sb, "victim", &by_id, &["x-request-id: order-42"])).collect();
+    eprintln!("measured: the victim's 10 requests in the stranger's id went to {victim:?}");
+    assert!(victim.iter().all(|p| p == "c0"), "the victim's requests left the relay in gray: {victim:?}");
+
+    // A relay that forwards the tracer's id and the request id: the victim's trace is its
+    // tracer's; a stranger's lane under the same request id is not recalled for it.
+    let both = format!("http://{RELAY}:82/");
+    assert_eq!(lend("order-43", &both), "c1");
+    let tp = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let victim = answered(&sb, "victim", &both, &[tp, "x-request-id: order-43"]);
+    assert_eq!(victim, "c0", "a request id beside a tracer's id counted");
 }

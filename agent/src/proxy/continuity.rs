@@ -19,7 +19,7 @@ use std::{
 };
 
 pub use hints::{HintError, PORT as HINT_PORT};
-pub use ids::{Keys, TraceIds};
+pub use ids::{Keys, RequestId, TraceIds};
 use memory::{Learned, TraceMemory};
 use serving::Serving;
 
@@ -123,7 +123,12 @@ impl Continuity {
 
     /// The request's trace keys.
     pub fn keys(&self, headers: &http::HeaderMap) -> Keys {
-        ids::keys(headers, self.ids)
+        ids::keys(headers, self.ids, RequestId::UnlessTracer)
+    }
+
+    /// The keys a request forwarded with `headers` is learnt by (see `RequestId`).
+    pub fn keys_with(&self, headers: &http::HeaderMap, request_id: RequestId) -> Keys {
+        ids::keys(headers, self.ids, request_id)
     }
 
     /// Where hints arrive (the listener's socket, shared).
@@ -131,16 +136,23 @@ impl Continuity {
         let _ = self.receiver.set(socket);
     }
 
-    /// The lane of `pod`'s request in one of these traces, if remembered. A pod serving a
-    /// lane whose trace is unknown first takes the hints already waiting.
-    pub fn recall(&self, pod: &str, keys: &Keys, state: &ProxyState) -> Option<Arc<str>> {
-        if let Some(tag) = self.remembered(pod, keys) {
+    /// The lane of `pod`'s request in one of these traces, if remembered for a caller of
+    /// `tenant`. A pod serving a lane whose trace is unknown first takes the hints already
+    /// waiting.
+    pub fn recall(
+        &self,
+        pod: &str,
+        keys: &Keys,
+        tenant: Option<&str>,
+        state: &ProxyState,
+    ) -> Option<Arc<str>> {
+        if let Some(tag) = self.remembered(pod, keys, tenant) {
             return Some(tag);
         }
         if self.receiver.get().is_some() && self.serving.lane_of(pod).is_some() {
             // Whatever this call takes, the listener may just have taken the hint itself.
             self.take_waiting(state);
-            if let Some(tag) = self.remembered(pod, keys) {
+            if let Some(tag) = self.remembered(pod, keys, tenant) {
                 return Some(tag);
             }
         }
@@ -150,8 +162,8 @@ impl Continuity {
         None
     }
 
-    fn remembered(&self, pod: &str, keys: &Keys) -> Option<Arc<str>> {
-        let (tag, learned, first) = self.memory.recall(pod, keys)?;
+    fn remembered(&self, pod: &str, keys: &Keys, tenant: Option<&str>) -> Option<Arc<str>> {
+        let (tag, learned, first) = self.memory.recall(pod, keys, tenant)?;
         self.recalled.inc();
         if learned == Learned::Hint && first {
             self.race_won.inc();
@@ -186,30 +198,39 @@ impl Continuity {
         self.serving.lane_of(pod)
     }
 
-    /// The proxy forwards a request in lane `tag` (`None`: base) to `pod`: remember it
-    /// (the pod is here) or tell the pod's node (it is not).
+    /// The proxy forwards a request in lane `tag` (`None`: base) of `tenant` to `pod`:
+    /// remember it (the pod is here; a base request overwrites what the pod's trace held)
+    /// or tell the pod's node of a lane (it is not). `keys` reads the forwarded request's
+    /// ids; `brought_tracer`: its caller brought a tracer's id (then a request id it also
+    /// brought is not learnt: the client chose it).
     pub fn forwarded(
         &self,
         tag: Option<&Arc<str>>,
+        tenant: Option<&str>,
         pod: &Arc<str>,
         placement: Placement,
-        keys: impl FnOnce() -> Keys,
+        keys: impl FnOnce(RequestId) -> Keys,
+        brought_tracer: bool,
     ) {
+        let lane_keys = if brought_tracer { RequestId::UnlessTracer } else { RequestId::Always };
         match placement {
             Placement::Local => {
                 self.serving.served(pod, tag);
-                if let Some(tag) = tag
-                    && self.remembers()
-                {
-                    let keys = keys();
-                    if !keys.is_empty() {
-                        self.memory.learn(pod, &keys, tag, Learned::Here);
+                if self.remembers() {
+                    match tag {
+                        Some(tag) => {
+                            let keys = keys(lane_keys);
+                            if !keys.is_empty() {
+                                self.memory.learn(pod, &keys, tag, tenant, Learned::Here);
+                            }
+                        }
+                        None => self.memory.learn_base(pod, &keys(RequestId::Always)),
                     }
                 }
             }
             Placement::Remote(node) => {
                 if let (Some(tag), Some(peer)) = (tag, &self.peer) {
-                    let keys = keys();
+                    let keys = keys(lane_keys);
                     if !keys.is_empty() {
                         self.send(peer, node, &keys, tag, pod);
                     }
@@ -238,7 +259,8 @@ impl Continuity {
         let tag = labels.known_tag(&hint.tag).ok_or(HintDrop::UnknownTag)?;
         let pod = snapshot.pod_by_name(&hint.pod).filter(|p| p.local()).ok_or(HintDrop::NotLocal)?;
         let pod: Arc<str> = Arc::from(pod.key().0);
-        self.memory.learn(&pod, &hint.keys, &tag, Learned::Hint);
+        // A hint names no tenant: its entry is recalled for any caller.
+        self.memory.learn(&pod, &hint.keys, &tag, None, Learned::Hint);
         self.serving.served(&pod, Some(&tag));
         if self.missed.taken(&pod, &hint.keys) {
             self.metrics.hint_race.with_label_values(&["lost"]).inc();
@@ -384,9 +406,9 @@ mod tests {
             Err(HintDrop::UnknownTag)
         );
         assert_eq!(c.accept(&hint(&key, "gray", "default/far"), &labels, &snapshot), Err(HintDrop::NotLocal));
-        assert!(c.remembered("default/relay", &keys).is_none());
+        assert!(c.remembered("default/relay", &keys, None).is_none());
         c.accept(&hint(&key, "gray", "default/relay"), &labels, &snapshot).expect("accepted");
-        assert_eq!(c.remembered("default/relay", &keys).as_deref(), Some("gray"));
+        assert_eq!(c.remembered("default/relay", &keys, None).as_deref(), Some("gray"));
         assert_eq!(c.serving("default/relay").as_deref(), Some("gray"));
     }
 
@@ -415,11 +437,13 @@ mod tests {
         let keys = time(&mut |h| {
             std::hint::black_box(c.keys(h));
         });
-        let learn = time(&mut |h| c.forwarded(Some(&tag), &pod, Placement::Local, || c.keys(h)));
+        let learn =
+            time(&mut |h| c.forwarded(Some(&tag), None, &pod, Placement::Local, |r| c.keys_with(h, r), true));
         let recall = time(&mut |h| {
-            std::hint::black_box(c.recall(&pod, &c.keys(h), &state));
+            std::hint::black_box(c.recall(&pod, &c.keys(h), None, &state));
         });
-        let base = time(&mut |_| c.forwarded(None, &pod, Placement::Local, Keys::default));
+        let base =
+            time(&mut |h| c.forwarded(None, None, &pod, Placement::Local, |r| c.keys_with(h, r), true));
         eprintln!(
             "per request: read the ids {keys:.0} ns, learn (ids included) {learn:.0} ns, recall (ids included) {recall:.0} ns, note a base request {base:.0} ns"
         );

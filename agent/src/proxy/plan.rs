@@ -28,8 +28,9 @@ pub const UNKNOWN: &str = "unknown";
 
 /// What the node remembers of lanes, consulted while coloring (state, like breakers).
 pub trait LaneMemory {
-    /// The lane `pod`'s request in this request's trace was in, if remembered.
-    fn recall(&self, pod: &str) -> Option<Arc<str>>;
+    /// The lane `pod`'s request in this request's trace was in, if remembered for a
+    /// caller of `tenant`.
+    fn recall(&self, pod: &str, tenant: Option<&str>) -> Option<Arc<str>>;
     /// The lane `pod` is serving right now, if any.
     fn serving(&self, pod: &str) -> Option<Arc<str>>;
 }
@@ -38,7 +39,7 @@ pub trait LaneMemory {
 pub struct NoMemory;
 
 impl LaneMemory for NoMemory {
-    fn recall(&self, _: &str) -> Option<Arc<str>> {
+    fn recall(&self, _: &str, _: Option<&str>) -> Option<Arc<str>> {
         None
     }
     fn serving(&self, _: &str) -> Option<Arc<str>> {

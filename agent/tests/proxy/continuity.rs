@@ -18,6 +18,11 @@ metadata: {name: relay, namespace: default, labels: {app: relay}, annotations: {
 status: {podIP: 10.244.0.40}
 ---
 apiVersion: v1
+kind: Pod
+metadata: {name: stranger, namespace: default, labels: {app: stranger}, annotations: {graylane.io/tenant: red}}
+status: {podIP: 10.244.0.41}
+---
+apiVersion: v1
 kind: Service
 metadata: {name: relay, namespace: default}
 spec:
@@ -72,6 +77,37 @@ async fn a_relay_that_forwards_only_a_trace_or_request_id_keeps_the_lane() {
     assert_eq!(other.body, "base");
     // Another pod in the same trace is not the relay.
     assert_eq!(client.get(APP, "/", &[("traceparent", &tp)]).await.body, "base");
+}
+
+/// A pod of another tenant sends one lane request through the shared relay with the
+/// victim's request id: that lane never reaches the victim's trace.
+#[tokio::test]
+async fn a_stranger_cannot_lend_its_lane_to_another_callers_trace() {
+    let mesh = mesh();
+    let stranger = mesh.caller(Some("default/stranger"));
+    let victim = mesh.caller(Some("default/client"));
+    let relay = mesh.caller(Some("default/relay"));
+    let lend = async |id: &str| {
+        stranger.get(RELAY, "/", &[("x-graylane-tag", "gray"), ("x-request-id", id)]).await;
+    };
+    // Its own trace keeps its lane.
+    lend("order-1").await;
+    assert_eq!(relay.get(APP, "/", &[("x-request-id", "order-1")]).await.body, "gray");
+    // A trace with a tracer's id is that id's: a request id beside it does not count.
+    lend("order-2").await;
+    let tp = traceparent(TRACE);
+    assert_eq!(relay.get(APP, "/", &[("traceparent", &tp), ("x-request-id", "order-2")]).await.body, "base");
+    // The victim's own request into the relay in that trace, with no lane, overwrites it.
+    lend("order-3").await;
+    victim.get(RELAY, "/", &[("x-request-id", "order-3")]).await;
+    assert_eq!(relay.get(APP, "/", &[("x-request-id", "order-3")]).await.body, "base");
+    // An entry learnt under tenant red is not recalled for a caller of tenant blue.
+    lend("order-4").await;
+    let as_tenant = async |t: &str| {
+        relay.get(APP, "/", &[("x-request-id", "order-4"), ("x-graylane-tenant", t)]).await.body
+    };
+    assert_eq!(as_tenant("blue").await, "base");
+    assert_eq!(as_tenant("red").await, "gray");
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The ids a request's lane can be remembered by: the trace id (W3C `traceparent`, B3,
 //! Jaeger `uber-trace-id`: one 128-bit space), SkyWalking's `sw8` trace id, and
-//! `x-request-id`. Which count is configurable (`--trace-ids`). Each becomes a 64-bit key.
+//! `x-request-id` (only when no tracer's id is there: a client chooses it). Which count is
+//! configurable (`--trace-ids`). Each becomes a 64-bit key.
 
 use http::{HeaderMap, HeaderName};
 use xxhash_rust::xxh3::Xxh3;
@@ -48,9 +49,27 @@ impl TraceIds {
 pub struct Keys {
     keys: [u64; 5],
     n: usize,
+    /// A tracer's id is among them.
+    tracer: bool,
+}
+
+/// Whether a request's `x-request-id` becomes a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestId {
+    /// Only when no tracer's id does: what a request is recalled by, and what a lane is
+    /// learnt by when its caller brought a tracer's id.
+    UnlessTracer,
+    /// Besides the tracer's: what a base request overwrites, and what a lane is learnt by
+    /// when its caller brought no tracer's id (this hop minted the one it leaves with).
+    Always,
 }
 
 impl Keys {
+    /// A tracer's id (not only a request id) is among them.
+    pub fn has_tracer(&self) -> bool {
+        self.tracer
+    }
+
     pub fn as_slice(&self) -> &[u64] {
         &self.keys[..self.n]
     }
@@ -91,7 +110,7 @@ const B3: HeaderName = HeaderName::from_static("b3");
 const B3_TRACE_ID: HeaderName = HeaderName::from_static("x-b3-traceid");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn keys(headers: &HeaderMap, which: TraceIds) -> Keys {
+pub fn keys(headers: &HeaderMap, which: TraceIds, request_id: RequestId) -> Keys {
     let mut out = Keys::default();
     let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     if which.w3c
@@ -119,7 +138,11 @@ pub fn keys(headers: &HeaderMap, which: TraceIds) -> Keys {
     {
         out.push(SW8, &id);
     }
+    out.tracer = !out.is_empty();
+    // The client picks its own `x-request-id` (anyone can send another's): it counts only
+    // when no tracer's id does (see `RequestId`).
     if which.request_id
+        && (request_id == RequestId::Always || out.is_empty())
         && let Some(id) = text(&REQUEST_ID).filter(|v| !v.is_empty() && v.len() <= 128)
     {
         out.push(REQUEST, id.as_bytes());
@@ -141,17 +164,52 @@ mod tests {
     #[test]
     fn one_trace_gives_one_key_whichever_tracer_carries_it() {
         let id = "4bf92f3577b34da6a3ce929d0e0e4736";
-        let w3c = keys(&map(&[("traceparent", &format!("00-{id}-00f067aa0ba902b7-01"))]), TraceIds::ALL);
-        let b3 = keys(&map(&[("x-b3-traceid", id), ("x-b3-spanid", "e457b5a2e4d86bd1")]), TraceIds::ALL);
-        let b3_single = keys(&map(&[("b3", &format!("{id}-e457b5a2e4d86bd1-1"))]), TraceIds::ALL);
-        let jaeger = keys(&map(&[("uber-trace-id", &format!("{id}:e457b5a2e4d86bd1:0:1"))]), TraceIds::ALL);
+        let w3c = keys(
+            &map(&[("traceparent", &format!("00-{id}-00f067aa0ba902b7-01"))]),
+            TraceIds::ALL,
+            RequestId::UnlessTracer,
+        );
+        let b3 = keys(
+            &map(&[("x-b3-traceid", id), ("x-b3-spanid", "e457b5a2e4d86bd1")]),
+            TraceIds::ALL,
+            RequestId::UnlessTracer,
+        );
+        let b3_single = keys(
+            &map(&[("b3", &format!("{id}-e457b5a2e4d86bd1-1"))]),
+            TraceIds::ALL,
+            RequestId::UnlessTracer,
+        );
+        let jaeger = keys(
+            &map(&[("uber-trace-id", &format!("{id}:e457b5a2e4d86bd1:0:1"))]),
+            TraceIds::ALL,
+            RequestId::UnlessTracer,
+        );
         assert_eq!(w3c.as_slice().len(), 1);
         assert_eq!(w3c, b3);
         assert_eq!(w3c, b3_single);
         assert_eq!(w3c, jaeger);
-        let rid = keys(&map(&[("x-request-id", "abc")]), TraceIds::ALL);
+        let rid = keys(&map(&[("x-request-id", "abc")]), TraceIds::ALL, RequestId::UnlessTracer);
         assert_ne!(rid, w3c);
-        assert!(keys(&map(&[("x-request-id", "abc")]), TraceIds::parse("w3c").expect("parse")).is_empty());
+        assert_eq!(rid.as_slice().len(), 1);
+        let tp = format!("00-{id}-00f067aa0ba902b7-01");
+        let both = keys(
+            &map(&[("traceparent", &tp), ("x-request-id", "abc")]),
+            TraceIds::ALL,
+            RequestId::UnlessTracer,
+        );
+        assert_eq!(both, w3c, "a tracer's id present: the request id does not count");
+        let always =
+            keys(&map(&[("traceparent", &tp), ("x-request-id", "abc")]), TraceIds::ALL, RequestId::Always);
+        assert_eq!(always.as_slice(), [w3c.as_slice(), rid.as_slice()].concat());
+        assert!(always.has_tracer() && !rid.has_tracer());
+        assert!(
+            keys(
+                &map(&[("x-request-id", "abc")]),
+                TraceIds::parse("w3c").expect("parse"),
+                RequestId::UnlessTracer
+            )
+            .is_empty()
+        );
         assert!(TraceIds::parse("zipkin").is_err());
     }
 }

@@ -1,7 +1,10 @@
 //! The trace memory: (pod, trace key) → the lane the pod's request in that trace was in,
-//! so an untagged request the pod sends in the same trace gets the lane back. Learned when
-//! the proxy forwards a lane request into a pod on this node, or told by the caller's
-//! node (a hint). Bounded in entries and time: two generations per shard — lookups see
+//! and the tenant it was in, so an untagged request the pod sends in the same trace gets
+//! the lane back. Learned when the proxy forwards a lane request into a pod on this node,
+//! or told by the caller's node (a hint). A request forwarded into the pod in the same trace
+//! with no lane overwrites the entry as base (a stranger's lane request with a borrowed id
+//! does not outlive the owner's next request), and an entry learnt under one tenant is not
+//! recalled for a caller of another. Bounded in entries and time: two generations per shard — lookups see
 //! both, writes go to the newer, and the older is dropped (its entries counted as evicted)
 //! when the newer is full or half the time-to-live has passed; after a quiet TTL both go.
 //! An entry lives about the TTL (at least half of it).
@@ -21,10 +24,12 @@ use crate::telemetry::metrics::metrics;
 
 const SHARDS: usize = 16;
 
-/// Distinct lanes a shard names at once; past it the shard starts afresh (lanes are few:
-/// this only bounds a stream of made-up tags).
+/// Distinct lanes and tenants a shard names at once; past it the shard starts afresh (they
+/// are few: this only bounds a stream of made-up tags).
 const MAX_LANES: usize = 1024;
-const _: () = assert!(MAX_LANES <= u16::MAX as usize, "a lane index is a u16");
+const _: () = assert!(MAX_LANES < NONE as usize, "a name index is a u16 below NONE");
+/// No lane (an entry that says base), or no tenant.
+const NONE: u16 = u16::MAX;
 
 /// One (pod, trace) pair as a map key.
 pub fn key(pod: &str, trace: u64) -> u64 {
@@ -71,11 +76,13 @@ pub enum Learned {
     Hint,
 }
 
-/// 4 bytes: the lane is an index into its shard's `lanes` (no reference count to touch
-/// on every request, half the memory of holding the name).
+/// 6 bytes: the lane and the tenant are indexes into their shard's `lanes` (no reference
+/// count to touch on every request, less memory than holding the names); `NONE` for base
+/// and for no tenant.
 #[derive(Clone, Copy, Debug)]
 struct Entry {
     lane: u16,
+    tenant: u16,
     learned: Learned,
     /// Recalled at least once.
     recalled: bool,
@@ -85,7 +92,7 @@ struct Shard {
     current: Map,
     previous: Map,
     since: Instant,
-    /// The lanes entries of both generations name, by index.
+    /// The lanes and tenants entries of both generations name, by index.
     lanes: Vec<Arc<str>>,
 }
 
@@ -94,15 +101,27 @@ impl Shard {
         Self { current: Map::default(), previous: Map::default(), since: Instant::now(), lanes: Vec::new() }
     }
 
-    /// `tag`'s index, added if new; a shard that names `MAX_LANES` already starts afresh
+    /// `name`'s index, added if new; a shard that names `MAX_LANES` already starts afresh
     /// first. Also how many entries that start evicted.
-    fn lane(&mut self, tag: &Arc<str>) -> (u16, usize) {
-        if let Some(i) = self.lanes.iter().position(|l| Arc::ptr_eq(l, tag) || **l == **tag) {
+    fn name(&mut self, name: &str) -> (u16, usize) {
+        if let Some(i) = self.lanes.iter().position(|l| **l == *name) {
             return (i as u16, 0);
         }
         let evicted = if self.lanes.len() >= MAX_LANES { self.clear() } else { 0 };
-        self.lanes.push(tag.clone());
+        self.lanes.push(Arc::from(name));
         ((self.lanes.len() - 1) as u16, evicted)
+    }
+
+    /// The indexes of a lane (or base) and a tenant (or none), added if new; how many
+    /// entries a fresh start evicted. (Both are named together: a fresh start for the
+    /// tenant would invalidate the lane's index.)
+    fn names(&mut self, tag: Option<&str>, tenant: Option<&str>) -> (u16, u16, usize) {
+        let missing = |n: Option<&str>| n.is_some_and(|n| !self.lanes.iter().any(|l| **l == *n));
+        let room = usize::from(missing(tag)) + usize::from(missing(tenant));
+        let evicted = if self.lanes.len() + room > MAX_LANES { self.clear() } else { 0 };
+        let lane = tag.map_or(NONE, |t| self.name(t).0);
+        let tenant = tenant.map_or(NONE, |t| self.name(t).0);
+        (lane, tenant, evicted)
     }
 
     /// Forgets everything; how many entries went.
@@ -166,18 +185,18 @@ impl TraceMemory {
         }
     }
 
-    /// Remembers that `pod`'s request in these traces was in lane `tag`.
-    pub fn learn(&self, pod: &str, keys: &Keys, tag: &Arc<str>, learned: Learned) {
+    /// Remembers that `pod`'s request in these traces was in lane `tag`, for `tenant`.
+    pub fn learn(&self, pod: &str, keys: &Keys, tag: &str, tenant: Option<&str>, learned: Learned) {
         let pod_hash = xxh3_64(pod.as_bytes());
         for trace in keys.as_slice() {
             let key = pair(pod_hash, *trace);
             let mut shard = self.shard(key);
             self.maintain(&mut shard);
-            let (lane, evicted) = shard.lane(tag);
+            let (lane, tenant, evicted) = shard.names(Some(tag), tenant);
             if evicted > 0 {
                 self.counts.evicted.inc_by(evicted as u64);
             }
-            shard.current.insert(key, Entry { lane, learned, recalled: false });
+            shard.current.insert(key, Entry { lane, tenant, learned, recalled: false });
         }
         match learned {
             Learned::Here => self.counts.learned.inc(),
@@ -185,21 +204,44 @@ impl TraceMemory {
         }
     }
 
-    /// The lane of `pod`'s request in any of these traces, if remembered (and fresh), how
-    /// it was learned, and whether this is the first time it is recalled.
-    pub fn recall(&self, pod: &str, keys: &Keys) -> Option<(Arc<str>, Learned, bool)> {
+    /// `pod`'s request in these traces was in no lane: an entry it has in them now says
+    /// base (none is added: no entry recalls nothing already).
+    pub fn learn_base(&self, pod: &str, keys: &Keys) {
+        let pod_hash = xxh3_64(pod.as_bytes());
+        for trace in keys.as_slice() {
+            let key = pair(pod_hash, *trace);
+            let mut shard = self.shard(key);
+            let Shard { current, previous, .. } = &mut *shard;
+            if let Some(e) = current.get_mut(&key).or_else(|| previous.get_mut(&key)) {
+                *e = Entry { lane: NONE, tenant: NONE, learned: Learned::Here, recalled: false };
+            }
+        }
+    }
+
+    /// The lane of `pod`'s request in these traces, if remembered (and fresh) for a caller
+    /// of `tenant`, how it was learned, and whether this is the first time it is recalled.
+    /// The first of the keys the memory holds decides: base, or another tenant's (both
+    /// tenants known and different), recall nothing.
+    pub fn recall(&self, pod: &str, keys: &Keys, tenant: Option<&str>) -> Option<(Arc<str>, Learned, bool)> {
         let pod_hash = xxh3_64(pod.as_bytes());
         for trace in keys.as_slice() {
             let key = pair(pod_hash, *trace);
             let mut shard = self.shard(key);
             self.maintain(&mut shard);
             let Shard { current, previous, lanes, .. } = &mut *shard;
-            if let Some(e) = current.get_mut(&key).or_else(|| previous.get_mut(&key)) {
-                let first = !e.recalled;
-                e.recalled = true;
-                let tag = lanes.get(usize::from(e.lane))?.clone();
-                return Some((tag, e.learned, first));
+            let Some(e) = current.get_mut(&key).or_else(|| previous.get_mut(&key)) else { continue };
+            if e.lane == NONE {
+                return None;
             }
+            if let (Some(caller), Some(owner)) = (tenant, lanes.get(usize::from(e.tenant)))
+                && **owner != *caller
+            {
+                return None;
+            }
+            let first = !e.recalled;
+            e.recalled = true;
+            let tag = lanes.get(usize::from(e.lane))?.clone();
+            return Some((tag, e.learned, first));
         }
         None
     }
@@ -225,27 +267,27 @@ mod tests {
     fn a_pods_trace_recalls_its_lane_and_only_its_own() {
         let m = TraceMemory::new(1000, Duration::from_secs(60));
         let keys = Keys::from_slice(&[1, 2]);
-        m.learn("default/relay", &keys, &Arc::from("gray"), Learned::Here);
+        m.learn("default/relay", &keys, "gray", None, Learned::Here);
         assert_eq!(
-            m.recall("default/relay", &Keys::from_slice(&[2])).map(|(t, _, _)| t.to_string()),
+            m.recall("default/relay", &Keys::from_slice(&[2]), None).map(|(t, _, _)| t.to_string()),
             Some("gray".into())
         );
-        assert!(m.recall("default/other", &keys).is_none(), "another pod's request in the same trace");
-        assert!(m.recall("default/relay", &Keys::from_slice(&[3])).is_none());
+        assert!(m.recall("default/other", &keys, None).is_none(), "another pod's request in the same trace");
+        assert!(m.recall("default/relay", &Keys::from_slice(&[3]), None).is_none());
     }
 
     #[test]
     fn bounded_by_entries_and_by_time() {
         let m = TraceMemory::new(320, Duration::from_millis(100));
         for i in 0..10_000u64 {
-            m.learn("p", &Keys::from_slice(&[i]), &Arc::from("gray"), Learned::Here);
+            m.learn("p", &Keys::from_slice(&[i]), "gray", None, Learned::Here);
         }
         let (n, _) = m.size();
         assert!(n <= 320 + SHARDS, "{n}");
-        assert!(m.recall("p", &Keys::from_slice(&[9_999])).is_some(), "the newest stays");
-        assert!(m.recall("p", &Keys::from_slice(&[0])).is_none(), "the oldest went");
+        assert!(m.recall("p", &Keys::from_slice(&[9_999]), None).is_some(), "the newest stays");
+        assert!(m.recall("p", &Keys::from_slice(&[0]), None).is_none(), "the oldest went");
         std::thread::sleep(Duration::from_millis(110));
-        assert!(m.recall("p", &Keys::from_slice(&[9_999])).is_none(), "past the TTL");
+        assert!(m.recall("p", &Keys::from_slice(&[9_999]), None).is_none(), "past the TTL");
     }
 
     #[test]
@@ -253,10 +295,10 @@ mod tests {
         let m = TraceMemory::new(1_000_000, Duration::from_secs(60));
         let lanes = (SHARDS * MAX_LANES + 100) as u64;
         for i in 0..lanes {
-            m.learn("p", &Keys::from_slice(&[i]), &Arc::from(format!("lane-{i}")), Learned::Here);
+            m.learn("p", &Keys::from_slice(&[i]), &format!("lane-{i}"), None, Learned::Here);
         }
         let newest = lanes - 1;
-        let recalled = m.recall("p", &Keys::from_slice(&[newest])).map(|(t, _, _)| t.to_string());
+        let recalled = m.recall("p", &Keys::from_slice(&[newest]), None).map(|(t, _, _)| t.to_string());
         assert_eq!(recalled, Some(format!("lane-{newest}")));
         for shard in &m.shards {
             assert!(shard.lock().expect("shard").lanes.len() <= MAX_LANES);

@@ -2,7 +2,7 @@
 //! the upstream exchange with retries and mirroring), record once. Every failure is a
 //! `ProxyError` that comes back here and is answered in one place (`respond`).
 
-use std::{cell::OnceCell, sync::Arc};
+use std::sync::Arc;
 
 use tokio::time::Instant;
 
@@ -16,7 +16,7 @@ use crate::{
         body::Body,
         carriers,
         conn::ConnContext,
-        continuity::Keys,
+        continuity::{Keys, RequestId},
         error::{ErrorKind, ProxyError},
         plan::{self, LaneMemory},
         respond,
@@ -75,8 +75,7 @@ async fn forward(
     // Decide (and remember the lane, or tell the callee's node, before forwarding).
     let planned = {
         let state = proxy.state.load();
-        let lookup =
-            TraceLookup { proxy, state: &state, headers: &parts.headers, brought, keys: OnceCell::new() };
+        let lookup = TraceLookup { proxy, state: &state, headers: &parts.headers, brought };
         let view = RequestView {
             method: &parts.method,
             path: parts.uri.path(),
@@ -91,7 +90,16 @@ async fn forward(
                 known if **known == *t => known.clone(),
                 _ => Arc::from(t),
             });
-            proxy.continuity.forwarded(tag.as_ref(), pod, target.placement, || lookup.keys());
+            let tenant = planned.lane.tenant.as_deref();
+            let brought_tracer = lookup.brought.has_tracer();
+            proxy.continuity.forwarded(
+                tag.as_ref(),
+                tenant,
+                pod,
+                target.placement,
+                |r| lookup.keys(r),
+                brought_tracer,
+            );
         }
         planned
     };
@@ -154,29 +162,28 @@ async fn forward(
 }
 
 /// The trace memory as the planner sees it for one request: an untagged request from a pod
-/// is looked up by the ids its caller brought (none: nothing to recall, no lookup); a lane
-/// request forwarded into a pod is remembered by the ids it leaves with (read once, and
-/// only then), this hop's fresh ones included.
+/// is looked up by the ids its caller brought (none: nothing to recall, no lookup); a
+/// request forwarded into a pod is remembered by the ids it leaves with (read only then),
+/// this hop's fresh ones included.
 struct TraceLookup<'a> {
     proxy: &'a Proxy,
     state: &'a ProxyState,
     headers: &'a http::HeaderMap,
     brought: Keys,
-    keys: OnceCell<Keys>,
 }
 
 impl TraceLookup<'_> {
-    fn keys(&self) -> Keys {
-        *self.keys.get_or_init(|| self.proxy.continuity.keys(self.headers))
+    fn keys(&self, request_id: RequestId) -> Keys {
+        self.proxy.continuity.keys_with(self.headers, request_id)
     }
 }
 
 impl LaneMemory for TraceLookup<'_> {
-    fn recall(&self, pod: &str) -> Option<Arc<str>> {
+    fn recall(&self, pod: &str, tenant: Option<&str>) -> Option<Arc<str>> {
         if self.brought.is_empty() {
             return None;
         }
-        self.proxy.continuity.recall(pod, &self.brought, self.state)
+        self.proxy.continuity.recall(pod, &self.brought, tenant, self.state)
     }
 
     fn serving(&self, pod: &str) -> Option<Arc<str>> {

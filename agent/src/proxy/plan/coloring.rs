@@ -45,7 +45,19 @@ pub fn resolve(
     let labels = pod.map(|p| (p.namespace.as_str(), &p.labels));
     let rule = rules.iter().find(|r| r.applies(labels, view, sample));
 
-    let recalled = |pod: &str| memory.recall(pod);
+    let mut tenant_spoof = false;
+    let (tenant, tenant_source) = if let Some(own) = source.tenant.clone() {
+        tenant_spoof = header_tenant.as_ref().is_some_and(|(h, _)| *h != own);
+        (Some(own), TagSource::SourcePod)
+    } else if let Some((t, from)) = header_tenant {
+        (Some(t), from)
+    } else if let Some(t) = rule.and_then(|r| r.tenant.clone()) {
+        (Some(t), TagSource::Rule)
+    } else {
+        (None, TagSource::None)
+    };
+    // The trace memory answers for this caller's tenant only.
+    let recalled = |pod: &str| memory.recall(pod, tenant.as_deref());
     let mut lost = None;
     let (tag, tag_source) = if let Some((t, from)) = header_tag {
         (Some(t), from)
@@ -60,17 +72,6 @@ pub fn resolve(
             lost = memory.serving(pod);
         }
         (source.tag.clone(), source.tag_source)
-    };
-    let mut tenant_spoof = false;
-    let (tenant, tenant_source) = if let Some(own) = source.tenant.clone() {
-        tenant_spoof = header_tenant.as_ref().is_some_and(|(h, _)| *h != own);
-        (Some(own), TagSource::SourcePod)
-    } else if let Some((t, from)) = header_tenant {
-        (Some(t), from)
-    } else if let Some(t) = rule.and_then(|r| r.tenant.clone()) {
-        (Some(t), TagSource::Rule)
-    } else {
-        (None, TagSource::None)
     };
     Resolved {
         lane: Lane { tag, tag_source, tenant, tenant_source },
