@@ -123,6 +123,14 @@ impl Proxy {
         })
     }
 
+    /// A connection from `origin` failed: if it is a pod's namespace, look for it again
+    /// (the pod's sandbox may have been recreated).
+    pub fn connect_failed_from(&self, origin: &Origin) {
+        if let (Origin::Pod(ns), Some(namespaces)) = (origin, &self.namespaces) {
+            namespaces.recheck(&ns.pod);
+        }
+    }
+
     /// Where `pod`'s upstream connections leave from: its namespace, or (`Err`, and why)
     /// the node. Counted.
     pub fn origin(&self, key: Option<&Arc<str>>, pod: Option<&inventory::Pod>) -> Result<Origin, Fallback> {

@@ -178,26 +178,8 @@ impl Sandbox {
             return self.pods.last_mut().context("pod");
         }
         let ip = Ipv4Addr::new(10, 244, self.index, 10 + index as u8);
-        let netns = NetNs::create(&self.names.pod_netns(index))?;
-        let veth = self.names.veth(index);
-        run("ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns.name])?;
-        run("ip", &["link", "set", &veth, "netns", &self.node.name])?;
-        self.node.ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", &veth])?;
-        self.node.ip(&["link", "set", &veth, "up"])?;
-        self.node.ip(&["route", "add", &format!("{ip}/32"), "dev", &veth])?;
-        netns.ip(&["link", "set", "eth0", "up"])?;
-        netns.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"])?;
-        netns.ip(&["route", "add", GATEWAY, "dev", "eth0", "scope", "link"])?;
-        netns.ip(&["route", "add", "default", "via", GATEWAY, "dev", "eth0"])?;
-        netns.ip(&["route", "add", "blackhole", SERVICE_CIDR])?;
         let ip6 = pod_ip6(self.index, index);
-        self.node.ip(&["-6", "addr", "add", &format!("{GATEWAY6}/128"), "dev", &veth, "nodad"])?;
-        self.node.ip(&["-6", "route", "add", &format!("{ip6}/128"), "dev", &veth])?;
-        netns.ip(&["-6", "addr", "add", &format!("{ip6}/128"), "dev", "eth0", "nodad"])?;
-        netns.ip(&["-6", "route", "add", GATEWAY6, "dev", "eth0"])?;
-        netns.ip(&["-6", "route", "add", "default", "via", GATEWAY6, "dev", "eth0"])?;
-        netns.ip(&["-6", "route", "add", "blackhole", SERVICE_CIDR6])?;
-        tune_tcp(&netns)?;
+        let netns = self.wire(index, ip, ip6)?;
         let rel = format!("pod-{}", spec.name);
         let cgroup = Cgroup::create(self.cgroup.path.join(&rel))?;
         self.pods.push(Pod {
@@ -210,6 +192,45 @@ impl Sandbox {
             netns: Some(netns),
         });
         self.pods.last_mut().context("pod")
+    }
+
+    /// Pod `index`'s network namespace, wired to the node with its addresses and routes.
+    fn wire(&self, index: usize, ip: Ipv4Addr, ip6: Ipv6Addr) -> anyhow::Result<NetNs> {
+        let netns = NetNs::create(&self.names.pod_netns(index))?;
+        let veth = self.names.veth(index);
+        run("ip", &["link", "add", &veth, "type", "veth", "peer", "name", "eth0", "netns", &netns.name])?;
+        run("ip", &["link", "set", &veth, "netns", &self.node.name])?;
+        self.node.ip(&["addr", "add", &format!("{GATEWAY}/32"), "dev", &veth])?;
+        self.node.ip(&["link", "set", &veth, "up"])?;
+        self.node.ip(&["route", "add", &format!("{ip}/32"), "dev", &veth])?;
+        netns.ip(&["link", "set", "eth0", "up"])?;
+        netns.ip(&["addr", "add", &format!("{ip}/32"), "dev", "eth0"])?;
+        netns.ip(&["route", "add", GATEWAY, "dev", "eth0", "scope", "link"])?;
+        netns.ip(&["route", "add", "default", "via", GATEWAY, "dev", "eth0"])?;
+        netns.ip(&["route", "add", "blackhole", SERVICE_CIDR])?;
+        self.node.ip(&["-6", "addr", "add", &format!("{GATEWAY6}/128"), "dev", &veth, "nodad"])?;
+        self.node.ip(&["-6", "route", "add", &format!("{ip6}/128"), "dev", &veth])?;
+        netns.ip(&["-6", "addr", "add", &format!("{ip6}/128"), "dev", "eth0", "nodad"])?;
+        netns.ip(&["-6", "route", "add", GATEWAY6, "dev", "eth0"])?;
+        netns.ip(&["-6", "route", "add", "default", "via", GATEWAY6, "dev", "eth0"])?;
+        netns.ip(&["-6", "route", "add", "blackhole", SERVICE_CIDR6])?;
+        tune_tcp(&netns)?;
+        Ok(netns)
+    }
+
+    /// Recreates pod `name`'s sandbox as a container runtime restart does: its processes
+    /// end, its network namespace goes (its veth first: the agent may hold the old
+    /// namespace open), and a new one with the same addresses takes its place; the cgroup,
+    /// the IP and the inventory stay.
+    pub fn recreate_netns(&mut self, name: &str) -> anyhow::Result<&mut Pod> {
+        let index = self.pods.iter().position(|p| p.name() == name).context("no such pod")?;
+        let (ip, ip6) = (self.pods[index].ip, self.pods[index].ip6);
+        self.pods[index].procs.clear();
+        self.node.ip(&["link", "del", &self.names.veth(index)])?;
+        self.pods[index].netns = None;
+        let netns = self.wire(index, ip, ip6)?;
+        self.pods[index].netns = Some(netns);
+        Ok(&mut self.pods[index])
     }
 
     /// Deletes pod `old` (its processes and cgroup) and gives its IP and network namespace

@@ -95,3 +95,29 @@ fn a_new_pod_on_a_reused_ip_never_inherits_the_old_pods_tag() {
         "never the old pod's gray lane: {out}"
     );
 }
+
+/// A container runtime restart recreates a pod's sandbox: the same cgroup and IP, a new
+/// network namespace (the old one lives on, without its veth, while the agent holds it).
+/// The pod's captured connections leave from its namespace: the agent uses a cached one
+/// only while the process it was found by is still in it, so the very next connection
+/// leaves from the new one; also once the old handle is a second old.
+#[test]
+fn a_recreated_pod_sandbox_is_served_again_at_its_next_connection() {
+    let Some(p) = privileged("recreated_sandbox") else { return };
+    let mut sb = Sandbox::web(&p).expect("sandbox");
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let url = format!("http://{}/", graylane_tests::WEB_VIP);
+    let status = |sb: &Sandbox| sb.pod("client").curl(&url).expect("curl").0;
+    assert_eq!(status(&sb), 200);
+    for round in ["at once", "after a second"] {
+        sb.recreate_netns("client").expect("recreate");
+        if round == "after a second" {
+            std::thread::sleep(Duration::from_millis(1100));
+        }
+        let statuses: Vec<u16> = (0..5).map(|_| status(&sb)).collect();
+        eprintln!("measured: recreated sandbox, asked {round}: {statuses:?}");
+        assert!(statuses.iter().all(|s| *s == 200), "{round}: {statuses:?}");
+    }
+    let source = sb.metrics().count("graylane_upstream_source_total", &[("source", "pod")]).expect("metrics");
+    assert!(source >= 10.0, "connections left from the pod's own namespace: {source}");
+}

@@ -1,8 +1,11 @@
 //! Finding each local pod's network namespace: a process in the pod's cgroup (or one of
 //! its containers' cgroups below it) whose `/proc/<pid>/ns/net` holds the pod's IP and
 //! can be entered. Handles are cached per pod and released when the pod leaves the
-//! inventory or changes cgroup or IPs; a pod whose namespace cannot be found is served
-//! from the node's address (looked at again after a while), and why is said.
+//! inventory or changes cgroup or IPs. A recreated pod sandbox keeps its cgroup and IP but
+//! gets a new namespace: a cached one is used only while the process it was found by is
+//! still in it (one `stat` per connection), and is looked for again in full every second
+//! and at once after a connection from it failed. A pod whose namespace cannot be found
+//! is served from the node's address (looked at again after a while), and why is said.
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -28,6 +31,9 @@ const MAX_CANDIDATES: usize = 8;
 /// A pod served from the node's address is looked at again after this long (not on
 /// every connection).
 const RETRY: Duration = Duration::from_secs(5);
+/// A pod's namespace in use is looked for again after this long: one that is gone (the
+/// sandbox recreated) is replaced within it.
+const RECHECK: Duration = Duration::from_secs(1);
 
 /// Why a caller's connections leave from the node's address.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,6 +79,8 @@ struct Cached {
     cgroup: String,
     ips: Vec<IpAddr>,
     found: Result<Arc<PodNetns>, Fallback>,
+    /// The process the namespace was found by (its sandbox's processes end with it).
+    pid: u32,
     at: Instant,
 }
 
@@ -95,24 +103,50 @@ impl Namespaces {
     pub fn origin(&self, key: &Arc<str>, pod: Option<&Pod>) -> Result<Origin, Fallback> {
         let Some(pod) = pod else { return Err(Fallback::UnknownPod) };
         let Some(cgroup) = pod.cgroup.as_deref() else { return Err(Fallback::NotLocal) };
-        if let Some(c) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(key)
-            && c.fits(cgroup, &pod.ips)
-            && (c.found.is_ok() || c.at.elapsed() < RETRY)
+        // (namespace, the process it was found by, whether it is due for a full look)
+        let held = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            match cache.get(key).filter(|c| c.fits(cgroup, &pod.ips)) {
+                Some(Cached { found: Ok(ns), pid, at, .. }) => {
+                    Some((ns.clone(), *pid, at.elapsed() >= RECHECK))
+                }
+                Some(c) if c.at.elapsed() < RETRY => return c.found.clone().map(Origin::Pod),
+                _ => None,
+            }
+        };
+        // Outside the lock: other callers' connections do not wait on /proc. Between full
+        // looks, one `stat`: the process it was found by is still in it.
+        if let Some((ns, pid, false)) = &held
+            && std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == ns.inode)
         {
-            return c.found.clone().map(Origin::Pod);
+            return Ok(Origin::Pod(ns.clone()));
         }
-        // Outside the lock: other callers' connections do not wait on /proc.
-        let found = self.find(key, &self.cgroup_root.join(cgroup), &pod.ips);
+        // The namespace still found is kept as it is (its pooled connections stay).
+        let (found, pid) = match self.find(key, &self.cgroup_root.join(cgroup), &pod.ips) {
+            Ok((ns, pid)) => (Ok(held.map(|h| h.0).filter(|h| h.inode == ns.inode).unwrap_or(ns)), pid),
+            Err(why) => (Err(why), 0),
+        };
         let cached = Cached {
             cgroup: cgroup.to_owned(),
             ips: pod.ips.clone(),
             found: found.clone(),
+            pid,
             at: Instant::now(),
         };
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.insert(key.clone(), cached);
         metrics().upstream.namespaces.set(cache.values().filter(|c| c.found.is_ok()).count() as i64);
         found.map(Origin::Pod)
+    }
+
+    /// A connection from `pod`'s namespace failed: look for it again at its next one.
+    pub fn recheck(&self, pod: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = cache.get_mut(pod)
+            && let Some(past) = Instant::now().checked_sub(RETRY.max(RECHECK))
+        {
+            c.at = past;
+        }
     }
 
     /// Releases the handles of pods no longer in `snapshot` (or changed: another cgroup,
@@ -136,7 +170,7 @@ impl Namespaces {
     /// The pod's namespace: that of a process in `dir` or below it (breadth first) which
     /// holds the pod's IP — not a process that made a namespace of its own. A namespace
     /// that cannot be entered, or a socket not made in it, is not taken.
-    fn find(&self, key: &Arc<str>, dir: &Path, ips: &[IpAddr]) -> Result<Arc<PodNetns>, Fallback> {
+    fn find(&self, key: &Arc<str>, dir: &Path, ips: &[IpAddr]) -> Result<(Arc<PodNetns>, u32), Fallback> {
         let ip = ips.iter().find(|i| i.is_ipv4()).or_else(|| ips.first()).copied();
         let mut queue = VecDeque::from([dir.to_path_buf()]);
         let (mut dirs, mut any_process, mut host) = (0, false, false);
@@ -158,7 +192,7 @@ impl Namespaces {
                     }
                     let ns = PodNetns::new(key.clone(), inode, f, self.home.clone());
                     if ns.holds(ip) {
-                        return Ok(Arc::new(ns));
+                        return Ok((Arc::new(ns), pid));
                     }
                 }
             }

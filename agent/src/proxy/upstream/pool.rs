@@ -278,7 +278,12 @@ impl Pool {
     }
 
     async fn dial(&self, from: &Origin, to: UpstreamAddr) -> Result<super::dial::BoxIo, ProxyError> {
-        let io = self.dial.dial(from, to).await.map_err(|e| connect_failed(&e, to, self.connect_timeout))?;
+        let io = self.dial.dial(from, to).await.map_err(|e| {
+            if let (Origin::Pod(ns), Some(namespaces)) = (from, &self.namespaces) {
+                namespaces.recheck(&ns.pod);
+            }
+            connect_failed(&e, to, self.connect_timeout)
+        })?;
         metrics().upstream.connections.with_label_values(&["opened"]).inc();
         Ok(io)
     }
