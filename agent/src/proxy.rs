@@ -123,11 +123,11 @@ impl Proxy {
         })
     }
 
-    /// A connection from `origin` failed: if it is a pod's namespace, look for it again
-    /// (the pod's sandbox may have been recreated).
-    pub fn connect_failed_from(&self, origin: &Origin) {
+    /// A connection from `origin` failed: if it left from a pod's namespace, that may be
+    /// gone (the pod's sandbox recreated).
+    pub fn connect_failed_from(&self, origin: &Origin, error: &std::io::Error) {
         if let (Origin::Pod(ns), Some(namespaces)) = (origin, &self.namespaces) {
-            namespaces.recheck(&ns.pod);
+            namespaces.connect_failed(&ns.pod, error);
         }
     }
 

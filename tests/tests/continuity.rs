@@ -177,8 +177,10 @@ fn answered(sb: &Sandbox, pod: &str, url: &str, headers: &[&str]) -> String {
 /// One node: a pod of tenant red sends one gray request through a shared relay (it
 /// forwards only `x-request-id`) carrying the id of tenant blue's requests. The relay's
 /// next calls in that id, made for blue's own untagged requests, stay base: blue's request
-/// into the relay overwrote the entry. And with a tracer's id in the request, the request
-/// id beside it never counts.
+/// into the relay overwrote the entry. The same through a relay that forwards the tracer's
+/// id and the request id. (That a tracer's id outranks a request id on its own, with no
+/// base request in between, is the in-process test
+/// `a_stranger_cannot_lend_its_lane_to_another_callers_trace`.)
 #[test]
 fn a_stranger_cannot_lend_its_lane_to_another_tenants_trace() {
     let Some(p) = privileged("trace_poisoning") else { return };
@@ -214,8 +216,7 @@ fn a_stranger_cannot_lend_its_lane_to_another_tenants_trace() {
     eprintln!("measured: the victim's 10 requests in the stranger's id went to {victim:?}");
     assert!(victim.iter().all(|p| p == "c0"), "the victim's requests left the relay in gray: {victim:?}");
 
-    // A relay that forwards the tracer's id and the request id: the victim's trace is its
-    // tracer's; a stranger's lane under the same request id is not recalled for it.
+    // A relay that forwards the tracer's id and the request id.
     let both = format!("http://{RELAY}:82/");
     assert_eq!(lend("order-43", &both), "c1");
     let tp = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

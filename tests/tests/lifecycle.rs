@@ -105,12 +105,15 @@ fn a_new_pod_on_a_reused_ip_never_inherits_the_old_pods_tag() {
 fn a_recreated_pod_sandbox_is_served_again_at_its_next_connection() {
     let Some(p) = privileged("recreated_sandbox") else { return };
     let mut sb = Sandbox::web(&p).expect("sandbox");
+    // A long-lived process in the pod, as a sandbox's pause process is: the agent follows
+    // it between full looks.
+    sb.pod_mut("client").spawn("sleep", &["infinity"]).expect("pause");
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let url = format!("http://{}/", graylane_tests::WEB_VIP);
     let status = |sb: &Sandbox| sb.pod("client").curl(&url).expect("curl").0;
     assert_eq!(status(&sb), 200);
     for round in ["at once", "after a second"] {
-        sb.recreate_netns("client").expect("recreate");
+        sb.recreate_netns("client").expect("recreate").spawn("sleep", &["infinity"]).expect("pause");
         if round == "after a second" {
             std::thread::sleep(Duration::from_millis(1100));
         }

@@ -55,7 +55,7 @@ where
     let mut upstream = match proxy.dial.dial(&conn.origin, target.endpoint).await {
         Ok(s) => s,
         Err(e) => {
-            proxy.connect_failed_from(&conn.origin);
+            proxy.connect_failed_from(&conn.origin, &e);
             let e = error::connect_failed(&e, target.endpoint, proxy.cfg.connect_timeout);
             connection(e.reason());
             flow.close(FlowOutcome::Failed(e.to_string()), 0, 0, started.elapsed());

@@ -140,6 +140,8 @@ pub struct TraceMemory {
     per_shard: usize,
     ttl: Duration,
     counts: Counts,
+    /// A lane was ever learnt (until then a base request has nothing to overwrite).
+    any_lane: std::sync::atomic::AtomicBool,
 }
 
 impl TraceMemory {
@@ -151,6 +153,7 @@ impl TraceMemory {
             shards: (0..SHARDS).map(|_| shard()).collect(),
             per_shard: (entries / SHARDS / 2).max(1),
             ttl,
+            any_lane: std::sync::atomic::AtomicBool::new(false),
             counts: Counts {
                 learned: counts.with_label_values(&["learned"]),
                 hinted: counts.with_label_values(&["hinted"]),
@@ -187,6 +190,7 @@ impl TraceMemory {
 
     /// Remembers that `pod`'s request in these traces was in lane `tag`, for `tenant`.
     pub fn learn(&self, pod: &str, keys: &Keys, tag: &str, tenant: Option<&str>, learned: Learned) {
+        self.any_lane.store(true, std::sync::atomic::Ordering::Relaxed);
         let pod_hash = xxh3_64(pod.as_bytes());
         for trace in keys.as_slice() {
             let key = pair(pod_hash, *trace);
@@ -205,8 +209,12 @@ impl TraceMemory {
     }
 
     /// `pod`'s request in these traces was in no lane: an entry it has in them now says
-    /// base (none is added: no entry recalls nothing already).
+    /// base (none is added: no entry recalls nothing already). Nothing to do, and no lock
+    /// taken, while the memory has never held a lane.
     pub fn learn_base(&self, pod: &str, keys: &Keys) {
+        if !self.any_lane.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let pod_hash = xxh3_64(pod.as_bytes());
         for trace in keys.as_slice() {
             let key = pair(pod_hash, *trace);
@@ -220,8 +228,8 @@ impl TraceMemory {
 
     /// The lane of `pod`'s request in these traces, if remembered (and fresh) for a caller
     /// of `tenant`, how it was learned, and whether this is the first time it is recalled.
-    /// The first of the keys the memory holds decides: base, or another tenant's (both
-    /// tenants known and different), recall nothing.
+    /// Another tenant's entry (both tenants known and different) is passed over; the first
+    /// entry that says base ends the search with nothing.
     pub fn recall(&self, pod: &str, keys: &Keys, tenant: Option<&str>) -> Option<(Arc<str>, Learned, bool)> {
         let pod_hash = xxh3_64(pod.as_bytes());
         for trace in keys.as_slice() {
@@ -236,7 +244,7 @@ impl TraceMemory {
             if let (Some(caller), Some(owner)) = (tenant, lanes.get(usize::from(e.tenant)))
                 && **owner != *caller
             {
-                return None;
+                continue;
             }
             let first = !e.recalled;
             e.recalled = true;
@@ -274,6 +282,35 @@ mod tests {
         );
         assert!(m.recall("default/other", &keys, None).is_none(), "another pod's request in the same trace");
         assert!(m.recall("default/relay", &Keys::from_slice(&[3]), None).is_none());
+    }
+
+    #[test]
+    fn a_base_request_in_the_trace_overwrites_the_lane_and_adds_nothing() {
+        let m = TraceMemory::new(1000, Duration::from_secs(60));
+        m.learn_base("default/relay", &Keys::from_slice(&[1]));
+        assert_eq!(m.size().0, 0, "nothing learnt yet, nothing added");
+        m.learn("default/relay", &Keys::from_slice(&[1]), "gray", Some("red"), Learned::Here);
+        m.learn_base("default/relay", &Keys::from_slice(&[1, 2]));
+        assert!(m.recall("default/relay", &Keys::from_slice(&[1]), None).is_none(), "base now");
+        assert_eq!(m.size().0, 1, "the base request added no entry for key 2");
+        m.learn("default/relay", &Keys::from_slice(&[1]), "gray", None, Learned::Here);
+        assert!(m.recall("default/relay", &Keys::from_slice(&[1]), None).is_some(), "a lane again");
+    }
+
+    #[test]
+    fn an_entry_is_recalled_only_for_callers_of_its_tenant() {
+        let m = TraceMemory::new(1000, Duration::from_secs(60));
+        let keys = Keys::from_slice(&[7]);
+        m.learn("default/relay", &keys, "gray", Some("red"), Learned::Here);
+        assert!(m.recall("default/relay", &keys, Some("blue")).is_none(), "another tenant's entry");
+        assert!(m.recall("default/relay", &keys, Some("red")).is_some());
+        assert!(m.recall("default/relay", &keys, None).is_some(), "a caller with no tenant of its own");
+        // Passed over, not a stop: the caller's own entry under another of its ids counts.
+        m.learn("default/relay", &Keys::from_slice(&[8]), "blue-lane", Some("blue"), Learned::Here);
+        let both = m.recall("default/relay", &Keys::from_slice(&[7, 8]), Some("blue"));
+        assert_eq!(both.map(|(t, _, _)| t.to_string()).as_deref(), Some("blue-lane"));
+        m.learn("default/relay", &keys, "gray", None, Learned::Hint);
+        assert!(m.recall("default/relay", &keys, Some("blue")).is_some(), "learnt under no tenant");
     }
 
     #[test]

@@ -103,12 +103,17 @@ impl Namespaces {
     pub fn origin(&self, key: &Arc<str>, pod: Option<&Pod>) -> Result<Origin, Fallback> {
         let Some(pod) = pod else { return Err(Fallback::UnknownPod) };
         let Some(cgroup) = pod.cgroup.as_deref() else { return Err(Fallback::NotLocal) };
-        // (namespace, the process it was found by, whether it is due for a full look)
+        // (namespace, the process it was found by, whether this caller takes the full look
+        // that is due: it claims it, so the others meanwhile take the `stat` path)
         let held = {
-            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-            match cache.get(key).filter(|c| c.fits(cgroup, &pod.ips)) {
-                Some(Cached { found: Ok(ns), pid, at, .. }) => {
-                    Some((ns.clone(), *pid, at.elapsed() >= RECHECK))
+            let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            match cache.get_mut(key).filter(|c| c.fits(cgroup, &pod.ips)) {
+                Some(c) if c.found.is_ok() => {
+                    let due = c.at.elapsed() >= RECHECK;
+                    if due {
+                        c.at = Instant::now();
+                    }
+                    c.found.clone().ok().map(|ns| (ns, c.pid, due))
                 }
                 Some(c) if c.at.elapsed() < RETRY => return c.found.clone().map(Origin::Pod),
                 _ => None,
@@ -116,15 +121,22 @@ impl Namespaces {
         };
         // Outside the lock: other callers' connections do not wait on /proc. Between full
         // looks, one `stat`: the process it was found by is still in it.
-        if let Some((ns, pid, false)) = &held
-            && std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == ns.inode)
+        let alive = held.as_ref().is_some_and(|(ns, pid, _)| {
+            std::fs::metadata(format!("/proc/{pid}/ns/net")).is_ok_and(|m| m.ino() == ns.inode)
+        });
+        if let Some((ns, _, false)) = &held
+            && alive
         {
             return Ok(Origin::Pod(ns.clone()));
         }
-        // The namespace still found is kept as it is (its pooled connections stay).
-        let (found, pid) = match self.find(key, &self.cgroup_root.join(cgroup), &pod.ips) {
-            Ok((ns, pid)) => (Ok(held.map(|h| h.0).filter(|h| h.inode == ns.inode).unwrap_or(ns)), pid),
-            Err(why) => (Err(why), 0),
+        // The namespace still found is kept as it is (its pooled connections stay); a look
+        // that fails keeps one its process is still in.
+        let (found, pid) = match (self.find(key, &self.cgroup_root.join(cgroup), &pod.ips), held) {
+            (Ok((ns, pid)), held) => {
+                (Ok(held.map(|h| h.0).filter(|h| h.inode == ns.inode).unwrap_or(ns)), pid)
+            }
+            (Err(_), Some((ns, pid, _))) if alive => (Ok(ns), pid),
+            (Err(why), _) => (Err(why), 0),
         };
         let cached = Cached {
             cgroup: cgroup.to_owned(),
@@ -139,8 +151,14 @@ impl Namespaces {
         found.map(Origin::Pod)
     }
 
-    /// A connection from `pod`'s namespace failed: look for it again at its next one.
-    pub fn recheck(&self, pod: &str) {
+    /// A connection from `pod`'s namespace failed with `error`: when the error says the
+    /// namespace has no way out (a recreated sandbox's old one has lost its interface),
+    /// look for it again at its next connection.
+    pub fn connect_failed(&self, pod: &str, error: &io::Error) {
+        use io::ErrorKind::{AddrNotAvailable, HostUnreachable, NetworkUnreachable};
+        if !matches!(error.kind(), NetworkUnreachable | HostUnreachable | AddrNotAvailable) {
+            return;
+        }
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = cache.get_mut(pod)
             && let Some(past) = Instant::now().checked_sub(RETRY.max(RECHECK))

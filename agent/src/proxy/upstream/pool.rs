@@ -280,7 +280,7 @@ impl Pool {
     async fn dial(&self, from: &Origin, to: UpstreamAddr) -> Result<super::dial::BoxIo, ProxyError> {
         let io = self.dial.dial(from, to).await.map_err(|e| {
             if let (Origin::Pod(ns), Some(namespaces)) = (from, &self.namespaces) {
-                namespaces.recheck(&ns.pod);
+                namespaces.connect_failed(&ns.pod, &e);
             }
             connect_failed(&e, to, self.connect_timeout)
         })?;
