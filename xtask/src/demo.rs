@@ -157,7 +157,7 @@ pub fn run() -> anyhow::Result<()> {
     println!("\n$ graylane flows      # on the node: where each connection went, and why");
     let bin = graylane_tests::binary()?;
     print!("{}", sb.node_exec(bin.to_str().context("binary path")?, &["flows"])?);
-    let escapes = sb.metrics().metric("graylane_lane_escapes_total", &[])?;
+    let escapes = sb.metrics().count("graylane_lane_escapes_total", &[])?;
     let gray = sb.metrics().metric("graylane_requests_total", &[("source_tag", "gray")])?;
     println!(
         "\nPrometheus (:15090/metrics): {gray} gray requests, {escapes} of them escaped their lane \
