@@ -123,11 +123,10 @@ impl Proxy {
         })
     }
 
-    /// A connection from `origin` failed: if it left from a pod's namespace, that may be
-    /// gone (the pod's sandbox recreated).
+    /// A connection from `origin` failed (see [`Namespaces::connect_failed`]).
     pub fn connect_failed_from(&self, origin: &Origin, error: &std::io::Error) {
-        if let (Origin::Pod(ns), Some(namespaces)) = (origin, &self.namespaces) {
-            namespaces.connect_failed(&ns.pod, error);
+        if let Some(namespaces) = &self.namespaces {
+            namespaces.connect_failed(origin, error);
         }
     }
 

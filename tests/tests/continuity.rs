@@ -5,7 +5,7 @@
 
 use std::net::Ipv4Addr;
 
-use graylane_tests::{AgentOptions, Cluster, PodSpec, Sandbox, ServiceSpec, fixture, privileged};
+use graylane_tests::{AgentOptions, Cluster, Pod, PodSpec, Sandbox, ServiceSpec, fixture, privileged};
 use serde_json::Value;
 
 const C: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 50);
@@ -148,12 +148,7 @@ fn hints_reach_the_relays_node_before_its_call_and_forged_hints_change_nothing()
         dropped("bad_mac") >= 1.0 && dropped("unknown_tag") >= 1.0
     });
     let relay = cl.nodes[1].pod("relay");
-    let call = |id: &str| {
-        let (_, out, _) = relay
-            .run("curl", &["-s", "-m", "5", "-H", &format!("x-request-id: {id}"), &format!("http://{C}/")])
-            .expect("curl");
-        serde_json::from_str::<Value>(&out).map(|v| v["pod"].as_str().unwrap_or("").to_owned()).unwrap_or(out)
-    };
+    let call = |id: &str| answered(relay, &format!("http://{C}/"), &[&format!("x-request-id: {id}")]);
     assert_eq!(call("forged-1"), "c0", "a hint under another key changes nothing");
     assert_eq!(call("forged-2"), "c0", "a hint with an unknown tag changes nothing");
     send(&key, "genuine-1", "gray");
@@ -163,14 +158,14 @@ fn hints_reach_the_relays_node_before_its_call_and_forged_hints_change_nothing()
     assert_eq!(call("genuine-1"), "c1", "the same hint under the cluster key is taken");
 }
 
-/// The pod that answered a call through the relay (its JSON's `pod`).
-fn answered(sb: &Sandbox, pod: &str, url: &str, headers: &[&str]) -> String {
+/// The pod that answered `pod`'s call to `url` (the echo's JSON `pod`; else what came).
+fn answered(pod: &Pod, url: &str, headers: &[&str]) -> String {
     let mut args = vec!["-s", "-m", "5"];
     for h in headers {
         args.extend(["-H", h]);
     }
     args.push(url);
-    let (_, out, _) = sb.pod(pod).run("curl", &args).expect("curl");
+    let (_, out, _) = pod.run("curl", &args).expect("curl");
     serde_json::from_str::<Value>(&out).map(|v| v["pod"].as_str().unwrap_or("").to_owned()).unwrap_or(out)
 }
 
@@ -207,12 +202,12 @@ fn a_stranger_cannot_lend_its_lane_to_another_tenants_trace() {
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let by_id = format!("http://{RELAY}:81/");
     let lend = |id: &str, url: &str| {
-        answered(&sb, "stranger", url, &["x-graylane-tag: gray", &format!("x-request-id: {id}")])
+        answered(sb.pod("stranger"), url, &["x-graylane-tag: gray", &format!("x-request-id: {id}")])
     };
     // The stranger's own call keeps its lane.
     assert_eq!(lend("order-42", &by_id), "c1");
     let victim: Vec<String> =
-        (0..10).map(|_| answered(&sb, "victim", &by_id, &["x-request-id: order-42"])).collect();
+        (0..10).map(|_| answered(sb.pod("victim"), &by_id, &["x-request-id: order-42"])).collect();
     eprintln!("measured: the victim's 10 requests in the stranger's id went to {victim:?}");
     assert!(victim.iter().all(|p| p == "c0"), "the victim's requests left the relay in gray: {victim:?}");
 
@@ -220,6 +215,6 @@ fn a_stranger_cannot_lend_its_lane_to_another_tenants_trace() {
     let both = format!("http://{RELAY}:82/");
     assert_eq!(lend("order-43", &both), "c1");
     let tp = "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-    let victim = answered(&sb, "victim", &both, &[tp, "x-request-id: order-43"]);
+    let victim = answered(sb.pod("victim"), &both, &[tp, "x-request-id: order-43"]);
     assert_eq!(victim, "c0", "a request id beside a tracer's id counted");
 }

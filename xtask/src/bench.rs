@@ -30,10 +30,10 @@
 //! For each: requests per second, p50/p99, the proxy's CPU per request (user and system),
 //! the node's CPU per request (every CPU, kernel and softirq included) and errors (Redis:
 //! requests the store did not count as executed successfully; an error reply stops
-//! redis-benchmark and fails the case). Every column is the median over rounds (of an even count, the mean of
-//! the middle two); a case with errors in any round is named under the table. Round 0 warms
-//! up and is not reported; a case whose agent was just restarted (a profile change) warms
-//! up again for a second before it is measured.
+//! redis-benchmark and fails the case). Every column is the median over rounds (of an even
+//! count, the mean of the middle two); a case with errors in any round is named under the
+//! table. Round 0 warms up and is not reported; a case whose agent was just restarted (a
+//! profile change) warms up again for a second before it is measured.
 
 mod load;
 mod peers;

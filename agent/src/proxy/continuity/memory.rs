@@ -1,13 +1,14 @@
 //! The trace memory: (pod, trace key) → the lane the pod's request in that trace was in,
 //! and the tenant it was in, so an untagged request the pod sends in the same trace gets
 //! the lane back. Learned when the proxy forwards a lane request into a pod on this node,
-//! or told by the caller's node (a hint). A request forwarded into the pod in the same trace
-//! with no lane overwrites the entry as base (a stranger's lane request with a borrowed id
-//! does not outlive the owner's next request), and an entry learnt under one tenant is not
-//! recalled for a caller of another. Bounded in entries and time: two generations per shard — lookups see
-//! both, writes go to the newer, and the older is dropped (its entries counted as evicted)
-//! when the newer is full or half the time-to-live has passed; after a quiet TTL both go.
-//! An entry lives about the TTL (at least half of it).
+//! or told by the caller's node (a hint). A request forwarded into the pod in the same
+//! trace with no lane overwrites the entry as base (a stranger's lane request with a
+//! borrowed id does not outlive the owner's next request), and an entry learnt under one
+//! tenant is not recalled for a caller of another. Bounded in entries and time: two
+//! generations per shard — lookups see both, writes go to the newer, and the older is
+//! dropped (its entries counted as evicted) when the newer is full or half the
+//! time-to-live has passed; after a quiet TTL both go. An entry lives about the TTL (at
+//! least half of it).
 
 use std::{
     collections::HashMap,
@@ -101,26 +102,28 @@ impl Shard {
         Self { current: Map::default(), previous: Map::default(), since: Instant::now(), lanes: Vec::new() }
     }
 
-    /// `name`'s index, added if new; a shard that names `MAX_LANES` already starts afresh
-    /// first. Also how many entries that start evicted.
-    fn name(&mut self, name: &str) -> (u16, usize) {
-        if let Some(i) = self.lanes.iter().position(|l| **l == *name) {
-            return (i as u16, 0);
-        }
-        let evicted = if self.lanes.len() >= MAX_LANES { self.clear() } else { 0 };
-        self.lanes.push(Arc::from(name));
-        ((self.lanes.len() - 1) as u16, evicted)
+    /// `name`'s index, if the shard names it.
+    fn find(&self, name: &str) -> Option<u16> {
+        self.lanes.iter().position(|l| **l == *name).map(|i| i as u16)
     }
 
-    /// The indexes of a lane (or base) and a tenant (or none), added if new; how many
-    /// entries a fresh start evicted. (Both are named together: a fresh start for the
-    /// tenant would invalidate the lane's index.)
-    fn names(&mut self, tag: Option<&str>, tenant: Option<&str>) -> (u16, u16, usize) {
-        let missing = |n: Option<&str>| n.is_some_and(|n| !self.lanes.iter().any(|l| **l == *n));
-        let room = usize::from(missing(tag)) + usize::from(missing(tenant));
-        let evicted = if self.lanes.len() + room > MAX_LANES { self.clear() } else { 0 };
-        let lane = tag.map_or(NONE, |t| self.name(t).0);
-        let tenant = tenant.map_or(NONE, |t| self.name(t).0);
+    /// `name`'s index, added if new (the caller made room).
+    fn name(&mut self, name: &str) -> u16 {
+        self.find(name).unwrap_or_else(|| {
+            self.lanes.push(Arc::from(name));
+            (self.lanes.len() - 1) as u16
+        })
+    }
+
+    /// The indexes of a lane and a tenant (or none), added if new; a shard that has no
+    /// room for the new ones starts afresh first (both at once: a fresh start for the
+    /// tenant would invalidate the lane's index). Also how many entries that evicted.
+    fn names(&mut self, tag: &str, tenant: Option<&str>) -> (u16, u16, usize) {
+        let new = usize::from(self.find(tag).is_none())
+            + usize::from(tenant.is_some_and(|t| self.find(t).is_none()));
+        let evicted = if self.lanes.len() + new > MAX_LANES { self.clear() } else { 0 };
+        let lane = self.name(tag);
+        let tenant = tenant.map_or(NONE, |t| self.name(t));
         (lane, tenant, evicted)
     }
 
@@ -196,7 +199,7 @@ impl TraceMemory {
             let key = pair(pod_hash, *trace);
             let mut shard = self.shard(key);
             self.maintain(&mut shard);
-            let (lane, tenant, evicted) = shard.names(Some(tag), tenant);
+            let (lane, tenant, evicted) = shard.names(tag, tenant);
             if evicted > 0 {
                 self.counts.evicted.inc_by(evicted as u64);
             }

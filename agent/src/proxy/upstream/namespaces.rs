@@ -151,16 +151,17 @@ impl Namespaces {
         found.map(Origin::Pod)
     }
 
-    /// A connection from `pod`'s namespace failed with `error`: when the error says the
-    /// namespace has no way out (a recreated sandbox's old one has lost its interface),
-    /// look for it again at its next connection.
-    pub fn connect_failed(&self, pod: &str, error: &io::Error) {
+    /// A connection from `origin` failed with `error`: when it left from a pod's namespace
+    /// and the error says that namespace has no way out (a recreated sandbox's old one has
+    /// lost its interface), look for it again at the pod's next connection.
+    pub fn connect_failed(&self, origin: &Origin, error: &io::Error) {
         use io::ErrorKind::{AddrNotAvailable, HostUnreachable, NetworkUnreachable};
+        let Origin::Pod(ns) = origin else { return };
         if !matches!(error.kind(), NetworkUnreachable | HostUnreachable | AddrNotAvailable) {
             return;
         }
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(c) = cache.get_mut(pod)
+        if let Some(c) = cache.get_mut(&ns.pod)
             && let Some(past) = Instant::now().checked_sub(RETRY.max(RECHECK))
         {
             c.at = past;

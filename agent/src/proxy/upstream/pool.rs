@@ -279,8 +279,8 @@ impl Pool {
 
     async fn dial(&self, from: &Origin, to: UpstreamAddr) -> Result<super::dial::BoxIo, ProxyError> {
         let io = self.dial.dial(from, to).await.map_err(|e| {
-            if let (Origin::Pod(ns), Some(namespaces)) = (from, &self.namespaces) {
-                namespaces.connect_failed(&ns.pod, &e);
+            if let Some(namespaces) = &self.namespaces {
+                namespaces.connect_failed(from, &e);
             }
             connect_failed(&e, to, self.connect_timeout)
         })?;
