@@ -33,6 +33,12 @@ pub struct AgentArgs {
     /// pod's cgroup and take its identity.
     #[arg(long)]
     pub cgroup_annotation: bool,
+    /// Who sees an Istio VirtualService or DestinationRule that has no `exportTo`: `all`
+    /// namespaces (Istio's default) or its own `namespace` only (recommended for
+    /// multi-tenant clusters: a rule written in one namespace then never steers another's
+    /// callers).
+    #[arg(long, value_enum, default_value_t = crate::inventory::Export::All)]
+    pub rules_default_export: crate::inventory::Export,
     /// Node address pods' captured connections are sent to; the proxy listens there. An
     /// IP alone means port 15001 (`10.0.0.5` = `10.0.0.5:15001`).
     #[arg(long, env = "GRAYLANE_PROXY_ADDR", value_parser = proxy_addr)]
@@ -227,6 +233,8 @@ pub enum UpstreamSource {
 pub struct AgentConfig {
     pub source: InventorySource,
     pub node_name: Option<String>,
+    /// Who sees an Istio rule without `exportTo`.
+    pub rules_default_export: crate::inventory::Export,
     pub cgroup_annotation: bool,
     pub cgroup_root: Option<PathBuf>,
     #[serde(serialize_with = "display")]
@@ -360,6 +368,7 @@ impl AgentConfig {
             max_connections: a.max_connections,
             source,
             node_name: a.node_name.clone(),
+            rules_default_export: a.rules_default_export,
             cgroup_annotation: a.cgroup_annotation,
             cgroup_root: a.cgroup_root.clone(),
             pins: PinPaths::new(&a.pin_dir),
@@ -412,7 +421,9 @@ impl AgentConfig {
     /// Addresses no pod may claim: this node's interfaces and the proxy's.
     pub fn node_facts(&self) -> crate::inventory::NodeFacts {
         let proxy: Vec<std::net::IpAddr> = self.proxy_addrs().iter().map(SocketAddr::ip).collect();
-        crate::inventory::NodeFacts::read(&proxy).named(self.node_name.clone())
+        crate::inventory::NodeFacts::read(&proxy)
+            .named(self.node_name.clone())
+            .exporting(self.rules_default_export)
     }
 
     pub fn capture(&self) -> CaptureConfig {

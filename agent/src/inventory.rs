@@ -21,8 +21,9 @@ mod workload;
 mod yaml;
 
 pub use error::{FieldError, InventoryError};
-pub use files::{FileSource, load_path, load_str};
+pub use files::{FileSource, load_path, load_str, load_str_on};
 pub use kernel_view::{CaptureConfig, ClusterIps, KernelView};
+pub use languages::Export;
 #[cfg(test)]
 pub use model::TargetPort;
 pub use model::{Pod, ServicePort, Snapshot};

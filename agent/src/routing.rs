@@ -17,4 +17,4 @@ pub use endpoint::{Endpoint, InFlight, Placement};
 pub use matcher::{CompiledRoute, RequestView};
 pub use rules::CompiledRule;
 pub use subset::{BASE, Decision, RouteError};
-pub use table::{Protocol, RoutingTable, ServiceRoutes};
+pub use table::{NoRoute, Protocol, RoutingTable, ServiceRoutes};

@@ -68,7 +68,9 @@ fn data_lanes(args: &AgentArgs) -> Vec<Check> {
     let Some(path) = &args.inventory else { return Vec::new() };
     let proxy: Vec<std::net::IpAddr> =
         [args.proxy_addr, args.proxy_addr6].iter().flatten().map(SocketAddr::ip).collect();
-    let facts = crate::inventory::NodeFacts::read(&proxy).named(args.node_name.clone());
+    let facts = crate::inventory::NodeFacts::read(&proxy)
+        .named(args.node_name.clone())
+        .exporting(args.rules_default_export);
     let Ok(snapshot) = crate::inventory::load_path(path, &facts) else { return Vec::new() };
     let table = crate::routing::RoutingTable::build(&snapshot, &crate::policy::Registry::new(None));
     let mut lanes = Vec::new();
@@ -357,7 +359,9 @@ fn inventory(args: &AgentArgs) -> Check {
         [args.proxy_addr, args.proxy_addr6].iter().flatten().map(SocketAddr::ip).collect();
     match crate::inventory::load_path(
         path,
-        &crate::inventory::NodeFacts::read(&proxy).named(args.node_name.clone()),
+        &crate::inventory::NodeFacts::read(&proxy)
+            .named(args.node_name.clone())
+            .exporting(args.rules_default_export),
     ) {
         Ok(s) => Check::ok(
             "inventory",

@@ -25,9 +25,14 @@ use super::{
 
 /// One YAML text (as one file would be) into a snapshot: for fuzzing and tools.
 pub fn load_str(text: &str) -> Result<Snapshot, InventoryError> {
+    load_str_on(text, &NodeFacts::default())
+}
+
+/// [`load_str`] as the agent of a node with `node`'s facts reads it.
+pub fn load_str_on(text: &str, node: &NodeFacts) -> Result<Snapshot, InventoryError> {
     let mut files = Files::default();
     files.add(Path::new("<input>"), text, &DocCache::default(), &mut DocCache::default())?;
-    files.finish(&NodeFacts::default())
+    files.finish(node)
 }
 
 /// Reads `path` (a file, or every `*.yaml`/`*.yml` in a folder, sorted) into a snapshot.
@@ -137,7 +142,13 @@ impl Files {
                 None => InventoryError::NodeConflict { what: c.what, origin: named(c.first) },
             });
         }
-        let t = super::languages::translate(&mut self.pods, &self.services, self.policies, &self.foreign);
+        let t = super::languages::translate(
+            &mut self.pods,
+            &self.services,
+            self.policies,
+            &self.foreign,
+            node.export,
+        );
         for r in t.reports.iter().filter(|r| !r.accepted || !r.unsupported.is_empty()) {
             tracing::warn!(
                 kind = %r.kind, object = %format!("{}/{}", r.namespace, r.name), accepted = r.accepted,
@@ -343,7 +354,7 @@ mod tests {
         std::fs::write(dir.path().join("b.yaml"), pod("x", "evil", "10.244.0.5", "pods/x")).expect("write");
         let e = load_path(dir.path(), &NodeFacts::default()).expect_err("duplicate ip").to_string();
         assert!(e.contains("pod IP 10.244.0.5 belongs to both"), "{e}");
-        let node = NodeFacts { addresses: ["10.244.0.9".parse().expect("ip")].into(), name: None };
+        let node = NodeFacts { addresses: ["10.244.0.9".parse().expect("ip")].into(), ..Default::default() };
         std::fs::write(dir.path().join("b.yaml"), pod("x", "evil", "10.244.0.9", "pods/x")).expect("write");
         let e = load_path(dir.path(), &node).expect_err("node address").to_string();
         assert!(e.contains("pod IP 10.244.0.9 is an address of this node"), "{e}");

@@ -246,7 +246,7 @@ fn build(stores: &Stores, cfg: &KubeConfig, reported: &mut HashSet<String>) -> S
         .flat_map(|c| c.spec.as_ref().and_then(|s| s.cidrs.clone()).unwrap_or_default())
         .filter_map(|text| text.parse().ok())
         .collect();
-    let t = super::languages::translate(&mut pods, &services, policies, &foreign);
+    let t = super::languages::translate(&mut pods, &services, policies, &foreign, cfg.node.export);
     for r in t.reports.iter().filter(|r| !r.accepted || !r.unsupported.is_empty()) {
         if reported.insert(format!("{r:?}")) {
             tracing::warn!(

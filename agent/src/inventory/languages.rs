@@ -9,9 +9,18 @@
 //! objects address one service, each part comes from the first by precedence:
 //! graylane `TrafficPolicy`, then `HTTPRoute`, then `VirtualService`, then
 //! `DestinationRule`, then OpenSergo; label subsets are merged by name in the same order.
+//!
+//! Rules are scoped by the namespace they are written in, the way the cluster scopes them:
+//! routes written in the service's own namespace are for every caller; routes written in
+//! another namespace are for the callers that namespace may steer (GAMMA consumer routes:
+//! its own; Istio: `exportTo`; OpenSergo: its own namespace's services, others' only with a
+//! `ReferenceGrant`). Settings for the whole service (load balancing, outlier detection,
+//! limits) come only from the service's own namespace, and subsets defined elsewhere are
+//! that namespace's alone (`<namespace>/<name>`), so no rule steers another's traffic.
 
 mod duration;
 mod gateway;
+mod grant;
 mod istio;
 mod opensergo;
 
@@ -46,6 +55,19 @@ pub enum Foreign {
     WorkloadLabelRule(opensergo::WorkloadLabelRule),
     Strategy(Box<opensergo::Strategy>),
     FaultToleranceRule(opensergo::FaultToleranceRule),
+    /// Gateway API `ReferenceGrant`: what other namespaces' rules may act on here.
+    ReferenceGrant(grant::ReferenceGrant),
+}
+
+/// Which namespaces see an Istio rule that has no `exportTo` (`--rules-default-export`):
+/// `all`, Istio's default, or the rule's own `namespace` (recommended for multi-tenant
+/// clusters).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Export {
+    #[default]
+    All,
+    Namespace,
 }
 
 /// Whether `api` is the apiVersion of a language read here.
@@ -87,6 +109,9 @@ pub fn parse(
         ("gateway.networking.k8s.io", "HTTPRoute") => {
             typed(spec, &mut unknown).map(|s| Foreign::HttpRoute(Box::new(s)))
         }
+        ("gateway.networking.k8s.io", "ReferenceGrant") => {
+            typed(spec, &mut unknown).map(Foreign::ReferenceGrant)
+        }
         ("traffic.opensergo.io", "TrafficLabelRule") => {
             let rule = typed::<TrafficLabelRuleSpec>(spec, &mut unknown).and_then(|r| {
                 super::policy::validate_rule(&r)?;
@@ -118,6 +143,7 @@ pub fn parse(
         Ok(Foreign::WorkloadLabelRule(_)) => "WorkloadLabelRule",
         Ok(Foreign::Strategy(s)) => s.kind(),
         Ok(Foreign::FaultToleranceRule(_)) => "FaultToleranceRule",
+        Ok(Foreign::ReferenceGrant(_)) => "ReferenceGrant",
         Err(_) => "",
     };
     Some(object.map(|object| {
@@ -162,6 +188,15 @@ enum Rank {
 /// The parts of one service's policy one object sets.
 #[derive(Clone, Debug, Default)]
 struct Fragment {
+    /// The callers the routes are for (`None`: every caller).
+    audience: Option<Vec<String>>,
+    /// The namespace the fragment acts for, when not the object's own (a rule another
+    /// namespace granted acts as if written there).
+    origin: Option<String>,
+    /// The service ports the routes are attached to (empty: every port).
+    ports: Vec<u16>,
+    /// A request no route matches gets 404 (Gateway API), not the service.
+    closed: bool,
     routes: Vec<Route>,
     /// Gateway API precedence of each route (HTTPRoutes of one service are merged and
     /// ordered by it); empty for the other languages, whose order is as written.
@@ -171,7 +206,7 @@ struct Fragment {
     resilience: Resilience,
 }
 
-/// Gateway API route precedence, smallest first: exact path, then longer path prefixes,
+/// Gateway API route precedence, smallest first: exact path, then longer paths,
 /// then a method, then more header matches, then more query matches; ties keep order.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 struct Precedence {
@@ -189,6 +224,8 @@ type Emit<'a> = dyn FnMut((String, String), Rank, Fragment, &mut Report) + 'a;
 struct Contribution {
     service: (String, String),
     rank: Rank,
+    /// The namespace the contribution was written in (or acts for).
+    origin: String,
     /// `Kind namespace/name`, for the merged policy's name and for reports.
     source: String,
     report: usize,
@@ -209,11 +246,19 @@ pub fn translate(
     services: &[Service],
     own: Vec<Named<TrafficPolicySpec>>,
     docs: &[ForeignDoc],
+    export: Export,
 ) -> Translated {
     if docs.is_empty() {
         return Translated { policies: own, reports: Vec::new() };
     }
-    let scope = Scope { services };
+    let grants: Vec<(&str, &grant::ReferenceGrant)> = docs
+        .iter()
+        .filter_map(|d| match &d.object {
+            Foreign::ReferenceGrant(g) => Some((d.namespace.as_str(), g)),
+            _ => None,
+        })
+        .collect();
+    let scope = Scope { services, export, grants };
     let mut reports: Vec<Report> = Vec::new();
     let mut out: Vec<Contribution> = Vec::new();
     let strategies: Vec<(&ForeignDoc, &opensergo::Strategy)> = docs
@@ -245,6 +290,7 @@ pub fn translate(
                 report.services.push(key);
             }
             out.push(Contribution {
+                origin: fragment.origin.clone().unwrap_or_else(|| doc.namespace.clone()),
                 service,
                 rank,
                 source: format!("{} {}/{}", doc.kind, doc.namespace, doc.name),
@@ -266,6 +312,7 @@ pub fn translate(
             }
             Foreign::WorkloadLabelRule(r) => opensergo::workload_labels(r, doc, pods, &mut report),
             Foreign::Strategy(_) => {} // used through the FaultToleranceRules that name them
+            Foreign::ReferenceGrant(g) => grant::check(g, &mut report),
         }
         reports.push(report);
     }
@@ -273,12 +320,22 @@ pub fn translate(
     Translated { policies, reports }
 }
 
-/// The services a document can name.
+/// The services a document can name, and what it may do to them.
 pub struct Scope<'a> {
     services: &'a [Service],
+    /// Who sees an Istio rule without `exportTo`.
+    export: Export,
+    /// Every `ReferenceGrant`, with its namespace.
+    grants: Vec<(&'a str, &'a grant::ReferenceGrant)>,
 }
 
 impl Scope<'_> {
+    /// Whether a `kind` of `group` in namespace `from` may act on Service `to` (another
+    /// namespace's): a `ReferenceGrant` in `to`'s namespace says so.
+    fn granted(&self, group: &str, kind: &str, from: &str, to: &(String, String)) -> bool {
+        self.grants.iter().any(|(ns, g)| *ns == to.0 && g.allows(group, kind, from, "", "Service", &to.1))
+    }
+
     /// The service a host names, seen from `namespace`: `name`, `name.ns`, `name.ns.svc`
     /// or `name.ns.svc.<cluster domain>`.
     fn host(&self, host: &str, namespace: &str) -> Option<(String, String)> {
@@ -338,6 +395,7 @@ fn at_prefix(mut route: Route, prefix: Option<&str>) -> Route {
 }
 
 /// One policy per service: own policies first, then every language by rank, part by part.
+/// Routes become views (who they are for); the other parts are the service's.
 fn merge(
     own: Vec<Named<TrafficPolicySpec>>,
     mut contributions: Vec<Contribution>,
@@ -359,44 +417,72 @@ fn merge(
             policies.append(list);
         }
     }
-    for (service, contributions) in by_service {
+    for (service, mut contributions) in by_service {
         let own = own_by_service.remove(&service).unwrap_or_default();
         let mut spec = own
             .first()
             .map(|p| p.spec.clone())
             .unwrap_or_else(|| TrafficPolicySpec { service: service.1.clone(), ..Default::default() });
-        let mut names: Vec<String> = own
-            .first()
-            .map(|p| vec![format!("TrafficPolicy {}/{}", p.namespace, p.name)])
-            .unwrap_or_default();
-        let mut routes_from: Option<(Rank, String)> = own
-            .first()
-            .filter(|p| !p.spec.routes.is_empty())
-            .map(|p| (Rank::Graylane, format!("TrafficPolicy {}/{}", p.namespace, p.name)));
-        let mut lb_from = own
-            .first()
-            .filter(|p| p.spec.load_balancer != LoadBalancer::default())
-            .map(|p| format!("TrafficPolicy {}/{}", p.namespace, p.name));
-        let mut ordered: Vec<(Precedence, Route)> = Vec::new();
+        let own_name = own.first().map(|p| format!("TrafficPolicy {}/{}", p.namespace, p.name));
+        let mut names: Vec<String> = own_name.iter().cloned().collect();
+        let mut views: Vec<Draft> = Vec::new();
+        if let Some(name) = own_name.as_ref().filter(|_| !spec.routes.is_empty()) {
+            views.push(Draft {
+                rank: Rank::Graylane,
+                audience: None,
+                origin: service.0.clone(),
+                ports: Vec::new(),
+                closed: false,
+                sources: vec![name.clone()],
+                routes: std::mem::take(&mut spec.routes)
+                    .into_iter()
+                    .map(|r| (Precedence::default(), r))
+                    .collect(),
+            });
+        }
+        let mut lb_from = own_name.clone().filter(|_| spec.load_balancer != LoadBalancer::default());
+        qualify_foreign_subsets(&service.0, &mut contributions);
         for c in contributions {
             let mut used = false;
             let mut overridden = Vec::new();
-            let f = c.fragment;
+            let mut f = c.fragment;
+            if c.origin != service.0 {
+                // Only the service's own namespace sets what every caller gets.
+                if f.load_balancer.take().is_some() {
+                    overridden
+                        .push(format!("loadBalancer (written in {}, not the service's namespace)", c.origin));
+                }
+                if f.resilience != Resilience::default() {
+                    f.resilience = Resilience::default();
+                    overridden.push(format!(
+                        "settings for the whole service (written in {}, not the service's namespace)",
+                        c.origin
+                    ));
+                }
+            }
             if !f.routes.is_empty() {
-                match &routes_from {
-                    // HTTPRoutes of one parent are merged; other languages' routes are one list.
-                    Some((Rank::HttpRoute, _)) if c.rank == Rank::HttpRoute => {
-                        ordered.extend(f.precedence.into_iter().zip(f.routes));
+                let same = |d: &Draft| d.origin == c.origin && d.audience == f.audience && d.ports == f.ports;
+                let routes =
+                    f.precedence.into_iter().chain(std::iter::repeat(Precedence::default())).zip(f.routes);
+                match views.iter_mut().find(|d| same(d)) {
+                    // HTTPRoutes of one parent and namespace are merged; other languages'
+                    // routes are one list, and the first (by precedence) is taken.
+                    Some(d) if d.rank == Rank::HttpRoute && c.rank == Rank::HttpRoute => {
+                        d.routes.extend(routes);
+                        d.sources.push(c.source.clone());
                         used = true;
                     }
-                    Some((_, first)) if *first != c.source => overridden.push(format!("routes (by {first})")),
-                    _ => {
-                        if c.rank == Rank::HttpRoute {
-                            ordered.extend(f.precedence.into_iter().zip(f.routes));
-                        } else {
-                            spec.routes.extend(f.routes);
-                        }
-                        routes_from = Some((c.rank, c.source.clone()));
+                    Some(d) => overridden.push(format!("routes (by {})", d.sources.join(" + "))),
+                    None => {
+                        views.push(Draft {
+                            rank: c.rank,
+                            audience: f.audience.clone(),
+                            origin: c.origin.clone(),
+                            ports: f.ports.clone(),
+                            closed: f.closed,
+                            sources: vec![c.source.clone()],
+                            routes: routes.collect(),
+                        });
                         used = true;
                     }
                 }
@@ -441,11 +527,92 @@ fn merge(
                 }
             }
         }
-        ordered.sort_by_key(|(p, _)| *p);
-        spec.routes.extend(ordered.into_iter().map(|(_, r)| r));
+        let (routes, route_views) = lay_out(views);
+        spec.routes = routes;
+        spec.views = route_views;
         policies.push(Named { namespace: service.0.clone(), name: names.join(" + "), spec });
     }
     policies
+}
+
+/// Routes being gathered for one view.
+#[derive(Clone)]
+struct Draft {
+    rank: Rank,
+    audience: Option<Vec<String>>,
+    origin: String,
+    ports: Vec<u16>,
+    closed: bool,
+    sources: Vec<String>,
+    routes: Vec<(Precedence, Route)>,
+}
+
+/// The views in the order callers look at them — by language, a port's own before the
+/// every-port ones — with their routes laid out one after another. A port-specific view
+/// of HTTPRoutes also holds the every-port routes of the same namespace (all attach there).
+fn lay_out(mut views: Vec<Draft>) -> (Vec<Route>, Vec<super::policy::RouteView>) {
+    let every_port: Vec<Draft> = views
+        .iter()
+        .filter(|d| d.rank == Rank::HttpRoute && d.ports.is_empty())
+        .map(|d| Draft { sources: Vec::new(), ..d.clone() })
+        .collect();
+    for d in views.iter_mut().filter(|d| d.rank == Rank::HttpRoute && !d.ports.is_empty()) {
+        for e in every_port.iter().filter(|e| e.origin == d.origin && e.audience == d.audience) {
+            d.routes.extend(e.routes.iter().cloned());
+        }
+    }
+    views.sort_by_key(|d| (d.rank, d.ports.is_empty()));
+    let mut routes = Vec::new();
+    let mut out = Vec::new();
+    for mut d in views {
+        d.routes.sort_by_key(|(p, _)| *p);
+        out.push(super::policy::RouteView {
+            audience: d.audience,
+            origin: d.origin,
+            first: routes.len(),
+            len: d.routes.len(),
+            ports: d.ports,
+            closed: d.closed,
+            source: d.sources.join(" + "),
+        });
+        routes.extend(d.routes.into_iter().map(|(_, r)| r));
+    }
+    (routes, out)
+}
+
+/// Subsets written outside the service's namespace are that namespace's alone: renamed
+/// `<namespace>/<name>` (no lane can be called that), with the routes of the same namespace
+/// that name them.
+fn qualify_foreign_subsets(home: &str, contributions: &mut [Contribution]) {
+    let mut defined: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in contributions.iter().filter(|c| c.origin != home) {
+        defined
+            .entry(c.origin.clone())
+            .or_default()
+            .extend(c.fragment.subsets.iter().map(|s| s.name.clone()));
+    }
+    for c in contributions.iter_mut().filter(|c| c.origin != home) {
+        let names = defined.get(&c.origin).cloned().unwrap_or_default();
+        let origin = c.origin.clone();
+        let rename = |name: &mut String| {
+            if names.contains(name) {
+                *name = format!("{origin}/{name}");
+            }
+        };
+        let f = &mut c.fragment;
+        f.subsets.iter_mut().for_each(|s| rename(&mut s.name));
+        for r in &mut f.routes {
+            for d in &mut r.destinations {
+                rename(&mut d.subset);
+                if let Some(fb) = d.fallback.as_mut() {
+                    rename(fb);
+                }
+            }
+            if let Some(m) = r.resilience.mirror.as_mut() {
+                rename(&mut m.subset);
+            }
+        }
+    }
 }
 
 /// Fills the service-level settings `into` does not have from `from`; says whether any was

@@ -46,6 +46,44 @@ pub struct TrafficPolicySpec {
     /// Timeout, rate limit, concurrency cap, faults for the whole service.
     #[serde(flatten)]
     pub resilience: Resilience,
+    /// Who each run of `routes` is for, when the routes come from rules of several
+    /// namespaces (set by the translation of other languages; empty: every route is for
+    /// every caller, as a TrafficPolicy's are).
+    #[serde(skip)]
+    pub views: Vec<RouteView>,
+}
+
+/// A run of a policy's routes and the callers it is for. A caller takes the routes of the
+/// first view that admits it, preferring a view written in its own namespace, then one
+/// written in the service's, then the others (Istio's order; GAMMA's consumer routes before
+/// producer routes).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteView {
+    /// The callers' namespaces; `None`: every caller (known pod or not).
+    pub audience: Option<Vec<String>>,
+    /// The namespace the routes were written in.
+    pub origin: String,
+    /// `routes[first..first + len]`.
+    pub first: usize,
+    pub len: usize,
+    /// The service ports the routes are attached to (empty: every port).
+    pub ports: Vec<u16>,
+    /// A request no route of the view matches is answered 404 (Gateway API) instead of
+    /// going to the service.
+    pub closed: bool,
+    /// The objects the routes come from, for explanations.
+    pub source: String,
+}
+
+impl RouteView {
+    /// Whether a caller in `namespace` (`None`: not a known pod) may take these routes.
+    pub fn admits(&self, namespace: Option<&str>) -> bool {
+        match (&self.audience, namespace) {
+            (None, _) => true,
+            (Some(list), Some(ns)) => list.iter().any(|n| n == ns),
+            (Some(_), None) => false,
+        }
+    }
 }
 
 /// What a tagged request gets when its subset has no ready endpoint: the base subset
@@ -224,6 +262,9 @@ pub struct RouteMatch {
     /// Labels the calling pod must carry (Istio's `sourceLabels`: graylane knows the caller).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub source_labels: BTreeMap<String, String>,
+    /// The service port the request was sent to (Istio's `port`; default: every port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
 }
 
 /// How a string is compared; exactly one is set.
@@ -273,15 +314,19 @@ fn default_weight() -> u32 {
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct HeaderRewrite {
+    /// Set: replaces any value the header had.
     #[serde(default)]
     pub add: BTreeMap<String, String>,
+    /// Appended: a value added to those the header already has.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub append: BTreeMap<String, String>,
     #[serde(default)]
     pub remove: Vec<String>,
 }
 
 impl HeaderRewrite {
     pub fn is_empty(&self) -> bool {
-        self.add.is_empty() && self.remove.is_empty()
+        self.add.is_empty() && self.append.is_empty() && self.remove.is_empty()
     }
 }
 

@@ -11,13 +11,16 @@ use std::{
 
 use super::Pod;
 
-/// What this node is: addresses no pod may claim (its interfaces', the proxy's).
+/// What this node is: addresses no pod may claim (its interfaces', the proxy's); and how
+/// its agent reads the cluster's rules.
 #[derive(Clone, Debug, Default)]
 pub struct NodeFacts {
     pub addresses: BTreeSet<IpAddr>,
     /// This node's name (`--node-name`): a pod whose `spec.nodeName` names another node
     /// runs there, and its cgroup is not this node's.
     pub name: Option<String>,
+    /// Who sees an Istio rule without `exportTo` (`--rules-default-export`).
+    pub export: super::languages::Export,
 }
 
 impl NodeFacts {
@@ -33,12 +36,17 @@ impl NodeFacts {
             })),
             Err(e) => tracing::warn!(error = %e, "cannot list this node's addresses"),
         }
-        Self { addresses, name: None }
+        Self { addresses, name: None, export: Default::default() }
     }
 
     /// The same facts for the node called `name`.
     pub fn named(mut self, name: Option<String>) -> Self {
         self.name = name;
+        self
+    }
+
+    pub fn exporting(mut self, export: super::languages::Export) -> Self {
+        self.export = export;
         self
     }
 
@@ -165,7 +173,7 @@ mod tests {
 
     #[test]
     fn duplicates_nesting_and_node_addresses_conflict() {
-        let node = NodeFacts { addresses: ["10.200.0.1".parse().expect("ip")].into(), name: None };
+        let node = NodeFacts { addresses: ["10.200.0.1".parse().expect("ip")].into(), ..Default::default() };
         let (a, b) = (pod("a", "10.244.0.1", Some("pods/a")), pod("b", "10.244.0.1", Some("pods/a/")));
         let c = pod("c", "10.244.0.3", Some("pods/a/inner"));
         let d = pod("d", "10.200.0.1", Some("pods/d"));

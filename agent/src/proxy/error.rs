@@ -21,6 +21,8 @@ pub enum Side {
 pub enum ErrorKind {
     // Routing (local).
     UnknownDestination,
+    /// The caller's routes for the service (Gateway API's) have none for the request.
+    NoRoute,
     NoEndpoints,
     SubsetUnavailable,
     TenantIsolation,
@@ -101,6 +103,7 @@ impl ProxyError {
     pub fn reason(&self) -> &'static str {
         match &self.kind {
             ErrorKind::UnknownDestination => "unknown_destination",
+            ErrorKind::NoRoute => "no_route",
             ErrorKind::NoEndpoints => "no_endpoints",
             ErrorKind::SubsetUnavailable => "subset_unavailable",
             ErrorKind::TenantIsolation => "tenant_isolation",
@@ -124,6 +127,7 @@ impl ProxyError {
         let svc = self.service.as_deref().unwrap_or("the destination");
         match &self.kind {
             ErrorKind::UnknownDestination => "the destination is neither a known service nor a pod".into(),
+            ErrorKind::NoRoute => format!("no route of {svc} matches the request"),
             ErrorKind::NoEndpoints => format!("{svc} has no ready endpoint"),
             ErrorKind::SubsetUnavailable => {
                 format!("{svc} has no ready endpoint in the request's lane, and the lane does not fall back")

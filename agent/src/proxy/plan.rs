@@ -18,7 +18,7 @@ use super::{
 use crate::{
     inventory::policy::HeaderRewrite,
     policy::Plan as Policy,
-    routing::{CompiledRoute, Decision, PickKey, Placement, RequestView, RouteError, ServiceRoutes},
+    routing::{CompiledRoute, Decision, NoRoute, PickKey, Placement, RequestView, RouteError, ServiceRoutes},
     vocab::{Lane, UpstreamAddr},
 };
 
@@ -206,7 +206,17 @@ pub fn plan(
         return plan;
     };
     plan.service_label = svc.name.clone();
-    let matched = request.and_then(|view| svc.route(view, pod.as_deref().map(|p| &p.labels)));
+    let caller = pod.as_deref().map(|p| (p.namespace.as_str(), &p.labels));
+    let matched = match request.map(|view| svc.route(view, caller)) {
+        Some(Err(NoRoute(rules))) => {
+            plan.target = Err(ProxyError::new(ErrorKind::NoRoute, format!("no route of {rules} matches"))
+                .for_service(&svc.name));
+            plan.service = Some(svc.clone());
+            return plan;
+        }
+        Some(Ok(found)) => found,
+        None => None,
+    };
     plan.route = matched.map(|(i, _)| i);
     let route = matched.map(|(_, r)| r);
     plan.policy = route.and_then(|r| r.plan.clone()).or_else(|| svc.plan.clone());
@@ -281,6 +291,11 @@ fn rewrite(headers: &mut HeaderMap, rw: &HeaderRewrite) {
     for (k, v) in &rw.add {
         if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
             headers.insert(k, v);
+        }
+    }
+    for (k, v) in &rw.append {
+        if let (Ok(k), Ok(v)) = (http::HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            headers.append(k, v);
         }
     }
 }

@@ -50,6 +50,7 @@ pub fn status(e: &ProxyError) -> StatusCode {
         ErrorKind::BadRequest | ErrorKind::BadRequestBody => StatusCode::BAD_REQUEST,
         ErrorKind::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
         ErrorKind::Reset => StatusCode::BAD_GATEWAY,
+        ErrorKind::NoRoute => StatusCode::NOT_FOUND,
         ErrorKind::UnknownDestination
         | ErrorKind::NoEndpoints
         | ErrorKind::SubsetUnavailable
@@ -73,6 +74,7 @@ pub fn grpc_code(e: &ProxyError) -> GrpcCode {
         ErrorKind::BadRequest | ErrorKind::BadRequestBody | ErrorKind::RequestBodyTimeout => {
             GrpcCode::Internal
         }
+        ErrorKind::NoRoute => GrpcCode::Unimplemented,
         ErrorKind::FaultInjected { status } => match status {
             400 => GrpcCode::Internal,
             401 => GrpcCode::Unauthenticated,

@@ -50,6 +50,8 @@ pub struct CompiledRoute {
     headers: Vec<Keyed>,
     query: Vec<Keyed>,
     source_labels: std::collections::BTreeMap<String, String>,
+    /// The service port it is for (`None`: every port).
+    port: Option<u16>,
     pub destinations: Vec<Destination>,
     pub rewrite: HeaderRewrite,
     pub response_headers: HeaderRewrite,
@@ -78,6 +80,7 @@ impl CompiledRoute {
             headers: route.matches.headers.iter().map(keyed).collect::<Result<_, _>>()?,
             query: route.matches.query.iter().map(keyed).collect::<Result<_, _>>()?,
             source_labels: route.matches.source_labels.clone(),
+            port: route.matches.port,
             destinations: route.destinations.clone(),
             rewrite: route.headers.clone(),
             response_headers: route.response_headers.clone(),
@@ -92,6 +95,11 @@ impl CompiledRoute {
     pub fn admits_source(&self, labels: Option<&std::collections::BTreeMap<String, String>>) -> bool {
         self.source_labels.is_empty()
             || labels.is_some_and(|l| self.source_labels.iter().all(|(k, v)| l.get(k) == Some(v)))
+    }
+
+    /// Whether the route is for requests sent to service port `port`.
+    pub fn admits_port(&self, port: u16) -> bool {
+        self.port.is_none_or(|p| p == port)
     }
 
     pub fn matches(&self, req: &RequestView<'_>) -> bool {

@@ -50,11 +50,13 @@ impl CompiledRule {
         req: &RequestView<'_>,
         sample: u64,
     ) -> bool {
+        // A rule colors its own namespace's pods only: never another namespace's, nor a
+        // caller that is no known pod (whose namespace nobody knows).
         let selected = match source {
             Some((ns, labels)) => {
                 ns == self.namespace && self.selector.iter().all(|(k, v)| labels.get(k) == Some(v))
             }
-            None => self.selector.is_empty(),
+            None => false,
         };
         let labels = source.map(|(_, l)| l);
         selected
@@ -137,7 +139,9 @@ mod tests {
         let h = HeaderMap::new();
         let get = Method::GET;
         let req = RequestView { method: &get, path: "/", query: None, headers: &h };
-        let hits = (0..10_000u64).filter(|s| r.applies(None, &req, *s)).count();
+        let any = BTreeMap::new();
+        let hits = (0..10_000u64).filter(|s| r.applies(Some(("default", &any)), &req, *s)).count();
         assert_eq!(hits, 1000);
+        assert!(!r.applies(None, &req, 0), "a caller that is no known pod is in no namespace");
     }
 }

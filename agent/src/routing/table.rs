@@ -56,8 +56,14 @@ impl Protocol {
 pub struct ServiceRoutes {
     /// `namespace/name`.
     pub name: Arc<str>,
+    /// The service's namespace: its own rules are for every caller.
+    namespace: Arc<str>,
+    /// The service port.
+    port: u16,
     pub protocol: Protocol,
     pub(super) routes: Vec<CompiledRoute>,
+    /// Who each run of `routes` is for.
+    views: Vec<View>,
     pub(super) fallback: Fallback,
     hash_on: Option<HashOn>,
     pub(super) endpoints: ServiceEndpoints,
@@ -70,15 +76,58 @@ pub struct ServiceRoutes {
     pub data: Option<Arc<DataRules>>,
 }
 
+/// A run of a service port's routes and the callers it is for ([`RouteView`], compiled).
+#[derive(Clone)]
+struct View {
+    audience: Option<Vec<String>>,
+    origin: String,
+    routes: std::ops::Range<usize>,
+    closed: bool,
+    source: Arc<str>,
+}
+
+/// A closed view had no route for the request: the rules it came from (answered 404).
+#[derive(Debug)]
+pub struct NoRoute(pub Arc<str>);
+
 impl ServiceRoutes {
-    /// The first route that matches a request from a caller with `source` labels, with its
-    /// index.
+    /// The first route that matches a request from `caller` (its namespace and labels;
+    /// `None`: not a known pod), with its index, among the routes of the view the caller
+    /// takes: the first that admits it, written in its own namespace, else in the service's,
+    /// else elsewhere. `Ok(None)`: the service without a route.
     pub fn route(
         &self,
         req: &RequestView<'_>,
-        source: Option<&std::collections::BTreeMap<String, String>>,
-    ) -> Option<(usize, &CompiledRoute)> {
-        self.routes.iter().enumerate().find(|(_, r)| r.matches(req) && r.admits_source(source))
+        caller: Option<(&str, &std::collections::BTreeMap<String, String>)>,
+    ) -> Result<Option<(usize, &CompiledRoute)>, NoRoute> {
+        let ns = caller.map(|(ns, _)| ns);
+        let admits = |v: &&View| match (&v.audience, ns) {
+            (None, _) => true,
+            (Some(list), Some(ns)) => list.iter().any(|n| n == ns),
+            (Some(_), None) => false,
+        };
+        let class = |v: &&View| {
+            if Some(v.origin.as_str()) == ns {
+                0
+            } else if *v.origin == *self.namespace {
+                1
+            } else {
+                2
+            }
+        };
+        let Some(view) = self.views.iter().filter(admits).min_by_key(class) else {
+            return Ok(None);
+        };
+        let labels = caller.map(|(_, l)| l);
+        let found = self.routes[view.routes.clone()]
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.admits_port(self.port) && r.matches(req) && r.admits_source(labels))
+            .map(|(i, r)| (view.routes.start + i, r));
+        match found {
+            None if view.closed => Err(NoRoute(view.source.clone())),
+            found => Ok(found),
+        }
     }
 
     /// The route at `index` (from [`ServiceRoutes::route`]).
@@ -170,12 +219,13 @@ impl RoutingTable {
                 .collect();
             subsets.sort_unstable();
             subsets.dedup();
-            let routes: Vec<CompiledRoute> = policy
+            // Each route compiled, or `None` (skipped, said once here): views keep their places.
+            let compiled: Vec<Option<CompiledRoute>> = policy
                 .map(|(_, p)| {
                     p.routes
                         .iter()
                         .enumerate()
-                        .filter_map(|(i, r)| {
+                        .map(|(i, r)| {
                             let scope =
                                 format!("{name}/{}", r.name.clone().unwrap_or_else(|| format!("route-{i}")));
                             let plan = Plan::compile(&scope, &r.resilience, registry, &addrs, &subsets);
@@ -186,7 +236,44 @@ impl RoutingTable {
                         .collect()
                 })
                 .unwrap_or_default();
+            // Where the routes before each written one went among the compiled.
+            let before: Vec<usize> = std::iter::once(0)
+                .chain(compiled.iter().scan(0, |n, r| {
+                    *n += usize::from(r.is_some());
+                    Some(*n)
+                }))
+                .collect();
+            let routes: Vec<CompiledRoute> = compiled.into_iter().flatten().collect();
             let source: Option<Arc<str>> = policy.map(|(n, _)| Arc::from(n));
+            let namespace: Arc<str> = Arc::from(svc.namespace.as_str());
+            let views_of = |port: u16| -> Vec<View> {
+                let written = policy.map(|(_, p)| p.views.as_slice()).unwrap_or_default();
+                if written.is_empty() {
+                    let source = source.clone().unwrap_or_else(|| Arc::from(""));
+                    let all = View {
+                        audience: None,
+                        origin: svc.namespace.clone(),
+                        routes: 0..routes.len(),
+                        closed: false,
+                        source,
+                    };
+                    return vec![all];
+                }
+                written
+                    .iter()
+                    .filter(|v| v.ports.is_empty() || v.ports.contains(&port))
+                    .map(|v| {
+                        let at = |i: usize| before.get(i).copied().unwrap_or(routes.len());
+                        View {
+                            audience: v.audience.clone(),
+                            origin: v.origin.clone(),
+                            routes: at(v.first)..at(v.first + v.len),
+                            closed: v.closed,
+                            source: Arc::from(v.source.as_str()),
+                        }
+                    })
+                    .collect()
+            };
             let lb = policy.map(|(_, p)| p.load_balancer.clone()).unwrap_or_default();
             let defs = policy.map(|(_, p)| p.subsets.as_slice()).unwrap_or_default();
             // One hash key per request: the service's, else the one a subset hashes on.
@@ -217,8 +304,11 @@ impl RoutingTable {
                     eps.into_iter().map(|(pod, addr)| Arc::new(Endpoint::of(addr, &pod, defs))).collect();
                 let entry = ServiceRoutes {
                     name: name.clone(),
+                    namespace: namespace.clone(),
+                    port: port.port,
                     protocol: Protocol::of_port(port),
                     routes: routes.clone(),
+                    views: views_of(port.port),
                     fallback,
                     hash_on: hash_on.clone(),
                     endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb, defs),

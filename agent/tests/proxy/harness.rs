@@ -162,7 +162,12 @@ pub fn limits() -> EdgeLimits {
 impl Mesh {
     /// A proxy over `inventory` (Kubernetes YAML), its endpoints in memory.
     pub fn new(inventory: &str) -> Self {
-        let snapshot = Arc::new(graylane::inventory::load_str(inventory).expect("inventory"));
+        Self::on(inventory, &graylane::inventory::NodeFacts::default())
+    }
+
+    /// [`Mesh::new`] on a node with `node`'s facts (how its agent reads rules).
+    pub fn on(inventory: &str, node: &graylane::inventory::NodeFacts) -> Self {
+        let snapshot = Arc::new(graylane::inventory::load_str_on(inventory, node).expect("inventory"));
         let registry = Registry::default();
         let state: SharedState =
             Arc::new(arc_swap::ArcSwap::from_pointee(ProxyState::new(snapshot, Names::default(), &registry)));

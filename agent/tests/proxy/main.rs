@@ -4,7 +4,9 @@
 mod continuity;
 mod data;
 mod errors;
+mod gamma;
 mod harness;
 mod lanes;
 mod pool;
 mod resilience;
+mod scoping;

@@ -26,6 +26,7 @@ pub const CONTROLLER: &str = "graylane.io/agent";
 /// (group, versions newest first, kind, plural).
 const KINDS: &[(&str, &[&str], &str, &str)] = &[
     ("gateway.networking.k8s.io", &["v1", "v1beta1"], "HTTPRoute", "httproutes"),
+    ("gateway.networking.k8s.io", &["v1", "v1beta1"], "ReferenceGrant", "referencegrants"),
     ("networking.istio.io", &["v1", "v1beta1", "v1alpha3"], "VirtualService", "virtualservices"),
     ("networking.istio.io", &["v1", "v1beta1", "v1alpha3"], "DestinationRule", "destinationrules"),
     ("traffic.opensergo.io", &["v1alpha1"], "TrafficRouter", "trafficrouters"),

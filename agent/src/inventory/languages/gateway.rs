@@ -209,7 +209,8 @@ pub(super) fn http_route(
     report: &mut Report,
     emit: &mut Emit<'_>,
 ) {
-    let mut parents = Vec::new();
+    // Each parent Service with the ports the route attaches to (empty: every port).
+    let mut parents: Vec<((String, String), Vec<u16>)> = Vec::new();
     for (i, p) in route.parent_refs.iter().enumerate() {
         if !is_service(&p.group, &p.kind, "Gateway") {
             continue; // a Gateway's route: not the mesh's
@@ -220,17 +221,23 @@ pub(super) fn http_route(
         let ns = p.namespace.as_deref().unwrap_or(&doc.namespace);
         match scope.named(ns, &p.name) {
             Some(s) => {
-                let ports = scope.service(&s).map(|svc| svc.ports.len()).unwrap_or(0);
                 let port_ok = p.port.is_none_or(|port| {
                     scope.service(&s).is_some_and(|svc| svc.ports.iter().any(|sp| sp.port == port))
                 });
                 if !port_ok {
                     report.unsupported(format!("spec.parentRefs[{i}].port: the service has no such port"));
-                } else if p.port.is_some() && ports > 1 {
-                    report
-                        .unsupported(format!("spec.parentRefs[{i}].port (the route applies to every port)"));
+                    continue;
                 }
-                parents.push(s);
+                match parents.iter_mut().find(|(k, _)| *k == s) {
+                    // Attached to every port already, or now.
+                    Some((_, ports)) if ports.is_empty() => {}
+                    Some((_, ports)) => match p.port {
+                        Some(port) if !ports.contains(&port) => ports.push(port),
+                        Some(_) => {}
+                        None => ports.clear(),
+                    },
+                    None => parents.push((s, p.port.into_iter().collect())),
+                }
             }
             None => report.message = format!("parent Service {ns}/{} not found", p.name),
         }
@@ -245,8 +252,15 @@ pub(super) fn http_route(
     if !route.hostnames.is_empty() {
         report.unsupported("spec.hostnames (ignored for Service parents)");
     }
-    for service in parents {
-        let mut fragment = Fragment::default();
+    for (service, mut ports) in parents {
+        // Attached to each of the service's ports is attached to every port.
+        if scope.service(&service).is_some_and(|svc| svc.ports.iter().all(|p| ports.contains(&p.port))) {
+            ports.clear();
+        }
+        // GAMMA: a route in the Service's namespace is a producer route, for every caller; one
+        // in another namespace is a consumer route, for that namespace's callers only.
+        let audience = (service.0 != doc.namespace).then(|| vec![doc.namespace.clone()]);
+        let mut fragment = Fragment { audience, ports, closed: true, ..Default::default() };
         let mut subsets: BTreeMap<String, SubsetDef> = BTreeMap::new();
         for (i, rule) in route.rules.iter().enumerate() {
             let at = format!("spec.rules[{i}]");
@@ -371,10 +385,7 @@ fn rule_route(
         match f.kind.as_str() {
             "RequestHeaderModifier" => {
                 if let Some(m) = &f.request_header_modifier {
-                    for nv in m.set.iter().chain(&m.add) {
-                        headers.add.insert(nv.name.to_ascii_lowercase(), nv.value.clone());
-                    }
-                    headers.remove.extend(m.remove.iter().map(|n| n.to_ascii_lowercase()));
+                    modify(&mut headers, m);
                 }
             }
             "RequestMirror" => {
@@ -401,10 +412,7 @@ fn rule_route(
             }
             "ResponseHeaderModifier" => {
                 if let Some(m) = &f.response_header_modifier {
-                    for nv in m.set.iter().chain(&m.add) {
-                        response_headers.add.insert(nv.name.to_ascii_lowercase(), nv.value.clone());
-                    }
-                    response_headers.remove.extend(m.remove.iter().map(|n| n.to_ascii_lowercase()));
+                    modify(&mut response_headers, m);
                 }
             }
             "URLRewrite" => {
@@ -500,6 +508,17 @@ fn rule_route(
     })
 }
 
+/// A header modifier's `set` replaces, `add` appends, `remove` removes.
+fn modify(into: &mut HeaderRewrite, m: &HeaderModifier) {
+    for nv in &m.set {
+        into.add.insert(nv.name.to_ascii_lowercase(), nv.value.clone());
+    }
+    for nv in &m.add {
+        into.append.insert(nv.name.to_ascii_lowercase(), nv.value.clone());
+    }
+    into.remove.extend(m.remove.iter().map(|n| n.to_ascii_lowercase()));
+}
+
 fn duration(text: &str, at: &str, report: &mut Report) -> Option<crate::inventory::resilience::Period> {
     if text.trim() == "0s" {
         return None; // "no timeout"
@@ -533,7 +552,9 @@ fn retry(
 
 /// A match as graylane's, with its precedence; `None` when it cannot be honoured.
 fn route_match(m: &Match, at: &str, report: &mut Report) -> Option<(RouteMatch, Precedence)> {
-    let mut precedence = Precedence { not_exact: true, ..Default::default() };
+    // No path is PathPrefix `/`: it ranks as that prefix.
+    let mut precedence =
+        Precedence { not_exact: true, shorter_prefix: std::cmp::Reverse(1), ..Default::default() };
     let path = match &m.path {
         None => None,
         Some(p) => {
@@ -582,7 +603,14 @@ fn route_match(m: &Match, at: &str, report: &mut Report) -> Option<(RouteMatch, 
     precedence.fewer_headers = std::cmp::Reverse(headers.len());
     precedence.fewer_query = std::cmp::Reverse(query.len());
     Some((
-        RouteMatch { path, method: m.method.clone(), headers, query, source_labels: BTreeMap::new() },
+        RouteMatch {
+            path,
+            method: m.method.clone(),
+            headers,
+            query,
+            source_labels: BTreeMap::new(),
+            port: None,
+        },
         precedence,
     ))
 }

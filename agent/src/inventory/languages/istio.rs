@@ -28,7 +28,7 @@ pub struct VirtualService {
     gateways: Option<Value>,
     tcp: Option<Value>,
     tls: Option<Value>,
-    export_to: Option<Value>,
+    export_to: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -86,10 +86,10 @@ struct HttpMatch {
     method: Option<IstioString>,
     #[serde(default)]
     source_labels: BTreeMap<String, String>,
+    port: Option<u16>,
     without_headers: Option<Value>,
     authority: Option<Value>,
     scheme: Option<Value>,
-    port: Option<Value>,
     ignore_uri_case: Option<Value>,
     gateways: Option<Value>,
     source_namespace: Option<Value>,
@@ -188,7 +188,7 @@ pub struct DestinationRule {
     traffic_policy: Option<TrafficPolicy>,
     #[serde(default)]
     subsets: Vec<Subset>,
-    export_to: Option<Value>,
+    export_to: Option<Vec<String>>,
     workload_selector: Option<Value>,
 }
 
@@ -306,12 +306,7 @@ pub(super) fn virtual_service(
     unsupported(
         report,
         "spec",
-        &[
-            ("gateways", vs.gateways.is_some()),
-            ("tcp", vs.tcp.is_some()),
-            ("tls", vs.tls.is_some()),
-            ("exportTo", vs.export_to.is_some()),
-        ],
+        &[("gateways", vs.gateways.is_some()), ("tcp", vs.tcp.is_some()), ("tls", vs.tls.is_some())],
     );
     let mut services = Vec::new();
     for (i, host) in vs.hosts.iter().enumerate() {
@@ -325,9 +320,30 @@ pub(super) fn virtual_service(
         report.reject("NoMatchingParent", "no host of spec.hosts names a service");
         return;
     }
+    // Istio: the namespaces that see the rule (`exportTo`). OpenSergo's TrafficRouter acts
+    // on its own namespace's Services, on another's only where a ReferenceGrant allows it.
+    let audience = match rank {
+        Rank::OpenSergo => Some(None),
+        _ => export_to(vs.export_to.as_deref(), &doc.namespace, scope.export, report),
+    };
+    let Some(audience) = audience else {
+        report.reject("NotExported", "spec.exportTo is `~`: the rule is visible to no namespace");
+        return;
+    };
+    let mut refused = Vec::new();
+    let mut acted = 0;
     for service in services {
+        let mut origin = None;
+        if rank == Rank::OpenSergo && service.0 != doc.namespace {
+            if !scope.granted("traffic.opensergo.io", doc.kind, &doc.namespace, &service) {
+                refused.push(format!("{}/{}", service.0, service.1));
+                continue;
+            }
+            origin = Some(service.0.clone());
+        }
+        acted += 1;
         let svc = scope.service(&service);
-        let mut fragment = Fragment::default();
+        let mut fragment = Fragment { audience: audience.clone(), origin, ..Fragment::default() };
         for (i, http) in vs.http.iter().enumerate() {
             let at = format!("spec.http[{i}]");
             let Some(base) = http_route(http, &at, &service, doc, scope, report) else {
@@ -357,6 +373,49 @@ pub(super) fn virtual_service(
         }
         emit(service, rank, fragment, report);
     }
+    if !refused.is_empty() {
+        let why = format!(
+            "a {} acts on Services of its own namespace ({}); refused for {} (no ReferenceGrant there allows it)",
+            doc.kind,
+            doc.namespace,
+            refused.join(", ")
+        );
+        if acted == 0 {
+            report.reject("RefNotPermitted", why);
+        } else {
+            report.message = why;
+        }
+    }
+}
+
+/// Who sees a rule: `exportTo` (`.` its namespace, `*` every namespace, `~` none, or names),
+/// else the cluster's default. `None`: nobody; `Some(None)`: every namespace.
+fn export_to(
+    list: Option<&[String]>,
+    own: &str,
+    default: super::Export,
+    report: &mut Report,
+) -> Option<Option<Vec<String>>> {
+    let Some(list) = list.filter(|l| !l.is_empty()) else {
+        return Some(match default {
+            super::Export::All => None,
+            super::Export::Namespace => Some(vec![own.to_owned()]),
+        });
+    };
+    if list.iter().any(|n| n == "*") {
+        return Some(None);
+    }
+    if list.iter().any(|n| n == "~") {
+        if list.len() > 1 {
+            report.unsupported("spec.exportTo: `~` with other entries (read as `~`)");
+        }
+        return None;
+    }
+    let mut names: Vec<String> =
+        list.iter().map(|n| if n == "." { own.to_owned() } else { n.clone() }).collect();
+    names.sort();
+    names.dedup();
+    Some(Some(names))
 }
 
 /// One `http` entry without its matches: destinations, rewrites and resilience.
@@ -470,7 +529,8 @@ fn http_route(
     let ops = |o: &Option<HeaderOps>| {
         let mut out = HeaderRewrite::default();
         if let Some(o) = o {
-            out.add.extend(o.set.iter().chain(&o.add).map(|(k, v)| (k.to_ascii_lowercase(), v.clone())));
+            out.add.extend(o.set.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())));
+            out.append.extend(o.add.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())));
             out.remove.extend(o.remove.iter().map(|k| k.to_ascii_lowercase()));
         }
         out
@@ -499,7 +559,6 @@ fn route_match(m: &HttpMatch, at: &str, report: &mut Report) -> RouteMatch {
             ("withoutHeaders", m.without_headers.is_some()),
             ("authority", m.authority.is_some()),
             ("scheme", m.scheme.is_some()),
-            ("port", m.port.is_some()),
             ("ignoreUriCase", m.ignore_uri_case.is_some()),
             ("gateways", m.gateways.is_some()),
             ("sourceNamespace", m.source_namespace.is_some()),
@@ -529,6 +588,7 @@ fn route_match(m: &HttpMatch, at: &str, report: &mut Report) -> RouteMatch {
         headers: m.headers.iter().map(|(k, v)| keyed(k, v)).collect(),
         query: m.query_params.iter().map(|(k, v)| keyed(k, v)).collect(),
         source_labels: m.source_labels.clone(),
+        port: m.port,
     }
 }
 
@@ -613,15 +673,23 @@ pub(super) fn destination_rule(
     report: &mut Report,
     emit: &mut Emit<'_>,
 ) {
-    unsupported(
-        report,
-        "spec",
-        &[("exportTo", dr.export_to.is_some()), ("workloadSelector", dr.workload_selector.is_some())],
-    );
+    unsupported(report, "spec", &[("workloadSelector", dr.workload_selector.is_some())]);
     let Some(service) = scope.host(&dr.host, &doc.namespace) else {
         report.reject("NoMatchingParent", format!("spec.host {} names no service", dr.host));
         return;
     };
+    // Subsets written elsewhere serve only the routes of their own namespace, and settings for
+    // the whole service come only from its own namespace; `exportTo` can only narrow that.
+    match export_to(dr.export_to.as_deref(), &doc.namespace, scope.export, report) {
+        None => {
+            report.reject("NotExported", "spec.exportTo is `~`: the rule is visible to no namespace");
+            return;
+        }
+        Some(Some(_)) if service.0 == doc.namespace && dr.export_to.is_some() => report.unsupported(
+            "spec.exportTo (a DestinationRule in the service's own namespace applies to every caller)",
+        ),
+        Some(_) => {}
+    }
     let mut fragment = Fragment::default();
     if let Some(tp) = &dr.traffic_policy {
         fragment.load_balancer = tp

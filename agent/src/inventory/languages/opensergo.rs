@@ -193,20 +193,19 @@ pub(super) fn workload_labels(
     report.services = tagged.into_iter().map(|p| format!("pod {p}")).collect();
 }
 
-/// A strategy named by a rule: the rule's namespace first, then a unique name anywhere
-/// (OpenSergo examples often leave strategies without a namespace).
+/// A strategy named by a rule, in the rule's own namespace: another namespace's strategy
+/// of the same name never fills in (it would set this namespace's limits).
 fn find<'a>(
     strategies: &[(&'a ForeignDoc, &'a Strategy)],
     namespace: &str,
     r: &StrategyRef,
 ) -> Option<&'a Strategy> {
-    let named: Vec<(&ForeignDoc, &Strategy)> = strategies
+    strategies
         .iter()
-        .filter(|(d, s)| d.name == r.name && r.kind.as_deref().is_none_or(|k| k == s.kind()))
-        .copied()
-        .collect();
-    let here = named.iter().find(|(d, _)| d.namespace == namespace).copied();
-    here.or_else(|| (named.len() == 1).then(|| named[0])).map(|(_, s)| s)
+        .find(|(d, s)| {
+            d.namespace == namespace && d.name == r.name && r.kind.as_deref().is_none_or(|k| k == s.kind())
+        })
+        .map(|(_, s)| *s)
 }
 
 pub(super) fn fault_tolerance(
@@ -293,7 +292,7 @@ pub(super) fn fault_tolerance(
             }
             None => {
                 report.reason = "StrategyNotFound".into();
-                report.message = format!("{at}: no strategy named {}", r.name);
+                report.message = format!("{at}: no strategy named {} in namespace {}", r.name, doc.namespace);
             }
         }
     }

@@ -40,7 +40,8 @@ const SEED_004_JASON: &str = include_str!("../../../../deploy/examples/languages
 /// Seed 004, verbatim: subsets by the `version` label, load balancing per subset.
 const SEED_004_DR: &str = include_str!("../../../../deploy/examples/languages/istio-destinationrule.yaml");
 
-/// Seed 001, verbatim: 10 QPS on `/foo`, rejected with Sentinel's 429.
+/// Seed 001: 10 QPS on `/foo`, rejected with Sentinel's 429 (strategies in the rule's
+/// namespace).
 const SEED_001_SENTINEL: &str = include_str!("../../../../deploy/examples/languages/opensergo-sentinel.yaml");
 
 fn reviews_cluster() -> String {
@@ -288,10 +289,10 @@ fn an_opensergo_traffic_router_falls_back_per_destination() {
 fn opensergo_strategies_of_every_spec_version_map_and_unknown_ones_are_named() {
     let mut y = pod("prod", "foo-1", "10.0.1.1", "app: foo-app");
     y += &service("prod", "foo-app", "10.96.1.1", "app: foo-app");
-    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: RateLimitStrategy\nmetadata: {name: per-second}\nspec: {metricType: RequestAmount, limitMode: GlobalToLocal, threshold: 5, statDurationSeconds: 2}\n";
-    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: CircuitBreakerStrategy\nmetadata: {name: slow}\nspec: {strategy: SlowRequestRatio, triggerRatio: '60%', statDuration: '30s', recoveryTimeout: '5s', minRequestAmount: 5, slowConditions: {maxAllowedRt: '500ms'}}\n";
-    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: ConcurrencyLimitStrategy\nmetadata: {name: cap}\nspec: {maxConcurrency: 8, limitMode: Global}\n";
-    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: AdaptiveOverloadProtectionStrategy\nmetadata: {name: bbr}\nspec: {metricType: CpuPercentage, triggerThreshold: '70%', adaptiveStrategy: BBR}\n";
+    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: RateLimitStrategy\nmetadata: {name: per-second, namespace: prod}\nspec: {metricType: RequestAmount, limitMode: GlobalToLocal, threshold: 5, statDurationSeconds: 2}\n";
+    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: CircuitBreakerStrategy\nmetadata: {name: slow, namespace: prod}\nspec: {strategy: SlowRequestRatio, triggerRatio: '60%', statDuration: '30s', recoveryTimeout: '5s', minRequestAmount: 5, slowConditions: {maxAllowedRt: '500ms'}}\n";
+    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: ConcurrencyLimitStrategy\nmetadata: {name: cap, namespace: prod}\nspec: {maxConcurrency: 8, limitMode: Global}\n";
+    y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: AdaptiveOverloadProtectionStrategy\nmetadata: {name: bbr, namespace: prod}\nspec: {metricType: CpuPercentage, triggerThreshold: '70%', adaptiveStrategy: BBR}\n";
     y += "---\napiVersion: fault-tolerance.opensergo.io/v1alpha1\nkind: FaultToleranceRule\nmetadata: {name: r, namespace: prod}\nspec:\n  selector: {app: foo-app}\n  strategies: [{name: per-second}, {name: slow}, {name: cap}, {name: bbr}]\n";
     let snap = load_str(&y).expect("valid");
     let p = policy(&snap, "prod", "foo-app");
