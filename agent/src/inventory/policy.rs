@@ -123,6 +123,18 @@ pub struct SubsetDef {
     /// Replaces the service's load balancing within this subset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load_balancer: Option<LoadBalancer>,
+    /// Set by translation (a Gateway API backendRef): the subset is this Service's
+    /// endpoints on this port, not the service's own pods by labels.
+    #[serde(skip)]
+    pub backend: Option<BackendService>,
+}
+
+/// Another Service's port, whose endpoints a subset stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendService {
+    pub namespace: String,
+    pub name: String,
+    pub port: u16,
 }
 
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
@@ -295,7 +307,7 @@ pub struct KeyMatch {
     pub present: Option<bool>,
 }
 
-#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Destination {
     pub subset: String,
@@ -305,6 +317,12 @@ pub struct Destination {
     /// Stands in when `subset` has no ready endpoint (OpenSergo TrafficRouter's fallback).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fallback: Option<String>,
+    /// Header changes on requests this destination serves, after the route's.
+    #[serde(default, skip_serializing_if = "HeaderRewrite::is_empty")]
+    pub headers: HeaderRewrite,
+    /// Header changes on this destination's responses, after the route's.
+    #[serde(default, skip_serializing_if = "HeaderRewrite::is_empty")]
+    pub response_headers: HeaderRewrite,
 }
 
 fn default_weight() -> u32 {
@@ -515,7 +533,7 @@ pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), FieldError> {
         if d.name.is_empty() || d.name == BASE_SUBSET {
             return Err(FieldError::new(format!("spec.subsets[{i}].name"), "must be a name other than base"));
         }
-        if d.labels.is_empty() {
+        if d.labels.is_empty() && d.backend.is_none() {
             return Err(FieldError::new(format!("spec.subsets[{i}].labels"), "give at least one label"));
         }
         if spec.subsets[..i].iter().any(|o| o.name == d.name) {

@@ -16,10 +16,10 @@ use super::{
     state::ProxyState,
 };
 use crate::{
-    inventory::policy::HeaderRewrite,
+    inventory::policy::{Destination, HeaderRewrite},
     policy::Plan as Policy,
     routing::{CompiledRoute, Decision, NoRoute, PickKey, Placement, RequestView, RouteError, ServiceRoutes},
-    vocab::{Lane, UpstreamAddr},
+    vocab::{Lane, SubsetReason, UpstreamAddr},
 };
 
 /// The metric label of a destination that is a pod IP, and of one graylane does not know.
@@ -100,14 +100,35 @@ impl RequestPlan {
     pub fn rewrite(&self, headers: &mut HeaderMap) {
         if let Some(r) = self.route() {
             rewrite(headers, &r.rewrite);
+            if let Some(d) = self.destination(r) {
+                rewrite(headers, &d.headers);
+            }
         }
     }
 
     /// The route's changes to the upstream's response headers.
     pub fn rewrite_response(&self, headers: &mut HeaderMap) {
-        if let Some(r) = self.route().filter(|r| !r.response_headers.is_empty()) {
-            rewrite(headers, &r.response_headers);
+        if let Some(r) = self.route() {
+            if !r.response_headers.is_empty() {
+                rewrite(headers, &r.response_headers);
+            }
+            if let Some(d) = self.destination(r) {
+                rewrite(headers, &d.response_headers);
+            }
         }
+    }
+
+    /// The route's destination the request went to, when it has header changes of its own
+    /// (not when the request's lane chose the subset).
+    fn destination<'r>(&self, route: &'r CompiledRoute) -> Option<&'r Destination> {
+        if !route.destination_headers {
+            return None;
+        }
+        let d = self.target.as_ref().ok()?.decision.as_ref()?;
+        if d.reason != SubsetReason::Route {
+            return None;
+        }
+        route.destinations.iter().find(|x| *x.subset == *d.subset)
     }
 
     /// Another endpoint for a retry: same lane, route and subset rules, avoiding `failed`

@@ -80,7 +80,7 @@ impl Endpoint {
         e.placement = Placement::of(pod);
         e.subsets = defs
             .iter()
-            .filter(|d| d.labels.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
+            .filter(|d| d.backend.is_none() && d.labels.iter().all(|(k, v)| pod.labels.get(k) == Some(v)))
             .map(|d| Arc::from(d.name.as_str()))
             .collect();
         e

@@ -53,6 +53,8 @@ pub struct CompiledRoute {
     /// The service port it is for (`None`: every port).
     port: Option<u16>,
     pub destinations: Vec<Destination>,
+    /// Whether a destination has header changes of its own.
+    pub destination_headers: bool,
     pub rewrite: HeaderRewrite,
     pub response_headers: HeaderRewrite,
     pub url: Option<UrlRewrite>,
@@ -82,6 +84,10 @@ impl CompiledRoute {
             source_labels: route.matches.source_labels.clone(),
             port: route.matches.port,
             destinations: route.destinations.clone(),
+            destination_headers: route
+                .destinations
+                .iter()
+                .any(|d| !d.headers.is_empty() || !d.response_headers.is_empty()),
             rewrite: route.headers.clone(),
             response_headers: route.response_headers.clone(),
             url: route.rewrite.clone(),

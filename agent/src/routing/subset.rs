@@ -21,6 +21,9 @@ use crate::{
 /// The subset of untagged endpoints (or of every endpoint when none is untagged).
 pub const BASE: &str = crate::inventory::policy::BASE_SUBSET;
 
+/// The endpoints of subsets that are other Services, by subset name.
+pub type Backends = HashMap<String, Vec<Arc<Endpoint>>>;
+
 pub(super) struct Subset {
     pub(super) name: Arc<str>,
     pub(super) endpoints: Vec<Arc<Endpoint>>,
@@ -33,7 +36,12 @@ pub(super) struct Subsets {
 }
 
 impl Subsets {
-    fn build(endpoints: &[Arc<Endpoint>], lb: &LoadBalancer, defs: &[SubsetDef]) -> Self {
+    fn build(
+        endpoints: &[Arc<Endpoint>],
+        lb: &LoadBalancer,
+        defs: &[SubsetDef],
+        backends: &Backends,
+    ) -> Self {
         let mut groups: HashMap<String, Vec<Arc<Endpoint>>> = HashMap::new();
         for e in endpoints {
             let name = e.tag.clone().unwrap_or_else(|| BASE.to_owned());
@@ -49,6 +57,10 @@ impl Subsets {
                     group.push(e.clone());
                 }
             }
+        }
+        // Backend subsets: another Service's endpoints.
+        for (name, eps) in backends {
+            groups.entry(name.clone()).or_default().extend(eps.iter().cloned());
         }
         if !groups.contains_key(BASE) {
             groups.insert(BASE.to_owned(), endpoints.to_vec());
@@ -97,17 +109,31 @@ pub struct ServiceEndpoints {
 }
 
 impl ServiceEndpoints {
+    /// `backends`: the endpoints of the subsets that are other Services ([`SubsetDef::backend`]).
     pub fn build(
         service: String,
         endpoints: &[Arc<Endpoint>],
         lb: &LoadBalancer,
         defs: &[SubsetDef],
+        backends: &Backends,
     ) -> Self {
-        let mut tenants: HashMap<Option<String>, Vec<Arc<Endpoint>>> = HashMap::new();
+        let mut tenants: HashMap<Option<String>, (Vec<Arc<Endpoint>>, Backends)> = HashMap::new();
         for e in endpoints {
-            tenants.entry(e.tenant.clone()).or_default().push(e.clone());
+            tenants.entry(e.tenant.clone()).or_default().0.push(e.clone());
         }
-        let by_tenant = tenants.into_iter().map(|(t, eps)| (t, Subsets::build(&eps, lb, defs))).collect();
+        for (name, eps) in backends {
+            for e in eps {
+                tenants
+                    .entry(e.tenant.clone())
+                    .or_default()
+                    .1
+                    .entry(name.clone())
+                    .or_default()
+                    .push(e.clone());
+            }
+        }
+        let by_tenant =
+            tenants.into_iter().map(|(t, (eps, b))| (t, Subsets::build(&eps, lb, defs, &b))).collect();
         Self { service, by_tenant }
     }
 
@@ -257,6 +283,7 @@ mod tests {
             &[ep(1, None, None), ep(2, Some("v2"), None)],
             &LoadBalancer::default(),
             &[],
+            &Backends::new(),
         );
         assert_eq!(
             decide(&svc, &lane(Some("v2"), None), &Fallback::default()).expect("v2").1,
@@ -294,6 +321,7 @@ mod tests {
             &[ep(1, None, Some("acme")), ep(2, None, Some("globex")), ep(3, None, None)],
             &LoadBalancer::default(),
             &[],
+            &Backends::new(),
         );
         for _ in 0..20 {
             assert_eq!(decide(&svc, &lane(None, Some("acme")), &Fallback::default()).expect("acme").2, "p1");
@@ -304,8 +332,13 @@ mod tests {
                 "p3"
             );
         }
-        let only_acme =
-            ServiceEndpoints::build("s".into(), &[ep(1, None, Some("acme"))], &LoadBalancer::default(), &[]);
+        let only_acme = ServiceEndpoints::build(
+            "s".into(),
+            &[ep(1, None, Some("acme"))],
+            &LoadBalancer::default(),
+            &[],
+            &Backends::new(),
+        );
         assert!(matches!(
             decide(&only_acme, &lane(None, Some("globex")), &Fallback::default()),
             Err(RouteError::TenantIsolation { .. })
@@ -329,6 +362,7 @@ mod fallback_tests {
             subset: subset.into(),
             weight: 100,
             fallback: fallback.map(Into::into),
+            ..Default::default()
         };
         assert_eq!(weighted(&[to("v2", Some("v1"))], &up), Some("v1"));
         assert_eq!(weighted(&[to("v2", None)], &up), None);

@@ -12,7 +12,7 @@ use super::{
     data::DataRules,
     endpoint::Endpoint,
     rules::cookie,
-    subset::{BASE, Decision, RouteError, ServiceEndpoints},
+    subset::{BASE, Backends, Decision, RouteError, ServiceEndpoints},
 };
 use crate::inventory::{
     ServicePort, Snapshot,
@@ -205,8 +205,28 @@ impl RoutingTable {
                 .flat_map(|ip| svc.ports.iter().map(move |p| (*ip, p)))
                 .map(|(ip, p)| (ip, p, snapshot.endpoints(svc, p, ip.is_ipv6())))
                 .collect();
-            let mut addrs: Vec<SocketAddr> =
-                ports.iter().flat_map(|(_, _, eps)| eps.iter().map(|(_, a)| *a)).collect();
+            let defs = policy.map(|(_, p)| p.subsets.as_slice()).unwrap_or_default();
+            // Subsets that are other Services (Gateway API backends): their endpoints, per
+            // address family.
+            let backends = |v6: bool| -> Vec<(String, Vec<(Arc<crate::inventory::Pod>, SocketAddr)>)> {
+                defs.iter()
+                    .filter_map(|d| {
+                        let b = d.backend.as_ref()?;
+                        let bsvc = snapshot
+                            .services
+                            .iter()
+                            .find(|s| s.namespace == b.namespace && s.name == b.name)?;
+                        let bport = bsvc.ports.iter().find(|p| p.port == b.port)?;
+                        Some((d.name.clone(), snapshot.endpoints(bsvc, bport, v6)))
+                    })
+                    .collect()
+            };
+            let backend_eps = [backends(false), backends(true)];
+            let mut addrs: Vec<SocketAddr> = ports
+                .iter()
+                .flat_map(|(_, _, eps)| eps.iter().map(|(_, a)| *a))
+                .chain(backend_eps.iter().flatten().flat_map(|(_, eps)| eps.iter().map(|(_, a)| *a)))
+                .collect();
             addrs.sort_unstable();
             addrs.dedup();
             let mut subsets: Vec<String> = ports
@@ -275,7 +295,6 @@ impl RoutingTable {
                     .collect()
             };
             let lb = policy.map(|(_, p)| p.load_balancer.clone()).unwrap_or_default();
-            let defs = policy.map(|(_, p)| p.subsets.as_slice()).unwrap_or_default();
             // One hash key per request: the service's, else the one a subset hashes on.
             let hash_on = lb.hash_on.clone().or_else(|| {
                 defs.iter().find_map(|d| d.load_balancer.as_ref().and_then(|l| l.hash_on.clone()))
@@ -302,6 +321,14 @@ impl RoutingTable {
                 }
                 let endpoints: Vec<Arc<Endpoint>> =
                     eps.into_iter().map(|(pod, addr)| Arc::new(Endpoint::of(addr, &pod, defs))).collect();
+                let backends: Backends = backend_eps[usize::from(ip.is_ipv6())]
+                    .iter()
+                    .map(|(name, eps)| {
+                        let eps =
+                            eps.iter().map(|(pod, addr)| Arc::new(Endpoint::of(*addr, pod, &[]))).collect();
+                        (name.clone(), eps)
+                    })
+                    .collect();
                 let entry = ServiceRoutes {
                     name: name.clone(),
                     namespace: namespace.clone(),
@@ -311,7 +338,7 @@ impl RoutingTable {
                     views: views_of(port.port),
                     fallback,
                     hash_on: hash_on.clone(),
-                    endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb, defs),
+                    endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb, defs, &backends),
                     plan: plan.clone(),
                     source: source.clone(),
                     data,

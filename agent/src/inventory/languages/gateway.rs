@@ -10,10 +10,9 @@ use serde_json::Value;
 
 use super::{Emit, ForeignDoc, Fragment, Precedence, Rank, Report, Scope, duration::period};
 use crate::inventory::{
-    model::{Service, TargetPort},
     policy::{
-        Destination, HeaderRewrite, KeyMatch, PrefixRewrite, Redirect, Route, RouteMatch, StringMatch,
-        SubsetDef, UrlRewrite,
+        BackendService, Destination, HeaderRewrite, KeyMatch, PrefixRewrite, Redirect, Route, RouteMatch,
+        StringMatch, SubsetDef, UrlRewrite,
     },
     resilience::{Fault, FaultAbort, Mirror, Resilience, Retry},
 };
@@ -179,7 +178,8 @@ struct BackendRef {
     #[serde(flatten)]
     target: ObjectRef,
     weight: Option<u32>,
-    filters: Option<Value>,
+    #[serde(default)]
+    filters: Vec<Filter>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -296,9 +296,9 @@ pub(super) fn http_route(
     }
 }
 
-/// The subset a backend Service stands for: its selector's pods among the parent's. Its
-/// share goes to the parent's target port on those pods, so a backend whose port leads
-/// elsewhere is refused, never routed to the wrong port.
+/// The subset a backend Service stands for: that Service's endpoints on its `port` (its own
+/// target port on its own pods). A Service of another namespace needs a ReferenceGrant there
+/// for HTTPRoutes of this one, except the parent itself (a GAMMA consumer route names it).
 fn backend_subset(
     target: &ObjectRef,
     at: &str,
@@ -312,59 +312,47 @@ fn backend_subset(
         report.unsupported(format!("{at}: kind {} (only Services)", target.kind.as_deref().unwrap_or("")));
         return None;
     }
-    if target.namespace.as_deref().is_some_and(|ns| ns != doc.namespace) {
-        report.unsupported(format!("{at}.namespace (backends in another namespace)"));
-        return None;
-    }
-    let Some(svc) = scope.named(&doc.namespace, &target.name).and_then(|k| scope.service(&k)) else {
-        report.reason = "BackendNotFound".into();
-        report.message = format!("{at}: Service {}/{} not found", doc.namespace, target.name);
-        return None;
-    };
-    if svc.selector.is_empty() {
-        report.unsupported(format!("{at}: Service {} has no selector", target.name));
-        return None;
-    }
-    if let Some(parent) = scope.service(parent)
-        && let Err(why) = same_target_port(svc, target.port, parent)
+    let key = (target.namespace.clone().unwrap_or_else(|| doc.namespace.clone()), target.name.clone());
+    let here = key.0 == doc.namespace;
+    if !here
+        && key != *parent
+        && !scope.granted("gateway.networking.k8s.io", "HTTPRoute", &doc.namespace, &key)
     {
-        report.unsupported(format!("{at}.port: {why}"));
+        report.reason = "RefNotPermitted".into();
+        report.message = format!(
+            "{at}: Service {}/{} is in another namespace, and no ReferenceGrant there allows HTTPRoutes of {}",
+            key.0, key.1, doc.namespace
+        );
         return None;
     }
-    subsets.entry(svc.name.clone()).or_insert_with(|| SubsetDef {
-        name: svc.name.clone(),
-        labels: svc.selector.clone(),
+    let Some(svc) = scope.service(&key) else {
+        report.reason = "BackendNotFound".into();
+        report.message = format!("{at}: Service {}/{} not found", key.0, key.1);
+        return None;
+    };
+    let Some(port) = target.port else {
+        report.unsupported(format!("{at}.port: required for a Service backend ({})", key.1));
+        return None;
+    };
+    if !svc.ports.iter().any(|p| p.port == port) {
+        report.reason = "BackendNotFound".into();
+        report.message = format!("{at}.port: Service {}/{} has no port {port}", key.0, key.1);
+        return None;
+    }
+    let backend = BackendService { namespace: key.0.clone(), name: key.1.clone(), port };
+    let base = if here { key.1.clone() } else { format!("{}/{}", key.0, key.1) };
+    // One subset per backend Service and port: the first port keeps the plain name.
+    let name = match subsets.get(&base) {
+        Some(d) if d.backend.as_ref() != Some(&backend) => format!("{base}:{port}"),
+        _ => base,
+    };
+    subsets.entry(name.clone()).or_insert_with(|| SubsetDef {
+        name: name.clone(),
+        labels: BTreeMap::new(),
         load_balancer: None,
+        backend: Some(backend),
     });
-    Some(svc.name.clone())
-}
-
-/// Whether `port` of `backend` leads to the container port every port of `parent` leads to.
-fn same_target_port(backend: &Service, port: Option<u16>, parent: &Service) -> Result<(), String> {
-    let Some(port) = port else {
-        return Err(format!("required for a Service backend ({})", backend.name));
-    };
-    let Some(bp) = backend.ports.iter().find(|p| p.port == port) else {
-        return Err(format!("Service {} has no port {port}", backend.name));
-    };
-    match parent.ports.iter().find(|pp| pp.target_port != bp.target_port) {
-        None => Ok(()),
-        Some(pp) => Err(format!(
-            "Service {} sends port {port} to {}, but {} sends port {} to {}: graylane sends a backend's share to the parent's target port, so this backend is not used",
-            backend.name,
-            target_port(&bp.target_port),
-            parent.name,
-            pp.port,
-            target_port(&pp.target_port)
-        )),
-    }
-}
-
-fn target_port(t: &TargetPort) -> String {
-    match t {
-        TargetPort::Number(n) => n.to_string(),
-        TargetPort::Name(n) => n.clone(),
-    }
+    Some(name)
 }
 
 fn rule_route(
@@ -452,14 +440,23 @@ fn rule_route(
     let mut broken = 0;
     for (j, b) in rule.backend_refs.iter().enumerate() {
         let at = format!("{at}.backendRefs[{j}]");
-        if b.filters.is_some() {
-            report.unsupported(format!("{at}.filters"));
+        let (mut headers, mut response_headers) = (HeaderRewrite::default(), HeaderRewrite::default());
+        for (k, f) in b.filters.iter().enumerate() {
+            match (f.kind.as_str(), &f.request_header_modifier, &f.response_header_modifier) {
+                ("RequestHeaderModifier", Some(m), _) => modify(&mut headers, m),
+                ("ResponseHeaderModifier", _, Some(m)) => modify(&mut response_headers, m),
+                (other, _, _) => report.unsupported(format!("{at}.filters[{k}]: {other}")),
+            }
         }
         let weight = b.weight.unwrap_or(1);
         match backend_subset(&b.target, &at, service, doc, scope, report, subsets) {
-            Some(subset) if weight > 0 => {
-                destinations.push(Destination { subset, weight: weight.min(10_000), fallback: None })
-            }
+            Some(subset) if weight > 0 => destinations.push(Destination {
+                subset,
+                weight: weight.min(10_000),
+                fallback: None,
+                headers,
+                response_headers,
+            }),
             Some(_) => {}
             None => broken += 1,
         }
@@ -475,7 +472,14 @@ fn rule_route(
             abort: Some(FaultAbort { status: 500, percentage: 100.0 }),
             delay: None,
         }];
-    } else if destinations.len() == 1 && destinations[0].subset == service.1 {
+    } else if destinations.len() == 1
+        && destinations[0].headers.is_empty()
+        && destinations[0].response_headers.is_empty()
+        && subsets
+            .get(&destinations[0].subset)
+            .and_then(|d| d.backend.as_ref())
+            .is_some_and(|b| b.namespace == service.0 && b.name == service.1)
+    {
         // The parent itself: the lane decides, as without a route.
         destinations.clear();
     }

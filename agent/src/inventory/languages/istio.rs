@@ -369,6 +369,7 @@ pub(super) fn virtual_service(
                 name: service.1.clone(),
                 labels: svc.selector.clone(),
                 load_balancer: None,
+                backend: None,
             });
         }
         emit(service, rank, fragment, report);
@@ -473,9 +474,6 @@ fn http_route(
         if d.destination.port.is_some() {
             report.unsupported(format!("{at}.destination.port"));
         }
-        if d.headers.is_some() {
-            report.unsupported(format!("{at}.headers (per destination)"));
-        }
         let subset = d.destination.subset.clone().unwrap_or_else(|| service.1.clone());
         let fallback = match &d.destination.fallback {
             Some(_) if doc.kind != "TrafficRouter" => {
@@ -490,7 +488,11 @@ fn http_route(
             None => None,
         };
         let weight = d.weight.unwrap_or(if several { 0 } else { 100 });
-        destinations.push(Destination { subset, weight, fallback });
+        let (headers, response_headers) = match &d.headers {
+            Some(h) => (ops(&h.request), ops(&h.response)),
+            None => Default::default(),
+        };
+        destinations.push(Destination { subset, weight, fallback, headers, response_headers });
     }
     if destinations.is_empty() {
         report.unsupported(format!("{at}: no destination in this service (the route is skipped)"));
@@ -500,7 +502,12 @@ fn http_route(
         destinations.iter_mut().for_each(|d| d.weight = 1);
     }
     // One destination that is the whole service: the lane decides, as without a route.
-    if destinations.len() == 1 && destinations[0].subset == service.1 && destinations[0].fallback.is_none() {
+    if destinations.len() == 1
+        && destinations[0].subset == service.1
+        && destinations[0].fallback.is_none()
+        && destinations[0].headers.is_empty()
+        && destinations[0].response_headers.is_empty()
+    {
         destinations.clear();
     }
     let mut resilience = Resilience::default();
@@ -526,15 +533,6 @@ fn http_route(
             report.unsupported(format!("{at}.mirror.host: {} (another service)", m.host));
         }
     }
-    let ops = |o: &Option<HeaderOps>| {
-        let mut out = HeaderRewrite::default();
-        if let Some(o) = o {
-            out.add.extend(o.set.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())));
-            out.append.extend(o.add.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())));
-            out.remove.extend(o.remove.iter().map(|k| k.to_ascii_lowercase()));
-        }
-        out
-    };
     let (headers, response_headers) = match &http.headers {
         Some(h) => (ops(&h.request), ops(&h.response)),
         None => Default::default(),
@@ -549,6 +547,17 @@ fn http_route(
         redirect: None,
         resilience,
     })
+}
+
+/// Istio's header operations: `set` replaces, `add` appends, `remove`.
+fn ops(o: &Option<HeaderOps>) -> HeaderRewrite {
+    let mut out = HeaderRewrite::default();
+    if let Some(o) = o {
+        out.add.extend(o.set.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())));
+        out.append.extend(o.add.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())));
+        out.remove.extend(o.remove.iter().map(|k| k.to_ascii_lowercase()));
+    }
+    out
 }
 
 fn route_match(m: &HttpMatch, at: &str, report: &mut Report) -> RouteMatch {
@@ -724,6 +733,7 @@ pub(super) fn destination_rule(
             name: s.name.clone(),
             labels: s.labels.clone(),
             load_balancer: load,
+            backend: None,
         });
     }
     emit(service, Rank::DestinationRule, fragment, report);
