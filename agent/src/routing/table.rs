@@ -24,6 +24,9 @@ use crate::{
     vocab::Lane,
 };
 
+/// An endpoint as the inventory gives it: its pod and address.
+type PodAddr = (Arc<crate::inventory::Pod>, SocketAddr);
+
 /// What a service port speaks, from its `appProtocol` or name; `Detect` peeks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -208,7 +211,7 @@ impl RoutingTable {
             let defs = policy.map(|(_, p)| p.subsets.as_slice()).unwrap_or_default();
             // Subsets that are other Services (Gateway API backends): their endpoints, per
             // address family.
-            let backends = |v6: bool| -> Vec<(String, Vec<(Arc<crate::inventory::Pod>, SocketAddr)>)> {
+            let backends = |v6: bool| -> Vec<(String, Vec<PodAddr>)> {
                 defs.iter()
                     .filter_map(|d| {
                         let b = d.backend.as_ref()?;
