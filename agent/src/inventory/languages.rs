@@ -52,6 +52,7 @@ pub enum Foreign {
     TrafficRouter(Box<istio::VirtualService>),
     DestinationRule(Box<istio::DestinationRule>),
     HttpRoute(Box<gateway::HttpRoute>),
+    GrpcRoute(Box<gateway::GrpcRoute>),
     WorkloadLabelRule(opensergo::WorkloadLabelRule),
     Strategy(Box<opensergo::Strategy>),
     FaultToleranceRule(opensergo::FaultToleranceRule),
@@ -109,6 +110,9 @@ pub fn parse(
         ("gateway.networking.k8s.io", "HTTPRoute") => {
             typed(spec, &mut unknown).map(|s| Foreign::HttpRoute(Box::new(s)))
         }
+        ("gateway.networking.k8s.io", "GRPCRoute") => {
+            typed(spec, &mut unknown).map(|s| Foreign::GrpcRoute(Box::new(s)))
+        }
         ("gateway.networking.k8s.io", "ReferenceGrant") => {
             typed(spec, &mut unknown).map(Foreign::ReferenceGrant)
         }
@@ -140,6 +144,7 @@ pub fn parse(
         Ok(Foreign::TrafficRouter(_)) => "TrafficRouter",
         Ok(Foreign::DestinationRule(_)) => "DestinationRule",
         Ok(Foreign::HttpRoute(_)) => "HTTPRoute",
+        Ok(Foreign::GrpcRoute(_)) => "GRPCRoute",
         Ok(Foreign::WorkloadLabelRule(_)) => "WorkloadLabelRule",
         Ok(Foreign::Strategy(s)) => s.kind(),
         Ok(Foreign::FaultToleranceRule(_)) => "FaultToleranceRule",
@@ -307,6 +312,7 @@ pub fn translate(
             }
             Foreign::DestinationRule(dr) => istio::destination_rule(dr, doc, &scope, &mut report, &mut add),
             Foreign::HttpRoute(r) => gateway::http_route(r, doc, &scope, &mut report, &mut add),
+            Foreign::GrpcRoute(r) => gateway::grpc_route(r, doc, &scope, &mut report, &mut add),
             Foreign::FaultToleranceRule(r) => {
                 opensergo::fault_tolerance(r, doc, &scope, &strategies, &mut report, &mut add)
             }

@@ -27,6 +27,7 @@ pub const CONTROLLER: &str = "graylane.io/agent";
 const KINDS: &[(&str, &[&str], &str, &str)] = &[
     ("gateway.networking.k8s.io", &["v1", "v1beta1"], "HTTPRoute", "httproutes"),
     ("gateway.networking.k8s.io", &["v1", "v1beta1"], "ReferenceGrant", "referencegrants"),
+    ("gateway.networking.k8s.io", &["v1"], "GRPCRoute", "grpcroutes"),
     ("networking.istio.io", &["v1", "v1beta1", "v1alpha3"], "VirtualService", "virtualservices"),
     ("networking.istio.io", &["v1", "v1beta1", "v1alpha3"], "DestinationRule", "destinationrules"),
     ("traffic.opensergo.io", &["v1alpha1"], "TrafficRouter", "trafficrouters"),

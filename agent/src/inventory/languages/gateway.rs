@@ -197,6 +197,103 @@ struct RetryPolicy {
     backoff: Option<String>,
 }
 
+/// Gateway API `GRPCRoute` on a Service: read as the HTTPRoute it is on the wire (a gRPC call
+/// is a request to `/<service>/<method>`), so matches, precedence, filters, weights and
+/// backends are the HTTPRoute's.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GrpcRoute {
+    #[serde(default)]
+    parent_refs: Vec<ParentRef>,
+    #[serde(default)]
+    hostnames: Vec<String>,
+    #[serde(default)]
+    rules: Vec<GrpcRule>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GrpcRule {
+    name: Option<String>,
+    #[serde(default)]
+    matches: Vec<GrpcMatch>,
+    #[serde(default)]
+    filters: Vec<Filter>,
+    #[serde(default)]
+    backend_refs: Vec<BackendRef>,
+    session_persistence: Option<Value>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct GrpcMatch {
+    method: Option<MethodMatch>,
+    #[serde(default)]
+    headers: Vec<ValueMatch>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+struct MethodMatch {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    service: Option<String>,
+    method: Option<String>,
+}
+
+impl MethodMatch {
+    /// The path match of a method match: exact `/<service>/<method>`, the service's prefix,
+    /// or a regular expression over both parts.
+    fn path(&self) -> PathMatch {
+        let (service, method) = (self.service.as_deref(), self.method.as_deref());
+        let any = "[^/]+";
+        let (kind, value) = match (self.kind.as_deref().unwrap_or("Exact"), service, method) {
+            ("Exact", Some(s), Some(m)) => ("Exact", format!("/{s}/{m}")),
+            ("Exact", Some(s), None) => ("PathPrefix", format!("/{s}")),
+            ("Exact", None, Some(m)) => ("RegularExpression", format!("/{any}/{}", regex::escape(m))),
+            ("Exact", None, None) => ("PathPrefix", "/".to_owned()),
+            (_, s, m) => ("RegularExpression", format!("/{}/{}", s.unwrap_or(any), m.unwrap_or(any))),
+        };
+        PathMatch { kind: Some(kind.to_owned()), value: Some(value) }
+    }
+}
+
+impl GrpcRoute {
+    fn as_http(&self) -> HttpRoute {
+        let rules = self
+            .rules
+            .iter()
+            .map(|r| Rule {
+                name: r.name.clone(),
+                matches: r
+                    .matches
+                    .iter()
+                    .map(|m| Match {
+                        path: m.method.as_ref().map(MethodMatch::path),
+                        headers: m.headers.clone(),
+                        query_params: Vec::new(),
+                        method: None,
+                    })
+                    .collect(),
+                filters: r.filters.clone(),
+                backend_refs: r.backend_refs.clone(),
+                timeouts: None,
+                retry: None,
+                session_persistence: r.session_persistence.clone(),
+            })
+            .collect();
+        HttpRoute { parent_refs: self.parent_refs.clone(), hostnames: self.hostnames.clone(), rules }
+    }
+}
+
+pub(super) fn grpc_route(
+    route: &GrpcRoute,
+    doc: &ForeignDoc,
+    scope: &Scope<'_>,
+    report: &mut Report,
+    emit: &mut Emit<'_>,
+) {
+    http_route(&route.as_http(), doc, scope, report, emit);
+}
+
 fn is_service(group: &Option<String>, kind: &Option<String>, default_kind: &str) -> bool {
     matches!(group.as_deref(), None | Some("" | "core"))
         && kind.as_deref().unwrap_or(default_kind) == "Service"
