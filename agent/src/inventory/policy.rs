@@ -442,6 +442,12 @@ pub fn validate_policy(spec: &TrafficPolicySpec) -> Result<(), FieldError> {
     if spec.service.is_empty() {
         return Err(FieldError::new("spec.service", "missing"));
     }
+    if spec.service.contains(['.', '/']) {
+        return Err(FieldError::new(
+            "spec.service",
+            "names a Service of the policy's own namespace (a TrafficPolicy acts on its own namespace only)",
+        ));
+    }
     if spec.routes.len() > MAX_ROUTES {
         return Err(FieldError::new(
             "spec.routes",

@@ -116,16 +116,27 @@ pub fn parse(
     (docs, rules)
 }
 
-/// Writes each HTTPRoute's `status.parents[]` entries for its Service parents when they
-/// differ from what the object holds (every node computes the same; the first write wins
-/// and the others find nothing to do). Other controllers' entries are kept.
+/// Writes each HTTPRoute's and GRPCRoute's `status.parents[]` entries for its Service
+/// parents when they differ from what the object holds (every node computes the same; the
+/// first write wins and the others find nothing to do). Other controllers' entries are kept.
 pub async fn write_status(
     client: &Client,
     stores: &[(ApiResource, Store<DynamicObject>)],
     reports: &[Report],
 ) {
-    let Some((ar, store)) = stores.iter().find(|(ar, _)| ar.kind == "HTTPRoute") else { return };
-    for r in reports.iter().filter(|r| r.kind == "HTTPRoute") {
+    for kind in ["HTTPRoute", "GRPCRoute"] {
+        write_kind_status(client, stores, reports, kind).await;
+    }
+}
+
+async fn write_kind_status(
+    client: &Client,
+    stores: &[(ApiResource, Store<DynamicObject>)],
+    reports: &[Report],
+    kind: &str,
+) {
+    let Some((ar, store)) = stores.iter().find(|(ar, _)| ar.kind == kind) else { return };
+    for r in reports.iter().filter(|r| r.kind == kind) {
         let Some(obj) = store
             .state()
             .into_iter()
@@ -138,10 +149,10 @@ pub async fn write_status(
         let patch = json!({ "status": { "parents": parents } });
         match api.patch_status(&r.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
             Ok(_) => {
-                tracing::info!(route = %format!("{}/{}", r.namespace, r.name), reason = %r.reason, "HTTPRoute status written")
+                tracing::info!(%kind, route = %format!("{}/{}", r.namespace, r.name), reason = %r.reason, "route status written")
             }
             Err(e) => {
-                tracing::warn!(route = %format!("{}/{}", r.namespace, r.name), error = %e, "HTTPRoute status not written")
+                tracing::warn!(%kind, route = %format!("{}/{}", r.namespace, r.name), error = %e, "route status not written")
             }
         }
     }
@@ -164,10 +175,10 @@ fn desired(obj: &DynamicObject, r: &Report) -> Option<Vec<Value>> {
             (false, "NoMatchingParent") => ("False", "NoMatchingParent"),
             (false, _) => ("False", "UnsupportedValue"),
         };
-        let (resolved, resolved_reason) = if r.reason == "BackendNotFound" {
-            ("False", "BackendNotFound")
-        } else {
-            ("True", "ResolvedRefs")
+        let (resolved, resolved_reason) = match r.reason.as_str() {
+            "BackendNotFound" => ("False", "BackendNotFound"),
+            "RefNotPermitted" => ("False", "RefNotPermitted"),
+            _ => ("True", "ResolvedRefs"),
         };
         let old = current.iter().find(|p| ours(p) && p["parentRef"] == *parent);
         let condition = |kind: &str, status: &str, reason: &str, message: &str| {
