@@ -14,6 +14,8 @@ const MY_SVC: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 33);
 const FOO_APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 40);
 const PROVIDER: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 41);
 const FOO: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 50);
+const PAY: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 60);
+const CART: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 61);
 
 fn count(v: &Value, pod: &str) -> u64 {
     v["pods"][pod].as_u64().unwrap_or(0)
@@ -257,4 +259,55 @@ fn gateway_api_filters_redirect_rewrite_and_change_response_headers() {
     assert_eq!(echo["headers"]["host"], "backend.internal", "{echo:#}");
     let rules = sb.admin().json("/rules").expect("rules");
     assert!(rules[0]["unsupported"].is_null(), "{rules:#}");
+}
+
+/// The takeover the scoping stops, tried as a hostile namespace would, with pods whose
+/// namespace the kernel vouches for: an HTTPRoute in `attacker` on `victim/pay` (redirect,
+/// cookie, rewritten headers) and a VirtualService there for `pay.victim` with
+/// `exportTo: ["."]` and a 100 % abort. Only the attacker's own client is steered.
+#[test]
+fn a_rule_in_one_namespace_steers_only_the_callers_it_may() {
+    let Some(p) = privileged("cross_namespace") else { return };
+    let mut sb = Sandbox::new(&p).expect("sandbox");
+    sb.add_pod(PodSpec::new("victim-client").namespace("victim")).expect("victim client");
+    sb.add_pod(PodSpec::new("attacker-client").namespace("attacker")).expect("attacker client");
+    serve(&mut sb, PodSpec::new("pay-1").namespace("victim").label("app", "pay"));
+    serve(&mut sb, PodSpec::new("cart-1").namespace("victim").label("app", "cart"));
+    sb.add_service(
+        ServiceSpec::new("pay", PAY).namespace("victim").named_port(80, 8080, "http").select("app", "pay"),
+    );
+    sb.add_service(
+        ServiceSpec::new("cart", CART).namespace("victim").named_port(80, 8080, "http").select("app", "cart"),
+    );
+    sb.add_document(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: takeover, namespace: attacker}\nspec:\n  \
+         parentRefs: [{group: \"\", kind: Service, name: pay, namespace: victim}]\n  rules:\n  \
+         - filters:\n    \
+           - {type: RequestRedirect, requestRedirect: {hostname: evil.example, statusCode: 302}}\n    \
+           - {type: ResponseHeaderModifier, responseHeaderModifier: {set: [{name: set-cookie, value: stolen=1}]}}\n",
+    );
+    sb.add_document(
+        "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: abort, namespace: attacker}\nspec:\n  \
+         exportTo: [\".\"]\n  hosts: [cart.victim.svc.cluster.local]\n  http:\n  \
+         - fault: {abort: {httpStatus: 500, percentage: {value: 100}}}\n    \
+           route: [{destination: {host: cart.victim.svc.cluster.local}}]\n",
+    );
+    sb.start_agent(&AgentOptions::default()).expect("agent");
+    let status = |pod: &str, vip: Ipv4Addr| {
+        let (_, out, _) = sb
+            .pod(pod)
+            .run(
+                "curl",
+                &["-s", "-m", "5", "-o", "/dev/null", "-w", "%{http_code}", &format!("http://{vip}/")],
+            )
+            .expect("curl");
+        out.trim().to_owned()
+    };
+    assert_eq!([status("attacker-client", PAY), status("attacker-client", CART)], ["302", "500"]);
+    assert_eq!([status("victim-client", PAY), status("victim-client", CART)], ["200", "200"]);
+    let (_, head, _) = sb
+        .pod("victim-client")
+        .run("curl", &["-s", "-m", "5", "-D", "-", "-o", "/dev/null", &format!("http://{PAY}/")])
+        .expect("curl");
+    assert!(!head.to_ascii_lowercase().contains("set-cookie"), "{head}");
 }
