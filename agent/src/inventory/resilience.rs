@@ -77,6 +77,27 @@ pub struct Resilience {
     pub mirror: Option<Mirror>,
 }
 
+impl Resilience {
+    /// A route written in another namespace than the service's: the service's settings
+    /// stand (its limits, breakers, faults, timeout and retries protect it from every
+    /// caller); the route adds only what the service leaves unset.
+    pub fn under(service: &Resilience, route: &Resilience) -> Resilience {
+        let mut out = service.clone();
+        macro_rules! unset {
+            ($($field:ident),*) => {$(
+                if out.$field.is_none() {
+                    out.$field = route.$field.clone();
+                }
+            )*};
+        }
+        unset!(timeout, rate_limit, concurrency, retry, circuit_breaker, subset_breaker, mirror);
+        if out.faults.is_empty() {
+            out.faults = route.faults.clone();
+        }
+        out
+    }
+}
+
 /// Shadow traffic: a copy of a share of requests goes to another subset, fire-and-forget
 /// (the caller never waits; the copy's response is discarded; Host gets `-shadow`).
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]

@@ -19,7 +19,7 @@ use crate::{
     inventory::policy::{Destination, HeaderRewrite},
     policy::Plan as Policy,
     routing::{CompiledRoute, Decision, NoRoute, PickKey, Placement, RequestView, RouteError, ServiceRoutes},
-    vocab::{Lane, SubsetReason, UpstreamAddr},
+    vocab::{Lane, UpstreamAddr},
 };
 
 /// The metric label of a destination that is a pod IP, and of one graylane does not know.
@@ -118,17 +118,14 @@ impl RequestPlan {
         }
     }
 
-    /// The route's destination the request went to, when it has header changes of its own
-    /// (not when the request's lane chose the subset).
+    /// The route's destination whose weight sent the request, when destinations have header
+    /// changes of their own (not when the request's lane chose the subset).
     fn destination<'r>(&self, route: &'r CompiledRoute) -> Option<&'r Destination> {
         if !route.destination_headers {
             return None;
         }
         let d = self.target.as_ref().ok()?.decision.as_ref()?;
-        if d.reason != SubsetReason::Route {
-            return None;
-        }
-        route.destinations.iter().find(|x| *x.subset == *d.subset)
+        route.destinations.get(d.destination?)
     }
 
     /// Another endpoint for a retry: same lane, route and subset rules, avoiding `failed`

@@ -87,6 +87,8 @@ pub struct Decision {
     pub subset: Arc<str>,
     pub endpoint: Arc<Endpoint>,
     pub reason: SubsetReason,
+    /// The route's destination whose weight chose the subset, by index.
+    pub destination: Option<usize>,
 }
 
 /// No endpoint may serve the request.
@@ -121,15 +123,16 @@ impl ServiceEndpoints {
         for e in endpoints {
             tenants.entry(e.tenant.clone()).or_default().0.push(e.clone());
         }
+        if tenants.is_empty() && !backends.is_empty() {
+            tenants.insert(None, Default::default());
+        }
+        // A backend's endpoints join the tenants the service has: a backend never makes a
+        // tenant group of its own (its callers would lose the service's shared endpoints).
         for (name, eps) in backends {
             for e in eps {
-                tenants
-                    .entry(e.tenant.clone())
-                    .or_default()
-                    .1
-                    .entry(name.clone())
-                    .or_default()
-                    .push(e.clone());
+                if let Some((_, b)) = tenants.get_mut(&e.tenant) {
+                    b.entry(name.clone()).or_default().push(e.clone());
+                }
             }
         }
         let by_tenant =
@@ -149,6 +152,7 @@ impl ServiceEndpoints {
         let group = self.group(lane)?;
         let routed = route.map(|r| r.destinations.as_slice()).unwrap_or_default();
         let up = |name: &str| group.get(name).is_some() && !health.open(name);
+        let mut destination = None;
         let (mut name, mut reason): (&str, _) = match lane.tag.as_deref() {
             Some(tag) if group.get(tag).is_some() && health.admit(tag) => (tag, SubsetReason::Lane),
             Some(tag) if fallback.isolated.iter().any(|t| t == tag) => return Err(self.unavailable(tag)),
@@ -164,11 +168,16 @@ impl ServiceEndpoints {
                     } else {
                         SubsetReason::FallbackBase
                     };
-                    (weighted(routed, &up).unwrap_or(BASE), reason)
+                    let drawn = weighted(routed, &up);
+                    destination = drawn.map(|(_, i)| i);
+                    (drawn.map_or(BASE, |(name, _)| name), reason)
                 }
             },
             None => match weighted(routed, &up) {
-                Some(s) => (s, SubsetReason::Route),
+                Some((s, i)) => {
+                    destination = Some(i);
+                    (s, SubsetReason::Route)
+                }
                 None if !routed.is_empty() => return Err(self.no_endpoints()),
                 None => (BASE, SubsetReason::Base),
             },
@@ -183,10 +192,16 @@ impl ServiceEndpoints {
                 });
             }
             (name, reason) = (BASE, SubsetReason::FallbackUnhealthy);
+            destination = None;
         }
         let subset = group.get(name).ok_or_else(|| self.no_endpoints())?;
         let i = subset.balancer.pick(&subset.endpoints, key);
-        Ok(Decision { subset: subset.name.clone(), endpoint: subset.endpoints[i].clone(), reason })
+        Ok(Decision {
+            subset: subset.name.clone(),
+            endpoint: subset.endpoints[i].clone(),
+            reason,
+            destination,
+        })
     }
 
     /// A tenant's own endpoints, else the untenanted (shared) ones; never another tenant's.
@@ -218,23 +233,28 @@ impl ServiceEndpoints {
 
 /// A subset drawn by weight among the route's destinations that are `up` (or whose
 /// fallback subset is: a destination whose subset is down stands in with its fallback).
+/// With the subset, the index of the destination drawn.
 fn weighted<'a>(
     destinations: &'a [crate::inventory::policy::Destination],
     up: &dyn Fn(&str) -> bool,
-) -> Option<&'a str> {
+) -> Option<(&'a str, usize)> {
     let serving = |d: &'a crate::inventory::policy::Destination| -> Option<&'a str> {
         if up(&d.subset) { Some(d.subset.as_str()) } else { d.fallback.as_deref().filter(|f| up(f)) }
     };
-    let live: Vec<_> =
-        destinations.iter().filter(|d| d.weight > 0).filter_map(|d| Some((serving(d)?, d.weight))).collect();
-    let total: u32 = live.iter().map(|(_, w)| w).sum();
+    let live: Vec<_> = destinations
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| d.weight > 0)
+        .filter_map(|(i, d)| Some((serving(d)?, i, d.weight)))
+        .collect();
+    let total: u32 = live.iter().map(|(_, _, w)| w).sum();
     if total == 0 {
         return None;
     }
     let mut draw = rand::rng().random_range(0..total);
-    for (name, weight) in live {
+    for (name, i, weight) in live {
         if draw < weight {
-            return Some(name);
+            return Some((name, i));
         }
         draw -= weight;
     }
@@ -274,6 +294,22 @@ mod tests {
         let key = PickKey { hash: None, client: "c" };
         svc.decide(l, None, fallback, &key, &AllHealthy)
             .map(|d| (d.subset.to_string(), d.reason, d.endpoint.pod.to_string()))
+    }
+
+    #[test]
+    fn a_backend_joins_the_services_tenants_and_never_makes_one() {
+        let backends: Backends =
+            [("other".to_owned(), vec![ep(7, None, Some("acme")), ep(8, None, None)])].into();
+        let svc = ServiceEndpoints::build(
+            "s".into(),
+            &[ep(1, None, None)],
+            &LoadBalancer::default(),
+            &[],
+            &backends,
+        );
+        assert_eq!(svc.by_tenant.keys().cloned().collect::<Vec<_>>(), [None]);
+        let acme = lane(None, Some("acme"));
+        assert_eq!(decide(&svc, &acme, &Fallback::default()).map(|d| d.2), Ok("p1".to_owned()));
     }
 
     #[test]
@@ -364,9 +400,9 @@ mod fallback_tests {
             fallback: fallback.map(Into::into),
             ..Default::default()
         };
-        assert_eq!(weighted(&[to("v2", Some("v1"))], &up), Some("v1"));
+        assert_eq!(weighted(&[to("v2", Some("v1"))], &up), Some(("v1", 0)));
         assert_eq!(weighted(&[to("v2", None)], &up), None);
         assert_eq!(weighted(&[to("v2", Some("v3"))], &up), None);
-        assert_eq!(weighted(&[to("v1", Some("v3"))], &up), Some("v1"));
+        assert_eq!(weighted(&[to("v1", Some("v3"))], &up), Some(("v1", 0)));
     }
 }

@@ -17,6 +17,7 @@ use super::{
 use crate::inventory::{
     ServicePort, Snapshot,
     policy::{Fallback, HashOn, TrafficPolicySpec},
+    resilience::Resilience,
 };
 use crate::policy::{Plan, Registry};
 use crate::{
@@ -59,14 +60,14 @@ impl Protocol {
 pub struct ServiceRoutes {
     /// `namespace/name`.
     pub name: Arc<str>,
-    /// The service's namespace: its own rules are for every caller.
-    namespace: Arc<str>,
     /// The service port.
     port: u16,
     pub protocol: Protocol,
     pub(super) routes: Vec<CompiledRoute>,
     /// Who each run of `routes` is for.
-    views: Vec<View>,
+    views: Views,
+    /// The service's own endpoints' addresses, sorted.
+    own: Vec<SocketAddr>,
     pub(super) fallback: Fallback,
     hash_on: Option<HashOn>,
     pub(super) endpoints: ServiceEndpoints,
@@ -89,6 +90,49 @@ struct View {
     source: Arc<str>,
 }
 
+/// The views of a service port, and which one each caller takes, decided once.
+#[derive(Clone, Default)]
+struct Views {
+    list: Vec<View>,
+    /// The view a caller in each namespace some view names takes.
+    by_namespace: HashMap<String, Option<usize>>,
+    /// The view every other caller (another namespace, or no known pod) takes.
+    other: Option<usize>,
+}
+
+impl Views {
+    /// A caller takes the first view that admits it, written in its own namespace, else in
+    /// the service's (`home`), else elsewhere.
+    fn new(list: Vec<View>, home: &str) -> Self {
+        let choose = |ns: Option<&str>| {
+            let admits = |v: &View| match (&v.audience, ns) {
+                (None, _) => true,
+                (Some(names), Some(ns)) => names.iter().any(|n| n == ns),
+                (Some(_), None) => false,
+            };
+            let class = |v: &View| {
+                if Some(v.origin.as_str()) == ns {
+                    0
+                } else if v.origin == home {
+                    1
+                } else {
+                    2
+                }
+            };
+            list.iter().enumerate().filter(|(_, v)| admits(v)).min_by_key(|(_, v)| class(v)).map(|(i, _)| i)
+        };
+        let named: std::collections::BTreeSet<&str> = list
+            .iter()
+            .flat_map(|v| {
+                std::iter::once(v.origin.as_str()).chain(v.audience.iter().flatten().map(String::as_str))
+            })
+            .collect();
+        let by_namespace = named.into_iter().map(|n| (n.to_owned(), choose(Some(n)))).collect();
+        let other = choose(None);
+        Self { list, by_namespace, other }
+    }
+}
+
 /// A closed view had no route for the request: the rules it came from (answered 404).
 #[derive(Debug)]
 pub struct NoRoute(pub Arc<str>);
@@ -103,22 +147,11 @@ impl ServiceRoutes {
         req: &RequestView<'_>,
         caller: Option<(&str, &std::collections::BTreeMap<String, String>)>,
     ) -> Result<Option<(usize, &CompiledRoute)>, NoRoute> {
-        let ns = caller.map(|(ns, _)| ns);
-        let admits = |v: &&View| match (&v.audience, ns) {
-            (None, _) => true,
-            (Some(list), Some(ns)) => list.iter().any(|n| n == ns),
-            (Some(_), None) => false,
+        let chosen = match caller {
+            Some((ns, _)) => self.views.by_namespace.get(ns).copied().unwrap_or(self.views.other),
+            None => self.views.other,
         };
-        let class = |v: &&View| {
-            if Some(v.origin.as_str()) == ns {
-                0
-            } else if *v.origin == *self.namespace {
-                1
-            } else {
-                2
-            }
-        };
-        let Some(view) = self.views.iter().filter(admits).min_by_key(class) else {
+        let Some(view) = chosen.and_then(|i| self.views.list.get(i)) else {
             return Ok(None);
         };
         let labels = caller.map(|(_, l)| l);
@@ -138,18 +171,10 @@ impl ServiceRoutes {
         self.routes.get(index)
     }
 
-    /// Every endpoint's address (all tenants and subsets), once each.
+    /// The service's own endpoints' addresses (every tenant and subset; never a backend
+    /// Service's), once each.
     pub fn endpoint_addrs(&self) -> Vec<SocketAddr> {
-        let mut out: Vec<SocketAddr> = self
-            .endpoints
-            .by_tenant
-            .values()
-            .flat_map(|g| g.by_name.values())
-            .flat_map(|sub| sub.endpoints.iter().map(|e| e.addr))
-            .collect();
-        out.sort_unstable();
-        out.dedup();
-        out
+        self.own.clone()
     }
 
     /// Subset and endpoint for a request; `plan`'s subset breakers steer lanes away from
@@ -224,14 +249,33 @@ impl RoutingTable {
                     })
                     .collect()
             };
-            let backend_eps = [backends(false), backends(true)];
-            let mut addrs: Vec<SocketAddr> = ports
+            // A data store's endpoints are its own: a backend never joins them (nor gets the
+            // store's accounts asked of it).
+            let backend_eps = match policy.is_some_and(|(_, p)| p.data_lanes.is_some()) {
+                true => [Vec::new(), Vec::new()],
+                false => [backends(false), backends(true)],
+            };
+            // The service's breakers count its own endpoints; routes', backends' too.
+            let mut own_addrs: Vec<SocketAddr> =
+                ports.iter().flat_map(|(_, _, eps)| eps.iter().map(|(_, a)| *a)).collect();
+            own_addrs.sort_unstable();
+            own_addrs.dedup();
+            let mut addrs: Vec<SocketAddr> = own_addrs
                 .iter()
-                .flat_map(|(_, _, eps)| eps.iter().map(|(_, a)| *a))
+                .copied()
                 .chain(backend_eps.iter().flatten().flat_map(|(_, eps)| eps.iter().map(|(_, a)| *a)))
                 .collect();
             addrs.sort_unstable();
             addrs.dedup();
+            // The namespace each written route comes from (its view's origin).
+            let written_views = policy.map(|(_, p)| p.views.as_slice()).unwrap_or_default();
+            let origin_of = |i: usize| {
+                written_views
+                    .iter()
+                    .find(|v| (v.first..v.first + v.len).contains(&i))
+                    .map(|v| v.origin.as_str())
+            };
+            let service_resilience = policy.map(|(_, p)| p.resilience.clone()).unwrap_or_default();
             let mut subsets: Vec<String> = ports
                 .iter()
                 .flat_map(|(_, _, eps)| {
@@ -249,9 +293,20 @@ impl RoutingTable {
                         .iter()
                         .enumerate()
                         .map(|(i, r)| {
-                            let scope =
-                                format!("{name}/{}", r.name.clone().unwrap_or_else(|| format!("route-{i}")));
-                            let plan = Plan::compile(&scope, &r.resilience, registry, &addrs, &subsets);
+                            let route = r.name.clone().unwrap_or_else(|| format!("route-{i}"));
+                            // A route from another namespace: its own budgets and limiters,
+                            // beneath the service's settings.
+                            let plan = match origin_of(i).filter(|o| *o != svc.namespace) {
+                                Some(origin) => {
+                                    let scope = format!("{name}/{origin}/{route}");
+                                    let resilience = Resilience::under(&service_resilience, &r.resilience);
+                                    Plan::compile(&scope, &resilience, registry, &addrs, &subsets)
+                                }
+                                None => {
+                                    let scope = format!("{name}/{route}");
+                                    Plan::compile(&scope, &r.resilience, registry, &addrs, &subsets)
+                                }
+                            };
                             CompiledRoute::compile(r, i, plan)
                                 .map_err(|e| tracing::error!(service = %name, error = %e, "route skipped"))
                                 .ok()
@@ -268,7 +323,6 @@ impl RoutingTable {
                 .collect();
             let routes: Vec<CompiledRoute> = compiled.into_iter().flatten().collect();
             let source: Option<Arc<str>> = policy.map(|(n, _)| Arc::from(n));
-            let namespace: Arc<str> = Arc::from(svc.namespace.as_str());
             let views_of = |port: u16| -> Vec<View> {
                 let written = policy.map(|(_, p)| p.views.as_slice()).unwrap_or_default();
                 if written.is_empty() {
@@ -298,14 +352,17 @@ impl RoutingTable {
                     .collect()
             };
             let lb = policy.map(|(_, p)| p.load_balancer.clone()).unwrap_or_default();
-            // One hash key per request: the service's, else the one a subset hashes on.
+            // One hash key per request: the service's, else the one a subset of the service's
+            // own namespace hashes on (another namespace's, `ns/name`, never sets it).
             let hash_on = lb.hash_on.clone().or_else(|| {
-                defs.iter().find_map(|d| d.load_balancer.as_ref().and_then(|l| l.hash_on.clone()))
+                defs.iter()
+                    .filter(|d| !d.name.contains('/'))
+                    .find_map(|d| d.load_balancer.as_ref().and_then(|l| l.hash_on.clone()))
             });
             let fallback = policy.map(|(_, p)| p.fallback.clone()).unwrap_or_default();
             // One plan per service, shared by its ports: one set of budgets and bounds.
             let plan =
-                policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry, &addrs, &subsets));
+                policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry, &own_addrs, &subsets));
             let data_lanes = policy.and_then(|(_, p)| p.data_lanes.as_ref());
             for (ip, port, eps) in ports {
                 let data = data_lanes.and_then(|d| {
@@ -332,13 +389,16 @@ impl RoutingTable {
                         (name.clone(), eps)
                     })
                     .collect();
+                let mut own: Vec<SocketAddr> = endpoints.iter().map(|e| e.addr).collect();
+                own.sort_unstable();
+                own.dedup();
                 let entry = ServiceRoutes {
+                    own,
                     name: name.clone(),
-                    namespace: namespace.clone(),
                     port: port.port,
                     protocol: Protocol::of_port(port),
                     routes: routes.clone(),
-                    views: views_of(port.port),
+                    views: Views::new(views_of(port.port), &svc.namespace),
                     fallback,
                     hash_on: hash_on.clone(),
                     endpoints: ServiceEndpoints::build(name.to_string(), &endpoints, &lb, defs, &backends),

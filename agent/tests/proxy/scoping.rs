@@ -213,3 +213,19 @@ spec:
     let m = mesh(&format!("{router}{grant}"), Export::All);
     assert_eq!(victim_answers(&m).await, ["pay-v2"], "granted: it acts as the victim's own rule");
 }
+
+#[tokio::test]
+async fn a_route_from_another_namespace_stays_beneath_the_services_own_limits() {
+    // The victim limits pay to 2 requests a minute; the attacker's consumer route (a timeout
+    // of its own) would replace that limit for its callers if route plans replaced the
+    // service's.
+    let own = "---\napiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {name: pay, namespace: victim}\nspec:\n  service: pay\n  rateLimit: {requests: 2, interval: 1m, key: sourcePod}\n";
+    let consumer = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: faster, namespace: attacker}\nspec:\n  parentRefs: [{group: '', kind: Service, name: pay, namespace: victim}]\n  rules:\n  - timeouts: {request: 10s}\n    backendRefs: [{name: pay, namespace: victim, port: 80}]\n";
+    let mesh = mesh(&format!("{own}{consumer}"), Export::All);
+    let attacker = mesh.caller(Some("attacker/client"));
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(attacker.get(PAY, "/", &[]).await.status.as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 429, 429]);
+}

@@ -250,7 +250,7 @@ impl MethodMatch {
             ("Exact", Some(s), None) => ("PathPrefix", format!("/{s}")),
             ("Exact", None, Some(m)) => ("RegularExpression", format!("/{any}/{}", regex::escape(m))),
             ("Exact", None, None) => ("PathPrefix", "/".to_owned()),
-            (_, s, m) => ("RegularExpression", format!("/{}/{}", s.unwrap_or(any), m.unwrap_or(any))),
+            (_, s, m) => ("RegularExpression", format!("/(?:{})/(?:{})", s.unwrap_or(any), m.unwrap_or(any))),
         };
         PathMatch { kind: Some(kind.to_owned()), value: Some(value) }
     }
@@ -357,11 +357,12 @@ pub(super) fn http_route(
         // GAMMA: a route in the Service's namespace is a producer route, for every caller; one
         // in another namespace is a consumer route, for that namespace's callers only.
         let audience = (service.0 != doc.namespace).then(|| vec![doc.namespace.clone()]);
-        let mut fragment = Fragment { audience, ports, closed: true, ..Default::default() };
+        let mut fragment = Fragment { audience, closed: true, ..Default::default() };
         let mut subsets: BTreeMap<String, SubsetDef> = BTreeMap::new();
+        let parent = Parent { key: &service, ports: &ports };
         for (i, rule) in route.rules.iter().enumerate() {
             let at = format!("spec.rules[{i}]");
-            let Some(base) = rule_route(rule, &at, &service, doc, scope, report, &mut subsets) else {
+            let Some(base) = rule_route(rule, &at, &parent, doc, scope, report, &mut subsets) else {
                 continue;
             };
             let name = rule.name.clone().unwrap_or_else(|| format!("{}-{i}", doc.name));
@@ -389,7 +390,43 @@ pub(super) fn http_route(
             }
         }
         fragment.subsets = subsets.into_values().collect();
-        emit(service, Rank::HttpRoute, fragment, report);
+        // One fragment per attached port: the routes of every HTTPRoute attached to a port
+        // merge there, whatever other ports each is attached to.
+        if ports.is_empty() {
+            emit(service, Rank::HttpRoute, fragment, report);
+        } else {
+            for port in ports {
+                emit(
+                    service.clone(),
+                    Rank::HttpRoute,
+                    Fragment { ports: vec![port], ..fragment.clone() },
+                    report,
+                );
+            }
+        }
+    }
+}
+
+/// The parent Service a route's rules are read for, and the ports it is attached to (empty:
+/// every port).
+struct Parent<'a> {
+    key: &'a (String, String),
+    ports: &'a [u16],
+}
+
+impl Parent<'_> {
+    /// Whether `backend` is the parent on the very port every request of the route comes to
+    /// (then the route's backend is the service as it is).
+    fn is_itself(&self, backend: &BackendService, scope: &Scope<'_>) -> bool {
+        let port = match self.ports {
+            [only] => Some(*only),
+            [] => scope.service(self.key).and_then(|s| match s.ports.as_slice() {
+                [only] => Some(only.port),
+                _ => None,
+            }),
+            _ => None,
+        };
+        backend.namespace == self.key.0 && backend.name == self.key.1 && port == Some(backend.port)
     }
 }
 
@@ -411,9 +448,7 @@ fn backend_subset(
     }
     let key = (target.namespace.clone().unwrap_or_else(|| doc.namespace.clone()), target.name.clone());
     let here = key.0 == doc.namespace;
-    if !here
-        && key != *parent
-        && !scope.granted("gateway.networking.k8s.io", "HTTPRoute", &doc.namespace, &key)
+    if !here && key != *parent && !scope.granted("gateway.networking.k8s.io", doc.kind, &doc.namespace, &key)
     {
         report.reason = "RefNotPermitted".into();
         report.message = format!(
@@ -455,7 +490,7 @@ fn backend_subset(
 fn rule_route(
     rule: &Rule,
     at: &str,
-    service: &(String, String),
+    parent: &Parent<'_>,
     doc: &ForeignDoc,
     scope: &Scope<'_>,
     report: &mut Report,
@@ -485,7 +520,7 @@ fn rule_route(
                     if let Some(subset) = backend_subset(
                         &m.backend_ref,
                         &format!("{at}.requestMirror.backendRef"),
-                        service,
+                        parent.key,
                         doc,
                         scope,
                         report,
@@ -546,7 +581,7 @@ fn rule_route(
             }
         }
         let weight = b.weight.unwrap_or(1);
-        match backend_subset(&b.target, &at, service, doc, scope, report, subsets) {
+        match backend_subset(&b.target, &at, parent.key, doc, scope, report, subsets) {
             Some(subset) if weight > 0 => destinations.push(Destination {
                 subset,
                 weight: weight.min(10_000),
@@ -575,9 +610,10 @@ fn rule_route(
         && subsets
             .get(&destinations[0].subset)
             .and_then(|d| d.backend.as_ref())
-            .is_some_and(|b| b.namespace == service.0 && b.name == service.1)
+            .is_some_and(|b| parent.is_itself(b, scope))
     {
-        // The parent itself: the lane decides, as without a route.
+        // The parent itself on the port the request came to: the lane decides, as without
+        // a route.
         destinations.clear();
     }
     if let Some(t) = &rule.timeouts {
