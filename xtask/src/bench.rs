@@ -7,6 +7,8 @@
 //!   flows, 1 % of traces exported), `nginx` (a plain reverse proxy in the node netns, the
 //!   proxy's position), `iptables` (DNAT into the same graylane proxy), `policy` (graylane
 //!   with a rate limit, a breaker and retries).
+//! - Two more HTTP/1.1 keep-alive shapes, direct, graylane and nginx each: `1t32c` (one
+//!   wrk thread, 32 connections) and `128c` (two threads, 128 connections).
 //! - A cost ledger: graylane recording nothing, then metrics, flows, spans at 1 % and at
 //!   100 % (exported to a collector), the access log.
 //! - HTTP/2 and gRPC-shaped unary calls (h2load): direct, graylane, nginx.
@@ -238,7 +240,11 @@ pub struct Sample {
 
 fn cases(connections: u32) -> Vec<Case> {
     use Profile::*;
-    let h1 = Load::Http1 { connections };
+    let h1 = Load::Http1 { connections, threads: 2 };
+    // Two more load shapes beside nginx: one wrk thread over 32 connections (a client that
+    // cannot hide the proxy's latency behind its own parallelism), and 128 connections.
+    let one_thread = Load::Http1 { connections: 32, threads: 1 };
+    let many = Load::Http1 { connections: 128, threads: 2 };
     let close = Load::Http1Close { connections };
     let h2 = Load::Http2 { clients: 16, streams: 8 };
     let grpc = Load::Grpc { clients: 16, streams: 8 };
@@ -265,6 +271,12 @@ fn cases(connections: u32) -> Vec<Case> {
         c("graylane", Proxy::Graylane(Default), h1, true, Target::Service),
         c("nginx", Proxy::Nginx, h1, false, Target::NginxProxy),
         c("iptables", Proxy::Graylane(Default), h1, false, Target::Iptables),
+        c("1t32c direct", Proxy::None, one_thread, false, Target::Backend),
+        c("1t32c graylane", Proxy::Graylane(Default), one_thread, true, Target::Service),
+        c("1t32c nginx", Proxy::Nginx, one_thread, false, Target::NginxProxy),
+        c("128c direct", Proxy::None, many, false, Target::Backend),
+        c("128c graylane", Proxy::Graylane(Default), many, true, Target::Service),
+        c("128c nginx", Proxy::Nginx, many, false, Target::NginxProxy),
         c("policy", Proxy::Graylane(Default), h1, true, Target::PolicyService),
         c("ledger: plain", Proxy::Graylane(Plain), h1, true, Target::Service),
         c("ledger: +metrics", Proxy::Graylane(Metrics), h1, true, Target::Service),
@@ -590,6 +602,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         eprint!("{}", report::ab(&samples));
     }
     if args.only.is_some() {
+        // Some cases only: their medians, no ratios (their peers may not have run).
+        print!("{}", report::table(&samples, args));
         return Ok(());
     }
     let out = report::render(&samples, args);

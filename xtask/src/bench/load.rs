@@ -20,8 +20,8 @@ pub struct LoadResult {
 /// How to load.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Load {
-    /// wrk, HTTP/1.1 keep-alive, `connections` at once.
-    Http1 { connections: u32 },
+    /// wrk, HTTP/1.1 keep-alive, `connections` at once over `threads` client threads.
+    Http1 { connections: u32, threads: u32 },
     /// wrk, HTTP/1.1 with `Connection: close`: a new connection per request.
     Http1Close { connections: u32 },
     /// h2load, HTTP/2 prior knowledge, `clients` × `streams` at once.
@@ -49,9 +49,13 @@ pub fn run(
 ) -> anyhow::Result<LoadResult> {
     let secs = duration.as_secs().max(1);
     match load {
-        Load::Http1 { connections } | Load::Http1Close { connections } => {
-            let (c, d) = (format!("-c{connections}"), format!("-d{secs}s"));
-            let mut args = vec!["-t2", &c, &d, "--latency"];
+        Load::Http1 { connections, .. } | Load::Http1Close { connections } => {
+            let threads = match load {
+                Load::Http1 { threads, .. } => threads,
+                _ => 2,
+            };
+            let (t, c, d) = (format!("-t{threads}"), format!("-c{connections}"), format!("-d{secs}s"));
+            let mut args = vec![t.as_str(), &c, &d, "--latency"];
             if matches!(load, Load::Http1Close { .. }) {
                 args.extend(["-H", "Connection: close"]);
             }

@@ -65,7 +65,15 @@ fn added_ratio(ours: f64, theirs: f64) -> String {
     }
 }
 
+/// The whole report: the table, then the ratios between cases.
 pub fn render(samples: &[Sample], args: &BenchArgs) -> String {
+    let mut out = table(samples, args);
+    ratios(&mut out, samples);
+    out
+}
+
+/// Each case's medians (and the cases with errors in some round).
+pub fn table(samples: &[Sample], args: &BenchArgs) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -98,6 +106,10 @@ pub fn render(samples: &[Sample], args: &BenchArgs) -> String {
     if !erring.is_empty() {
         let _ = writeln!(out, "errors in some round: {}", erring.join(", "));
     }
+    out
+}
+
+fn ratios(out: &mut String, samples: &[Sample]) {
     let get = |n: &str| summarize(samples, n).unwrap_or_default();
     let (direct, gl, nginx, ipt, policy) =
         (get("direct"), get("graylane"), get("nginx"), get("iptables"), get("policy"));
@@ -134,6 +146,24 @@ pub fn render(samples: &[Sample], args: &BenchArgs) -> String {
         let _ = writeln!(
             out,
             "  graylane/nginx  added p50 / p99 at {rate}               {} / {}   (goal <= 0.8)",
+            added_ratio(o.p50 - d.p50, n.p50 - d.p50),
+            added_ratio(o.p99 - d.p99, n.p99 - d.p99)
+        );
+    }
+    for (shape, what) in [("1t32c", "1 wrk thread, 32 conns"), ("128c", "128 connections      ")] {
+        let (d, o, n) = (
+            get(&format!("{shape} direct")),
+            get(&format!("{shape} graylane")),
+            get(&format!("{shape} nginx")),
+        );
+        let _ = writeln!(
+            out,
+            "  graylane/nginx  requests per proxy CPU-second ({what})   {:.2}x   (goal >= 1.0)",
+            ratio(per_cpu(&o), per_cpu(&n))
+        );
+        let _ = writeln!(
+            out,
+            "  graylane/nginx  added p50 / p99 ({what})               {} / {}   (goal <= 1.0)",
             added_ratio(o.p50 - d.p50, n.p50 - d.p50),
             added_ratio(o.p99 - d.p99, n.p99 - d.p99)
         );
@@ -246,7 +276,6 @@ pub fn render(samples: &[Sample], args: &BenchArgs) -> String {
             previous = m.cpu_us;
         }
     }
-    out
 }
 
 /// This tree against `--baseline`: median proxy CPU per request and throughput per case,
