@@ -75,14 +75,13 @@ pub struct RouteView {
     pub source: String,
 }
 
-impl RouteView {
-    /// Whether a caller in `namespace` (`None`: not a known pod) may take these routes.
-    pub fn admits(&self, namespace: Option<&str>) -> bool {
-        match (&self.audience, namespace) {
-            (None, _) => true,
-            (Some(list), Some(ns)) => list.iter().any(|n| n == ns),
-            (Some(_), None) => false,
-        }
+/// Whether routes for `audience` (a [`RouteView`]'s) admit a caller in `namespace`
+/// (`None`: not a known pod, in no namespace).
+pub fn admits(audience: Option<&[String]>, namespace: Option<&str>) -> bool {
+    match (audience, namespace) {
+        (None, _) => true,
+        (Some(list), Some(ns)) => list.iter().any(|n| n == ns),
+        (Some(_), None) => false,
     }
 }
 

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::inventory::{
     ServicePort, Snapshot,
-    policy::{Fallback, HashOn, TrafficPolicySpec},
+    policy::{Fallback, HashOn, TrafficPolicySpec, admits},
     resilience::Resilience,
 };
 use crate::policy::{Plan, Registry};
@@ -105,11 +105,6 @@ impl Views {
     /// the service's (`home`), else elsewhere.
     fn new(list: Vec<View>, home: &str) -> Self {
         let choose = |ns: Option<&str>| {
-            let admits = |v: &View| match (&v.audience, ns) {
-                (None, _) => true,
-                (Some(names), Some(ns)) => names.iter().any(|n| n == ns),
-                (Some(_), None) => false,
-            };
             let class = |v: &View| {
                 if Some(v.origin.as_str()) == ns {
                     0
@@ -119,7 +114,11 @@ impl Views {
                     2
                 }
             };
-            list.iter().enumerate().filter(|(_, v)| admits(v)).min_by_key(|(_, v)| class(v)).map(|(i, _)| i)
+            list.iter()
+                .enumerate()
+                .filter(|(_, v)| admits(v.audience.as_deref(), ns))
+                .min_by_key(|(_, v)| class(v))
+                .map(|(i, _)| i)
         };
         let named: std::collections::BTreeSet<&str> = list
             .iter()
