@@ -132,11 +132,12 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     };
     let first = inventory.borrow_and_update().clone();
     let mut unresolved = reconciler.apply(&first);
-    // Bypassed connects (kernel events) join the flow table, named by the synced inventory
+    // Connects the proxy never saw (kernel events) join the flow table, named by the synced inventory
     // (events written while no agent ran are read now).
     {
         let (flows, state) = (flows.clone(), state.clone());
-        events.spawn(move |e| kernel_flows::record(&flows, &state.load(), e))?;
+        let mut kernel = kernel_flows::KernelFlows::default();
+        events.spawn(move |e| kernel.record(&flows, &state.load(), e))?;
     }
 
     migrate_queued_connections();

@@ -39,6 +39,11 @@ pub struct AgentArgs {
     /// callers).
     #[arg(long, value_enum, default_value_t = crate::inventory::Export::All)]
     pub rules_default_export: crate::inventory::Export,
+    /// Route connections that need nothing from userspace (opaque TCP, no data-lane codec,
+    /// no resilience policy, no affinity) in the kernel at connect(): `on` or `off` (every
+    /// captured connection goes through the proxy).
+    #[arg(long, value_enum, default_value_t = KernelLanes::On)]
+    pub kernel_lanes: KernelLanes,
     /// Node address pods' captured connections are sent to; the proxy listens there. An
     /// IP alone means port 15001 (`10.0.0.5` = `10.0.0.5:15001`).
     #[arg(long, env = "GRAYLANE_PROXY_ADDR", value_parser = proxy_addr)]
@@ -228,6 +233,14 @@ pub enum UpstreamSource {
     Node,
 }
 
+/// Whether the connect hooks route lanes themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KernelLanes {
+    On,
+    Off,
+}
+
 /// The agent's validated configuration.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct AgentConfig {
@@ -235,6 +248,7 @@ pub struct AgentConfig {
     pub node_name: Option<String>,
     /// Who sees an Istio rule without `exportTo`.
     pub rules_default_export: crate::inventory::Export,
+    pub kernel_lanes: KernelLanes,
     pub cgroup_annotation: bool,
     pub cgroup_root: Option<PathBuf>,
     #[serde(serialize_with = "display")]
@@ -369,6 +383,7 @@ impl AgentConfig {
             source,
             node_name: a.node_name.clone(),
             rules_default_export: a.rules_default_export,
+            kernel_lanes: a.kernel_lanes,
             cgroup_annotation: a.cgroup_annotation,
             cgroup_root: a.cgroup_root.clone(),
             pins: PinPaths::new(&a.pin_dir),
@@ -436,6 +451,7 @@ impl AgentConfig {
             excluded_ports: self.excluded_ports.clone(),
             proxy: ProxyTarget { v4: self.proxy_addr, v6: self.proxy_addr6, bypass_mark: self.bypass_mark },
             records_max: self.max_connections,
+            kernel_lanes: self.kernel_lanes == KernelLanes::On,
         }
     }
 

@@ -22,7 +22,7 @@ mod uninstall;
 pub use bpffs::PinPaths;
 pub use cgroup::{CgroupRoot, cgroup_id};
 pub use error::DatapathError;
-pub use events::{Bypassed, ConnectEvents};
+pub use events::{ConnectEvents, KernelConnect};
 pub use health::{DatapathHealth, check as check_health};
 pub use hooks::Hook;
 pub use install::{Datapath, DatapathConfig};
@@ -32,9 +32,9 @@ pub use names::Names;
 pub use owner::{Holder, PinOwner};
 pub use records::socket_addr;
 pub use records::{OrigDstRecord, Records};
-pub use state::{KernelPod, KernelState, ProxyTarget};
+pub use state::{KernelLane, KernelLaneKey, KernelPod, KernelState, ProxyTarget};
 pub use status::{DatapathStatus, LinkStatus, MapStatus};
-pub use sync::{MapSync, SyncStats};
+pub use sync::{MapSync, SyncStats, lane_route};
 pub use uninstall::uninstall;
 
 /// The compiled eBPF object, built once by `build.rs`.

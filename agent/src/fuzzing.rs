@@ -278,16 +278,204 @@ pub fn nats(data: &[u8]) {
     }
 }
 
+/// The kernel's lane routes against the proxy's planner, on an inventory the bytes write:
+/// endpoint pods with tags and tenants, a fallback, a load balancer, sometimes a data lane
+/// or a breaker, and a caller in every (tag, tenant) lane. For each Service port and
+/// caller, the route compiled for the kernel (lowered to its map value and drawn from as
+/// the connect hook draws) must give exactly the endpoints the planner picks for an opaque
+/// connection, with its subset and reason, or refuse where the planner refuses, for the
+/// same reason; a port left to the proxy must have a reason to be.
+pub fn kernel_lanes(data: &[u8]) {
+    use std::{collections::BTreeSet, fmt::Write as _, net::SocketAddr, sync::Arc};
+
+    use crate::{
+        datapath::{KernelLane, KernelLaneKey, lane_route},
+        proxy::{ConnContext, ErrorKind, ProxyState, plan},
+        routing::kernel::{compile, lane_reason_name},
+        telemetry::{
+            ConnTelemetry,
+            flows::{FlowStart, Flows},
+        },
+        vocab::{ClientAddr, OrigDstAddr},
+    };
+
+    const TAGS: [Option<&str>; 4] = [None, Some("gray"), Some("v2"), Some("stress")];
+    const TENANTS: [Option<&str>; 3] = [None, Some("acme"), Some("globex")];
+    let mut bytes = data.iter().copied();
+    let mut next = || bytes.next().unwrap_or(0);
+    let mut yaml = String::new();
+    let pod = |yaml: &mut String,
+               name: &str,
+               app: &str,
+               ip: &str,
+               tag: Option<&str>,
+               tenant: Option<&str>| {
+        let mut notes = Vec::new();
+        notes.extend(tag.map(|t| format!("graylane.io/tag: {t}")));
+        notes.extend(tenant.map(|t| format!("graylane.io/tenant: {t}")));
+        let _ = write!(
+            yaml,
+            "---\napiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: default, labels: {{app: {app}}}, annotations: {{{}}}}}\nstatus: {{podIP: {ip}}}\n",
+            notes.join(", ")
+        );
+    };
+    // Callers: one pod per lane.
+    let mut callers = Vec::new();
+    for (i, tag) in TAGS.iter().enumerate() {
+        for (j, tenant) in TENANTS.iter().enumerate() {
+            let name = format!("c{i}{j}");
+            pod(&mut yaml, &name, "client", &format!("10.244.0.{}", 10 + i * 3 + j), *tag, *tenant);
+            callers.push((format!("default/{name}"), tag.map(str::to_owned), tenant.map(str::to_owned)));
+        }
+    }
+    // Two Services over the same pods: `db` (opaque TCP) and `web` (HTTP, never the kernel's).
+    let endpoints = usize::from(next() % 9);
+    for e in 0..endpoints {
+        let b = next();
+        let tag = TAGS[usize::from(b & 3)];
+        let tenant = TENANTS[usize::from((b >> 2) & 3) % 3];
+        pod(&mut yaml, &format!("ep{e}"), "db", &format!("10.244.1.{e}"), tag, tenant);
+    }
+    for (name, ip, port) in [("db", "10.96.0.30", "tcp-db"), ("web", "10.96.0.31", "http")] {
+        let _ = write!(
+            yaml,
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default}}\nspec:\n  clusterIP: {ip}\n  selector: {{app: db}}\n  ports: [{{name: {port}, port: 5432, targetPort: 5432}}]\n"
+        );
+    }
+    let b = next();
+    if b & 1 == 1 {
+        let mode = ["base", "fail", "chain", "base"][usize::from((b >> 1) & 3)];
+        let isolated = if b & 8 == 0 { "[stress]" } else { "[]" };
+        let chain = if mode == "chain" { "[v2, gray, base]" } else { "[]" };
+        let lb = [
+            "{policy: roundRobin}",
+            "{policy: random}",
+            "{policy: leastRequest}",
+            "{policy: ringHash, hashOn: {sourceIp: true}}",
+        ][usize::from((b >> 4) & 3)];
+        let extra = match b >> 6 {
+            1 => "  circuitBreaker: {consecutiveFailures: 3, openFor: 1s}\n",
+            2 => "  dataLanes:\n    protocol: redis\n    lanes: [{lane: gray, keyPrefix: 'gray:'}]\n",
+            _ => "",
+        };
+        let _ = write!(
+            yaml,
+            "---\napiVersion: graylane.io/v1alpha1\nkind: TrafficPolicy\nmetadata: {{name: db, namespace: default}}\nspec:\n  service: db\n  fallback: {{mode: {mode}, chain: {chain}, isolated: {isolated}}}\n  loadBalancer: {lb}\n{extra}"
+        );
+    }
+    let snapshot = match crate::inventory::load_str(&yaml) {
+        Ok(s) => Arc::new(s),
+        Err(e) => panic!("the generated inventory is valid: {e}\n{yaml}"),
+    };
+    let registry = Registry::default();
+    let state = ProxyState::new(snapshot, crate::datapath::Names::default(), &registry);
+    let lanes: BTreeSet<_> = callers.iter().map(|(_, t, n)| (t.clone(), n.clone())).collect();
+    let compiled = compile(&state.routing, &lanes);
+    let flows = Flows::new(4);
+    for vip in [SocketAddr::from(([10, 96, 0, 30], 5432)), SocketAddr::from(([10, 96, 0, 31], 5432))] {
+        let Some(svc) = state.routing.service(vip) else { panic!("{vip} is a service") };
+        for (src, tag, tenant) in &callers {
+            let key = KernelLaneKey { service: vip, tag: tag.clone(), tenant: tenant.clone() };
+            // The planner, as the proxy plans an opaque connection from this pod (enough
+            // times for round robin to visit every endpoint).
+            let client = ClientAddr(([10, 244, 0, 10], 40000).into());
+            let start = FlowStart {
+                client,
+                orig_dst: OrigDstAddr(vip),
+                src_pod: Some(src.clone()),
+                src_cgroup: 0,
+                tag: tag.clone(),
+                tenant: tenant.clone(),
+                source_ip: None,
+                source_fallback: None,
+            };
+            let conn = ConnContext {
+                client,
+                orig_dst: OrigDstAddr(vip),
+                src_pod: Some(Arc::from(src.as_str())),
+                record_tag: tag.clone(),
+                record_tenant: tenant.clone(),
+                telemetry: ConnTelemetry::new(flows.open(start, "tcp"), Arc::from("w"), client.0, None),
+                origin: crate::proxy::Origin::Node,
+            };
+            let plans: Vec<_> = (0..64).map(|_| plan::plan(&state, &conn, None, &plan::NoMemory)).collect();
+            let picked: BTreeSet<SocketAddr> =
+                plans.iter().filter_map(|p| p.target.as_ref().ok()).map(|t| t.endpoint.0).collect();
+            match compiled.get(&key) {
+                Some(lane @ KernelLane::Route { subset, reason, endpoints }) => {
+                    let lowered = lane_route(lane, 1);
+                    let drawn: BTreeSet<SocketAddr> = (0..256u32)
+                        .filter_map(|r| lowered.pick(r))
+                        .map(|b| crate::datapath::socket_addr(&b.addr, b.port))
+                        .collect();
+                    let listed: BTreeSet<SocketAddr> = endpoints.iter().copied().collect();
+                    assert_eq!(drawn, listed, "{src} → {vip}: the kernel draws every endpoint of its route");
+                    assert_eq!(
+                        drawn, picked,
+                        "{src} → {vip}: kernel and planner pick from the same endpoints\n{yaml}"
+                    );
+                    for p in &plans {
+                        let Ok(t) = &p.target else {
+                            panic!("{src} → {vip}: the planner refused, the kernel routes")
+                        };
+                        let Some(d) = &t.decision else { panic!("a service decision") };
+                        assert_eq!(
+                            (&*d.subset, d.reason.as_str()),
+                            (subset.as_str(), lane_reason_name(*reason))
+                        );
+                    }
+                }
+                Some(KernelLane::Refuse { reason, .. }) => {
+                    for p in &plans {
+                        let Err(e) = &p.target else {
+                            panic!("{src} → {vip}: the kernel refuses, the planner routes\n{yaml}")
+                        };
+                        let kind = match e.kind {
+                            ErrorKind::TenantIsolation => "tenant_isolation",
+                            ErrorKind::SubsetUnavailable => "subset_unavailable",
+                            ErrorKind::NoEndpoints => "no_endpoints",
+                            _ => "other",
+                        };
+                        assert_eq!(kind, lane_reason_name(*reason), "{src} → {vip}: {e}");
+                    }
+                }
+                None => {
+                    let why = svc.kernel_lane(&(tag.clone(), tenant.clone()));
+                    assert!(why.is_err(), "{src} → {vip}: routable but not compiled");
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    /// The kernel-lane differential over 500 inventories from a seeded generator (besides
+    /// the corpus and what `cargo xtask fuzz` finds).
+    #[test]
+    fn kernel_lanes_agree_with_the_planner_on_generated_inventories() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..500 {
+            let input: Vec<u8> = (0..12)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 24) as u8
+                })
+                .collect();
+            super::kernel_lanes(&input);
+        }
+    }
 
     /// Every checked-in corpus input and crash reproducer still runs clean.
     #[test]
     fn the_fuzz_corpus_replays_clean() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
         type Target = (&'static str, fn(&[u8]));
-        let targets: [Target; 9] = [
+        let targets: [Target; 10] = [
             ("headers", super::headers),
             ("requests", super::requests),
             ("inventory", super::inventory),
@@ -297,6 +485,7 @@ mod tests {
             ("mysql", super::mysql),
             ("nats", super::nats),
             ("amqp", super::amqp),
+            ("kernel_lanes", super::kernel_lanes),
         ];
         for (name, run) in targets {
             let corpus = root.join("corpus").join(name);

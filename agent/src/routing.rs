@@ -6,6 +6,7 @@ mod balance;
 pub mod data;
 mod describe;
 mod endpoint;
+pub mod kernel;
 mod matcher;
 mod rules;
 mod subset;

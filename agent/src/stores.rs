@@ -105,7 +105,7 @@ pub fn codec(
                 }
             })
         }
-        None if !rules.lane_subjects.is_empty() => Some(Box::new(nats::Nats::base(&rules.lane_subjects))),
+        None if rules.needs_codec(None) => Some(Box::new(nats::Nats::base(&rules.lane_subjects))),
         None => None,
     }
 }

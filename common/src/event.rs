@@ -1,19 +1,30 @@
-//! A connect the hooks let pass (or refused) for a managed pod: why, and what it asked for.
-//! Sent through the `CONNECT_EVENTS` ring buffer so bypassed flows show in the flow table.
+//! A connect the hooks let pass, refused or routed themselves for a managed pod, and the
+//! close of a kernel-routed connection: why, what it asked for, where it went. Sent through
+//! the `CONNECT_EVENTS` ring buffer so these flows show in the flow table.
 
-use crate::{Addr16, OrigDst};
+use crate::{Addr16, Backend, OrigDst};
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnectEvent {
     /// The destination and the pod, as a captured connect would have recorded them.
     pub record: OrigDst,
-    /// A [`crate::Reason`] value.
+    /// A [`crate::Reason`] value: `KernelRouted`, `KernelRefused` and `KernelClosed` for
+    /// connections the kernel routed, else why the connect was not captured.
     pub reason: u32,
-    pub _pad: u32,
+    /// Kernel-routed: a [`crate::lane_reason`] value (0 otherwise).
+    pub lane_reason: u32,
+    /// Kernel-routed: the endpoint, and the interned subset.
+    pub endpoint: Backend,
+    pub subset_id: u32,
+    /// Kernel-routed: the socket's cookie (pairs `KernelRouted` with `KernelClosed`).
+    pub cookie: u64,
+    /// `KernelClosed`: bytes the pod sent (acknowledged) and received.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
-const _: () = assert!(size_of::<ConnectEvent>() == 56);
+const _: () = assert!(size_of::<ConnectEvent>() == 104);
 
 impl ConnectEvent {
     /// Decodes an event from its bytes (native byte order, as the kernel wrote it); `None`
@@ -34,7 +45,16 @@ impl ConnectEvent {
                 created_ns: u64_at(40)?,
             },
             reason: u32_at(48)?,
-            _pad: 0,
+            lane_reason: u32_at(52)?,
+            endpoint: Backend {
+                addr: Addr16 { words: [u32_at(56)?, u32_at(60)?, u32_at(64)?, u32_at(68)?] },
+                port: u16_at(72)?,
+                _pad: 0,
+            },
+            subset_id: u32_at(76)?,
+            cookie: u64_at(80)?,
+            bytes_sent: u64_at(88)?,
+            bytes_received: u64_at(96)?,
         })
     }
 }

@@ -9,6 +9,7 @@
 mod addr;
 mod config;
 mod event;
+mod lane_route;
 mod maps;
 mod names;
 mod pod;
@@ -18,6 +19,9 @@ mod record;
 pub use addr::Addr16;
 pub use config::{DatapathConfig, config_flags};
 pub use event::ConnectEvent;
+pub use lane_route::{
+    Backend, KernelConn, LANE_ENDPOINTS, LaneKey, LaneRoute, kernel_conn_flags, lane_reason, lane_verdict,
+};
 pub use maps::{EXCLUDED_PORT_WORDS, LISTENER_SLOTS, MAX_CGROUP_DEPTH, Meta, map_names, max_entries};
 pub use names::{NAME_BYTES, NameKey, NameKind, NameValue};
 pub use pod::{PodEntry, pod_flags};
@@ -29,11 +33,11 @@ pub const PROXY_PORT: u16 = 15001;
 
 /// A hash of every shared layout. Bump [`LAYOUT_VERSION`] on any semantic change that the
 /// sizes below would not reveal.
-pub const LAYOUT_VERSION: u64 = 1;
+pub const LAYOUT_VERSION: u64 = 2;
 
 /// FNV-1a over the layout version and the size of every shared type.
 pub const LAYOUT_HASH: u64 = {
-    let sizes: [u64; 11] = [
+    let sizes: [u64; 14] = [
         LAYOUT_VERSION,
         size_of::<Addr16>() as u64,
         size_of::<FlowKey>() as u64,
@@ -45,6 +49,9 @@ pub const LAYOUT_HASH: u64 = {
         Reason::COUNT as u64,
         size_of::<Meta>() as u64,
         size_of::<ConnectEvent>() as u64,
+        size_of::<LaneKey>() as u64,
+        size_of::<LaneRoute>() as u64,
+        size_of::<KernelConn>() as u64,
     ];
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
@@ -69,4 +76,7 @@ mod user {
     unsafe impl aya::Pod for NameKey {}
     unsafe impl aya::Pod for NameValue {}
     unsafe impl aya::Pod for Meta {}
+    unsafe impl aya::Pod for LaneKey {}
+    unsafe impl aya::Pod for LaneRoute {}
+    unsafe impl aya::Pod for KernelConn {}
 }

@@ -15,8 +15,10 @@ pub mod map_names {
     pub const COUNTERS: &str = "COUNTERS";
     pub const LISTENERS: &str = "LISTENERS";
     pub const CONNECT_EVENTS: &str = "CONNECT_EVENTS";
+    pub const LANE_ROUTES: &str = "LANE_ROUTES";
+    pub const KERNEL_CONNS: &str = "KERNEL_CONNS";
     /// Every pinned map.
-    pub const ALL: [&str; 13] = [
+    pub const ALL: [&str; 15] = [
         CONFIG,
         META,
         PODS,
@@ -30,6 +32,8 @@ pub mod map_names {
         COUNTERS,
         LISTENERS,
         CONNECT_EVENTS,
+        LANE_ROUTES,
+        KERNEL_CONNS,
     ];
 }
 
@@ -44,6 +48,10 @@ pub mod max_entries {
     pub const PENDING: u32 = 65_536;
     pub const RECORDS: u32 = 262_144;
     pub const NAMES: u32 = 131_072;
+    /// (Service port, tag, tenant) routes; allocated on demand.
+    pub const LANE_ROUTES: u32 = 16_384;
+    /// Kernel-routed connections open at once; beyond it connects go to the proxy.
+    pub const KERNEL_CONNS: u32 = 65_536;
 }
 
 /// 65 536 ports as a bitmap of `u32` words.

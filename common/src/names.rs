@@ -10,6 +10,8 @@ pub enum NameKind {
     Pod = 1,
     Tag = 2,
     Tenant = 3,
+    /// A subset name in a kernel lane route.
+    Subset = 4,
 }
 
 /// Key of the `NAMES` map.

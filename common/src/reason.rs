@@ -41,11 +41,20 @@ pub enum Reason {
     RecordsAtCapacity = 16,
     /// The connect-event ring buffer was full: a bypassed connect is missing from the flows.
     EventsDropped = 17,
+    /// The kernel routed the connect to the lane's endpoint itself (no proxy).
+    KernelRouted = 18,
+    /// The kernel refused the connect as the proxy would have (tenant isolation, a lane
+    /// that may not fall back, no endpoints).
+    KernelRefused = 19,
+    /// A kernel-routed connection closed.
+    KernelClosed = 20,
+    /// The kernel-connection table was full: the connect went to the proxy instead.
+    KernelConnsFull = 21,
 }
 
 impl Reason {
     /// Number of counter slots (highest value + 1).
-    pub const COUNT: u32 = 18;
+    pub const COUNT: u32 = 22;
 
     /// Every reason, in value order.
     pub const ALL: [Reason; Self::COUNT as usize] = [
@@ -67,6 +76,10 @@ impl Reason {
         Reason::ToProxy,
         Reason::RecordsAtCapacity,
         Reason::EventsDropped,
+        Reason::KernelRouted,
+        Reason::KernelRefused,
+        Reason::KernelClosed,
+        Reason::KernelConnsFull,
     ];
 
     /// A stable snake_case name for metrics and the CLI.
@@ -90,6 +103,10 @@ impl Reason {
             Reason::ToProxy => "to_proxy",
             Reason::RecordsAtCapacity => "records_at_capacity",
             Reason::EventsDropped => "events_dropped",
+            Reason::KernelRouted => "kernel_routed",
+            Reason::KernelRefused => "kernel_refused",
+            Reason::KernelClosed => "kernel_closed",
+            Reason::KernelConnsFull => "kernel_conns_full",
         }
     }
 }

@@ -4,23 +4,27 @@ use aya_ebpf::{
     EbpfContext as _,
     helpers::{
         bpf_ktime_get_ns,
-        generated::{bpf_get_socket_cookie, bpf_map_lookup_elem, bpf_sk_release},
+        generated::{
+            bpf_get_prandom_u32, bpf_get_socket_cookie, bpf_map_lookup_elem, bpf_set_retval, bpf_sk_release,
+        },
     },
     maps::lpm_trie::Key,
     programs::SockAddrContext,
 };
 use aya_log_ebpf::debug;
 use graylane_common::{
-    Addr16, ConnectEvent, DatapathConfig, LISTENER_SLOTS, OrigDst, PodEntry, Reason, config_flags, pod_flags,
+    Addr16, Backend, ConnectEvent, DatapathConfig, KernelConn, LISTENER_SLOTS, LaneKey, OrigDst, PodEntry,
+    Reason, config_flags, lane_verdict, pod_flags,
 };
 
 use crate::{
     counters::{count, records},
-    maps::{CAPTURE, CONFIG, CONNECT_EVENTS, EXCLUDED_PORTS, LISTENERS, PENDING},
+    maps::{CAPTURE, CONFIG, CONNECT_EVENTS, EXCLUDED_PORTS, KERNEL_CONNS, LANE_ROUTES, LISTENERS, PENDING},
     pod::current_pod,
 };
 
 const SOCK_STREAM: u32 = 1;
+const AF_INET: u16 = 2;
 const IPPROTO_TCP: u32 = 6;
 
 /// A connect the hook was asked about.
@@ -43,6 +47,8 @@ pub enum Decision {
     Refuse,
     /// Rewrite the destination to the proxy described here.
     Redirect(DatapathConfig),
+    /// Rewrite the destination to this endpoint: the kernel routed the lane itself.
+    Direct(Backend),
 }
 
 /// Decides, and for a redirect stores the pending record under the socket cookie.
@@ -96,6 +102,10 @@ pub fn decide(ctx: &SockAddrContext, connect: &Connect) -> Decision {
         count(Reason::ToProxy);
         return Decision::Pass;
     }
+    // Lanes the kernel routes need no proxy: before the proxy's liveness is asked.
+    if let Some(d) = kernel_route(ctx, connect, &orig) {
+        return d;
+    }
     if connect.needs_proxy6 && cfg.flags & config_flags::HAS_PROXY6 == 0 {
         return bypass(&orig, Reason::NoProxy6);
     }
@@ -118,6 +128,52 @@ pub fn decide(ctx: &SockAddrContext, connect: &Connect) -> Decision {
     count(Reason::Captured);
     debug!(ctx, "captured pod {} port {}", pod.pod_id, connect.port);
     Decision::Redirect(cfg)
+}
+
+/// A connect the agent compiled a lane route for: its endpoint, or its refusal. `None`:
+/// the proxy decides (no route, or the connection table is full).
+#[inline(always)]
+fn kernel_route(ctx: &SockAddrContext, connect: &Connect, orig: &OrigDst) -> Option<Decision> {
+    let key = LaneKey {
+        service: connect.dst,
+        port: connect.port,
+        _pad0: 0,
+        tag_id: orig.tag_id,
+        tenant_id: orig.tenant_id,
+        _pad1: 0,
+    };
+    // SAFETY: the value is copied out before the map can change it.
+    let route = unsafe { LANE_ROUTES.get(&key) }?;
+    let (verdict, errno, reason, subset_id) = (route.verdict, route.errno, route.reason, route.subset_id);
+    // SAFETY: the context is a socket-address context, which the helper accepts.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    if verdict == lane_verdict::REFUSE {
+        count(Reason::KernelRefused);
+        emit(&ConnectEvent { lane_reason: reason, cookie, ..event(orig, Reason::KernelRefused) });
+        // SAFETY: connect hooks may set the errno the caller sees.
+        unsafe { bpf_set_retval(-(errno as i32)) };
+        return Some(Decision::Refuse);
+    }
+    // SAFETY: helper without arguments.
+    let endpoint = route.pick(unsafe { bpf_get_prandom_u32() })?;
+    // A v4 socket can only reach a v4 endpoint (the agent compiles per family).
+    if connect.family == AF_INET && !endpoint.addr.is_v4_mapped() {
+        return None;
+    }
+    let conn = KernelConn { orig: *orig, endpoint, reason, subset_id, flags: 0, _pad: 0 };
+    if KERNEL_CONNS.insert(&cookie, &conn, 0).is_err() {
+        count(Reason::KernelConnsFull);
+        return None;
+    }
+    count(Reason::KernelRouted);
+    emit(&ConnectEvent {
+        lane_reason: reason,
+        endpoint,
+        subset_id,
+        cookie,
+        ..event(orig, Reason::KernelRouted)
+    });
+    Some(Decision::Direct(endpoint))
 }
 
 /// The proxy cannot take the connect: fail open, or refuse a fail-closed pod.
@@ -149,8 +205,28 @@ fn bypass(orig: &OrigDst, why: Reason) -> Decision {
 /// ring buffer is full).
 #[inline(always)]
 fn report(orig: &OrigDst, why: Reason) {
-    let event = ConnectEvent { record: *orig, reason: why as u32, _pad: 0 };
-    if CONNECT_EVENTS.output::<ConnectEvent>(&event, 0).is_err() {
+    emit(&event(orig, why));
+}
+
+/// An event about `orig` for `why`, every other field zero.
+#[inline(always)]
+pub fn event(orig: &OrigDst, why: Reason) -> ConnectEvent {
+    ConnectEvent {
+        record: *orig,
+        reason: why as u32,
+        lane_reason: 0,
+        endpoint: Backend::default(),
+        subset_id: 0,
+        cookie: 0,
+        bytes_sent: 0,
+        bytes_received: 0,
+    }
+}
+
+/// Sends an event to the agent (dropped and counted when the ring buffer is full).
+#[inline(always)]
+pub fn emit(event: &ConnectEvent) {
+    if CONNECT_EVENTS.output::<ConnectEvent>(event, 0).is_err() {
         count(Reason::EventsDropped);
     }
 }

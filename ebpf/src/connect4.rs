@@ -29,5 +29,16 @@ pub fn connect4(ctx: SockAddrContext) -> i32 {
             }
             1
         }
+        Decision::Direct(to) => match to.addr.v4_be() {
+            Some(ip4) => {
+                // SAFETY: connect4 may write user_ip4/user_port (4-byte stores).
+                unsafe {
+                    (*sa).user_ip4 = ip4;
+                    (*sa).user_port = u32::from(to.port.to_be());
+                }
+                1
+            }
+            None => 1,
+        },
     }
 }

@@ -36,5 +36,16 @@ pub fn connect6(ctx: SockAddrContext) -> i32 {
             }
             1
         }
+        Decision::Direct(to) => {
+            // SAFETY: connect6 may write user_ip6 words and user_port (4-byte stores).
+            unsafe {
+                (*sa).user_ip6[0] = to.addr.words[0];
+                (*sa).user_ip6[1] = to.addr.words[1];
+                (*sa).user_ip6[2] = to.addr.words[2];
+                (*sa).user_ip6[3] = to.addr.words[3];
+                (*sa).user_port = u32::from(to.port.to_be());
+            }
+            1
+        }
     }
 }

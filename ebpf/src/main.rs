@@ -4,6 +4,10 @@
 //! asked for under the socket cookie (`PENDING`); `sock_ops` moves it under the connection's
 //! 4-tuple (`RECORDS`) once the local port exists, and deletes it when the socket closes;
 //! `sock_release` drops stashes of connects that never reached `sock_ops`.
+//!
+//! Lanes the kernel routes itself: `connect*` rewrites the destination to the lane's
+//! endpoint (`LANE_ROUTES`) and files the socket under its cookie (`KERNEL_CONNS`);
+//! `getpeername*` answers with the Service address; `sock_ops` reports the bytes at close.
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -13,6 +17,7 @@ mod capture;
 mod connect4;
 mod connect6;
 mod counters;
+mod getpeername;
 mod maps;
 mod pod;
 mod sock_ops;

@@ -8,8 +8,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use graylane_common::{
-    Addr16, DatapathConfig, EXCLUDED_PORT_WORDS, FlowKey, LISTENER_SLOTS, Meta, NameKey, NameValue, OrigDst,
-    PodEntry, Reason, max_entries,
+    Addr16, DatapathConfig, EXCLUDED_PORT_WORDS, FlowKey, KernelConn, LISTENER_SLOTS, LaneKey, LaneRoute,
+    Meta, NameKey, NameValue, OrigDst, PodEntry, Reason, max_entries,
 };
 
 /// Runtime configuration, written by the agent (index 0).
@@ -61,6 +61,16 @@ pub static NAMES: HashMap<NameKey, NameValue> = HashMap::pinned(max_entries::NAM
 /// Full: the event is dropped and counted (`EventsDropped`).
 #[map]
 pub static CONNECT_EVENTS: RingBuf = RingBuf::pinned(256 * 1024, 0);
+
+/// (Service port, caller's tag, caller's tenant) → the endpoints the planner would choose
+/// among, or its refusal: connects the kernel routes itself. No entry: the proxy decides.
+#[map]
+pub static LANE_ROUTES: HashMap<LaneKey, LaneRoute> =
+    HashMap::pinned(max_entries::LANE_ROUTES, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+
+/// Socket cookie → a connection the kernel routed, until it closes (`getpeername`, flows).
+#[map]
+pub static KERNEL_CONNS: HashMap<u64, KernelConn> = HashMap::pinned(max_entries::KERNEL_CONNS, 0);
 
 /// One counter per [`Reason`].
 #[map]

@@ -9,15 +9,19 @@ use aya_ebpf::{
 };
 use core::ptr::read_volatile;
 
-use graylane_common::{Addr16, FlowKey, Reason};
+use graylane_common::{Addr16, ConnectEvent, FlowKey, Reason, kernel_conn_flags};
 
 use crate::{
+    capture::{emit, event},
     counters::{add_records, count},
-    maps::{PENDING, RECORDS},
+    maps::{KERNEL_CONNS, PENDING, RECORDS},
 };
 
 const AF_INET: u32 = 2;
+const TCP_FIN_WAIT2: u32 = 5;
 const TCP_CLOSE: u32 = 7;
+const TCP_LAST_ACK: u32 = 9;
+const TCP_CLOSING: u32 = 11;
 
 #[sock_ops]
 pub fn sock_ops(ctx: SockOpsContext) -> u32 {
@@ -37,6 +41,12 @@ fn on_connect(ctx: &SockOpsContext) {
     let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     // SAFETY: the value is copied out at once.
     let Some(orig) = (unsafe { PENDING.get(&cookie) }).copied() else {
+        // A connection the kernel routed: its close reports the bytes.
+        if let Some(conn) = KERNEL_CONNS.get_ptr_mut(&cookie) {
+            // SAFETY: a valid map value; only this socket's callbacks touch it.
+            unsafe { (*conn).flags |= kernel_conn_flags::SEEN };
+            let _ = ctx.set_cb_flags((ctx.cb_flags() | BPF_SOCK_OPS_STATE_CB_FLAG) as i32);
+        }
         return;
     };
     let _ = PENDING.remove(&cookie);
@@ -55,7 +65,35 @@ fn on_close(ctx: &SockOpsContext) {
     if RECORDS.remove(&flow_key(ctx)).is_ok() {
         count(Reason::RecordDeleted);
         add_records(u64::MAX);
+        return;
     }
+    // SAFETY: the context is a sock_ops context, which the helper accepts.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    // SAFETY: the value is copied out at once.
+    let Some(conn) = (unsafe { KERNEL_CONNS.get(&cookie) }).copied() else {
+        return;
+    };
+    let ops = ctx.ops;
+    // SAFETY: 8-byte loads of the context's byte counters.
+    let (acked, received) = unsafe {
+        (read_volatile(&raw const (*ops).bytes_acked), read_volatile(&raw const (*ops).bytes_received))
+    };
+    // The counters include the SYN's and the FINs' sequence numbers: payload is what is
+    // left. Both FINs went (and were acknowledged) when TCP closed from these states; from
+    // any other (a reset) none did.
+    let fins = u64::from(matches!(ctx.arg(0), TCP_FIN_WAIT2 | TCP_LAST_ACK | TCP_CLOSING));
+    let (sent, received) = (acked.saturating_sub(1 + fins), received.saturating_sub(fins));
+    emit(&ConnectEvent {
+        lane_reason: conn.reason,
+        endpoint: conn.endpoint,
+        subset_id: conn.subset_id,
+        cookie,
+        bytes_sent: sent,
+        bytes_received: received,
+        ..event(&conn.orig, Reason::KernelClosed)
+    });
+    let _ = KERNEL_CONNS.remove(&cookie);
+    count(Reason::KernelClosed);
 }
 
 /// The connection from the pod's side: local = pod, remote = proxy.

@@ -180,6 +180,11 @@ impl Pod {
         self.serve_fixture("banner_server.py", &[&port.to_string()], port)
     }
 
+    /// Starts a TCP server that says its name and the peer address it sees, then echoes.
+    pub fn serve_whoami(&mut self, port: u16) -> anyhow::Result<()> {
+        self.serve_fixture("whoami_server.py", &[&self.spec.name.clone(), &port.to_string()], port)
+    }
+
     fn serve_fixture(&mut self, script: &str, args: &[&str], port: u16) -> anyhow::Result<()> {
         let path = crate::fixture(script);
         let mut all = vec![path.to_str().unwrap_or_default()];

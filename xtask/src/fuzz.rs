@@ -9,8 +9,8 @@ use anyhow::{Context as _, bail};
 
 use crate::cmd::{root, succeeds};
 
-const TARGETS: [&str; 9] =
-    ["headers", "inventory", "route", "record", "requests", "redis", "mysql", "nats", "amqp"];
+const TARGETS: [&str; 10] =
+    ["headers", "inventory", "route", "record", "requests", "redis", "mysql", "nats", "amqp", "kernel_lanes"];
 
 pub fn run(seconds: u64) -> anyhow::Result<()> {
     if !succeeds("cargo", &["fuzz", "--version"]) {

@@ -21,6 +21,8 @@ pub struct SyncReport {
     pub unresolved_cgroups: Vec<String>,
     /// Services whose cluster IP is outside every captured range (not captured).
     pub uncaptured_services: Vec<String>,
+    /// Lane routes the kernel holds ((Service port, tag, tenant) entries).
+    pub kernel_lanes: usize,
     pub last_error: Option<String>,
 }
 
@@ -152,6 +154,7 @@ impl AdminContext {
             "last_error": sync.last_error,
             "unresolved_cgroups": sync.unresolved_cgroups,
             "uncaptured_services": sync.uncaptured_services,
+            "kernel_lanes": sync.kernel_lanes,
         }))
     }
 

@@ -8,6 +8,7 @@ use crate::{
     inventory::{CaptureConfig, KernelView, Snapshot},
     policy::Registry,
     proxy::{Namespaces, ProxyState, SharedState},
+    routing::RoutingTable,
 };
 
 pub struct Reconciler {
@@ -26,7 +27,12 @@ impl Reconciler {
     /// Returns whether some local pod's cgroup is still missing (retry later).
     pub fn apply(&mut self, snapshot: &Arc<Snapshot>) -> bool {
         let started = std::time::Instant::now();
-        let view = KernelView::build(snapshot, &self.capture, &self.root);
+        let mut view = KernelView::build(snapshot, &self.capture, &self.root);
+        // The routing table first: the kernel's lane routes are compiled from it.
+        let routing = RoutingTable::build(snapshot, &self.policies);
+        if self.capture.kernel_lanes {
+            view.state.lanes = crate::routing::kernel::compile(&routing, &view.caller_lanes());
+        }
         let viewed = started.elapsed();
         let mut report = (*self.ctx.sync.load_full()).clone();
         match self.sync.apply(&view.state) {
@@ -41,6 +47,7 @@ impl Reconciler {
             }
         }
         report.syncs += 1;
+        report.kernel_lanes = view.state.lanes.len();
         report.unresolved_cgroups.clone_from(&view.unresolved);
         for svc in view.uncaptured.iter().filter(|s| !report.uncaptured_services.contains(s)) {
             tracing::warn!(
@@ -52,7 +59,7 @@ impl Reconciler {
         report.uncaptured_services.clone_from(&view.uncaptured);
         self.ctx.sync.store(Arc::new(report));
         let synced = started.elapsed();
-        self.state.store(Arc::new(ProxyState::new(snapshot.clone(), self.sync.names(), &self.policies)));
+        self.state.store(Arc::new(ProxyState::with_routing(snapshot.clone(), self.sync.names(), routing)));
         self.policies.tidy();
         if let Some(ns) = &self.namespaces {
             ns.retain(snapshot);

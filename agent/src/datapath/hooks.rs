@@ -8,10 +8,19 @@ pub enum Hook {
     Connect6,
     SockOps,
     SockRelease,
+    Getpeername4,
+    Getpeername6,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 4] = [Hook::Connect4, Hook::Connect6, Hook::SockOps, Hook::SockRelease];
+    pub const ALL: [Hook; 6] = [
+        Hook::Connect4,
+        Hook::Connect6,
+        Hook::SockOps,
+        Hook::SockRelease,
+        Hook::Getpeername4,
+        Hook::Getpeername6,
+    ];
 
     /// The program's name in the eBPF object, also its pin name.
     pub const fn program(self) -> &'static str {
@@ -20,6 +29,8 @@ impl Hook {
             Hook::Connect6 => "connect6",
             Hook::SockOps => "sock_ops",
             Hook::SockRelease => "sock_release",
+            Hook::Getpeername4 => "getpeername4",
+            Hook::Getpeername6 => "getpeername6",
         }
     }
 }

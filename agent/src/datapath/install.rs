@@ -99,6 +99,7 @@ impl Datapath {
             capture: typed(&mut ebpf, map_names::CAPTURE)?,
             excluded_ports: typed(&mut ebpf, map_names::EXCLUDED_PORTS)?,
             names: typed(&mut ebpf, map_names::NAMES)?,
+            lane_routes: typed(&mut ebpf, map_names::LANE_ROUTES)?,
         });
         sync.write_meta(Meta {
             layout_hash: LAYOUT_HASH,
@@ -149,7 +150,7 @@ fn attach(ebpf: &mut Ebpf, hook: Hook, cgroup: &File, pins: &PinPaths) -> Result
     let prog_pin = pins.progs().join(name);
     replace_pin(&prog_pin)?;
     let link: FdLink = match hook {
-        Hook::Connect4 | Hook::Connect6 => {
+        Hook::Connect4 | Hook::Connect6 | Hook::Getpeername4 | Hook::Getpeername6 => {
             let p: &mut CgroupSockAddr = prog.try_into().map_err(perr)?;
             p.load().map_err(perr)?;
             p.pin(&prog_pin).map_err(|e| link_err(&prog_pin, e))?;

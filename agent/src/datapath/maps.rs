@@ -2,7 +2,8 @@
 
 use aya::maps::{Array, HashMap, LpmTrie, MapData, PerCpuArray};
 use graylane_common::{
-    Addr16, DatapathConfig as KernelConfig, Meta, NameKey, NameValue, PodEntry, Reason, map_names,
+    Addr16, DatapathConfig as KernelConfig, LaneKey, LaneRoute, Meta, NameKey, NameValue, PodEntry, Reason,
+    map_names,
 };
 
 use super::DatapathError;
@@ -16,6 +17,7 @@ pub struct SyncMaps {
     pub capture: LpmTrie<MapData, [u8; 16], u32>,
     pub excluded_ports: Array<MapData, u32>,
     pub names: HashMap<MapData, NameKey, NameValue>,
+    pub lane_routes: HashMap<MapData, LaneKey, LaneRoute>,
 }
 
 /// Per-reason counters, summed over CPUs on read.

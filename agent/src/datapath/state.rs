@@ -33,6 +33,30 @@ pub struct KernelState {
     pub proxy: ProxyTarget,
     /// Live connections the record table holds; beyond it connects are not captured.
     pub records_max: u32,
+    /// Lanes the kernel routes at connect(), compiled from the routing table.
+    pub lanes: BTreeMap<KernelLaneKey, KernelLane>,
+}
+
+/// A lane the kernel routes: the Service port dialled, and the caller's tag and tenant.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct KernelLaneKey {
+    pub service: SocketAddr,
+    pub tag: Option<String>,
+    pub tenant: Option<String>,
+}
+
+/// What the kernel does with such a connect: what the proxy's planner would.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelLane {
+    /// One of these endpoints of `subset` (at most [`graylane_common::LANE_ENDPOINTS`]).
+    Route {
+        subset: String,
+        /// A [`graylane_common::lane_reason`] value.
+        reason: u32,
+        endpoints: Vec<SocketAddr>,
+    },
+    /// Refused with `errno`, for a [`graylane_common::lane_reason`].
+    Refuse { reason: u32, errno: u32 },
 }
 
 /// The proxy addresses and the mark of its own sockets.

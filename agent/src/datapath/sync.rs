@@ -8,13 +8,14 @@ use std::{
 
 use aya::maps::lpm_trie::Key;
 use graylane_common::{
-    Addr16, DatapathConfig as KernelConfig, EXCLUDED_PORT_WORDS, NameKind, PodEntry, config_flags, map_names,
+    Addr16, Backend, DatapathConfig as KernelConfig, EXCLUDED_PORT_WORDS, LANE_ENDPOINTS, LaneKey, LaneRoute,
+    NameKind, PodEntry, config_flags, lane_verdict, map_names,
 };
 use ipnetwork::IpNetwork;
 
 use super::{
-    DatapathError, KernelPod, KernelState, Names, maps::SyncMaps, names::Interner, records::addr16,
-    state::ProxyTarget,
+    DatapathError, KernelLane, KernelPod, KernelState, Names, maps::SyncMaps, names::Interner,
+    records::addr16, state::ProxyTarget,
 };
 
 /// The state in kernel form: ids instead of names, map keys instead of addresses.
@@ -25,6 +26,7 @@ struct Lowered {
     capture: BTreeSet<(u32, [u8; 16])>,
     excluded: BTreeMap<u32, u32>,
     config: Option<KernelConfig>,
+    lanes: BTreeMap<LaneKey, LaneRoute>,
 }
 
 /// How many entries one sync wrote and removed.
@@ -98,6 +100,14 @@ impl MapSync {
                 stats.written += 1;
             }
         }
+        for (k, v) in changed(&prev.lanes, &next.lanes) {
+            maps.lane_routes.insert(k, v, 0).map_err(DatapathError::map(map_names::LANE_ROUTES))?;
+            stats.written += 1;
+        }
+        for k in gone(&prev.lanes, &next.lanes) {
+            let _ = maps.lane_routes.remove(&k);
+            stats.removed += 1;
+        }
         let used = used_names(&next);
         self.interner.retain(&mut self.maps.names, &used);
         self.applied = next;
@@ -129,6 +139,30 @@ impl MapSync {
             *out.excluded.entry(u32::from(*port) / 32).or_default() |= 1 << (u32::from(*port) % 32);
         }
         out.config = Some(kernel_config(&state.proxy, state.records_max));
+        for (key, lane) in &state.lanes {
+            let names = &mut self.maps.names;
+            let tag_id = match &key.tag {
+                Some(t) => self.interner.intern(names, NameKind::Tag, t)?,
+                None => 0,
+            };
+            let tenant_id = match &key.tenant {
+                Some(t) => self.interner.intern(names, NameKind::Tenant, t)?,
+                None => 0,
+            };
+            let subset_id = match lane {
+                KernelLane::Route { subset, .. } => self.interner.intern(names, NameKind::Subset, subset)?,
+                KernelLane::Refuse { .. } => 0,
+            };
+            let k = LaneKey {
+                service: addr16(key.service.ip()),
+                port: key.service.port(),
+                _pad0: 0,
+                tag_id,
+                tenant_id,
+                _pad1: 0,
+            };
+            out.lanes.insert(k, lane_route(lane, subset_id));
+        }
         Ok(out)
     }
 
@@ -164,7 +198,33 @@ fn used_names(state: &Lowered) -> BTreeSet<(u32, u32)> {
         used.insert((NameKind::Tag as u32, e.tag_id));
         used.insert((NameKind::Tenant as u32, e.tenant_id));
     }
+    for (k, v) in &state.lanes {
+        used.insert((NameKind::Tag as u32, k.tag_id));
+        used.insert((NameKind::Tenant as u32, k.tenant_id));
+        used.insert((NameKind::Subset as u32, v.subset_id));
+    }
     used
+}
+
+/// A lane in kernel form (`subset_id`: its subset's interned name). Endpoints beyond
+/// [`LANE_ENDPOINTS`] are never written: the compiler leaves such lanes to the proxy.
+pub fn lane_route(lane: &KernelLane, subset_id: u32) -> LaneRoute {
+    match lane {
+        KernelLane::Route { reason, endpoints, .. } => {
+            let mut route = LaneRoute { reason: *reason, subset_id, ..LaneRoute::default() };
+            for (slot, e) in route.endpoints.iter_mut().zip(endpoints.iter().take(LANE_ENDPOINTS)) {
+                *slot = Backend { addr: addr16(e.ip()), port: e.port(), _pad: 0 };
+            }
+            route.count = endpoints.len().min(LANE_ENDPOINTS) as u32;
+            route
+        }
+        KernelLane::Refuse { reason, errno } => LaneRoute {
+            verdict: lane_verdict::REFUSE,
+            errno: *errno,
+            reason: *reason,
+            ..LaneRoute::default()
+        },
+    }
 }
 
 /// An LPM key: v4 networks become mapped v6 with the prefix moved by 96.
@@ -211,6 +271,7 @@ fn read_kernel(maps: &SyncMaps) -> Lowered {
             .filter_map(Result::ok)
             .map(|(k, _)| (k.prefix_len(), k.data()))
             .collect(),
+        lanes: maps.lane_routes.iter().filter_map(Result::ok).collect(),
         ..Lowered::default()
     };
     for word in 0..EXCLUDED_PORT_WORDS {

@@ -19,6 +19,8 @@ pub struct CaptureConfig {
     pub excluded_ports: BTreeSet<u16>,
     pub proxy: crate::datapath::ProxyTarget,
     pub records_max: u32,
+    /// Lanes routed at connect() (`--kernel-lanes`).
+    pub kernel_lanes: bool,
 }
 
 /// Which Service cluster IPs are captured.
@@ -82,6 +84,17 @@ impl KernelView {
             }
         }
         Self { state, unresolved, uncaptured }
+    }
+
+    /// The lanes (tag, tenant) of this node's pods whose connects are captured: the callers
+    /// the kernel may route.
+    pub fn caller_lanes(&self) -> BTreeSet<(Option<String>, Option<String>)> {
+        self.state
+            .pods_by_cgroup
+            .values()
+            .filter(|p| p.flags & pod_flags::REDIRECT_OFF == 0)
+            .map(|p| (p.tag.clone(), p.tenant.clone()))
+            .collect()
     }
 }
 

@@ -21,6 +21,11 @@ pub struct ProxyState {
 impl ProxyState {
     pub fn new(snapshot: Arc<Snapshot>, names: Names, registry: &crate::policy::Registry) -> Self {
         let routing = RoutingTable::build(&snapshot, registry);
+        Self::with_routing(snapshot, names, routing)
+    }
+
+    /// With a routing table already built from `snapshot`.
+    pub fn with_routing(snapshot: Arc<Snapshot>, names: Names, routing: RoutingTable) -> Self {
         let labels = Labels::build(&snapshot);
         Self { snapshot, names, routing, labels }
     }

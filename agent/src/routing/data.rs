@@ -106,6 +106,12 @@ impl DataRules {
     pub fn lanes(&self) -> impl Iterator<Item = &Arc<DataLaneRule>> {
         self.lanes.iter()
     }
+
+    /// Whether a connection from a pod in `lane` goes through the store's codec: a lane
+    /// with a mapping, and on NATS a base connection too (it must not see lanes' subjects).
+    pub fn needs_codec(&self, lane: Option<&str>) -> bool {
+        self.lane(lane).is_some() || !self.lane_subjects.is_empty()
+    }
 }
 
 fn compile_lane(

@@ -82,6 +82,23 @@ impl Subsets {
     }
 }
 
+/// A subset chosen for a request, before an endpoint of it is picked.
+pub struct Chosen<'a> {
+    pub(super) subset: &'a Subset,
+    pub reason: SubsetReason,
+    pub destination: Option<usize>,
+}
+
+impl Chosen<'_> {
+    pub fn name(&self) -> &Arc<str> {
+        &self.subset.name
+    }
+
+    pub fn endpoints(&self) -> &[Arc<Endpoint>] {
+        &self.subset.endpoints
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Decision {
     pub subset: Arc<str>,
@@ -149,6 +166,26 @@ impl ServiceEndpoints {
         key: &PickKey<'_>,
         health: &dyn SubsetHealth,
     ) -> Result<Decision, RouteError> {
+        let chosen = self.choose(lane, route, fallback, health)?;
+        let subset = chosen.subset;
+        let i = subset.balancer.pick(&subset.endpoints, key);
+        Ok(Decision {
+            subset: subset.name.clone(),
+            endpoint: subset.endpoints[i].clone(),
+            reason: chosen.reason,
+            destination: chosen.destination,
+        })
+    }
+
+    /// The subset a request goes to, and why: every endpoint of it is one
+    /// [`ServiceEndpoints::decide`] may pick (the kernel's lane routes are compiled from it).
+    pub fn choose(
+        &self,
+        lane: &Lane,
+        route: Option<&CompiledRoute>,
+        fallback: &Fallback,
+        health: &dyn SubsetHealth,
+    ) -> Result<Chosen<'_>, RouteError> {
         let group = self.group(lane)?;
         let routed = route.map(|r| r.destinations.as_slice()).unwrap_or_default();
         let up = |name: &str| group.get(name).is_some() && !health.open(name);
@@ -195,13 +232,7 @@ impl ServiceEndpoints {
             destination = None;
         }
         let subset = group.get(name).ok_or_else(|| self.no_endpoints())?;
-        let i = subset.balancer.pick(&subset.endpoints, key);
-        Ok(Decision {
-            subset: subset.name.clone(),
-            endpoint: subset.endpoints[i].clone(),
-            reason,
-            destination,
-        })
+        Ok(Chosen { subset, reason, destination })
     }
 
     /// A tenant's own endpoints, else the untenanted (shared) ones; never another tenant's.

@@ -78,6 +78,8 @@ pub struct ServiceRoutes {
     pub source: Option<Arc<str>>,
     /// A data store's lanes (`dataLanes`): the protocol spoken and each lane's mapping.
     pub data: Option<Arc<DataRules>>,
+    /// The pick depends on the caller (ring hash, deterministic subsetting).
+    by_caller: bool,
 }
 
 /// A run of a service port's routes and the callers it is for ([`RouteView`], compiled).
@@ -174,6 +176,11 @@ impl ServiceRoutes {
     /// Service's), once each.
     pub fn endpoint_addrs(&self) -> Vec<SocketAddr> {
         self.own.clone()
+    }
+
+    /// Whether the endpoint picked depends on who calls (ring hash, subsetting).
+    pub fn by_caller(&self) -> bool {
+        self.by_caller
     }
 
     /// Subset and endpoint for a request; `plan`'s subset breakers steer lanes away from
@@ -359,6 +366,12 @@ impl RoutingTable {
                     .find_map(|d| d.load_balancer.as_ref().and_then(|l| l.hash_on.clone()))
             });
             let fallback = policy.map(|(_, p)| p.fallback.clone()).unwrap_or_default();
+            let by_caller = hash_on.is_some()
+                || lb.subset_size.is_some()
+                || lb.policy == crate::inventory::policy::LbPolicy::RingHash
+                || defs.iter().filter_map(|d| d.load_balancer.as_ref()).any(|l| {
+                    l.subset_size.is_some() || l.policy == crate::inventory::policy::LbPolicy::RingHash
+                });
             // One plan per service, shared by its ports: one set of budgets and bounds.
             let plan =
                 policy.and_then(|(_, p)| Plan::compile(&name, &p.resilience, registry, &own_addrs, &subsets));
@@ -404,6 +417,7 @@ impl RoutingTable {
                     plan: plan.clone(),
                     source: source.clone(),
                     data,
+                    by_caller,
                 };
                 let entry = Arc::new(entry);
                 if entry.data.is_some() {

@@ -47,6 +47,9 @@ pub enum FlowOutcome {
 pub struct FlowState {
     /// `tcp`, `http1`, `http2`.
     pub protocol: &'static str,
+    /// Who carried it: `proxy`, `kernel` (routed at connect(), no proxy) or `bypass` (the
+    /// kernel let it go its own way, or refused it).
+    pub path: &'static str,
     pub service: Option<Arc<str>>,
     pub upstream: Option<SocketAddr>,
     pub outcome: FlowOutcome,
@@ -148,6 +151,7 @@ impl Flows {
             started_ms,
             state: Mutex::new(FlowState {
                 protocol,
+                path: "proxy",
                 service: None,
                 upstream: None,
                 outcome: FlowOutcome::Open,
