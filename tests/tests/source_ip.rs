@@ -104,7 +104,9 @@ fn servers_see_the_calling_pods_ip_over_http1_http2_grpc_and_tcp_also_after_a_ne
     let from: Vec<&str> =
         flows.as_array().into_iter().flatten().filter_map(|f| f["source_ip"].as_str()).collect();
     assert!(!from.is_empty() && from.iter().all(|s| *s == "pod"), "flows say where from: {flows}");
-    assert!(metric(&sb, "graylane_upstream_source_total", &[("source", "pod")]) >= 4.0);
+    // HTTP/1.1, HTTP/2 and gRPC through the proxy; the opaque TCP port is routed by the
+    // kernel at connect() (the pod dials the endpoint itself).
+    assert!(metric(&sb, "graylane_upstream_source_total", &[("source", "pod")]) >= 3.0);
     assert!(metric(&sb, "graylane_upstream_pod_namespaces", &[]) >= 1.0);
 
     // kill -9 and a new agent: the namespace handles are found again.

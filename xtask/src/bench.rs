@@ -23,11 +23,15 @@
 //!   the trace headers and remembered per trace), and lane traffic without the trace
 //!   memory (`--trace-ids none`).
 //! - Data lanes (redis-benchmark, `SET` and `GET`, 10 connections): `redis direct` (no
-//!   capture), `redis passthrough` (captured, opaque TCP), `redis rewrite` (captured, the
-//!   gray client's keys prefixed by the Redis codec, logged in as the lane's ACL user).
+//!   capture), `redis passthrough` (captured, opaque TCP through the proxy:
+//!   `--kernel-lanes off`), `redis kernel` (captured, routed by the connect hook: no proxy),
+//!   `redis rewrite` (captured, the gray client's keys prefixed by the Redis codec, logged
+//!   in as the lane's ACL user); direct, passthrough and kernel again with 16 requests
+//!   pipelined per connection (`-P16`).
 //! - The same for MySQL (sysbench `oltp_read_write`, 4 threads, against MariaDB in a pod):
-//!   `sysbench direct`, `sysbench passthrough`, `sysbench lane` (the lane's schema, its
-//!   store account, every statement read and mapped), with prepared statements and as text.
+//!   `sysbench direct`, `sysbench passthrough`, `sysbench kernel`, `sysbench lane` (the
+//!   lane's schema, its store account, every statement read and mapped), with prepared
+//!   statements and as text.
 //!
 //! For each: requests per second, p50/p99, the proxy's CPU per request (user and system),
 //! the node's CPU per request (every CPU, kernel and softirq included) and errors (Redis:
@@ -136,6 +140,9 @@ enum Profile {
     NoTraceMemory,
     /// The default with upstream connections from the node's address.
     NodeSource,
+    /// The default with every captured connection through the proxy (`--kernel-lanes off`):
+    /// the proxy path of opaque TCP.
+    ProxyOnly,
 }
 
 impl Profile {
@@ -154,6 +161,7 @@ impl Profile {
             Profile::Spans100 => a.extend(["--trace-sample-percent".into(), "100".into()]),
             Profile::NoTraceMemory => a.extend(["--trace-ids".into(), "none".into()]),
             Profile::NodeSource => a.extend(["--upstream-source".into(), "node".into()]),
+            Profile::ProxyOnly => a.extend(["--kernel-lanes".into(), "off".into()]),
             Profile::AccessLog => {
                 a.extend(["--access-log".into(), scratch.join("access.log").display().to_string()])
             }
@@ -250,6 +258,8 @@ fn cases(connections: u32) -> Vec<Case> {
     let grpc = Load::Grpc { clients: 16, streams: 8 };
     let sysbench = Load::Sysbench { threads: 4, text: false };
     let sysbench_text = Load::Sysbench { threads: 4, text: true };
+    let redis = Load::Redis { clients: 10, pipeline: 1 };
+    let redis16 = Load::Redis { clients: 10, pipeline: 16 };
     let c = |name, proxy, load, captured: bool, target| Case {
         name,
         proxy,
@@ -302,28 +312,35 @@ fn cases(connections: u32) -> Vec<Case> {
         c("source: node", Proxy::Graylane(NodeSource), h1, true, Target::Service),
         c("close: pod", Proxy::Graylane(Default), close, true, Target::Service),
         c("close: node", Proxy::Graylane(NodeSource), close, true, Target::Service),
-        c("redis direct", Proxy::None, Load::Redis { clients: 10 }, false, Target::RedisPod),
-        c(
-            "redis passthrough",
-            Proxy::Graylane(Default),
-            Load::Redis { clients: 10 },
-            true,
-            Target::RedisPassthrough,
-        ),
-        c("redis rewrite", Proxy::Graylane(Default), Load::Redis { clients: 10 }, true, Target::RedisLanes),
+        c("redis direct", Proxy::None, redis, false, Target::RedisPod),
+        c("redis passthrough", Proxy::Graylane(ProxyOnly), redis, true, Target::RedisPassthrough),
+        c("redis kernel", Proxy::Graylane(Default), redis, true, Target::RedisPassthrough),
+        c("redis rewrite", Proxy::Graylane(Default), redis, true, Target::RedisLanes),
+        c("redis -P16 direct", Proxy::None, redis16, false, Target::RedisPod),
+        c("redis -P16 passthrough", Proxy::Graylane(ProxyOnly), redis16, true, Target::RedisPassthrough),
+        c("redis -P16 kernel", Proxy::Graylane(Default), redis16, true, Target::RedisPassthrough),
         c("sysbench direct", Proxy::None, sysbench, false, Target::MysqlPod),
-        c("sysbench passthrough", Proxy::Graylane(Default), sysbench, true, Target::MysqlPassthrough),
+        c("sysbench passthrough", Proxy::Graylane(ProxyOnly), sysbench, true, Target::MysqlPassthrough),
+        c("sysbench kernel", Proxy::Graylane(Default), sysbench, true, Target::MysqlPassthrough),
         c("sysbench lane", Proxy::Graylane(Default), sysbench, true, Target::MysqlLanes),
         c("sysbench text direct", Proxy::None, sysbench_text, false, Target::MysqlPod),
         c(
             "sysbench text passthrough",
-            Proxy::Graylane(Default),
+            Proxy::Graylane(ProxyOnly),
             sysbench_text,
             true,
             Target::MysqlPassthrough,
         ),
         c("sysbench text lane", Proxy::Graylane(Default), sysbench_text, true, Target::MysqlLanes),
     ]
+}
+
+/// Whether an agent binary has the `--kernel-lanes` flag.
+fn knows_kernel_lanes(binary: &std::path::Path) -> bool {
+    std::process::Command::new(binary)
+        .args(["agent", "--help"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("--kernel-lanes"))
 }
 
 /// Redis and MariaDB pods with their Services and data lanes.
@@ -524,8 +541,13 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                     (Some(b), true) => b.clone(),
                     _ => bin.clone(),
                 };
+                let mut args = profile.args(sb.scratch());
+                if case.baseline && !knows_kernel_lanes(&binary) {
+                    // A build from before kernel lanes: every connection is the proxy's.
+                    args.retain(|a| a != "--kernel-lanes" && a != "off");
+                }
                 let opts = AgentOptions {
-                    args: profile.args(sb.scratch()),
+                    args,
                     log: Some("warn".into()),
                     binary: Some(binary),
                     ..Default::default()

@@ -107,6 +107,9 @@ fn row(f: &Value) -> Vec<String> {
 /// The routing explanation: why that subset, by which route or rule.
 fn why(f: &Value) -> String {
     let mut parts = Vec::new();
+    if f["path"] == "kernel" {
+        parts.push("via=kernel".to_owned());
+    }
     if let Some(r) = f["reason"].as_str() {
         parts.push(r.to_owned());
     }

@@ -1,4 +1,5 @@
-//! `graylane status`: agent version, attach state, table sizes, last inventory sync.
+//! `graylane status`: agent version, attach state, table sizes, last inventory sync, the
+//! lane routes the kernel holds.
 
 use super::{Common, Output, print_json, table::cell};
 
@@ -23,6 +24,7 @@ pub fn run(c: &Common) -> anyhow::Result<()> {
         ("programs", links.join(", ")),
         ("connections", format!("{} recorded, {} pending", cell(&s["records"]), cell(&s["pending"]))),
         ("flows kept", cell(&s["flows"])),
+        ("kernel lanes", format!("{} routes", cell(&s["kernel_lanes"]))),
         ("inventory syncs", cell(&s["syncs"])),
         ("last sync", s["last_sync"].to_string()),
         ("last error", cell(&s["last_error"])),

@@ -229,6 +229,29 @@ fn ratios(out: &mut String, samples: &[Sample]) {
         ratio(rr.rps, rd.rps),
         ratio(rp.rps, rd.rps)
     );
+    // Kernel lanes: opaque TCP routed at connect() against direct (goals: >= 0.95x the
+    // rate, <= 1.05x the node's CPU per request) and the proxy path.
+    for (name, what) in
+        [("redis", "Redis -P1 req/s"), ("redis -P16", "Redis -P16 req/s"), ("sysbench", "sysbench tps")]
+    {
+        let (d, p, k) = (
+            get(&format!("{name} direct")),
+            get(&format!("{name} passthrough")),
+            get(&format!("{name} kernel")),
+        );
+        let _ = writeln!(
+            out,
+            "  kernel/direct   {what:<18} kernel {:.2}x direct (goal >= 0.95x; {:.0} vs {:.0}), proxy path {:.2}x; node CPU per request kernel/direct {:.2}x (goal <= 1.05x; {:.1} vs {:.1} us), proxy path {:.2}x",
+            ratio(k.rps, d.rps),
+            k.rps,
+            d.rps,
+            ratio(p.rps, d.rps),
+            ratio(k.node_us, d.node_us),
+            k.node_us,
+            d.node_us,
+            ratio(p.node_us, d.node_us)
+        );
+    }
     for (text, what) in [("", "prepared statements"), (" text", "as text")] {
         let (d, p, l) = (
             get(&format!("sysbench{text} direct")),
