@@ -4,7 +4,7 @@
 
 mod balance;
 pub mod data;
-mod describe;
+pub mod describe;
 mod endpoint;
 pub mod kernel;
 mod matcher;

@@ -7,16 +7,21 @@
 //! it keeps working after kill -9 of the agent, and an endpoint change applies to the next
 //! connect (the stress lane, left without instances, is refused: it never falls back).
 
-use std::{net::Ipv4Addr, time::Duration};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
 
 use graylane_tests::{AgentOptions, PodSpec, Sandbox, ServiceSpec, fixture, privileged, wait_for};
 use serde_json::{Value, json};
 
 const DB: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 70);
 const VAULT: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 71);
+const DB6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x96, 0, 0, 0, 0, 0, 0x70);
 
 /// `n` connections from `pod` to `vip:port`, as the whoami client reports them.
-fn connect(sb: &Sandbox, pod: &str, vip: Ipv4Addr, port: u16, n: usize) -> Value {
+fn connect(sb: &Sandbox, pod: &str, vip: impl Into<IpAddr>, port: u16, n: usize) -> Value {
+    let vip: IpAddr = vip.into();
     let client = fixture("whoami_client.py");
     let (ok, out, err) = sb
         .pod(pod)
@@ -64,7 +69,7 @@ fn lanes_are_routed_at_connect_without_the_proxy() {
         .expect("vault")
         .serve_whoami(5433)
         .expect("serve");
-    sb.add_service(ServiceSpec::new("db", DB).named_port(5432, 5432, "tcp-db").select("app", "db"));
+    sb.add_service(ServiceSpec::new("db", DB).vip6(DB6).named_port(5432, 5432, "tcp-db").select("app", "db"));
     sb.add_service(
         ServiceSpec::new("vault", VAULT).named_port(5433, 5433, "tcp-vault").select("app", "vault"),
     );
@@ -82,6 +87,11 @@ fn lanes_are_routed_at_connect_without_the_proxy() {
     assert_eq!(stress["peers"], json!([peer]), "getpeername shows the Service address");
     let base = connect(&sb, "base-app", DB, 5432, 20);
     assert_eq!(base["servers"], json!({"db-v1": 20}), "{base}");
+    // IPv6 as IPv4: the lane's endpoint over v6, the v6 Service address as the peer.
+    let stress6 = connect(&sb, "stress-app", DB6, 5432, 5);
+    assert_eq!(stress6["servers"], json!({"db-stress": 5}), "{stress6}");
+    assert_eq!(stress6["seen_as"], json!([sb.pod("stress-app").ip6.to_string()]), "{stress6}");
+    assert_eq!(stress6["peers"], json!([format!("[{DB6}]:5432")]), "{stress6}");
     assert_eq!(base["seen_as"], json!([ip("base-app")]));
     let gray = connect(&sb, "gray-app", DB, 5432, 10);
     assert_eq!(gray["servers"], json!({"db-v1": 10}), "gray has no instance: base ({gray})");
@@ -94,10 +104,11 @@ fn lanes_are_routed_at_connect_without_the_proxy() {
     assert_eq!(shared["servers"], json!({"db-v1": 5}), "untenanted endpoints are shared: {shared}");
 
     // Flows: every connection, on path kernel, closed with its bytes.
-    wait_for("20 closed stress flows", Duration::from_secs(5), || {
-        kernel_flows(&sb, "stress-app").iter().filter(|f| f["outcome"] == "closed").count() == 20
+    wait_for("25 closed stress flows (v4 and v6)", Duration::from_secs(5), || {
+        kernel_flows(&sb, "stress-app").iter().filter(|f| f["outcome"] == "closed").count() == 25
     });
-    let flow = &kernel_flows(&sb, "stress-app")[0];
+    let flows = kernel_flows(&sb, "stress-app");
+    let flow = flows.iter().find(|f| f["orig_dst"] == peer).expect("a v4 stress flow");
     assert_eq!(flow["service"], "default/db", "{flow}");
     assert_eq!(flow["upstream"], format!("{}:5432", ip("db-stress")), "{flow}");
     assert_eq!(flow["endpoint_pod"], "default/db-stress", "{flow}");
@@ -125,7 +136,7 @@ fn lanes_are_routed_at_connect_without_the_proxy() {
     // Metrics count them as proxied connections are counted.
     let m = sb.metrics();
     let kernel = m.count("graylane_tcp_connections_total", &[("result", "kernel")]).expect("metric");
-    assert_eq!(kernel, 55.0, "20 + 20 + 10 + 5 connections");
+    assert_eq!(kernel, 60.0, "20 + 20 + 5 + 10 + 5 connections");
     let denied =
         m.count("graylane_tcp_connections_total", &[("result", "tenant_isolation")]).expect("metric");
     assert_eq!(denied, 10.0);
@@ -135,7 +146,7 @@ fn lanes_are_routed_at_connect_without_the_proxy() {
     assert_eq!(escapes, 10.0, "a fallback at connect() is an escape");
     wait_for("bytes sent, counted at close", Duration::from_secs(5), || {
         m.count("graylane_tcp_bytes_total", &[("destination_service", "default/db"), ("direction", "sent")])
-            .is_ok_and(|n| n == 55.0 * 11.0)
+            .is_ok_and(|n| n == 60.0 * 11.0)
     });
 
     // The agent dies: the kernel keeps routing (it needs no proxy).

@@ -85,6 +85,12 @@ impl AdminContext {
                 to_json(&self.state.load().routing.describe_with(service.as_deref(), &standing))
             }
             "/rules" => to_json(&self.state.load().snapshot.reports),
+            "/map" => {
+                let state = self.state.load();
+                let services = state.routing.describe(None);
+                let node = self.config["node_name"].as_str().unwrap_or("this node").to_owned();
+                to_json(&super::map::build(&state, &self.flows.list(), &services, format!("node {node}")))
+            }
             "/config" => to_json(&self.config),
             "/status" => self.status(),
             "/datapath" => self.datapath(),
@@ -95,7 +101,7 @@ impl AdminContext {
             _ => text(
                 StatusCode::NOT_FOUND,
                 "endpoints: /healthz /readyz /status /flows[?tag=&tenant=&pod=&service=&limit=&follow=1] \
-                     /tags[?local=1] /routes[?service=] /rules /config /datapath; metrics on :15090/metrics\n",
+                     /tags[?local=1] /routes[?service=] /rules /config /datapath /map /ui; metrics on :15090/metrics\n",
             ),
         }
     }

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use std::convert::Infallible;
 
 use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
-use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
+use hyper::{Method, Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
 use super::AdminContext;
@@ -170,14 +170,28 @@ fn handle(ctx: &AdminContext, site: Site, req: &Request<Incoming>) -> Response<B
                 .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"internal error")).boxed()));
         }
     }
+    // The lane map's page and scripts: static, served as they are.
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    if let (Site::Admin, &Method::GET, Some((content_type, body))) = (site, req.method(), super::ui::asset(path)) {
+        return answer(StatusCode::OK, content_type, Bytes::from_static(body.as_bytes()));
+    }
     let (status, content_type, body) = match site {
         Site::Admin => ctx.route(req.method(), target),
         Site::Metrics => ctx.metrics(req.method(), target),
     };
+    answer(status, content_type, Bytes::from(body))
+}
+
+/// Every answer: the page's policy (only its own scripts, styles and origin), no sniffing,
+/// no caching of live state.
+fn answer(status: StatusCode, content_type: &str, body: Bytes) -> Response<BoxBody<Bytes, Infallible>> {
     Response::builder()
         .status(status)
         .header("content-type", content_type)
-        .body(Full::new(Bytes::from(body)).boxed())
+        .header("content-security-policy", super::ui::CONTENT_SECURITY_POLICY)
+        .header("x-content-type-options", "nosniff")
+        .header("cache-control", "no-store")
+        .body(Full::new(body).boxed())
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::from_static(b"internal error")).boxed()))
 }
 

@@ -1,0 +1,265 @@
+// graylane lane map: reads /map (the node's flows and routes, or Prometheus through
+// `graylane ui --prometheus`) and draws workloads grouped by Service, coloured by lane,
+// with traffic per lane as edges. Read-only: it only ever GETs.
+"use strict";
+
+const PALETTE = ["#1e88e5", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41", "#3949ab", "#c0ca33", "#d81b60", "#546e7a"];
+const BASE_COLOUR = "#90a4ae";
+const ESCAPE = "#c62828";
+const LAYERED_MAX = 400; // nodes: above this, a linear-time layered placement instead of dagre
+
+const state = { map: null, previous: null, previousAt: 0, rates: {}, cy: null, shape: "", selected: null };
+const $ = (id) => document.getElementById(id);
+
+function colourOf(tag) {
+  if (!tag) return BASE_COLOUR;
+  const lanes = state.map ? state.map.lanes : [];
+  const i = lanes.indexOf(tag);
+  return PALETTE[(i < 0 ? 0 : i) % PALETTE.length];
+}
+
+function text(s) {
+  const span = document.createElement("span");
+  span.textContent = s == null ? "" : String(s);
+  return span.innerHTML;
+}
+
+async function fetchMap() {
+  const r = await fetch("/map", { cache: "no-store" });
+  if (!r.ok) throw new Error("GET /map: " + r.status);
+  return r.json();
+}
+
+function filters() {
+  return { lane: $("lane").value, tenant: $("tenant").value };
+}
+
+function visibleEdge(e, f) {
+  if (f.lane && (e.tag || "") !== (f.lane === "(base)" ? "" : f.lane)) return false;
+  if (f.tenant && (e.tenant || "") !== (f.tenant === "(none)" ? "" : f.tenant)) return false;
+  return true;
+}
+
+function visibleNode(n, f) {
+  if (f.tenant && n.tenant && n.tenant !== (f.tenant === "(none)" ? "" : f.tenant)) return false;
+  return true;
+}
+
+// Elements for cytoscape: services as compound parents, workloads inside, edges per lane.
+function elements(map) {
+  const f = filters();
+  const out = [];
+  const nodes = new Set();
+  for (const s of map.services) {
+    out.push({ group: "nodes", data: { id: "svc:" + s.id, label: s.id, kind: "service", service: s.id } });
+  }
+  const services = new Set(map.services.map((s) => s.id));
+  for (const n of map.nodes) {
+    if (!visibleNode(n, f)) continue;
+    nodes.add(n.id);
+    const tenant = n.tenant ? " ⟨" + n.tenant + "⟩" : "";
+    const tag = n.tag ? " [" + n.tag + "]" : "";
+    const data = {
+      id: n.id, label: n.label + tag + tenant, kind: n.kind, tag: n.tag || "", tenant: n.tenant || "",
+      colour: colourOf(n.tag), service: n.service || "",
+    };
+    if (n.service && services.has(n.service)) data.parent = "svc:" + n.service;
+    out.push({ group: "nodes", data });
+  }
+  for (const e of map.edges) {
+    if (!visibleEdge(e, f) || !nodes.has(e.from) || !nodes.has(e.to)) continue;
+    const rate = state.rates[e.id];
+    const parts = [];
+    if (e.requests) parts.push(e.requests + " req");
+    if (e.connections) parts.push(e.connections + " conn");
+    if (rate) parts.push(rate.toFixed(1) + "/s");
+    if (e.escapes) parts.push(e.escapes + " escaped: " + Object.keys(e.reasons || {}).join(","));
+    if (e.refused) parts.push(e.refused + " refused");
+    for (const d of e.data || []) parts.push(d.mapping + (d.rejected ? " (" + d.rejected + " refused)" : ""));
+    out.push({
+      group: "edges",
+      data: {
+        id: e.id, source: e.from, target: e.to, label: parts.join(" · "),
+        colour: e.escapes ? ESCAPE : colourOf(e.tag), escape: e.escapes ? 1 : 0, refused: e.refused && !e.requests && !e.connections ? 1 : 0,
+        width: Math.min(8, 1.5 + Math.log2(1 + (e.requests || 0) + (e.connections || 0))),
+        kernel: e.path === "kernel" ? 1 : 0,
+      },
+    });
+  }
+  // Empty service groups (every workload filtered away) would float: drop them.
+  const parents = new Set(out.filter((x) => x.data.parent).map((x) => x.data.parent));
+  return out.filter((x) => x.data.kind !== "service" || parents.has(x.data.id));
+}
+
+function style() {
+  return [
+    { selector: "node", style: {
+      "background-color": "data(colour)", label: "data(label)", "font-size": 11, color: "#1d2330",
+      "text-valign": "bottom", "text-margin-y": 4, width: 26, height: 26, "border-width": 0 } },
+    { selector: "node[kind = 'store']", style: { shape: "barrel", width: 34, height: 30 } },
+    { selector: "node[kind = 'outside']", style: { shape: "diamond", "background-color": "#bbb" } },
+    { selector: "node[tenant != '']", style: { "border-width": 3, "border-color": "#263238", "border-style": "double" } },
+    { selector: "node[kind = 'service']", style: {
+      "background-color": "#eef2f7", "background-opacity": 1, "border-width": 1, "border-color": "#b0bec5",
+      shape: "round-rectangle", label: "data(label)", "text-valign": "top", "font-weight": 600, padding: 14 } },
+    { selector: "edge", style: {
+      width: "data(width)", "line-color": "data(colour)", "target-arrow-color": "data(colour)",
+      "target-arrow-shape": "triangle", "curve-style": "bezier", label: "data(label)", "font-size": 10,
+      "text-background-color": "#fff", "text-background-opacity": 0.85, "text-background-padding": 2,
+      "text-rotation": "autorotate", color: "#37474f" } },
+    { selector: "edge[escape = 1]", style: { color: ESCAPE, "font-weight": 700 } },
+    { selector: "edge[refused = 1]", style: { "line-style": "dashed", "line-color": "#8e24aa", "target-arrow-color": "#8e24aa" } },
+    { selector: "edge[kernel = 1]", style: { "line-style": "dotted" } },
+    { selector: ":selected", style: { "overlay-color": "#ffd54f", "overlay-opacity": 0.35 } },
+  ];
+}
+
+// Linear-time layered placement for big maps: callers left, callees right, by BFS depth.
+function layered(els) {
+  const depth = {};
+  const out = {};
+  const edges = els.filter((x) => x.group === "edges");
+  for (const e of edges) { (out[e.data.source] = out[e.data.source] || []).push(e.data.target); }
+  const incoming = new Set(edges.map((e) => e.data.target));
+  const queue = [];
+  for (const x of els) if (x.group === "nodes" && x.data.kind !== "service" && !incoming.has(x.data.id)) { depth[x.data.id] = 0; queue.push(x.data.id); }
+  for (let i = 0; i < queue.length; i++) {
+    for (const t of out[queue[i]] || []) if (depth[t] === undefined) { depth[t] = Math.min(depth[queue[i]] + 1, 12); queue.push(t); }
+  }
+  const rows = {};
+  const positions = {};
+  for (const x of els) {
+    if (x.group !== "nodes" || x.data.kind === "service") continue;
+    const d = depth[x.data.id] || 0;
+    rows[d] = (rows[d] || 0) + 1;
+    positions[x.data.id] = { x: d * 320, y: rows[d] * 60 };
+  }
+  return { name: "preset", positions, fit: true, animate: false };
+}
+
+function draw() {
+  if (!state.map) return;
+  const els = elements(state.map);
+  const shape = els.map((x) => x.data.id).sort().join("|") + "|" + filters().lane + "|" + filters().tenant;
+  const t0 = performance.now();
+  if (!state.cy) {
+    state.cy = cytoscape({ container: $("graph"), elements: [], style: style(), wheelSensitivity: 0.3, minZoom: 0.02 });
+    state.cy.on("tap", "edge", (ev) => showEdge(ev.target.id()));
+    state.cy.on("tap", "node", (ev) => showService(ev.target.data("service") || ev.target.data("id").replace(/^svc:/, "")));
+  }
+  const cy = state.cy;
+  if (shape !== state.shape) {
+    cy.batch(() => { cy.elements().remove(); cy.add(els); });
+    const nodes = els.filter((x) => x.group === "nodes").length;
+    const layout = nodes <= LAYERED_MAX
+      ? { name: "dagre", rankDir: "LR", nodeSep: 24, rankSep: 120, edgeSep: 12, fit: true, animate: false }
+      : layered(els);
+    cy.layout(layout).run();
+    state.shape = shape;
+  } else {
+    cy.batch(() => { for (const x of els) { const el = cy.getElementById(x.data.id); if (el.nonempty()) el.data(x.data); } });
+  }
+  const ms = performance.now() - t0;
+  document.body.dataset.renderMs = ms.toFixed(0);
+  document.body.dataset.nodes = String(cy.nodes().length);
+  document.body.dataset.edges = String(cy.edges().length);
+  $("stats").textContent = cy.nodes().length + " nodes · " + cy.edges().length + " edges · drawn in " + ms.toFixed(0) + " ms";
+}
+
+function fillSelect(id, values, none) {
+  const sel = $(id);
+  const current = sel.value;
+  const want = ["", ...values, none];
+  if ([...sel.options].map((o) => o.value).join("|") === want.join("|")) return;
+  sel.innerHTML = "";
+  for (const v of want) {
+    const o = document.createElement("option");
+    o.value = v;
+    o.textContent = v === "" ? (id === "lane" ? "all lanes" : "all tenants") : v;
+    sel.appendChild(o);
+  }
+  sel.value = want.includes(current) ? current : "";
+}
+
+function legend() {
+  const items = [`<li><span class="swatch" style="background:${BASE_COLOUR}"></span>base (no lane)</li>`];
+  for (const l of state.map.lanes) items.push(`<li><span class="swatch" style="background:${colourOf(l)}"></span>lane ${text(l)}</li>`);
+  items.push(`<li><span class="swatch" style="background:${ESCAPE}"></span><span class="escape">left its lane (fallback, escape)</span></li>`);
+  items.push(`<li><span class="swatch" style="background:#8e24aa"></span><span class="refused">refused (dashed)</span></li>`);
+  items.push(`<li>dotted: routed by the kernel at connect()</li><li>double border: a tenant's workload</li><li>barrel: a data store</li>`);
+  $("legend").innerHTML = items.join("");
+}
+
+function showEdge(id) {
+  state.selected = { edge: id };
+  const e = state.map.edges.find((x) => x.id === id);
+  if (!e) return;
+  $("panel-title").textContent = e.from + " → " + e.to;
+  const rows = [
+    ["service", e.service], ["lane", e.tag || "base"], ["tenant", e.tenant || "none"], ["path", e.path],
+    ["requests", e.requests], ["connections", e.connections], ["rate", (state.rates[id] || 0).toFixed(2) + "/s"],
+    ["left the lane", e.escapes ? e.escapes + " (" + Object.entries(e.reasons || {}).map(([k, v]) => k + " " + v).join(", ") + ")" : "no"],
+    ["refused", e.refused],
+  ];
+  for (const d of e.data || []) rows.push(["data lane", d.mapping + (d.rejected ? ", " + d.rejected + " commands refused" : "")]);
+  let html = "<table>" + rows.map(([k, v]) => `<tr><th>${text(k)}</th><td>${text(v)}</td></tr>`).join("") + "</table>";
+  html += `<h2>Recent flows (${(e.flows || []).length})</h2>`;
+  if (!(e.flows || []).length) html += `<p class="hint">${text(state.map.flows_note || "no flows kept for this edge")}</p>`;
+  else html += "<table id=\"edge-flows\"><tr><th>id</th><th>endpoint</th><th>subset</th><th>why</th><th>rule</th></tr>" +
+    e.flows.map((f) => `<tr><td>${text(f.id)}</td><td>${text(f.endpoint)}</td><td>${text(f.subset)}</td><td class="why">${text(f.why)}</td><td>${text(f.rule)}</td></tr>`).join("") + "</table>";
+  $("panel-body").innerHTML = html;
+}
+
+async function showService(id) {
+  if (!id) return;
+  state.selected = { service: id };
+  $("panel-title").textContent = id;
+  const s = (state.map.services || []).find((x) => x.id === id);
+  let html = "";
+  if (s) {
+    html += `<p>rules from: <code>${text(s.rules_from || "none")}</code></p>`;
+    html += "<h2>Subsets</h2><table><tr><th>subset</th><th>tenant</th><th>endpoints</th></tr>" +
+      (s.subsets || []).map((x) => `<tr><td>${text(x.subset)}</td><td>${text(x.tenant || "shared")}</td><td>${text(x.endpoints.join(", "))}</td></tr>`).join("") + "</table>";
+    html += "<h2>Routes</h2>" + ((s.routes || []).length ? "<table><tr><th>route</th><th>to</th></tr>" +
+      s.routes.map((r) => `<tr><td>${text(r.name)}</td><td>${text(r.to)}</td></tr>`).join("") + "</table>" : "<p class=\"hint\">no routes: lanes and fallback only</p>");
+    html += `<p>fallback: <code>${text(s.fallback || "base")}</code></p>`;
+    if ((s.data_lanes || []).length) html += "<h2>Data lanes</h2><table>" +
+      s.data_lanes.map((d) => `<tr><td>${text(d.lane)}</td><td>${text(d.protocol)}</td><td>${text(d.mapping)}</td><td>${text(d.enforcement)}</td></tr>`).join("") + "</table>";
+  } else html = "<p class=\"hint\">not a Service graylane routes</p>";
+  $("panel-body").innerHTML = html;
+}
+
+function rates(map, at) {
+  if (!state.previous) { state.rates = {}; return; }
+  const dt = (at - state.previousAt) / 1000;
+  const before = Object.fromEntries(state.previous.edges.map((e) => [e.id, (e.requests || 0) + (e.connections || 0)]));
+  state.rates = {};
+  for (const e of map.edges) {
+    if (e.rate != null) { state.rates[e.id] = e.rate; continue; }
+    const now = (e.requests || 0) + (e.connections || 0);
+    if (dt > 0 && before[e.id] != null) state.rates[e.id] = Math.max(0, now - before[e.id]) / dt;
+  }
+}
+
+async function refresh() {
+  try {
+    const map = await fetchMap();
+    const at = performance.now();
+    rates(map, at);
+    state.previous = map; state.previousAt = at; state.map = map;
+    fillSelect("lane", map.lanes, "(base)");
+    fillSelect("tenant", map.tenants, "(none)");
+    $("source").textContent = map.source;
+    legend();
+    draw();
+    if (state.selected && state.selected.edge) showEdge(state.selected.edge);
+    document.body.dataset.ready = "1";
+  } catch (err) {
+    $("stats").textContent = String(err);
+  }
+}
+
+$("lane").addEventListener("change", draw);
+$("tenant").addEventListener("change", draw);
+refresh();
+setInterval(() => { if ($("live").checked) refresh(); }, 2000);
