@@ -9,7 +9,7 @@ pub mod map;
 pub mod routes;
 mod server;
 mod tags;
-mod ui;
+pub mod ui;
 
 pub use lifecycle::{Lifecycle, Phase};
 pub use routes::AdminContext;

@@ -8,6 +8,7 @@ mod rules;
 mod status;
 mod table;
 mod tags;
+mod ui;
 
 use std::path::PathBuf;
 
@@ -16,6 +17,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use client::Admin;
 pub use flows::FlowsArgs;
 pub use routes::RoutesArgs;
+pub use ui::UiArgs;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -48,6 +50,9 @@ pub enum Command {
     Rules(Common),
     /// Agent version, attach state, table sizes, last inventory sync.
     Status(Common),
+    /// The lane map in a browser: this node's (the agent's `/ui`), or with `--prometheus`
+    /// the cluster's, served on 127.0.0.1:15020.
+    Ui(UiArgs),
     /// Shell completions: `graylane completions bash > /etc/bash_completion.d/graylane`.
     Completions { shell: clap_complete::Shell },
     /// Print the graylane CustomResourceDefinitions (or write them into a folder).
@@ -87,6 +92,7 @@ pub use routes::run as routes;
 pub use rules::run as rules;
 pub use status::run as status;
 pub use tags::run as tags;
+pub use ui::run as ui;
 
 /// Prints `value` as pretty JSON.
 fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {

@@ -31,6 +31,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Routes(a) => cli::routes(&a),
         Command::Rules(c) => cli::rules(&c),
         Command::Status(c) => cli::status(&c),
+        Command::Ui(a) => cli::ui(&a),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "graylane", &mut std::io::stdout());
             Ok(())

@@ -67,7 +67,8 @@ function elements(map) {
     out.push({ group: "nodes", data });
   }
   for (const e of map.edges) {
-    if (!visibleEdge(e, f) || !nodes.has(e.from) || !nodes.has(e.to)) continue;
+    const ends = (id) => nodes.has(id) || (id.startsWith("svc:") && services.has(id.slice(4)));
+    if (!visibleEdge(e, f) || !ends(e.from) || !ends(e.to)) continue;
     const rate = state.rates[e.id];
     const parts = [];
     if (e.requests) parts.push(e.requests + " req");
@@ -86,16 +87,18 @@ function elements(map) {
       },
     });
   }
-  // Empty service groups (every workload filtered away) would float: drop them.
-  const parents = new Set(out.filter((x) => x.data.parent).map((x) => x.data.parent));
-  return out.filter((x) => x.data.kind !== "service" || parents.has(x.data.id));
+  // Empty service groups (every workload filtered away) would float: drop them, unless an
+  // edge ends there (a connection refused before any endpoint was chosen).
+  const keep = new Set(out.filter((x) => x.data.parent).map((x) => x.data.parent));
+  for (const x of out) if (x.group === "edges") keep.add(x.data.target);
+  return out.filter((x) => x.data.kind !== "service" || keep.has(x.data.id));
 }
 
 function style() {
   return [
     { selector: "node", style: {
       "background-color": "data(colour)", label: "data(label)", "font-size": 11, color: "#1d2330",
-      "text-valign": "bottom", "text-margin-y": 4, width: 26, height: 26, "border-width": 0 } },
+      "text-valign": "bottom", "text-margin-y": 4, width: 26, height: 26, "border-width": 0, "min-zoomed-font-size": 7 } },
     { selector: "node[kind = 'store']", style: { shape: "barrel", width: 34, height: 30 } },
     { selector: "node[kind = 'outside']", style: { shape: "diamond", "background-color": "#bbb" } },
     { selector: "node[tenant != '']", style: { "border-width": 3, "border-color": "#263238", "border-style": "double" } },
@@ -106,7 +109,7 @@ function style() {
       width: "data(width)", "line-color": "data(colour)", "target-arrow-color": "data(colour)",
       "target-arrow-shape": "triangle", "curve-style": "bezier", label: "data(label)", "font-size": 10,
       "text-background-color": "#fff", "text-background-opacity": 0.85, "text-background-padding": 2,
-      "text-rotation": "autorotate", color: "#37474f" } },
+      "text-rotation": "autorotate", color: "#37474f", "min-zoomed-font-size": 7 } },
     { selector: "edge[escape = 1]", style: { color: ESCAPE, "font-weight": 700 } },
     { selector: "edge[refused = 1]", style: { "line-style": "dashed", "line-color": "#8e24aa", "target-arrow-color": "#8e24aa" } },
     { selector: "edge[kernel = 1]", style: { "line-style": "dotted" } },
@@ -143,7 +146,11 @@ function draw() {
   const shape = els.map((x) => x.data.id).sort().join("|") + "|" + filters().lane + "|" + filters().tenant;
   const t0 = performance.now();
   if (!state.cy) {
-    state.cy = cytoscape({ container: $("graph"), elements: [], style: style(), wheelSensitivity: 0.3, minZoom: 0.02 });
+    const big = els.length > 2000;
+    state.cy = cytoscape({
+      container: $("graph"), elements: [], style: style(), wheelSensitivity: 0.3, minZoom: 0.02,
+      textureOnViewport: big, hideEdgesOnViewport: big, pixelRatio: big ? 1 : "auto",
+    });
     state.cy.on("tap", "edge", (ev) => showEdge(ev.target.id()));
     state.cy.on("tap", "node", (ev) => showService(ev.target.data("service") || ev.target.data("id").replace(/^svc:/, "")));
   }
@@ -159,11 +166,14 @@ function draw() {
   } else {
     cy.batch(() => { for (const x of els) { const el = cy.getElementById(x.data.id); if (el.nonempty()) el.data(x.data); } });
   }
-  const ms = performance.now() - t0;
-  document.body.dataset.renderMs = ms.toFixed(0);
-  document.body.dataset.nodes = String(cy.nodes().length);
-  document.body.dataset.edges = String(cy.edges().length);
-  $("stats").textContent = cy.nodes().length + " nodes · " + cy.edges().length + " edges · drawn in " + ms.toFixed(0) + " ms";
+  // Drawn once the frame after the layout is painted.
+  requestAnimationFrame(() => requestAnimationFrame(() => {
+    const ms = performance.now() - t0;
+    document.body.dataset.renderMs = ms.toFixed(0);
+    document.body.dataset.nodes = String(cy.nodes().length);
+    document.body.dataset.edges = String(cy.edges().length);
+    $("stats").textContent = cy.nodes().length + " nodes · " + cy.edges().length + " edges · drawn in " + ms.toFixed(0) + " ms";
+  }));
 }
 
 function fillSelect(id, values, none) {

@@ -38,6 +38,31 @@ impl Admin {
         .map_err(|_| anyhow!("admin client thread panicked"))?
     }
 
+    /// Forwards connections to `listen` (in the caller's network namespace: loopback on the
+    /// machine) to this API inside the sandbox, for a browser, until the process ends.
+    pub fn forward(&self, listen: SocketAddr) -> anyhow::Result<()> {
+        let listener = std::net::TcpListener::bind(listen).with_context(|| format!("listen on {listen}"))?;
+        let (netns, addr) = (self.netns.clone(), self.addr);
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let netns = netns.clone();
+                std::thread::spawn(move || -> anyhow::Result<()> {
+                    let ns = std::fs::File::open(&netns)?;
+                    setns(&ns, CloneFlags::CLONE_NEWNET)?;
+                    let upstream = TcpStream::connect(addr)?;
+                    let (mut back_from, mut back_to) = (upstream.try_clone()?, client.try_clone()?);
+                    let back = std::thread::spawn(move || std::io::copy(&mut back_from, &mut back_to));
+                    let (mut from, mut to) = (client, upstream);
+                    let _ = std::io::copy(&mut from, &mut to);
+                    let _ = to.shutdown(std::net::Shutdown::Write);
+                    let _ = back.join();
+                    Ok(())
+                });
+            }
+        });
+        Ok(())
+    }
+
     /// `GET path` as JSON, requiring 200.
     pub fn json(&self, path: &str) -> anyhow::Result<serde_json::Value> {
         let (status, body) = self.get(path)?;

@@ -10,6 +10,7 @@ mod admin;
 mod agent;
 mod cgroup;
 mod cluster;
+pub mod demo;
 mod mariadb;
 mod names;
 mod netns;

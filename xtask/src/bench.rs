@@ -109,7 +109,7 @@ spec:
   retry: {attempts: 2}";
 
 pub struct BenchArgs {
-    /// Run only the case of this name, or those whose name contains it (to profile one).
+    /// Run only the cases of these names (comma-separated), or those whose name contains one.
     pub only: Option<String>,
     pub rounds: usize,
     pub duration: Duration,
@@ -417,15 +417,17 @@ fn serve_stores(sb: &mut Sandbox) -> anyhow::Result<Stores> {
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let bin = build_agent(true)?;
     let all = cases(args.connections);
-    let exact = args.only.as_deref().is_some_and(|o| all.iter().any(|c| c.name == o));
-    let mut chosen: Vec<Case> = all
-        .into_iter()
-        .filter(|c| match args.only.as_deref() {
-            None => true,
-            Some(o) if exact => c.name == o,
-            Some(o) => c.name.contains(o),
-        })
-        .collect();
+    // `--only a,b`: each a case's name, or a part of the names of the cases it picks.
+    let wanted: Vec<&str> =
+        args.only.as_deref().map(|o| o.split(',').map(str::trim).collect()).unwrap_or_default();
+    let picks = |name: &str| {
+        wanted.is_empty()
+            || wanted.iter().any(|w| {
+                let exact = all.iter().any(|c| c.name == *w);
+                if exact { name == *w } else { name.contains(w) }
+            })
+    };
+    let mut chosen: Vec<Case> = all.iter().filter(|c| picks(c.name)).copied().collect();
     if args.baseline.is_some() {
         let twins: Vec<Case> = chosen
             .iter()

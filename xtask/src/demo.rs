@@ -1,124 +1,25 @@
 //! `cargo xtask demo`: the gateway → app → data sample of the seeds, on one node, in a
 //! few readable lines: which subset served each kind of traffic, and why. Cleans up after.
 
-use std::{net::Ipv4Addr, time::Instant};
+use std::time::Instant;
 
 use anyhow::{Context as _, bail};
-use graylane_tests::{AgentOptions, MariaDb, Pod, PodSpec, Sandbox, ServiceSpec, privileged};
+use graylane_tests::{
+    AgentOptions, MariaDb, Pod, Sandbox,
+    demo::{APP, DATA, MYSQL, ORDERS, REDIS, SEARCH},
+    privileged,
+};
 use serde_json::Value;
 
 use crate::cmd::build_agent;
 
-const APP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 20);
-const DATA: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 30);
-const SEARCH: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 40);
-const ORDERS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 50);
-const REDIS: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 60);
-const MYSQL: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 62);
-
-/// The seeds' full-link stress test: the stress lane shares production's Redis and MySQL,
-/// its data kept apart inside them, logged in as store accounts the stores limit to the
-/// lane's data.
-const DATA_LANES: &str = "apiVersion: graylane.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: redis}
-spec:
-  service: redis
-  dataLanes: {lanes: [{lane: stress, keyPrefix: 'shadow:', account: {secret: redis-stress}}]}
----
-apiVersion: graylane.io/v1alpha1
-kind: TrafficPolicy
-metadata: {name: mysql}
-spec:
-  service: mysql
-  dataLanes: {lanes: [{lane: stress, schemaSuffix: _shadow, account: {secret: mysql-stress}}]}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: redis-stress}
-stringData: {username: stress, password: stress-secret}
----
-apiVersion: v1
-kind: Secret
-metadata: {name: mysql-stress}
-stringData: {username: stress, password: stress-secret}";
-
-const BETA_RULE: &str = "apiVersion: graylane.io/v1alpha1
-kind: TrafficLabelRule
-metadata: {name: beta-users}
-spec:
-  selector: {app: gateway}
-  trafficLabel: gray
-  match:
-  - {type: cookie, key: user, condition: '==', value: alice}";
-
-pub fn run() -> anyhow::Result<()> {
+pub fn run(keep: bool) -> anyhow::Result<()> {
     // The sandbox finds the agent at target/debug/graylane, which this builds.
     build_agent(false)?;
     let Some(p) = privileged("demo") else { bail!("the demo needs root: sudo -E cargo xtask demo") };
     println!("\n== graylane demo: gateway → app → data, base and gray, one node ==\n");
     let mut sb = Sandbox::new(&p)?;
-    sb.add_pod(PodSpec::new("gateway").label("app", "gateway").annotate("graylane.io/role", "ingress"))?;
-    sb.add_pod(PodSpec::new("client"))?;
-    for (name, app, tag) in [
-        ("app-v1", "app", None),
-        ("app-v2", "app", Some("gray")),
-        ("data-v1", "data", None),
-        ("data-v2", "data", Some("gray")),
-    ] {
-        let mut spec = PodSpec::new(name).label("app", app);
-        if let Some(t) = tag {
-            spec = spec.tag(t);
-        }
-        sb.add_pod(spec)?.serve_http(8080)?;
-    }
-    sb.add_service(ServiceSpec::new("app", APP).named_port(80, 8080, "http").select("app", "app"));
-    sb.add_service(ServiceSpec::new("data", DATA).named_port(80, 8080, "http").select("app", "data"));
-    sb.add_pod(PodSpec::new("search-v1").label("app", "search"))?.serve_http(8080)?;
-    sb.add_service(ServiceSpec::new("search", SEARCH).named_port(80, 8080, "http").select("app", "search"));
-    // A base middle service whose app forwards only `traceparent` (OpenTelemetry without
-    // baggage): it calls data for each request it serves.
-    let relay = graylane_tests::fixture("relay.py");
-    let relay = relay.to_str().context("fixture path")?;
-    let orders = sb.add_pod(PodSpec::new("orders-v1").label("app", "orders"))?;
-    orders.spawn("python3", &[relay, "traceparent", "8080", &format!("http://{DATA}/")])?;
-    orders.wait_listening(8080)?;
-    sb.add_service(ServiceSpec::new("orders", ORDERS).named_port(80, 8080, "http").select("app", "orders"));
-    sb.add_document(BETA_RULE);
-    // The data stores: production's Redis and MySQL, shared by the stress lane.
-    sb.add_pod(PodSpec::new("stress-app").label("app", "loadgen").tag("stress"))?;
-    let redis_dir = sb.scratch().join("redis");
-    std::fs::create_dir_all(&redis_dir)?;
-    let redis = sb.add_pod(PodSpec::new("redis").label("app", "redis"))?;
-    redis.serve_redis(&redis_dir)?;
-    redis.run(
-        "redis-cli",
-        &[
-            "ACL",
-            "SETUSER",
-            "stress",
-            "on",
-            ">stress-secret",
-            "~shadow:*",
-            "&shadow:*",
-            "+@all",
-            "-@dangerous",
-            "-function",
-        ],
-    )?;
-    sb.add_service(
-        ServiceSpec::new("redis", REDIS).named_port(6379, 6379, "tcp-redis").select("app", "redis"),
-    );
-    let mysql = MariaDb::start(
-        &mut sb,
-        "mysql",
-        "CREATE USER 'app'@'%' IDENTIFIED BY 'secret'; GRANT ALL ON *.* TO 'app'@'%';\
-         CREATE USER 'stress'@'%' IDENTIFIED BY 'stress-secret'; GRANT ALL ON `%\\_shadow`.* TO 'stress'@'%';\
-         CREATE DATABASE orders; CREATE TABLE orders.t (id INT PRIMARY KEY, who VARCHAR(40));\
-         CREATE DATABASE orders_shadow; CREATE TABLE orders_shadow.t LIKE orders.t;",
-    )?;
-    sb.add_service(ServiceSpec::new("mysql", MYSQL).named_port(3306, 3306, "mysql").select("app", "mysql"));
-    sb.add_document(DATA_LANES);
+    let mysql = graylane_tests::demo::build(&mut sb)?;
     let took = sb.start_agent(&AgentOptions::default())?;
     for store in ["default/redis", "default/mysql"] {
         sb.admin().wait_data_lane(store, "stress", "store-enforced")?;
@@ -168,8 +69,23 @@ pub fn run() -> anyhow::Result<()> {
     println!(
         "  kubectl apply -k deploy/ && kubectl apply -f deploy/examples/   # agent --kube on every node\n"
     );
+    if keep {
+        sb.admin().forward(([127, 0, 0, 1], MAP_PORT).into())?;
+        println!(
+            "the lane map of this demo: http://127.0.0.1:{MAP_PORT}/ui   (live; press Enter to end the demo)"
+        );
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+    } else {
+        println!(
+            "the lane map: `cargo xtask demo --keep` keeps this sandbox up and serves its map on http://127.0.0.1:{MAP_PORT}/ui\n"
+        );
+    }
     Ok(())
 }
+
+/// Where `--keep` serves the map (the `graylane ui` port).
+const MAP_PORT: u16 = 15020;
 
 /// client → orders-v1 (base, forwards only `traceparent`) → data: the gray request keeps
 /// its lane through the app that dropped the tag, by its trace id.

@@ -40,7 +40,12 @@ enum Task {
         args: Vec<String>,
     },
     /// Run the demo: pods in namespaces, the agent, traffic, and what graylane saw.
-    Demo,
+    Demo {
+        /// Keep the sandbox up afterwards and serve its lane map on 127.0.0.1:15020 until
+        /// Enter is pressed.
+        #[arg(long)]
+        keep: bool,
+    },
     /// The agent with a large inventory: time to ready, memory, change latency.
     Scale {
         #[arg(long, default_value_t = 10_000)]
@@ -62,7 +67,8 @@ enum Task {
     /// Benchmark graylane against direct, nginx and iptables capture, with a cost ledger,
     /// HTTP/2, gRPC and fixed-rate latency cases (not a test).
     Bench {
-        /// Only the case of this name (or the cases whose name contains it), e.g. `graylane`.
+        /// Only the cases of these names, or whose name contains one (comma-separated), e.g.
+        /// `graylane` or `redis,sysbench`.
         #[arg(long)]
         only: Option<String>,
         /// Interleaved rounds; each case runs once per round (after a warm-up round).
@@ -100,9 +106,9 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             soak::run(minutes)
         }
-        Task::Demo => {
+        Task::Demo { keep } => {
             setup::run()?;
-            demo::run()
+            demo::run(keep)
         }
         Task::Scale { pods, services } => {
             setup::run()?;

@@ -27,6 +27,8 @@ const PACKAGES: &[&str] = &[
     "sysbench",
     "prometheus",
     "nodejs",
+    "chromium",
+    "fonts-dejavu-core",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
@@ -85,6 +87,14 @@ pub fn run() -> anyhow::Result<()> {
         eprintln!("xtask: setup: rule language schemas present");
     } else {
         sh(Command::new("npm").args(["ci", "--silent", "--no-audit", "--no-fund"]).current_dir(&schemas))?;
+    }
+    // The lane map's browser tests: playwright-core drives Debian's chromium, pinned by
+    // tests/ui/package-lock.json.
+    let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/ui");
+    if ui.join("node_modules/playwright-core").exists() {
+        eprintln!("xtask: setup: playwright-core present");
+    } else {
+        sh(Command::new("npm").args(["ci", "--silent", "--no-audit", "--no-fund"]).current_dir(&ui))?;
     }
     if succeeds("bpf-linker", &["--version"]) {
         eprintln!("xtask: setup: bpf-linker present");

@@ -176,7 +176,8 @@ pub fn build(state: &ProxyState, flows: &[Flow], services: &[ServiceView], sourc
             entry.0.service = service;
         }
     }
-    let pods: HashMap<String, &std::sync::Arc<Pod>> = state.snapshot.pods.iter().map(|p| (p.key().0, p)).collect();
+    let pods: HashMap<String, &std::sync::Arc<Pod>> =
+        state.snapshot.pods.iter().map(|p| (p.key().0, p)).collect();
     let version = |pod: Option<&str>| pod.and_then(|p| pods.get(p)).map(|p| version_of(p));
     // Edges from the flow table, oldest first (the newest flows end each edge's list).
     let mut edges: BTreeMap<String, MapEdge> = BTreeMap::new();
@@ -235,7 +236,9 @@ pub fn build(state: &ProxyState, flows: &[Flow], services: &[ServiceView], sourc
             let lane = tag.clone().unwrap_or_default();
             match e.data.iter_mut().find(|x| x.mapping == **d) {
                 Some(x) => x.rejected += f.state.data_rejected,
-                None => e.data.push(MapData { lane, mapping: d.to_string(), rejected: f.state.data_rejected }),
+                None => {
+                    e.data.push(MapData { lane, mapping: d.to_string(), rejected: f.state.data_rejected })
+                }
             }
         }
         e.flows.push(edge_flow(f));
@@ -246,12 +249,19 @@ pub fn build(state: &ProxyState, flows: &[Flow], services: &[ServiceView], sourc
     for (_, (mut node, names)) in nodes {
         node.label = match names.as_slice() {
             [one] => one.clone(),
-            many => format!("{} ({} pods)", node.id.split_once('@').map_or(&*node.id, |(w, _)| w), many.len()),
+            many => {
+                format!("{} ({} pods)", node.id.split_once('@').map_or(&*node.id, |(w, _)| w), many.len())
+            }
         };
         map.nodes.push(node);
     }
     if outside {
-        map.nodes.push(MapNode { id: "outside".into(), label: "outside the mesh".into(), kind: "outside".into(), ..MapNode::default() });
+        map.nodes.push(MapNode {
+            id: "outside".into(),
+            label: "outside the mesh".into(),
+            kind: "outside".into(),
+            ..MapNode::default()
+        });
     }
     map.edges = edges.into_values().collect();
     map.lanes = lanes.into_iter().collect();
@@ -282,7 +292,12 @@ fn edge_flow(f: &Flow) -> EdgeFlow {
     }
     EdgeFlow {
         id: f.id,
-        endpoint: s.endpoint_pod.as_deref().map(str::to_owned).or(s.upstream.map(|u| u.to_string())).unwrap_or_default(),
+        endpoint: s
+            .endpoint_pod
+            .as_deref()
+            .map(str::to_owned)
+            .or(s.upstream.map(|u| u.to_string()))
+            .unwrap_or_default(),
         subset: s.subset.as_deref().unwrap_or("").to_owned(),
         why: why.join(" "),
         rule: s.rule.as_deref().unwrap_or("").to_owned(),
@@ -308,7 +323,12 @@ fn service(v: &ServiceView) -> MapService {
             .iter()
             .map(|r| MapRoute {
                 name: r.name.clone(),
-                to: r.destinations.iter().map(|d| format!("{} {}", d.subset, d.weight)).collect::<Vec<_>>().join(", "),
+                to: r
+                    .destinations
+                    .iter()
+                    .map(|d| format!("{} {}", d.subset, d.weight))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })
             .collect(),
         data_lanes: v

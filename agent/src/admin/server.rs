@@ -14,7 +14,9 @@ use bytes::Bytes;
 use std::convert::Infallible;
 
 use http_body_util::{BodyExt as _, Full, combinators::BoxBody};
-use hyper::{Method, Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn};
+use hyper::{
+    Method, Request, Response, StatusCode, body::Incoming, server::conn::http1, service::service_fn,
+};
 use hyper_util::rt::{TokioIo, TokioTimer};
 
 use super::AdminContext;
@@ -172,7 +174,9 @@ fn handle(ctx: &AdminContext, site: Site, req: &Request<Incoming>) -> Response<B
     }
     // The lane map's page and scripts: static, served as they are.
     let path = target.split_once('?').map_or(target, |(p, _)| p);
-    if let (Site::Admin, &Method::GET, Some((content_type, body))) = (site, req.method(), super::ui::asset(path)) {
+    if let (Site::Admin, &Method::GET, Some((content_type, body))) =
+        (site, req.method(), super::ui::asset(path))
+    {
         return answer(StatusCode::OK, content_type, Bytes::from_static(body.as_bytes()));
     }
     let (status, content_type, body) = match site {

@@ -5,7 +5,9 @@
 /// An asset by its path under `/ui`: (content type, body).
 pub fn asset(path: &str) -> Option<(&'static str, &'static str)> {
     Some(match path {
-        "/ui" | "/ui/" | "/ui/index.html" => ("text/html; charset=utf-8", include_str!("../../ui/index.html")),
+        "/ui" | "/ui/" | "/ui/index.html" => {
+            ("text/html; charset=utf-8", include_str!("../../ui/index.html"))
+        }
         "/ui/app.js" => ("text/javascript; charset=utf-8", include_str!("../../ui/app.js")),
         "/ui/app.css" => ("text/css; charset=utf-8", include_str!("../../ui/app.css")),
         "/ui/vendor/cytoscape.min.js" => {

@@ -71,6 +71,7 @@ impl Reconciler {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs() as i64),
         );
+        publish_info(snapshot, &self.state.load().routing);
         for (kind, n) in [
             ("pod", snapshot.pods.len()),
             ("service", snapshot.services.len()),
@@ -86,5 +87,30 @@ impl Reconciler {
             "snapshot applied"
         );
         !view.unresolved.is_empty()
+    }
+}
+
+/// `graylane_workload_info` and `graylane_data_lane_info` as of this snapshot (the lane map
+/// built from Prometheus reads them).
+fn publish_info(snapshot: &Snapshot, routing: &RoutingTable) {
+    let m = &crate::telemetry::metrics().inventory;
+    m.workloads.reset();
+    m.data_lanes.reset();
+    let pods: std::collections::HashMap<String, &Arc<crate::inventory::Pod>> =
+        snapshot.pods.iter().map(|p| (p.key().0, p)).collect();
+    for view in routing.describe(None) {
+        for subset in &view.subsets {
+            for e in &subset.endpoints {
+                let Some(pod) = pods.get(&e.pod) else { continue };
+                let workload = crate::inventory::workload(pod);
+                let (tag, tenant) = (pod.tag.as_deref().unwrap_or(""), pod.tenant.as_deref().unwrap_or(""));
+                m.workloads
+                    .with_label_values(&[&*workload, &*view.service, &*subset.subset, tag, tenant])
+                    .set(1);
+            }
+        }
+        for d in &view.data_lanes {
+            m.data_lanes.with_label_values(&[&*view.service, &*d.lane, d.protocol, &*d.mapping]).set(1);
+        }
     }
 }

@@ -10,6 +10,11 @@ pub struct InventoryMetrics {
     pub last_applied: IntGauge,
     /// Pods, services and policies in the applied snapshot, by `kind`.
     pub objects: IntGaugeVec,
+    /// `{workload, service, subset, tag, tenant}` = 1: which version serves which Service's
+    /// subset (the lane map joins traffic to versions by it, as Kiali joins pod labels).
+    pub workloads: IntGaugeVec,
+    /// `{destination_service, lane, protocol, mapping}` = 1: each data lane's mapping.
+    pub data_lanes: IntGaugeVec,
 }
 
 impl InventoryMetrics {
@@ -33,6 +38,18 @@ impl InventoryMetrics {
                 "inventory_objects",
                 "Objects in the applied inventory snapshot.",
                 &["kind"],
+            ),
+            workloads: gauge_vec(
+                r,
+                "workload_info",
+                "1 for each version (a workload's pods of one tag) and the Service subset it serves.",
+                &["workload", "service", "subset", "tag", "tenant"],
+            ),
+            data_lanes: gauge_vec(
+                r,
+                "data_lane_info",
+                "1 for each data lane of a store: what its data maps to.",
+                &["destination_service", "lane", "protocol", "mapping"],
             ),
         }
     }
