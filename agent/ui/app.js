@@ -161,7 +161,10 @@ function draw() {
     const layout = nodes <= LAYERED_MAX
       ? { name: "dagre", rankDir: "LR", nodeSep: 24, rankSep: 120, edgeSep: 12, fit: true, animate: false }
       : layered(els);
-    cy.layout(layout).run();
+    // dagre places leaves and their edges; an edge into a Service group (a refusal before
+    // any endpoint) is drawn but not laid out.
+    const intoGroups = cy.edges().filter((e) => e.source().isParent() || e.target().isParent());
+    cy.elements().not(intoGroups).layout(layout).run();
     state.shape = shape;
   } else {
     cy.batch(() => { for (const x of els) { const el = cy.getElementById(x.data.id); if (el.nonempty()) el.data(x.data); } });
