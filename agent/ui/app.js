@@ -7,6 +7,9 @@ const PALETTE = ["#1e88e5", "#43a047", "#fb8c00", "#8e24aa", "#00897b", "#6d4c41
 const BASE_COLOUR = "#90a4ae";
 const ESCAPE = "#c62828";
 const LAYERED_MAX = 400; // nodes: above this, a linear-time layered placement instead of dagre
+// Versions: above this, an overview — no Service boxes (their workloads are placed side by
+// side instead), straight edges, labels on hover — so 5,000 draw in well under 2 s.
+const OVERVIEW_MIN = 2000;
 
 const state = { map: null, previous: null, previousAt: 0, rates: {}, cy: null, shape: "", selected: null };
 const $ = (id) => document.getElementById(id);
@@ -50,8 +53,12 @@ function elements(map) {
   const f = filters();
   const out = [];
   const nodes = new Set();
-  for (const s of map.services) {
-    out.push({ group: "nodes", data: { id: "svc:" + s.id, label: s.id, kind: "service", service: s.id } });
+  const overview = map.nodes.filter((n) => visibleNode(n, f)).length > OVERVIEW_MIN;
+  state.overview = overview;
+  if (!overview) {
+    for (const s of map.services) {
+      out.push({ group: "nodes", data: { id: "svc:" + s.id, label: s.id, kind: "service", service: s.id } });
+    }
   }
   const services = new Set(map.services.map((s) => s.id));
   for (const n of map.nodes) {
@@ -60,14 +67,14 @@ function elements(map) {
     const tenant = n.tenant ? " ⟨" + n.tenant + "⟩" : "";
     const tag = n.tag ? " [" + n.tag + "]" : "";
     const data = {
-      id: n.id, label: n.label + tag + tenant, kind: n.kind, tag: n.tag || "", tenant: n.tenant || "",
-      colour: colourOf(n.tag), service: n.service || "",
+      id: n.id, label: overview ? "" : n.label + tag + tenant, full: n.label + tag + tenant, kind: n.kind,
+      tag: n.tag || "", tenant: n.tenant || "", colour: colourOf(n.tag), service: n.service || "",
     };
-    if (n.service && services.has(n.service)) data.parent = "svc:" + n.service;
+    if (!overview && n.service && services.has(n.service)) data.parent = "svc:" + n.service;
     out.push({ group: "nodes", data });
   }
   for (const e of map.edges) {
-    const ends = (id) => nodes.has(id) || (id.startsWith("svc:") && services.has(id.slice(4)));
+    const ends = (id) => nodes.has(id) || (!overview && id.startsWith("svc:") && services.has(id.slice(4)));
     if (!visibleEdge(e, f) || !ends(e.from) || !ends(e.to)) continue;
     const rate = state.rates[e.id];
     const parts = [];
@@ -80,7 +87,7 @@ function elements(map) {
     out.push({
       group: "edges",
       data: {
-        id: e.id, source: e.from, target: e.to, label: parts.join(" · "),
+        id: e.id, source: e.from, target: e.to, label: overview ? "" : parts.join(" · "), full: parts.join(" · "),
         colour: e.escapes ? ESCAPE : colourOf(e.tag), escape: e.escapes ? 1 : 0, refused: e.refused && !e.requests && !e.connections ? 1 : 0,
         width: Math.min(8, 1.5 + Math.log2(1 + (e.requests || 0) + (e.connections || 0))),
         kernel: e.path === "kernel" ? 1 : 0,
@@ -92,6 +99,16 @@ function elements(map) {
   const keep = new Set(out.filter((x) => x.data.parent).map((x) => x.data.parent));
   for (const x of out) if (x.group === "edges") keep.add(x.data.target);
   return out.filter((x) => x.data.kind !== "service" || keep.has(x.data.id));
+}
+
+// The overview's style: few rules, nothing measured (labels only on hover).
+function overviewStyle() {
+  return [
+    { selector: "node", style: { "background-color": "data(colour)", width: 26, height: 26, label: "", "font-size": 11 } },
+    { selector: "edge", style: { width: 1.5, "line-color": "data(colour)", "curve-style": "haystack", "haystack-radius": 0 } },
+    { selector: ".hover", style: { label: "data(full)", "z-index": 10 } },
+    { selector: ":selected", style: { "overlay-color": "#ffd54f", "overlay-opacity": 0.35 } },
+  ];
 }
 
 function style() {
@@ -114,10 +131,13 @@ function style() {
     { selector: "edge[refused = 1]", style: { "line-style": "dashed", "line-color": "#8e24aa", "target-arrow-color": "#8e24aa" } },
     { selector: "edge[kernel = 1]", style: { "line-style": "dotted" } },
     { selector: ":selected", style: { "overlay-color": "#ffd54f", "overlay-opacity": 0.35 } },
+    { selector: ".overview", style: { "curve-style": "haystack", "target-arrow-shape": "none" } },
+    { selector: ".hover", style: { label: "data(full)" } },
   ];
 }
 
-// Linear-time layered placement for big maps: callers left, callees right, by BFS depth.
+// Linear-time layered placement for big maps: callers left, callees right, by BFS depth;
+// node id → position.
 function layered(els) {
   const depth = {};
   const out = {};
@@ -131,13 +151,24 @@ function layered(els) {
   }
   const rows = {};
   const positions = {};
-  for (const x of els) {
-    if (x.group !== "nodes" || x.data.kind === "service") continue;
+  // A Service's workloads side by side within their layer.
+  const ordered = els.filter((x) => x.group === "nodes" && x.data.kind !== "service")
+    .sort((a, b) => (a.data.service < b.data.service ? -1 : a.data.service > b.data.service ? 1 : 0));
+  const sizes = {};
+  for (const x of ordered) { const d = depth[x.data.id] || 0; sizes[d] = (sizes[d] || 0) + 1; }
+  // Each layer a block of columns, blocks left to right: callers first.
+  const layers = Object.keys(sizes).map(Number).sort((a, b) => a - b);
+  const left = {};
+  let x0 = 0;
+  for (const d of layers) { left[d] = x0; x0 += Math.ceil(Math.sqrt(sizes[d])) * 60 + 240; }
+  for (const x of ordered) {
     const d = depth[x.data.id] || 0;
-    rows[d] = (rows[d] || 0) + 1;
-    positions[x.data.id] = { x: d * 320, y: rows[d] * 60 };
+    const k = rows[d] || 0;
+    rows[d] = k + 1;
+    const columns = Math.ceil(Math.sqrt(sizes[d]));
+    positions[x.data.id] = { x: left[d] + (k % columns) * 60, y: Math.floor(k / columns) * 60 };
   }
-  return { name: "preset", positions, fit: true, animate: false };
+  return positions;
 }
 
 function draw() {
@@ -148,23 +179,55 @@ function draw() {
   if (!state.cy) {
     const big = els.length > 2000;
     state.cy = cytoscape({
-      container: $("graph"), elements: [], style: style(), wheelSensitivity: 0.3, minZoom: 0.02,
+      container: $("graph"), elements: [], style: state.overview ? overviewStyle() : style(),
+      wheelSensitivity: 0.3, minZoom: 0.02,
       textureOnViewport: big, hideEdgesOnViewport: big, pixelRatio: big ? 1 : "auto",
     });
     state.cy.on("tap", "edge", (ev) => showEdge(ev.target.id()));
+    state.cy.on("mouseover", "node, edge", (ev) => { if (state.overview) ev.target.addClass("hover"); });
+    state.cy.on("mouseout", "node, edge", (ev) => ev.target.removeClass("hover"));
     state.cy.on("tap", "node", (ev) => showService(ev.target.data("service") || ev.target.data("id").replace(/^svc:/, "")));
   }
   const cy = state.cy;
+  if (state.styled === undefined) state.styled = state.overview;
   if (shape !== state.shape) {
-    cy.batch(() => { cy.elements().remove(); cy.add(els); });
     const nodes = els.filter((x) => x.group === "nodes").length;
-    const layout = nodes <= LAYERED_MAX
-      ? { name: "dagre", rankDir: "LR", nodeSep: 24, rankSep: 120, edgeSep: 12, fit: true, animate: false }
-      : layered(els);
-    // dagre places leaves and their edges; an edge into a Service group (a refusal before
-    // any endpoint) is drawn but not laid out.
-    const intoGroups = cy.edges().filter((e) => e.source().isParent() || e.target().isParent());
-    cy.elements().not(intoGroups).layout(layout).run();
+    const dagre = nodes <= LAYERED_MAX;
+    if (!dagre) {
+      // Big maps: positions given with the elements, no layout pass at all.
+      const at = layered(els);
+      for (const x of els) if (x.group === "nodes" && at[x.data.id]) x.position = at[x.data.id];
+    }
+    if (state.styled !== state.overview) {
+      cy.style(state.overview ? overviewStyle() : style());
+      state.styled = state.overview;
+    }
+    cy.batch(() => {
+      cy.elements().remove();
+      const added = cy.add(els);
+      if (state.overview) added.edges().addClass("overview");
+    });
+    const added = performance.now();
+    if (dagre) {
+      // dagre places leaves and their edges; an edge into a Service group (a refusal before
+      // any endpoint) is drawn but not laid out.
+      const intoGroups = cy.edges().filter((e) => e.source().isParent() || e.target().isParent());
+      cy.elements().not(intoGroups)
+        .layout({ name: "dagre", rankDir: "LR", nodeSep: 40, rankSep: 140, edgeSep: 16, fit: true, padding: 20, animate: false })
+        .run();
+    } else {
+      // The box is known from the positions: no bounds pass over every element.
+      let [x1, y1, x2, y2] = [Infinity, Infinity, -Infinity, -Infinity];
+      for (const x of els) if (x.position) {
+        x1 = Math.min(x1, x.position.x); y1 = Math.min(y1, x.position.y);
+        x2 = Math.max(x2, x.position.x); y2 = Math.max(y2, x.position.y);
+      }
+      const w = cy.width(), h = cy.height(), pad = 40;
+      const zoom = Math.min((w - 2 * pad) / Math.max(1, x2 - x1), (h - 2 * pad) / Math.max(1, y2 - y1), 1);
+      cy.viewport({ zoom, pan: { x: pad - x1 * zoom, y: pad - y1 * zoom } });
+    }
+    document.body.dataset.addMs = (added - t0).toFixed(0);
+    document.body.dataset.layoutMs = (performance.now() - added).toFixed(0);
     state.shape = shape;
   } else {
     cy.batch(() => { for (const x of els) { const el = cy.getElementById(x.data.id); if (el.nonempty()) el.data(x.data); } });
@@ -194,13 +257,31 @@ function fillSelect(id, values, none) {
   sel.value = want.includes(current) ? current : "";
 }
 
+// Built with the DOM (no inline style attributes: the page's policy refuses them).
 function legend() {
-  const items = [`<li><span class="swatch" style="background:${BASE_COLOUR}"></span>base (no lane)</li>`];
-  for (const l of state.map.lanes) items.push(`<li><span class="swatch" style="background:${colourOf(l)}"></span>lane ${text(l)}</li>`);
-  items.push(`<li><span class="swatch" style="background:${ESCAPE}"></span><span class="escape">left its lane (fallback, escape)</span></li>`);
-  items.push(`<li><span class="swatch" style="background:#8e24aa"></span><span class="refused">refused (dashed)</span></li>`);
-  items.push(`<li>dotted: routed by the kernel at connect()</li><li>double border: a tenant's workload</li><li>barrel: a data store</li>`);
-  $("legend").innerHTML = items.join("");
+  const ul = $("legend");
+  ul.replaceChildren();
+  const item = (colour, label, cls) => {
+    const li = document.createElement("li");
+    if (colour) {
+      const sw = document.createElement("span");
+      sw.className = "swatch";
+      sw.style.background = colour;
+      li.appendChild(sw);
+    }
+    const t = document.createElement("span");
+    if (cls) t.className = cls;
+    t.textContent = label;
+    li.appendChild(t);
+    ul.appendChild(li);
+  };
+  item(BASE_COLOUR, "base (no lane)");
+  for (const l of state.map.lanes) item(colourOf(l), "lane " + l);
+  item(ESCAPE, "left its lane (fallback, escape)", "escape");
+  item("#8e24aa", "refused (dashed)", "refused");
+  item(null, "dotted: routed by the kernel at connect()");
+  item(null, "double border: a tenant's workload");
+  item(null, "barrel: a data store");
 }
 
 function showEdge(id) {

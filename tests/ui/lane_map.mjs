@@ -104,4 +104,6 @@ async function big(page, services, workloads) {
   out.render_ms = Number(await page.evaluate(() => document.body.dataset.renderMs));
   out.nodes = Number(await page.evaluate(() => document.body.dataset.nodes));
   out.edges = Number(await page.evaluate(() => document.body.dataset.edges));
+  out.add_ms = Number(await page.evaluate(() => document.body.dataset.addMs));
+  out.layout_ms = Number(await page.evaluate(() => document.body.dataset.layoutMs));
 }

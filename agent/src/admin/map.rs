@@ -119,9 +119,13 @@ pub struct EdgeFlow {
     pub rule: String,
 }
 
-/// The id of a version node.
-pub fn node_id(workload: &str, tag: Option<&str>) -> String {
-    format!("{workload}@{}", tag.unwrap_or("base"))
+/// The id of a version node: a workload's pods of one tag (and one tenant: a tenant's
+/// instances are apart from another's).
+pub fn node_id(workload: &str, tag: Option<&str>, tenant: Option<&str>) -> String {
+    match tenant {
+        Some(t) => format!("{workload}@{}%{t}", tag.unwrap_or("base")),
+        None => format!("{workload}@{}", tag.unwrap_or("base")),
+    }
 }
 
 /// Reasons that mean the request or connection left its lane.
@@ -196,7 +200,8 @@ pub fn build(state: &ProxyState, flows: &[Flow], services: &[ServiceView], sourc
         let tag = f.state.lane_tag.clone().or_else(|| f.start.tag.clone());
         let tenant = f.start.tenant.clone();
         let reason = f.state.reason.unwrap_or("");
-        let escape = is_escape(reason) || f.state.lane_lost.is_some();
+        // A data lane on the store's base endpoints is kept in its lane by its mapping.
+        let escape = (is_escape(reason) && f.state.data_lane.is_none()) || f.state.lane_lost.is_some();
         let path = f.state.path;
         let id = format!(
             "{from}>{to}#{}#{}{}{}",
@@ -270,7 +275,7 @@ pub fn build(state: &ProxyState, flows: &[Flow], services: &[ServiceView], sourc
 }
 
 fn version_of(pod: &Pod) -> String {
-    node_id(&workload(pod), pod.tag.as_deref())
+    node_id(&workload(pod), pod.tag.as_deref(), pod.tenant.as_deref())
 }
 
 fn edge_flow(f: &Flow) -> EdgeFlow {

@@ -263,7 +263,8 @@ impl Builder {
         let Some(workload) = label(l, "workload") else { return };
         let tag = label(l, "tag");
         let service = label(l, "service");
-        let id = node_id(&workload, tag.as_deref());
+        let tenant = label(l, "tenant");
+        let id = node_id(&workload, tag.as_deref(), tenant.as_deref());
         if let (Some(svc), Some(subset)) = (&service, label(l, "subset")) {
             self.serving.entry((svc.clone(), subset)).or_default().push(id.clone());
             self.services.insert(svc.clone());
@@ -276,7 +277,7 @@ impl Builder {
             kind: kind.into(),
             service,
             tag,
-            tenant: label(l, "tenant"),
+            tenant,
         });
     }
 
@@ -292,15 +293,14 @@ impl Builder {
             });
             return "outside".into();
         }
-        let exact = node_id(workload, tag);
+        let exact = node_id(workload, tag, None);
         if self.nodes.contains_key(&exact) {
             return exact;
         }
-        if let Some(any) = self.nodes.keys().find(|k| k.rsplit_once('@').is_some_and(|(w, _)| w == workload))
-        {
+        if let Some(any) = self.nodes.keys().find(|k| k.split_once('@').is_some_and(|(w, _)| w == workload)) {
             return any.clone();
         }
-        let base = node_id(workload, None);
+        let base = node_id(workload, None, None);
         self.nodes.entry(base.clone()).or_insert_with(|| MapNode {
             id: base.clone(),
             label: short(workload).to_owned(),
