@@ -34,7 +34,7 @@ pub use records::socket_addr;
 pub use records::{OrigDstRecord, Records};
 pub use state::{KernelLane, KernelLaneKey, KernelPod, KernelState, ProxyTarget};
 pub use status::{DatapathStatus, LinkStatus, MapStatus};
-pub use sync::{MapSync, SyncStats, lane_route};
+pub use sync::{MapSync, SyncStats, lane_key, lane_route};
 pub use uninstall::uninstall;
 
 /// The compiled eBPF object, built once by `build.rs`.

@@ -289,7 +289,7 @@ pub fn kernel_lanes(data: &[u8]) {
     use std::{collections::BTreeSet, fmt::Write as _, net::SocketAddr, sync::Arc};
 
     use crate::{
-        datapath::{KernelLane, KernelLaneKey, lane_route},
+        datapath::{KernelLane, KernelLaneKey, lane_key, lane_route},
         proxy::{ConnContext, ErrorKind, ProxyState, plan},
         routing::kernel::{compile, lane_reason_name},
         telemetry::{
@@ -343,6 +343,9 @@ pub fn kernel_lanes(data: &[u8]) {
         );
     }
     let b = next();
+    // Round robin visits every endpoint in as many picks as there are: with it the planner's
+    // picks must be all of the kernel's; with random draws, among them.
+    let round_robin = b & 1 == 0 || (b >> 4) & 3 == 0;
     if b & 1 == 1 {
         let mode = ["base", "fail", "chain", "base"][usize::from((b >> 1) & 3)];
         let isolated = if b & 8 == 0 { "[stress]" } else { "[]" };
@@ -410,9 +413,21 @@ pub fn kernel_lanes(data: &[u8]) {
                         .collect();
                     let listed: BTreeSet<SocketAddr> = endpoints.iter().copied().collect();
                     assert_eq!(drawn, listed, "{src} → {vip}: the kernel draws every endpoint of its route");
+                    assert!(
+                        picked.is_subset(&drawn),
+                        "{src} → {vip}: the planner picked outside the kernel's endpoints\n{yaml}"
+                    );
+                    if round_robin {
+                        assert_eq!(
+                            drawn, picked,
+                            "{src} → {vip}: kernel and planner pick from the same endpoints\n{yaml}"
+                        );
+                    }
+                    // The key the hook looks up: the Service's address and port, the ids.
+                    let k = lane_key(&key, 7, 9);
                     assert_eq!(
-                        drawn, picked,
-                        "{src} → {vip}: kernel and planner pick from the same endpoints\n{yaml}"
+                        (crate::datapath::socket_addr(&k.service, k.port), k.tag_id, k.tenant_id),
+                        (vip, 7, 9)
                     );
                     for p in &plans {
                         let Ok(t) = &p.target else {
@@ -443,6 +458,21 @@ pub fn kernel_lanes(data: &[u8]) {
                     let why = svc.kernel_lane(&(tag.clone(), tenant.clone()));
                     assert!(why.is_err(), "{src} → {vip}: routable but not compiled");
                 }
+            }
+            // A connection that goes through the store's codec never is the kernel's: the
+            // proxy's own decision (`stores::codec`) against the kernel's eligibility.
+            if let Some(rules) = &svc.data
+                && svc.kernel_routable().is_ok()
+            {
+                let codec = crate::stores::codec(rules, rules.lane(tag.as_deref()), None).is_some();
+                let proxied = matches!(
+                    svc.kernel_lane(&(tag.clone(), tenant.clone())),
+                    Err(crate::routing::kernel::ProxyNeeded::DataLane)
+                );
+                assert_eq!(
+                    codec, proxied,
+                    "{src} → {vip}: a data-lane codec decides who stays with the proxy"
+                );
             }
         }
     }

@@ -20,7 +20,9 @@ pub struct DatapathConfig {
     /// Capacity of `RECORDS`: at this many live records, connects are not captured
     /// (fail-open, or refused for fail-closed pods) instead of being captured without one.
     pub records_max: u32,
-    pub _pad1: u32,
+    /// Which of the two lane-route tables the connect hooks read (0 or 1): the agent fills
+    /// the other, then switches, so a hook never reads an entry being written.
+    pub lane_table: u32,
 }
 
 const _: () = assert!(size_of::<DatapathConfig>() == 40);

@@ -33,7 +33,7 @@ pub const PROXY_PORT: u16 = 15001;
 
 /// A hash of every shared layout. Bump [`LAYOUT_VERSION`] on any semantic change that the
 /// sizes below would not reveal.
-pub const LAYOUT_VERSION: u64 = 2;
+pub const LAYOUT_VERSION: u64 = 3;
 
 /// FNV-1a over the layout version and the size of every shared type.
 pub const LAYOUT_HASH: u64 = {

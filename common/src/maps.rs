@@ -15,10 +15,11 @@ pub mod map_names {
     pub const COUNTERS: &str = "COUNTERS";
     pub const LISTENERS: &str = "LISTENERS";
     pub const CONNECT_EVENTS: &str = "CONNECT_EVENTS";
-    pub const LANE_ROUTES: &str = "LANE_ROUTES";
+    /// The two lane-route tables (`DatapathConfig::lane_table` says which is live).
+    pub const LANE_ROUTES: [&str; 2] = ["LANE_ROUTES_0", "LANE_ROUTES_1"];
     pub const KERNEL_CONNS: &str = "KERNEL_CONNS";
     /// Every pinned map.
-    pub const ALL: [&str; 15] = [
+    pub const ALL: [&str; 16] = [
         CONFIG,
         META,
         PODS,
@@ -32,7 +33,8 @@ pub mod map_names {
         COUNTERS,
         LISTENERS,
         CONNECT_EVENTS,
-        LANE_ROUTES,
+        LANE_ROUTES[0],
+        LANE_ROUTES[1],
         KERNEL_CONNS,
     ];
 }
@@ -48,7 +50,7 @@ pub mod max_entries {
     pub const PENDING: u32 = 65_536;
     pub const RECORDS: u32 = 262_144;
     pub const NAMES: u32 = 131_072;
-    /// (Service port, tag, tenant) routes; allocated on demand.
+    /// (Service port, tag, tenant) routes per table; allocated on demand.
     pub const LANE_ROUTES: u32 = 16_384;
     /// Kernel-routed connections open at once; beyond it connects go to the proxy.
     pub const KERNEL_CONNS: u32 = 65_536;

@@ -19,7 +19,10 @@ use graylane_common::{
 
 use crate::{
     counters::{count, records},
-    maps::{CAPTURE, CONFIG, CONNECT_EVENTS, EXCLUDED_PORTS, KERNEL_CONNS, LANE_ROUTES, LISTENERS, PENDING},
+    maps::{
+        CAPTURE, CONFIG, CONNECT_EVENTS, EVENT_SCRATCH, EXCLUDED_PORTS, KERNEL_CONNS, LANE_ROUTES_0,
+        LANE_ROUTES_1, LISTENERS, PENDING,
+    },
     pod::current_pod,
 };
 
@@ -78,6 +81,11 @@ pub fn decide(ctx: &SockAddrContext, connect: &Connect) -> Decision {
         count(Reason::Unmanaged);
         return Decision::Pass;
     };
+    // A socket connected again (after a failed connect) starts afresh: no stale Service
+    // address for getpeername, no close reported for the old destination.
+    // SAFETY: the context is a socket-address context, which the helper accepts.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
+    let _ = KERNEL_CONNS.remove(&cookie);
     let orig = OrigDst {
         addr: connect.dst,
         port: connect.port,
@@ -103,7 +111,7 @@ pub fn decide(ctx: &SockAddrContext, connect: &Connect) -> Decision {
         return Decision::Pass;
     }
     // Lanes the kernel routes need no proxy: before the proxy's liveness is asked.
-    if let Some(d) = kernel_route(ctx, connect, &orig) {
+    if let Some(d) = kernel_route(&cfg, cookie, connect, &orig) {
         return d;
     }
     if connect.needs_proxy6 && cfg.flags & config_flags::HAS_PROXY6 == 0 {
@@ -118,8 +126,6 @@ pub fn decide(ctx: &SockAddrContext, connect: &Connect) -> Decision {
         count(Reason::RecordsAtCapacity);
         return no_proxy(ctx, &pod, &orig, Reason::RecordsAtCapacity);
     }
-    // SAFETY: the context is a socket-address context, which the helper accepts.
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     if PENDING.insert(&cookie, &orig, 0).is_err() {
         // Without a record the proxy could not route it: do not capture.
         count(Reason::PendingFull);
@@ -133,7 +139,7 @@ pub fn decide(ctx: &SockAddrContext, connect: &Connect) -> Decision {
 /// A connect the agent compiled a lane route for: its endpoint, or its refusal. `None`:
 /// the proxy decides (no route, or the connection table is full).
 #[inline(always)]
-fn kernel_route(ctx: &SockAddrContext, connect: &Connect, orig: &OrigDst) -> Option<Decision> {
+fn kernel_route(cfg: &DatapathConfig, cookie: u64, connect: &Connect, orig: &OrigDst) -> Option<Decision> {
     let key = LaneKey {
         service: connect.dst,
         port: connect.port,
@@ -142,14 +148,20 @@ fn kernel_route(ctx: &SockAddrContext, connect: &Connect, orig: &OrigDst) -> Opt
         tenant_id: orig.tenant_id,
         _pad1: 0,
     };
-    // SAFETY: the value is copied out before the map can change it.
-    let route = unsafe { LANE_ROUTES.get(&key) }?;
+    // SAFETY: the live table is never written (the agent writes the other one and switches
+    // only after hooks that could still read it have finished), so the entry stays as it is.
+    let route = if cfg.lane_table == 1 {
+        unsafe { LANE_ROUTES_1.get(&key) }
+    } else {
+        unsafe { LANE_ROUTES_0.get(&key) }
+    }?;
     let (verdict, errno, reason, subset_id) = (route.verdict, route.errno, route.reason, route.subset_id);
-    // SAFETY: the context is a socket-address context, which the helper accepts.
-    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     if verdict == lane_verdict::REFUSE {
         count(Reason::KernelRefused);
-        emit(&ConnectEvent { lane_reason: reason, cookie, ..event(orig, Reason::KernelRefused) });
+        emit(orig, Reason::KernelRefused, |e| {
+            e.lane_reason = reason;
+            e.cookie = cookie;
+        });
         // SAFETY: connect hooks may set the errno the caller sees.
         unsafe { bpf_set_retval(-(errno as i32)) };
         return Some(Decision::Refuse);
@@ -166,12 +178,11 @@ fn kernel_route(ctx: &SockAddrContext, connect: &Connect, orig: &OrigDst) -> Opt
         return None;
     }
     count(Reason::KernelRouted);
-    emit(&ConnectEvent {
-        lane_reason: reason,
-        endpoint,
-        subset_id,
-        cookie,
-        ..event(orig, Reason::KernelRouted)
+    emit(orig, Reason::KernelRouted, |e| {
+        e.lane_reason = reason;
+        e.endpoint = endpoint;
+        e.subset_id = subset_id;
+        e.cookie = cookie;
     });
     Some(Decision::Direct(endpoint))
 }
@@ -205,28 +216,31 @@ fn bypass(orig: &OrigDst, why: Reason) -> Decision {
 /// ring buffer is full).
 #[inline(always)]
 fn report(orig: &OrigDst, why: Reason) {
-    emit(&event(orig, why));
+    emit(orig, why, |_| {});
 }
 
-/// An event about `orig` for `why`, every other field zero.
+/// Sends the agent an event about `orig` for `why`, with what `fill` adds (every other field
+/// zero); dropped and counted when the ring buffer is full. Built in this CPU's scratch
+/// slot, not on the stack (512 bytes for every call together).
 #[inline(always)]
-pub fn event(orig: &OrigDst, why: Reason) -> ConnectEvent {
-    ConnectEvent {
-        record: *orig,
-        reason: why as u32,
-        lane_reason: 0,
-        endpoint: Backend::default(),
-        subset_id: 0,
-        cookie: 0,
-        bytes_sent: 0,
-        bytes_received: 0,
-    }
-}
-
-/// Sends an event to the agent (dropped and counted when the ring buffer is full).
-#[inline(always)]
-pub fn emit(event: &ConnectEvent) {
-    if CONNECT_EVENTS.output::<ConnectEvent>(event, 0).is_err() {
+pub fn emit(orig: &OrigDst, why: Reason, fill: impl FnOnce(&mut ConnectEvent)) {
+    let Some(slot) = EVENT_SCRATCH.get_ptr_mut(0) else {
+        count(Reason::EventsDropped);
+        return;
+    };
+    // SAFETY: this CPU's slot; a program runs to completion on its CPU without another
+    // program using the slot in between.
+    let e = unsafe { &mut *slot };
+    e.record = *orig;
+    e.reason = why as u32;
+    e.lane_reason = 0;
+    e.endpoint = Backend::default();
+    e.subset_id = 0;
+    e.cookie = 0;
+    e.bytes_sent = 0;
+    e.bytes_received = 0;
+    fill(e);
+    if CONNECT_EVENTS.output::<ConnectEvent>(e, 0).is_err() {
         count(Reason::EventsDropped);
     }
 }

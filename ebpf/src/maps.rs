@@ -8,8 +8,8 @@ use aya_ebpf::{
     maps::{Array, HashMap, LpmTrie, PerCpuArray, RingBuf},
 };
 use graylane_common::{
-    Addr16, DatapathConfig, EXCLUDED_PORT_WORDS, FlowKey, KernelConn, LISTENER_SLOTS, LaneKey, LaneRoute,
-    Meta, NameKey, NameValue, OrigDst, PodEntry, Reason, max_entries,
+    Addr16, ConnectEvent, DatapathConfig, EXCLUDED_PORT_WORDS, FlowKey, KernelConn, LISTENER_SLOTS, LaneKey,
+    LaneRoute, Meta, NameKey, NameValue, OrigDst, PodEntry, Reason, max_entries,
 };
 
 /// Runtime configuration, written by the agent (index 0).
@@ -64,13 +64,23 @@ pub static CONNECT_EVENTS: RingBuf = RingBuf::pinned(256 * 1024, 0);
 
 /// (Service port, caller's tag, caller's tenant) → the endpoints the planner would choose
 /// among, or its refusal: connects the kernel routes itself. No entry: the proxy decides.
+/// Two tables: the hooks read the one `CONFIG.lane_table` names while the agent writes the
+/// other, so no entry is read while it is written (or freed and reused).
 #[map]
-pub static LANE_ROUTES: HashMap<LaneKey, LaneRoute> =
+pub static LANE_ROUTES_0: HashMap<LaneKey, LaneRoute> =
+    HashMap::pinned(max_entries::LANE_ROUTES, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
+#[map]
+pub static LANE_ROUTES_1: HashMap<LaneKey, LaneRoute> =
     HashMap::pinned(max_entries::LANE_ROUTES, aya_ebpf::bindings::BPF_F_NO_PREALLOC);
 
 /// Socket cookie → a connection the kernel routed, until it closes (`getpeername`, flows).
 #[map]
 pub static KERNEL_CONNS: HashMap<u64, KernelConn> = HashMap::pinned(max_entries::KERNEL_CONNS, 0);
+
+/// One event being built per CPU (an event is too big for the programs' stack beside the
+/// rest). Not pinned: each loaded object has its own.
+#[map]
+pub static EVENT_SCRATCH: PerCpuArray<ConnectEvent> = PerCpuArray::with_max_entries(1, 0);
 
 /// One counter per [`Reason`].
 #[map]

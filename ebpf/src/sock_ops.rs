@@ -9,10 +9,10 @@ use aya_ebpf::{
 };
 use core::ptr::read_volatile;
 
-use graylane_common::{Addr16, ConnectEvent, FlowKey, Reason, kernel_conn_flags};
+use graylane_common::{Addr16, FlowKey, Reason, kernel_conn_flags};
 
 use crate::{
-    capture::{emit, event},
+    capture::emit,
     counters::{add_records, count},
     maps::{KERNEL_CONNS, PENDING, RECORDS},
 };
@@ -83,14 +83,13 @@ fn on_close(ctx: &SockOpsContext) {
     // any other (a reset) none did.
     let fins = u64::from(matches!(ctx.arg(0), TCP_FIN_WAIT2 | TCP_LAST_ACK | TCP_CLOSING));
     let (sent, received) = (acked.saturating_sub(1 + fins), received.saturating_sub(fins));
-    emit(&ConnectEvent {
-        lane_reason: conn.reason,
-        endpoint: conn.endpoint,
-        subset_id: conn.subset_id,
-        cookie,
-        bytes_sent: sent,
-        bytes_received: received,
-        ..event(&conn.orig, Reason::KernelClosed)
+    emit(&conn.orig, Reason::KernelClosed, |e| {
+        e.lane_reason = conn.reason;
+        e.endpoint = conn.endpoint;
+        e.subset_id = conn.subset_id;
+        e.cookie = cookie;
+        e.bytes_sent = sent;
+        e.bytes_received = received;
     });
     let _ = KERNEL_CONNS.remove(&cookie);
     count(Reason::KernelClosed);

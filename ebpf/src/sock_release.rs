@@ -7,10 +7,10 @@ use aya_ebpf::{
     EbpfContext as _, helpers::generated::bpf_get_socket_cookie, macros::cgroup_sock, programs::SockContext,
 };
 
-use graylane_common::{ConnectEvent, Reason, kernel_conn_flags};
+use graylane_common::{Reason, kernel_conn_flags};
 
 use crate::{
-    capture::{emit, event},
+    capture::emit,
     counters::count,
     maps::{KERNEL_CONNS, PENDING},
 };
@@ -24,7 +24,10 @@ pub fn sock_release(ctx: SockContext) -> i32 {
     if let Some(conn) = (unsafe { KERNEL_CONNS.get(&cookie) }).copied()
         && conn.flags & kernel_conn_flags::SEEN == 0
     {
-        emit(&ConnectEvent { lane_reason: conn.reason, cookie, ..event(&conn.orig, Reason::KernelClosed) });
+        emit(&conn.orig, Reason::KernelClosed, |e| {
+            e.lane_reason = conn.reason;
+            e.cookie = cookie;
+        });
         let _ = KERNEL_CONNS.remove(&cookie);
         count(Reason::KernelClosed);
     }

@@ -10,7 +10,8 @@ use crate::{
 
 /// The oldest kernel graylane runs on (cgroup bpf_links, ring buffers, sockmap lookups from
 /// cgroup programs).
-const MIN_KERNEL: (u32, u32) = (5, 10);
+/// 5.18: connect hooks set the errno of a connect they refuse (`bpf_set_retval`).
+const MIN_KERNEL: (u32, u32) = (5, 18);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {

@@ -22,6 +22,9 @@ use crate::{
 /// counts bytes but their flow stays open in the ring until it rolls over.
 const FOLLOWED: usize = 65_536;
 
+/// A followed connection whose close never came (its event dropped) is let go after this.
+const FORGOTTEN: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// The flows of kernel-routed connections still open, by socket cookie.
 #[derive(Default)]
 pub struct KernelFlows {
@@ -58,6 +61,9 @@ impl KernelFlows {
             m.escapes
                 .with_label_values(&[&*workload, &*state.labels.tag(tag), &*service, subset, escape])
                 .inc();
+        }
+        if self.open.len() >= FOLLOWED {
+            self.open.retain(|_, (_, since)| since.elapsed() < FORGOTTEN);
         }
         if self.open.len() < FOLLOWED {
             self.open.insert(e.cookie, (flow, Instant::now()));

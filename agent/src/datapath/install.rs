@@ -99,7 +99,10 @@ impl Datapath {
             capture: typed(&mut ebpf, map_names::CAPTURE)?,
             excluded_ports: typed(&mut ebpf, map_names::EXCLUDED_PORTS)?,
             names: typed(&mut ebpf, map_names::NAMES)?,
-            lane_routes: typed(&mut ebpf, map_names::LANE_ROUTES)?,
+            lane_routes: [
+                typed(&mut ebpf, map_names::LANE_ROUTES[0])?,
+                typed(&mut ebpf, map_names::LANE_ROUTES[1])?,
+            ],
         });
         sync.write_meta(Meta {
             layout_hash: LAYOUT_HASH,

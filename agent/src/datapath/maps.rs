@@ -17,7 +17,8 @@ pub struct SyncMaps {
     pub capture: LpmTrie<MapData, [u8; 16], u32>,
     pub excluded_ports: Array<MapData, u32>,
     pub names: HashMap<MapData, NameKey, NameValue>,
-    pub lane_routes: HashMap<MapData, LaneKey, LaneRoute>,
+    /// The two lane-route tables (`DatapathConfig::lane_table` names the live one).
+    pub lane_routes: [HashMap<MapData, LaneKey, LaneRoute>; 2],
 }
 
 /// Per-reason counters, summed over CPUs on read.

@@ -26,14 +26,23 @@ struct Lowered {
     capture: BTreeSet<(u32, [u8; 16])>,
     excluded: BTreeMap<u32, u32>,
     config: Option<KernelConfig>,
+    /// The lane routes wanted (in `next`), or what each of the two tables holds (`applied`:
+    /// `tables[config.lane_table]` is live).
     lanes: BTreeMap<LaneKey, LaneRoute>,
+    tables: [BTreeMap<LaneKey, LaneRoute>; 2],
 }
+
+/// How long after a switch of lane tables the one left behind may be written: every hook
+/// that read it has long finished (a connect hook runs for microseconds).
+const SWITCH_GRACE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How many entries one sync wrote and removed.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SyncStats {
     pub written: usize,
     pub removed: usize,
+    /// Lane routes the kernel refused to take (their connects go through the proxy).
+    pub lanes_failed: usize,
 }
 
 /// The writer of the kernel maps. Single owner: the inventory reconcile loop.
@@ -41,6 +50,8 @@ pub struct MapSync {
     maps: SyncMaps,
     interner: Interner,
     applied: Lowered,
+    /// When the lane tables last switched.
+    switched: std::time::Instant,
 }
 
 impl MapSync {
@@ -48,13 +59,55 @@ impl MapSync {
     pub(crate) fn adopt(maps: SyncMaps) -> Self {
         let interner = Interner::load(&maps.names);
         let applied = read_kernel(&maps);
-        Self { maps, interner, applied }
+        Self { maps, interner, applied, switched: std::time::Instant::now() }
     }
 
     /// Makes the maps hold `state`.
     pub fn apply(&mut self, state: &KernelState) -> Result<SyncStats, DatapathError> {
-        let next = self.lower(state)?;
+        let mut next = self.lower(state)?;
         let mut stats = SyncStats::default();
+        // Lane routes: fill the table the hooks do not read, then switch to it (below, with
+        // the config). A route the kernel refuses is left out: the proxy decides those.
+        let live = self.applied.config.map_or(0, |c| c.lane_table as usize & 1);
+        next.tables = self.applied.tables.clone();
+        let mut table = live;
+        if next.lanes != self.applied.tables[live] {
+            let spare = 1 - live;
+            if let Some(wait) = SWITCH_GRACE.checked_sub(self.switched.elapsed()) {
+                std::thread::sleep(wait);
+            }
+            let map = &mut self.maps.lane_routes[spare];
+            let held = &mut next.tables[spare];
+            for k in gone(held, &next.lanes) {
+                let _ = map.remove(&k);
+                held.remove(&k);
+                stats.removed += 1;
+            }
+            for (k, v) in changed(held, &next.lanes) {
+                match map.insert(k, v, 0) {
+                    Ok(()) => {
+                        held.insert(k, v);
+                        stats.written += 1;
+                    }
+                    Err(e) => {
+                        let _ = map.remove(&k);
+                        held.remove(&k);
+                        stats.lanes_failed += 1;
+                        tracing::debug!(error = %e, "lane route not written; the proxy routes it");
+                    }
+                }
+            }
+            if stats.lanes_failed > 0 {
+                tracing::warn!(
+                    failed = stats.lanes_failed,
+                    "lane routes the kernel did not take go through the proxy"
+                );
+            }
+            table = spare;
+        }
+        if let Some(cfg) = &mut next.config {
+            cfg.lane_table = table as u32;
+        }
         let maps = &mut self.maps;
         let prev = &self.applied;
 
@@ -100,13 +153,8 @@ impl MapSync {
                 stats.written += 1;
             }
         }
-        for (k, v) in changed(&prev.lanes, &next.lanes) {
-            maps.lane_routes.insert(k, v, 0).map_err(DatapathError::map(map_names::LANE_ROUTES))?;
-            stats.written += 1;
-        }
-        for k in gone(&prev.lanes, &next.lanes) {
-            let _ = maps.lane_routes.remove(&k);
-            stats.removed += 1;
+        if table != live {
+            self.switched = std::time::Instant::now();
         }
         let used = used_names(&next);
         self.interner.retain(&mut self.maps.names, &used);
@@ -140,28 +188,23 @@ impl MapSync {
         }
         out.config = Some(kernel_config(&state.proxy, state.records_max));
         for (key, lane) in &state.lanes {
-            let names = &mut self.maps.names;
-            let tag_id = match &key.tag {
-                Some(t) => self.interner.intern(names, NameKind::Tag, t)?,
-                None => 0,
+            // A name the table cannot hold leaves the lane to the proxy.
+            let mut id = |kind, name: Option<&str>| match name {
+                Some(n) => self.interner.intern(&mut self.maps.names, kind, n).ok(),
+                None => Some(0),
             };
-            let tenant_id = match &key.tenant {
-                Some(t) => self.interner.intern(names, NameKind::Tenant, t)?,
-                None => 0,
+            let subset = match lane {
+                KernelLane::Route { subset, .. } => Some(subset.as_str()),
+                KernelLane::Refuse { .. } => None,
             };
-            let subset_id = match lane {
-                KernelLane::Route { subset, .. } => self.interner.intern(names, NameKind::Subset, subset)?,
-                KernelLane::Refuse { .. } => 0,
+            let (Some(tag_id), Some(tenant_id), Some(subset_id)) = (
+                id(NameKind::Tag, key.tag.as_deref()),
+                id(NameKind::Tenant, key.tenant.as_deref()),
+                id(NameKind::Subset, subset),
+            ) else {
+                continue;
             };
-            let k = LaneKey {
-                service: addr16(key.service.ip()),
-                port: key.service.port(),
-                _pad0: 0,
-                tag_id,
-                tenant_id,
-                _pad1: 0,
-            };
-            out.lanes.insert(k, lane_route(lane, subset_id));
+            out.lanes.insert(lane_key(key, tag_id, tenant_id), lane_route(lane, subset_id));
         }
         Ok(out)
     }
@@ -198,12 +241,24 @@ fn used_names(state: &Lowered) -> BTreeSet<(u32, u32)> {
         used.insert((NameKind::Tag as u32, e.tag_id));
         used.insert((NameKind::Tenant as u32, e.tenant_id));
     }
-    for (k, v) in &state.lanes {
+    for (k, v) in state.tables.iter().flatten() {
         used.insert((NameKind::Tag as u32, k.tag_id));
         used.insert((NameKind::Tenant as u32, k.tenant_id));
         used.insert((NameKind::Subset as u32, v.subset_id));
     }
     used
+}
+
+/// A lane's key in kernel form, with its tag's and tenant's ids.
+pub fn lane_key(key: &super::KernelLaneKey, tag_id: u32, tenant_id: u32) -> LaneKey {
+    LaneKey {
+        service: addr16(key.service.ip()),
+        port: key.service.port(),
+        _pad0: 0,
+        tag_id,
+        tenant_id,
+        _pad1: 0,
+    }
 }
 
 /// A lane in kernel form (`subset_id`: its subset's interned name). Endpoints beyond
@@ -256,7 +311,7 @@ fn kernel_config(proxy: &ProxyTarget, records_max: u32) -> KernelConfig {
         bypass_mark: proxy.bypass_mark,
         flags,
         records_max,
-        _pad1: 0,
+        lane_table: 0,
     }
 }
 
@@ -271,7 +326,10 @@ fn read_kernel(maps: &SyncMaps) -> Lowered {
             .filter_map(Result::ok)
             .map(|(k, _)| (k.prefix_len(), k.data()))
             .collect(),
-        lanes: maps.lane_routes.iter().filter_map(Result::ok).collect(),
+        tables: [
+            maps.lane_routes[0].iter().filter_map(Result::ok).collect(),
+            maps.lane_routes[1].iter().filter_map(Result::ok).collect(),
+        ],
         ..Lowered::default()
     };
     for word in 0..EXCLUDED_PORT_WORDS {

@@ -52,6 +52,21 @@ where
             s.reason = Some(d.reason.as_str());
         }
     });
+    // A connection served outside its lane is an escape, as a request is (and as the kernel
+    // counts the connections it routes); a data lane on the store's base endpoints is kept
+    // in its lane by its mapping.
+    if let Some(d) = &target.decision
+        && let Some(why) = d.reason.escape()
+        && planned
+            .service
+            .as_ref()
+            .and_then(|s| s.data.as_ref())
+            .is_none_or(|r| r.lane(planned.lane.tag.as_deref()).is_none())
+    {
+        m.escapes
+            .with_label_values(&[&*conn.telemetry.workload, &*planned.tag_label, &*service, &*d.subset, why])
+            .inc();
+    }
     let mut upstream = match proxy.dial.dial(&conn.origin, target.endpoint).await {
         Ok(s) => s,
         Err(e) => {

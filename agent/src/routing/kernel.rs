@@ -108,15 +108,26 @@ pub fn caller_lane((tag, tenant): &CallerLane) -> Lane {
     Lane { tag_source: from(tag), tenant_source: from(tenant), tag: tag.clone(), tenant: tenant.clone() }
 }
 
-/// Every lane route the kernel holds for `callers` (the lanes of this node's pods).
+/// Every lane route the kernel holds for `callers` (the lanes of this node's pods), at most
+/// the table's capacity (beyond it, and said so, the proxy routes the rest).
 pub fn compile(table: &RoutingTable, callers: &BTreeSet<CallerLane>) -> BTreeMap<KernelLaneKey, KernelLane> {
+    let cap = graylane_common::max_entries::LANE_ROUTES as usize;
     let mut out = BTreeMap::new();
-    for (addr, svc) in &table.services {
+    let mut services: Vec<_> = table.services.iter().collect();
+    services.sort_by_key(|(addr, _)| **addr);
+    for (addr, svc) in services {
         if svc.kernel_routable().is_err() {
             continue;
         }
         for caller in callers {
             if let Ok(lane) = svc.kernel_lane(caller) {
+                if out.len() == cap {
+                    tracing::warn!(
+                        cap,
+                        "more lane routes than the kernel's table holds: the rest go through the proxy"
+                    );
+                    return out;
+                }
                 let key = KernelLaneKey { service: *addr, tag: caller.0.clone(), tenant: caller.1.clone() };
                 out.insert(key, lane);
             }
