@@ -25,10 +25,10 @@ fn ids(v: &Value, list: &str, key: &str) -> Vec<(String, u64)> {
         .collect()
 }
 
-/// `status.links[].adopted` of `/datapath`: one per hook (4), all equal to `adopted`.
+/// `status.links[].adopted` of `/datapath`: one per hook (6), all equal to `adopted`.
 fn assert_links_adopted(v: &Value, adopted: bool) {
     let links = v["status"]["links"].as_array().unwrap_or_else(|| panic!("no status.links in {v}"));
-    assert_eq!(links.len(), 4, "one link per hook: {v}");
+    assert_eq!(links.len(), 6, "one link per hook: {v}");
     assert!(links.iter().all(|l| l["adopted"] == adopted), "every link adopted = {adopted}: {v}");
 }
 
@@ -39,7 +39,14 @@ fn assert_one_link_per_hook(sb: &Sandbox) {
     let types: Vec<&str> = attached.iter().map(|(t, _)| t.as_str()).collect();
     assert_eq!(
         types,
-        ["cgroup_inet4_connect", "cgroup_inet6_connect", "cgroup_inet_sock_release", "cgroup_sock_ops"],
+        [
+            "cgroup_inet4_connect",
+            "cgroup_inet4_getpeername",
+            "cgroup_inet6_connect",
+            "cgroup_inet6_getpeername",
+            "cgroup_inet_sock_release",
+            "cgroup_sock_ops"
+        ],
         "{attached:?}"
     );
 }

@@ -38,7 +38,8 @@ pub fn run(keep: bool) -> anyhow::Result<()> {
     let dp = sb.admin().json("/datapath")?;
     let adopted =
         dp["status"]["links"].as_array().context("links")?.iter().filter(|l| l["adopted"] == true).count();
-    println!("  new agent ready in {} ms, adopted {adopted}/4 pinned links\n", t.elapsed().as_millis());
+    let links = dp["status"]["links"].as_array().map_or(0, Vec::len);
+    println!("  new agent ready in {} ms, adopted {adopted}/{links} pinned links\n", t.elapsed().as_millis());
     println!("rule: requests at the gateway with cookie user=alice are colored gray\n");
     println!("  {:<44} {:<9} WHY", "TRAFFIC", "SERVED BY");
     let app = format!("http://{APP}/");
