@@ -50,7 +50,7 @@ fn a_second_agent_on_the_same_pins_refuses_and_uninstall_waits_for_the_owner() {
     let (ok, text) = sb.try_uninstall().expect("uninstall");
     assert!(!ok, "uninstall under a running agent must refuse: {text}");
     assert!(text.contains(&format!("pid {owner_pid}")) && text.contains("stop it first"), "{text}");
-    assert_eq!(sb.attached().expect("bpftool").len(), 4, "still attached");
+    assert_eq!(sb.attached().expect("bpftool").len(), 6, "still attached (one program per hook)");
     assert!(served(&sb), "still capturing after the refused uninstall");
 
     sb.kill_agent().expect("kill");
