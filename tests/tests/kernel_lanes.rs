@@ -76,6 +76,18 @@ fn lanes_are_routed_at_connect_without_the_proxy() {
     sb.start_agent(&AgentOptions::default()).expect("agent");
     let status = sb.admin().json("/status").expect("status");
     assert!(status["kernel_lanes"].as_u64().unwrap_or(0) >= 8, "{status}");
+    // What the kernel's tables cost, as bpftool reports it.
+    let maps: Value =
+        serde_json::from_str(&sb.node_exec("bpftool", &["-j", "map", "show"]).expect("bpftool"))
+            .expect("bpftool json");
+    for name in ["LANE_ROUTES_0", "LANE_ROUTES_1", "KERNEL_CONNS"] {
+        let m = maps.as_array().into_iter().flatten().filter(|m| m["name"] == name).last();
+        eprintln!(
+            "measured: {name}: {} B locked, {} entries at most",
+            m.map_or(Value::Null, |m| m["bytes_memlock"].clone()),
+            m.map_or(Value::Null, |m| m["max_entries"].clone())
+        );
+    }
 
     let ip = |pod: &str| sb.pod(pod).ip.to_string();
     let peer = format!("{DB}:5432");
