@@ -44,6 +44,7 @@
 mod load;
 mod peers;
 mod procstat;
+mod profile;
 mod report;
 
 use std::{net::Ipv4Addr, time::Duration};
@@ -116,6 +117,8 @@ pub struct BenchArgs {
     pub connections: u32,
     /// A second graylane binary to run every graylane case with, interleaved (A/B).
     pub baseline: Option<std::path::PathBuf>,
+    /// Profile the agent during each graylane case's first measured round, into this folder.
+    pub profile: Option<std::path::PathBuf>,
 }
 
 /// Who serves a case: nobody (direct), the graylane agent under a profile, or nginx.
@@ -588,7 +591,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             let opened_before = opened(&sb)?;
             let before = proxy_pid.map(ProcStat::read).transpose()?;
             let node_before = node_busy_s()?;
+            let profiler = match (&args.profile, proxy_pid, case.proxy) {
+                (Some(dir), Some(pid), Proxy::Graylane(_)) if round == 1 => {
+                    Some(profile::start(dir, case.name, pid)?)
+                }
+                _ => None,
+            };
             let result = load::run(pod, store, &target, case.load, duration, sb.scratch());
+            if let Some(p) = profiler {
+                p.finish(result.as_ref().map_or(0, |r| r.requests))?;
+            }
             let node_s = node_busy_s()? - node_before;
             let after = proxy_pid.map(ProcStat::read).transpose()?;
             let opened = opened(&sb)? - opened_before;

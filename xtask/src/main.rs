@@ -84,6 +84,10 @@ enum Task {
         /// runs with it, interleaved in every round, and the CPU per request is compared.
         #[arg(long)]
         baseline: Option<std::path::PathBuf>,
+        /// Profile the agent (perf: hottest symbols, CPU time, context switches) during each
+        /// graylane case's first measured round, into this folder.
+        #[arg(long)]
+        profile: Option<std::path::PathBuf>,
     },
 }
 
@@ -114,10 +118,10 @@ fn main() -> anyhow::Result<()> {
             setup::run()?;
             scale::run(pods, services)
         }
-        Task::Bench { only, rounds, seconds, connections, baseline } => {
+        Task::Bench { only, rounds, seconds, connections, baseline, profile } => {
             setup::run()?;
             let duration = std::time::Duration::from_secs(seconds);
-            let args = bench::BenchArgs { only, rounds, duration, connections, baseline };
+            let args = bench::BenchArgs { only, rounds, duration, connections, baseline, profile };
             bench::run(&args)
         }
     }

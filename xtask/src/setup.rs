@@ -27,8 +27,9 @@ const PACKAGES: &[&str] = &[
     "sysbench",
     "prometheus",
     "nodejs",
-    "chromium",
+        "chromium",
     "fonts-dejavu-core",
+    "linux-perf",
 ];
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
