@@ -81,7 +81,7 @@ fn lanes_are_routed_at_connect_without_the_proxy() {
         serde_json::from_str(&sb.node_exec("bpftool", &["-j", "map", "show"]).expect("bpftool"))
             .expect("bpftool json");
     for name in ["LANE_ROUTES_0", "LANE_ROUTES_1", "KERNEL_CONNS"] {
-        let m = maps.as_array().into_iter().flatten().filter(|m| m["name"] == name).last();
+        let m = maps.as_array().into_iter().flatten().rfind(|m| m["name"] == name);
         eprintln!(
             "measured: {name}: {} B locked, {} entries at most",
             m.map_or(Value::Null, |m| m["bytes_memlock"].clone()),

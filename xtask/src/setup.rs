@@ -27,7 +27,7 @@ const PACKAGES: &[&str] = &[
     "sysbench",
     "prometheus",
     "nodejs",
-        "chromium",
+    "chromium",
     "fonts-dejavu-core",
     "linux-perf",
 ];
