@@ -15,7 +15,7 @@ use crate::{
         flows::{FlowEntry, FlowOutcome, FlowStart, Flows},
         metrics,
     },
-    vocab::{ClientAddr, OrigDstAddr, TagSource},
+    vocab::{ClientAddr, Lane, OrigDstAddr},
 };
 
 /// Kernel-routed connections followed until they close at most; beyond, their close still
@@ -105,8 +105,9 @@ fn open(flows: &Flows, state: &ProxyState, e: &KernelConnect) -> (Arc<FlowEntry>
         s.service = Some(service.clone());
         s.upstream = Some(e.orig_dst);
         if kernel {
-            s.tag_source = Some(if tag.is_some() { TagSource::SourcePod } else { TagSource::None }.as_str());
-            s.lane_tag = tag;
+            let lane = Lane::of_source_pod(tag, None);
+            s.tag_source = Some(lane.tag_source.as_str());
+            s.lane_tag = lane.tag;
         }
     });
     (flow, service)

@@ -11,7 +11,7 @@ use crate::{
     datapath::OrigDstRecord,
     inventory::Pod,
     telemetry::ConnTelemetry,
-    vocab::{ClientAddr, Lane, OrigDstAddr, TagSource},
+    vocab::{ClientAddr, Lane, OrigDstAddr},
 };
 
 /// A pod whose headers are not trusted before coloring (an ingress gateway).
@@ -59,9 +59,6 @@ impl ConnContext {
             Some(p) => (p.tag.clone(), p.tenant.clone()),
             None => (self.record_tag.clone(), self.record_tenant.clone()),
         };
-        let from = |v: &Option<String>| {
-            if v.is_some() { TagSource::SourcePod } else { TagSource::None }
-        };
-        Lane { tag_source: from(&tag), tenant_source: from(&tenant), tag, tenant }
+        Lane::of_source_pod(tag, tenant)
     }
 }

@@ -11,7 +11,7 @@ use super::{RouteError, RoutingTable, ServiceRoutes, table::Protocol};
 use crate::{
     datapath::{KernelLane, KernelLaneKey},
     policy::AllHealthy,
-    vocab::{Lane, SubsetReason, TagSource},
+    vocab::{Lane, SubsetReason},
 };
 
 /// `errno` of a connect refused by tenant isolation.
@@ -104,8 +104,7 @@ impl ServiceRoutes {
 
 /// The lane of an opaque connection from a pod with this tag and tenant (its source pod's).
 pub fn caller_lane((tag, tenant): &CallerLane) -> Lane {
-    let from = |v: &Option<String>| if v.is_some() { TagSource::SourcePod } else { TagSource::None };
-    Lane { tag_source: from(tag), tenant_source: from(tenant), tag: tag.clone(), tenant: tenant.clone() }
+    Lane::of_source_pod(tag.clone(), tenant.clone())
 }
 
 /// Every lane route the kernel holds for `callers` (the lanes of this node's pods), at most

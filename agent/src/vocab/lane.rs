@@ -44,6 +44,15 @@ pub struct Lane {
     pub tenant_source: TagSource,
 }
 
+impl Lane {
+    /// The lane a pod with this tag and tenant implies for what it sends: each from the
+    /// source pod, or none.
+    pub fn of_source_pod(tag: Option<String>, tenant: Option<String>) -> Self {
+        let from = |v: &Option<String>| if v.is_some() { TagSource::SourcePod } else { TagSource::None };
+        Self { tag_source: from(&tag), tenant_source: from(&tenant), tag, tenant }
+    }
+}
+
 /// A Kubernetes label value: what tags and tenants must look like on the wire too.
 pub fn valid_label(v: &str) -> bool {
     let b = v.as_bytes();
