@@ -44,6 +44,9 @@ pub enum Backend {
     Refuse,
     /// Accepts, reads the request, then drops the connection without an answer.
     Reset,
+    /// Answers one request (200, its name as the body, no `Connection: close`), then
+    /// closes the connection after `linger`: a server's keep-alive timeout.
+    Once(&'static str, Duration),
 }
 
 /// In-memory endpoints by address; also the proxy's dialer.
@@ -68,14 +71,18 @@ impl Dial for Endpoints {
         self.origins.lock().expect("lock").push(from.key());
         let backend = self.backends.lock().expect("lock").get(&to.0).cloned();
         Box::pin(async move {
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
             let handler = match backend {
                 None | Some(Backend::Refuse) => {
                     return Err(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused"));
                 }
                 Some(Backend::Reset) => None,
                 Some(Backend::Serve(h)) => Some(h),
+                Some(Backend::Once(name, linger)) => {
+                    tokio::spawn(answer_once(theirs, name, linger));
+                    return Ok(Box::new(ours) as BoxIo);
+                }
             };
-            let (ours, theirs) = tokio::io::duplex(64 * 1024);
             tokio::spawn(async move {
                 let Some(handler) = handler else {
                     let mut theirs = theirs;
@@ -99,6 +106,21 @@ impl Dial for Endpoints {
             Ok(Box::new(ours) as BoxIo)
         })
     }
+}
+
+async fn answer_once(mut io: tokio::io::DuplexStream, name: &'static str, linger: Duration) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match io.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let answer = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{name}", name.len());
+    let _ = io.write_all(answer.as_bytes()).await;
+    tokio::time::sleep(linger).await;
 }
 
 /// An endpoint answering 200 with its name, and the request it saw as headers `seen-*`.
@@ -308,11 +330,19 @@ impl Caller<'_> {
 
     /// `n` HTTP/1.1 requests over one keep-alive connection.
     pub async fn keep_alive(&self, dst: &str, path: &str, n: usize) -> Vec<Answer> {
+        self.keep_alive_paced(dst, path, n, Duration::ZERO).await
+    }
+
+    /// `n` HTTP/1.1 requests over one keep-alive connection, `pause` between them.
+    pub async fn keep_alive_paced(&self, dst: &str, path: &str, n: usize, pause: Duration) -> Vec<Answer> {
         let io = TokioIo::new(self.connect(dst));
         let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await.expect("handshake");
         tokio::spawn(conn);
         let mut out = Vec::new();
-        for _ in 0..n {
+        for i in 0..n {
+            if i > 0 && !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
             let resp = sender.send_request(request("GET", path, &[], Bytes::new())).await.expect("response");
             let (parts, body) = resp.into_parts();
             let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();

@@ -4,7 +4,7 @@
 //! Whether to try again is the error's to say (`retryable`), or the policy's for a status
 //! the upstream answered with; a local answer is never read back.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
@@ -23,7 +23,7 @@ use crate::proxy::{
     Proxy,
     error::{ErrorKind, ProxyError},
     plan::{RequestPlan, Target},
-    upstream::{IdleBody, Origin, Pooled, ReqBody},
+    upstream::{IdleBody, LocalConn, Origin, Pooled, ReqBody},
 };
 use crate::routing::InFlight;
 
@@ -38,7 +38,8 @@ pub async fn run(
     out: Outgoing,
     facts: &mut Facts,
 ) -> Result<(Response<Pooled>, Target), ProxyError> {
-    let Outgoing { head, body, h2, deadline, from } = out;
+    let Outgoing { head, body, h2, deadline, from, local } = out;
+    let local = local.as_ref();
     let retry = plan
         .policy
         .as_ref()
@@ -54,7 +55,8 @@ pub async fn run(
         };
         let (target, _slot) = reserve(plan, target)?;
         let req = build(head, &target, body, h2)?;
-        return try_once(proxy, plan, &from, &target, req, h2, deadline).await.map(|r| (r, target));
+        let to = Upstream { from: &from, local, target: &target };
+        return try_once(proxy, plan, to, req, h2, deadline).await.map(|r| (r, target));
     }
     // Replayable: buffer the (small) body once, for the copy and for every try.
     let bytes = read_body(proxy, body).await?;
@@ -64,7 +66,8 @@ pub async fn run(
     let Some((cfg, budget)) = retry else {
         let (target, _slot) = reserve(plan, target)?;
         let req = build(head, &target, ReqBody::full(bytes), h2)?;
-        return try_once(proxy, plan, &from, &target, req, h2, deadline).await.map(|r| (r, target));
+        let to = Upstream { from: &from, local, target: &target };
+        return try_once(proxy, plan, to, req, h2, deadline).await.map(|r| (r, target));
     };
     let _active = budget.request();
     let mut backoff = cfg.backoff.0;
@@ -80,7 +83,8 @@ pub async fn run(
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let outcome = try_once(proxy, plan, &from, &target, req, h2, try_deadline).await;
+        let to = Upstream { from: &from, local, target: &target };
+        let outcome = try_once(proxy, plan, to, req, h2, try_deadline).await;
         let again = match &outcome {
             Ok(r) => cfg.statuses.contains(&r.status().as_u16()),
             Err(e) => e.retryable(),
@@ -129,18 +133,26 @@ fn reserve(plan: &RequestPlan, target: Target) -> Result<(Target, Option<InFligh
     })
 }
 
+/// Where a try goes, and from where.
+#[derive(Clone, Copy)]
+struct Upstream<'a> {
+    from: &'a Origin,
+    local: Option<&'a Arc<LocalConn>>,
+    target: &'a Target,
+}
+
 /// One try: under the deadline, its outcome told to the endpoint's and subset's breakers.
 async fn try_once(
     proxy: &Proxy,
     plan: &RequestPlan,
-    from: &Origin,
-    target: &Target,
+    to: Upstream<'_>,
     req: Request<ReqBody>,
     h2: bool,
     deadline: Option<Instant>,
 ) -> Result<Response<Pooled>, ProxyError> {
+    let Upstream { from, local, target } = to;
     let started = Instant::now();
-    let send = proxy.pool.send(from, target.endpoint, h2, req);
+    let send = proxy.pool.send(from, target.endpoint, h2, req, local);
     let result = match deadline {
         Some(d) => match tokio::time::timeout_at(d, send).await {
             Ok(r) => r,

@@ -76,7 +76,7 @@ pub fn send(proxy: &Proxy, plan: &RequestPlan, from: &Origin, head: &Head, body:
     let from = from.clone();
     tokio::spawn(async move {
         let _slot = slot;
-        match tokio::time::timeout(COPY_TIMEOUT, pool.send(&from, target.endpoint, h2, req)).await {
+        match tokio::time::timeout(COPY_TIMEOUT, pool.send(&from, target.endpoint, h2, req, None)).await {
             Ok(Ok(resp)) => {
                 let _ = resp.into_body().collect().await;
             }

@@ -2,6 +2,8 @@
 //! try), and how it is addressed — origin-form for HTTP/1.1 (`Host` names the service);
 //! for HTTP/2 the caller's authority. The pool is keyed by endpoint, never by authority.
 
+use std::sync::Arc;
+
 use tokio::time::Instant;
 
 use bytes::Bytes;
@@ -11,7 +13,7 @@ use hyper::body::Incoming;
 use crate::proxy::{
     error::{ErrorKind, ProxyError},
     plan::Target,
-    upstream::{Origin, ReqBody},
+    upstream::{LocalConn, Origin, ReqBody},
 };
 
 /// The request line and headers, kept for every try.
@@ -40,6 +42,8 @@ pub struct Outgoing {
     pub deadline: Option<Instant>,
     /// Where its connections leave from (every try and the copy alike).
     pub from: Origin,
+    /// The HTTP/1.1 downstream connection's own upstream connection, for its tries.
+    pub local: Option<Arc<LocalConn>>,
 }
 
 /// The upstream request: origin-form for HTTP/1.1 (`Host` names the service); for HTTP/2

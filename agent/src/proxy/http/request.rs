@@ -20,15 +20,24 @@ use crate::{
         error::{ErrorKind, ProxyError},
         plan::{self, LaneMemory},
         respond,
+        upstream::LocalConn,
     },
     routing::RequestView,
 };
 
-pub async fn handle(proxy: &Proxy, conn: &ConnContext, req: Request<Incoming>, h2: bool) -> Response<Body> {
+/// `local`: the HTTP/1.1 downstream connection's own upstream connection (see
+/// [`LocalConn`]); none over HTTP/2, whose requests run on tasks of their own.
+pub async fn handle(
+    proxy: &Proxy,
+    conn: &ConnContext,
+    req: Request<Incoming>,
+    h2: bool,
+    local: Option<&Arc<LocalConn>>,
+) -> Response<Body> {
     let mut rec = Recorder::new(proxy, conn, req.method(), req.uri());
     let grpc = respond::is_grpc(req.headers());
     let framed_twice = headers::ambiguous_framing(req.headers());
-    let resp = match forward(proxy, conn, req, h2, &mut rec).await {
+    let resp = match forward(proxy, conn, req, h2, local, &mut rec).await {
         Ok(resp) => resp,
         Err(e) => {
             let resp = respond::error(&e, grpc);
@@ -54,6 +63,7 @@ async fn forward(
     conn: &ConnContext,
     mut req: Request<Incoming>,
     h2: bool,
+    local: Option<&Arc<LocalConn>>,
     rec: &mut Recorder<'_>,
 ) -> Result<Response<Body>, ProxyError> {
     if headers::ambiguous_framing(req.headers()) {
@@ -145,7 +155,9 @@ async fn forward(
         deadline::stamp(&mut parts.headers, d);
     }
     let (head, _) = outgoing::Head::from_parts(parts);
-    let out = outgoing::Outgoing { head, body, h2, deadline, from: conn.origin.clone() };
+    // An upgraded connection outlives its request: its upstream one runs on its own task.
+    let local = local.filter(|_| !upgrade).cloned();
+    let out = outgoing::Outgoing { head, body, h2, deadline, from: conn.origin.clone(), local };
     let (mut resp, served_by) = exchange::run(proxy, plan, target, out, &mut rec.facts).await?;
     plan.rewrite_response(resp.headers_mut());
     if let Some(p) = rec.plan.as_mut() {

@@ -7,16 +7,19 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::request;
-use crate::proxy::{Proxy, conn::ConnContext};
+use crate::proxy::{Proxy, conn::ConnContext, upstream::LocalConn};
 
 pub async fn serve<T>(proxy: Arc<Proxy>, ctx: Arc<ConnContext>, io: T, h2: bool) -> Result<(), hyper::Error>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let owner = proxy.clone();
+    // HTTP/1.1: one request at a time, its upstream connection driven by this task.
+    let local = (!h2).then(|| LocalConn::new(proxy.pool.clone()));
+    let svc_local = local.clone();
     let svc = service_fn(move |req: http::Request<Incoming>| {
-        let (proxy, ctx) = (proxy.clone(), ctx.clone());
-        async move { Ok::<_, Infallible>(request::handle(&proxy, &ctx, req, h2).await) }
+        let (proxy, ctx, local) = (proxy.clone(), ctx.clone(), svc_local.clone());
+        async move { Ok::<_, Infallible>(request::handle(&proxy, &ctx, req, h2, local.as_ref()).await) }
     });
     let io = TokioIo::new(io);
     let limits = &owner.cfg.limits;
@@ -46,12 +49,15 @@ where
             .serve_connection(io, svc)
             .with_upgrades();
         tokio::pin!(conn);
-        tokio::select! {
-            r = conn.as_mut() => r,
+        let local = local.unwrap_or_else(|| LocalConn::new(owner.pool.clone()));
+        let served = tokio::select! {
+            r = local.drive(conn.as_mut()) => r,
             () = owner.draining() => {
                 conn.as_mut().graceful_shutdown();
-                conn.await
+                local.drive(conn).await
             }
-        }
+        };
+        local.release();
+        served
     }
 }

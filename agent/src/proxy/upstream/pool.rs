@@ -1,7 +1,9 @@
 //! Upstream connections, reused: HTTP/1.1 connections go back to an idle list per
 //! (origin, endpoint) when their response has been read to the end (bounded in total by
 //! the descriptor budget and per calling pod by a quarter of it, closed after an idle
-//! timeout); an HTTP/2 connection per (origin, endpoint) carries every request to it. A
+//! timeout) — or stay with their HTTP/1.1 downstream connection, driven by its task
+//! ([`LocalConn`]), and are parked here undriven when it moves on; an HTTP/2 connection
+//! per (origin, endpoint) carries every request to it. A
 //! connection made from one pod's address never carries another pod's request. The pool
 //! is keyed by endpoint, not authority, so the request keeps its own authority (`:authority`
 //! and `Host` name the service the caller asked for, not an address).
@@ -23,7 +25,13 @@ use hyper::{
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::{
-    dial::Dial, idle_body::IdleBodyError, namespaces::Namespaces, origin::Origin, req_body::ReqBody,
+    dial::Dial,
+    h1_conn::{ConnFuture, IdleConns, Key, detach},
+    idle_body::IdleBodyError,
+    local::{Adopted, LocalConn},
+    namespaces::Namespaces,
+    origin::Origin,
+    req_body::ReqBody,
 };
 use crate::{
     proxy::error::{ErrorKind, ProxyError, connect_failed},
@@ -33,9 +41,6 @@ use crate::{
 
 /// Idle HTTP/1.1 connections kept per endpoint at most.
 const MAX_IDLE_PER_ENDPOINT: usize = 256;
-
-/// Connections are reused only for the same origin (its [`Origin::key`]) and endpoint.
-type Key = (u64, UpstreamAddr);
 
 pub struct Pool {
     dial: Arc<dyn Dial>,
@@ -48,6 +53,13 @@ pub struct Pool {
     h2: Mutex<HashMap<Key, http2::SendRequest<ReqBody>>>,
     /// The pods' namespaces: connections from a namespace no longer held are closed.
     namespaces: Option<Arc<Namespaces>>,
+    counters: Counters,
+}
+
+/// `graylane_upstream_connections_total`'s children, looked up once.
+struct Counters {
+    opened: prometheus::IntCounter,
+    reused: prometheus::IntCounter,
 }
 
 #[derive(Default)]
@@ -70,13 +82,33 @@ impl IdleLists {
 struct Idle {
     sender: http1::SendRequest<ReqBody>,
     since: Instant,
+    /// Parked: nobody polls the connection until it is taken.
+    parked: Option<ConnFuture>,
 }
 
-/// A response body from a pooled HTTP/1.1 connection: the connection goes back to the pool
-/// when the body has been read to its end (dropped early, the connection closes).
+/// A response body from a pooled HTTP/1.1 connection: the connection goes back (to the
+/// pool, or to its downstream connection) when the body has been read to its end (dropped
+/// early, the connection closes).
 pub struct Pooled {
     body: Incoming,
-    back: Option<(Arc<Pool>, Key, http1::SendRequest<ReqBody>)>,
+    back: Option<Back>,
+}
+
+struct Back {
+    pool: Arc<Pool>,
+    key: Key,
+    sender: http1::SendRequest<ReqBody>,
+    /// The downstream connection that drives it, if one does.
+    local: Option<Arc<LocalConn>>,
+}
+
+impl Back {
+    fn give(self) {
+        match self.local {
+            Some(local) => local.checkin(self.key, self.sender),
+            None => self.pool.checkin(self.key, self.sender),
+        }
+    }
 }
 
 impl Pool {
@@ -98,6 +130,10 @@ impl Pool {
             idle_timeout,
             h2: Mutex::new(HashMap::new()),
             namespaces,
+            counters: Counters {
+                opened: metrics().upstream.connections.with_label_values(&["opened"]),
+                reused: metrics().upstream.connections.with_label_values(&["reused"]),
+            },
         });
         let weak = Arc::downgrade(&pool);
         tokio::spawn(async move {
@@ -112,14 +148,16 @@ impl Pool {
     }
 
     /// Sends `req` from `from` to `to` over HTTP/2 (`h2`) or HTTP/1.1, on a reused
-    /// connection when one is idle. The request's URI must be origin-form for HTTP/1.1 and
-    /// carry the authority for HTTP/2.
+    /// connection when one is idle: over HTTP/1.1 the `local` downstream connection's own
+    /// first, and a connection it takes or opens stays with it. The request's URI must be
+    /// origin-form for HTTP/1.1 and carry the authority for HTTP/2.
     pub async fn send(
         self: &Arc<Self>,
         from: &Origin,
         to: UpstreamAddr,
         h2: bool,
         req: Request<ReqBody>,
+        local: Option<&Arc<LocalConn>>,
     ) -> Result<Response<Pooled>, ProxyError> {
         let key = (from.key(), to);
         if h2 {
@@ -130,19 +168,22 @@ impl Pool {
         let mut req = req;
         let mut reused = true;
         loop {
-            let mut sender = match reused {
-                true => self.ready_idle(key).await,
+            let idle = match reused {
+                true => self.ready_idle(key, local).await,
                 false => None,
             };
-            reused = sender.is_some();
-            let mut sender = match sender.take() {
+            reused = idle.is_some();
+            let (mut sender, home) = match idle {
                 Some(s) => s,
-                None => self.h1_connect(from, to).await?,
+                None => {
+                    let (sender, conn) = self.h1_connect(from, to).await?;
+                    (sender, self.place(key, conn, local).unwrap_or_default())
+                }
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
                     let upgrade = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-                    let back = (!upgrade).then(|| (self.clone(), key, sender));
+                    let back = (!upgrade).then(|| Back { pool: self.clone(), key, sender, local: home });
                     return Ok(resp.map(|body| Pooled { body, back }));
                 }
                 // A reused connection the server closed just now gives the request back
@@ -158,30 +199,71 @@ impl Pool {
         }
     }
 
-    /// An idle connection for `key` that is open and ready for a request, if any.
-    async fn ready_idle(&self, key: Key) -> Option<http1::SendRequest<ReqBody>> {
-        while let Some(mut sender) = self.checkout(key) {
+    /// An idle connection for `key` that is open and ready for a request, if any: the
+    /// `local` downstream connection's own, else one from the idle lists (which stays with
+    /// `local` if it was parked), with the downstream connection that drives it.
+    async fn ready_idle(
+        &self,
+        key: Key,
+        local: Option<&Arc<LocalConn>>,
+    ) -> Option<(http1::SendRequest<ReqBody>, Option<Arc<LocalConn>>)> {
+        if let Some(local) = local
+            && let Some(mut sender) = local.take(key)
+            && sender.ready().await.is_ok()
+        {
+            self.counters.reused.inc();
+            return Some((sender, Some(local.clone())));
+        }
+        while let Some((mut sender, parked)) = self.checkout(key) {
+            let home = match parked {
+                Some(conn) => match self.place(key, conn, local) {
+                    Some(home) => home,
+                    None => continue, // it had ended while parked
+                },
+                None => None,
+            };
             if sender.ready().await.is_ok() {
-                return Some(sender);
+                return Some((sender, home));
             }
         }
         None
     }
 
-    /// An idle connection for `key` that is still open, if any.
-    fn checkout(&self, key: Key) -> Option<http1::SendRequest<ReqBody>> {
+    /// Who polls a connection from now on: the `local` downstream connection if it has
+    /// room, else a task of its own. `None`: the connection had already ended.
+    fn place(
+        &self,
+        key: Key,
+        conn: ConnFuture,
+        local: Option<&Arc<LocalConn>>,
+    ) -> Option<Option<Arc<LocalConn>>> {
+        let conn = match local {
+            Some(l) => match l.adopt(key, conn) {
+                Adopted::Driven => return Some(Some(l.clone())),
+                Adopted::Ended => return None,
+                Adopted::Busy(conn) => conn,
+            },
+            None => conn,
+        };
+        detach(key.1, conn);
+        Some(None)
+    }
+
+    /// An idle connection for `key` that is still open, if any (and its connection future
+    /// if it was parked).
+    fn checkout(&self, key: Key) -> Option<(http1::SendRequest<ReqBody>, Option<ConnFuture>)> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             let i = idle.lists.get_mut(&key)?.pop()?;
             idle.taken(key.0);
             if !i.sender.is_closed() && i.since.elapsed() < self.idle_timeout {
-                metrics().upstream.connections.with_label_values(&["reused"]).inc();
-                return Some(i.sender);
+                self.counters.reused.inc();
+                return Some((i.sender, i.parked));
             }
         }
     }
 
-    fn checkin(&self, key: Key, sender: http1::SendRequest<ReqBody>) {
+    fn keep_idle(&self, key: Key, sender: http1::SendRequest<ReqBody>, parked: Option<ConnFuture>) {
         if sender.is_closed() {
             return;
         }
@@ -199,7 +281,7 @@ impl Pool {
         }
         *of_origin += 1;
         *total += 1;
-        list.push(Idle { sender, since: Instant::now() });
+        list.push(Idle { sender, since: Instant::now(), parked });
     }
 
     /// Closes idle connections past the idle timeout and those (HTTP/2 ones too) from a
@@ -228,22 +310,18 @@ impl Pool {
         self.h2.lock().unwrap_or_else(|p| p.into_inner()).retain(|key, s| held(key.0) && !s.is_closed());
     }
 
+    /// A new HTTP/1.1 connection, not yet polled by anyone (see [`Pool::place`]).
     async fn h1_connect(
         &self,
         from: &Origin,
         to: UpstreamAddr,
-    ) -> Result<http1::SendRequest<ReqBody>, ProxyError> {
+    ) -> Result<(http1::SendRequest<ReqBody>, ConnFuture), ProxyError> {
         let io = self.dial(from, to).await?;
         let (sender, conn) =
             http1::Builder::new().max_buf_size(64 * 1024).handshake(TokioIo::new(io)).await.map_err(|e| {
                 ProxyError::new(ErrorKind::ConnectFailure, format!("handshake with {to}: {e}"))
             })?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(upstream = %to, error = %e, "upstream connection ended with an error");
-            }
-        });
-        Ok(sender)
+        Ok((sender, Box::pin(conn.with_upgrades())))
     }
 
     async fn h2_sender(&self, from: &Origin, key: Key) -> Result<http2::SendRequest<ReqBody>, ProxyError> {
@@ -252,7 +330,7 @@ impl Pool {
             self.h2.lock().unwrap_or_else(|p| p.into_inner()).get(&key).filter(|s| !s.is_closed()).cloned();
         let mut sender = match cached {
             Some(s) => {
-                metrics().upstream.connections.with_label_values(&["reused"]).inc();
+                self.counters.reused.inc();
                 s
             }
             None => {
@@ -284,8 +362,23 @@ impl Pool {
             }
             connect_failed(&e, to, self.connect_timeout)
         })?;
-        metrics().upstream.connections.with_label_values(&["opened"]).inc();
+        self.counters.opened.inc();
         Ok(io)
+    }
+}
+
+impl IdleConns for Pool {
+    fn checkin(&self, key: Key, sender: http1::SendRequest<ReqBody>) {
+        self.keep_idle(key, sender, None);
+    }
+
+    /// Parked by a downstream connection that moved on or ended.
+    fn park(&self, key: Key, sender: http1::SendRequest<ReqBody>, conn: ConnFuture) {
+        self.keep_idle(key, sender, Some(conn));
+    }
+
+    fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
     }
 }
 
@@ -320,9 +413,9 @@ impl Body for Pooled {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let frame = Pin::new(&mut self.body).poll_frame(cx);
         if let Poll::Ready(None) = frame
-            && let Some((pool, to, sender)) = self.back.take()
+            && let Some(back) = self.back.take()
         {
-            pool.checkin(to, sender);
+            back.give();
         }
         frame
     }
@@ -340,9 +433,9 @@ impl Drop for Pooled {
     fn drop(&mut self) {
         // A body with nothing in it (HEAD, 204, 304) may never be polled to its end.
         if self.body.is_end_stream()
-            && let Some((pool, to, sender)) = self.back.take()
+            && let Some(back) = self.back.take()
         {
-            pool.checkin(to, sender);
+            back.give();
         }
     }
 }

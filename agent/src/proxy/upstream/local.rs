@@ -1,0 +1,219 @@
+//! An HTTP/1.1 downstream connection's own upstream connection, driven by the downstream
+//! connection's task: the request goes out and its response comes back without waking
+//! another task or thread, and without a pool checkout while the connection's requests go
+//! to the same endpoint. One per downstream connection (the descriptor budget allows one
+//! upstream connection per downstream one): a request to another endpoint parks it in the
+//! shared pool (undriven until a task adopts it) and adopts or dials that endpoint's; when
+//! the downstream connection ends, an idle one is parked too.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, Wake, Waker},
+    time::Instant,
+};
+
+use futures::task::AtomicWaker;
+
+use super::h1_conn::{ConnFuture, IdleConns, Key, Sender, detach};
+
+/// A pass over the connection and its upstream one is repeated while either woke the
+/// other, at most this many times before the task yields (tokio's cooperative budget wakes
+/// a task that exhausted it: looping on that would never end).
+const MAX_PASSES: usize = 8;
+
+pub struct LocalConn {
+    pool: Arc<dyn IdleConns>,
+    slot: Mutex<Slot>,
+    wake: Arc<Wakeup>,
+    /// The child waker handed to the futures driven here (made once).
+    waker: Waker,
+}
+
+#[derive(Default)]
+struct Slot {
+    conn: Option<Held>,
+    /// The downstream connection has ended: nothing is adopted any more.
+    released: bool,
+}
+
+struct Held {
+    key: Key,
+    conn: ConnFuture,
+    /// `None` while a request uses the connection.
+    idle: Option<Sender>,
+    /// When it was last given back.
+    since: Instant,
+}
+
+impl LocalConn {
+    pub fn new(pool: Arc<dyn IdleConns>) -> Arc<Self> {
+        let wake = Arc::new(Wakeup::default());
+        let waker = Waker::from(wake.clone());
+        Arc::new(Self { pool, slot: Mutex::new(Slot::default()), wake, waker })
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The idle connection to `key`, if this downstream connection holds one. One to
+    /// another endpoint is parked in the pool (a request at a time: it is not needed now).
+    pub(super) fn take(&self, key: Key) -> Option<Sender> {
+        let mut slot = self.slot();
+        let held = slot.conn.as_mut()?;
+        if held.key == key {
+            // Idle past the pool's timeout: closed when next polled, a fresh one is used.
+            let fresh = held.since.elapsed() < self.pool.idle_timeout();
+            return held.idle.take().filter(|s| fresh && !s.is_closed());
+        }
+        if held.idle.is_some()
+            && let Some(Held { key, conn, idle: Some(sender), .. }) = slot.conn.take()
+        {
+            drop(slot);
+            self.pool.park(key, sender, conn);
+        }
+        None
+    }
+
+    /// Drives `conn` here from now on, if the slot is free. The connection is polled once
+    /// at once: one that was parked while its server closed it ends now instead of taking
+    /// the request.
+    pub(super) fn adopt(&self, key: Key, mut conn: ConnFuture) -> Adopted {
+        let mut slot = self.slot();
+        if slot.released || slot.conn.is_some() {
+            return Adopted::Busy(conn);
+        }
+        if conn.as_mut().poll(&mut Context::from_waker(&self.waker)).is_ready() {
+            return Adopted::Ended;
+        }
+        slot.conn = Some(Held { key, conn, idle: None, since: Instant::now() });
+        Adopted::Driven
+    }
+
+    /// The response has been read to its end: the connection is idle again.
+    pub(super) fn checkin(&self, key: Key, sender: Sender) {
+        let mut slot = self.slot();
+        let released = slot.released;
+        match slot.conn.as_mut() {
+            Some(held) if held.key == key && held.idle.is_none() && !released => {
+                held.idle = Some(sender);
+                held.since = Instant::now();
+            }
+            // Released meanwhile (its connection was detached and runs on its own).
+            _ => {
+                drop(slot);
+                self.pool.checkin(key, sender);
+            }
+        }
+    }
+
+    /// The downstream connection has ended: an idle connection is parked in the pool, one
+    /// still in use (a body read elsewhere) runs on its own task to its end.
+    pub fn release(&self) {
+        let mut slot = self.slot();
+        slot.released = true;
+        let Some(Held { key, conn, idle, .. }) = slot.conn.take() else { return };
+        drop(slot);
+        match idle {
+            Some(sender) => self.pool.park(key, sender, conn),
+            None => detach(key.1, conn),
+        }
+    }
+
+    /// `fut` (the downstream connection) and the upstream connection, polled together on
+    /// this task.
+    pub fn drive<'a, F: Future>(&'a self, fut: Pin<&'a mut F>) -> Driven<'a, F> {
+        Driven { local: self, fut }
+    }
+
+    fn poll_conn(&self, cx: &mut Context<'_>) {
+        let mut slot = self.slot();
+        let ended = match slot.conn.as_mut() {
+            Some(held) => held.conn.as_mut().poll(cx).is_ready(),
+            None => false,
+        };
+        if ended {
+            slot.conn = None;
+        }
+    }
+}
+
+/// What became of a connection offered to [`LocalConn::adopt`].
+pub(super) enum Adopted {
+    Driven,
+    /// It had ended (its server closed it while it was parked).
+    Ended,
+    /// The slot is taken: the caller runs the connection on its own task.
+    Busy(ConnFuture),
+}
+
+/// See [`LocalConn::drive`].
+pub struct Driven<'a, F> {
+    local: &'a LocalConn,
+    fut: Pin<&'a mut F>,
+}
+
+impl<F: Future> Future for Driven<'_, F> {
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let local = self.local;
+        let wake = &local.wake;
+        wake.parent.register(cx.waker());
+        let mut child = Context::from_waker(&local.waker);
+        wake.polling.store(true, Ordering::SeqCst);
+        let mut passes = 0;
+        loop {
+            wake.again.store(false, Ordering::SeqCst);
+            local.poll_conn(&mut child);
+            if let Poll::Ready(out) = self.fut.as_mut().poll(&mut child) {
+                wake.polling.store(false, Ordering::SeqCst);
+                return Poll::Ready(out);
+            }
+            passes += 1;
+            if !wake.again.load(Ordering::SeqCst) {
+                break;
+            }
+            if passes == MAX_PASSES {
+                wake.polling.store(false, Ordering::SeqCst);
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+        }
+        wake.polling.store(false, Ordering::SeqCst);
+        // A wake from another thread between the last pass and now.
+        if wake.again.swap(false, Ordering::SeqCst) {
+            cx.waker().wake_by_ref();
+        }
+        Poll::Pending
+    }
+}
+
+/// The waker of everything driven here: during a pass a wake only asks for another pass;
+/// otherwise it wakes the task.
+#[derive(Default)]
+struct Wakeup {
+    parent: AtomicWaker,
+    polling: AtomicBool,
+    again: AtomicBool,
+}
+
+impl Wake for Wakeup {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        // Asked for first, then the task woken unless a pass is on (which sees the ask:
+        // the pass clears `polling` before it reads `again`).
+        self.again.store(true, Ordering::SeqCst);
+        if !self.polling.load(Ordering::SeqCst) {
+            self.parent.wake();
+        }
+    }
+}
