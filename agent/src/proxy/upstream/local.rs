@@ -11,7 +11,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
     },
     task::{Context, Poll, Wake, Waker},
     time::Instant,
@@ -30,8 +30,9 @@ pub struct LocalConn {
     pool: Arc<dyn IdleConns>,
     slot: Mutex<Slot>,
     wake: Arc<Wakeup>,
-    /// The child waker handed to the futures driven here (made once).
-    waker: Waker,
+    /// The wakers handed to the upstream connection and to the downstream one (made once).
+    conn_waker: Waker,
+    down_waker: Waker,
 }
 
 #[derive(Default)]
@@ -53,8 +54,8 @@ struct Held {
 impl LocalConn {
     pub fn new(pool: Arc<dyn IdleConns>) -> Arc<Self> {
         let wake = Arc::new(Wakeup::default());
-        let waker = Waker::from(wake.clone());
-        Arc::new(Self { pool, slot: Mutex::new(Slot::default()), wake, waker })
+        let (conn_waker, down_waker) = (Side::waker(&wake, CONN), Side::waker(&wake, DOWN));
+        Arc::new(Self { pool, slot: Mutex::new(Slot::default()), wake, conn_waker, down_waker })
     }
 
     fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
@@ -88,7 +89,7 @@ impl LocalConn {
         if slot.released || slot.conn.is_some() {
             return Adopted::Busy(conn);
         }
-        if conn.as_mut().poll(&mut Context::from_waker(&self.waker)).is_ready() {
+        if conn.as_mut().poll(&mut Context::from_waker(&self.conn_waker)).is_ready() {
             return Adopted::Ended;
         }
         slot.conn = Some(Held { key, conn, idle: None, since: Instant::now() });
@@ -165,21 +166,29 @@ impl<F: Future> Future for Driven<'_, F> {
         let local = self.local;
         let wake = &local.wake;
         wake.parent.register(cx.waker());
-        let mut child = Context::from_waker(&local.waker);
         wake.polling.store(true, Ordering::SeqCst);
-        let mut passes = 0;
-        loop {
-            wake.again.store(false, Ordering::SeqCst);
-            local.poll_conn(&mut child);
-            if let Poll::Ready(out) = self.fut.as_mut().poll(&mut child) {
+        // What woke the task; both when nothing recorded says (a first poll, another
+        // branch of the caller's select).
+        let mut due = match wake.woken.swap(0, Ordering::SeqCst) {
+            0 => CONN | DOWN,
+            due => due,
+        };
+        for pass in 1.. {
+            if due & CONN != 0 {
+                local.poll_conn(&mut Context::from_waker(&local.conn_waker));
+            }
+            if due & DOWN != 0
+                && let Poll::Ready(out) = self.fut.as_mut().poll(&mut Context::from_waker(&local.down_waker))
+            {
                 wake.polling.store(false, Ordering::SeqCst);
                 return Poll::Ready(out);
             }
-            passes += 1;
-            if !wake.again.load(Ordering::SeqCst) {
+            due = wake.woken.swap(0, Ordering::SeqCst);
+            if due == 0 {
                 break;
             }
-            if passes == MAX_PASSES {
+            if pass == MAX_PASSES {
+                wake.woken.fetch_or(due, Ordering::SeqCst);
                 wake.polling.store(false, Ordering::SeqCst);
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
@@ -187,33 +196,50 @@ impl<F: Future> Future for Driven<'_, F> {
         }
         wake.polling.store(false, Ordering::SeqCst);
         // A wake from another thread between the last pass and now.
-        if wake.again.swap(false, Ordering::SeqCst) {
+        if wake.woken.load(Ordering::SeqCst) != 0 {
             cx.waker().wake_by_ref();
         }
         Poll::Pending
     }
 }
 
-/// The waker of everything driven here: during a pass a wake only asks for another pass;
-/// otherwise it wakes the task.
+/// The upstream connection's waker bit, and the downstream connection's.
+const CONN: u8 = 1;
+const DOWN: u8 = 2;
+
+/// Who was woken: during a pass a wake only marks its side for another pass; otherwise
+/// it marks it and wakes the task. A pass polls only the sides marked.
 #[derive(Default)]
 struct Wakeup {
     parent: AtomicWaker,
     polling: AtomicBool,
-    again: AtomicBool,
+    woken: AtomicU8,
 }
 
-impl Wake for Wakeup {
+/// One side's waker.
+struct Side {
+    wakeup: Arc<Wakeup>,
+    bit: u8,
+}
+
+impl Side {
+    fn waker(wakeup: &Arc<Wakeup>, bit: u8) -> Waker {
+        Waker::from(Arc::new(Side { wakeup: wakeup.clone(), bit }))
+    }
+}
+
+impl Wake for Side {
     fn wake(self: Arc<Self>) {
         self.wake_by_ref();
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        // Asked for first, then the task woken unless a pass is on (which sees the ask:
-        // the pass clears `polling` before it reads `again`).
-        self.again.store(true, Ordering::SeqCst);
-        if !self.polling.load(Ordering::SeqCst) {
-            self.parent.wake();
+        // Marked first, then the task woken unless a pass is on (which sees the mark: the
+        // pass clears `polling` before it reads `woken`).
+        let w = &self.wakeup;
+        w.woken.fetch_or(self.bit, Ordering::SeqCst);
+        if !w.polling.load(Ordering::SeqCst) {
+            w.parent.wake();
         }
     }
 }
