@@ -20,7 +20,7 @@ mod prefixed;
 mod sw8;
 mod tracestate;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 
 pub use graylane::{TAG, TENANT};
 pub use prefixed::jaeger_trace_id;
@@ -59,6 +59,16 @@ pub fn read(headers: &HeaderMap) -> Carried {
         (TagSource::OtBaggage, ot_baggage),
     ];
     let mut out = Carried::default();
+    // Most requests carry no lane: one pass over their names says so, no lookups.
+    let carrier = |n: &HeaderName| {
+        graylane::READS.contains(n)
+            || tracestate::READS.contains(n)
+            || sw8::READS.contains(n)
+            || prefixed::READS.contains(n)
+    };
+    if !headers.keys().any(carrier) {
+        return out;
+    }
     for (source, read) in ORDER {
         if out.tag.is_some() && out.tenant.is_some() {
             break;

@@ -25,6 +25,7 @@ use crate::{
 /// The metric label of a destination that is a pod IP, and of one graylane does not know.
 pub const POD: &str = "pod";
 pub const UNKNOWN: &str = "unknown";
+static UNKNOWN_LABEL: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from(UNKNOWN));
 
 /// What the node remembers of lanes, consulted while coloring (state, like breakers).
 pub trait LaneMemory {
@@ -185,7 +186,7 @@ pub fn plan(
         tenant_spoof: resolved.tenant_spoof,
         rule: resolved.rule,
         lost: resolved.lost.map(|t| state.labels.tag(Some(&t))),
-        service_label: Arc::from(UNKNOWN),
+        service_label: UNKNOWN_LABEL.clone(),
         service: None,
         route: None,
         policy: None,

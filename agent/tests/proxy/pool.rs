@@ -2,7 +2,7 @@
 
 use std::{sync::atomic::Ordering, time::Duration};
 
-use crate::harness::{APP, Backend, Mesh, app, named, pod_origin};
+use crate::harness::{APP, Backend, Mesh, app, handler, named, pod_origin};
 
 #[tokio::test]
 async fn a_keep_alive_caller_costs_one_upstream_connection_and_one_record_per_request() {
@@ -93,7 +93,24 @@ async fn a_connection_its_server_closed_while_idle_is_not_used() {
 async fn cost() {
     let n = std::env::var("GRAYLANE_COST_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
     let mesh = Mesh::new(&app(""));
-    mesh.endpoints.set("10.244.0.21:8080", named("gray"));
+    // What the bench's nginx answers: 1 KiB and its usual headers.
+    mesh.endpoints.set(
+        "10.244.0.21:8080",
+        handler(|_| async {
+            let mut r = http::Response::new(bytes::Bytes::from(vec![b'x'; 1024]));
+            for (k, v) in [
+                ("server", "nginx/1.26.3"),
+                ("date", "Mon, 07 Dec 2026 06:00:00 GMT"),
+                ("content-type", "text/html"),
+                ("last-modified", "Mon, 07 Dec 2026 05:00:00 GMT"),
+                ("etag", "\"6939f1c0-400\""),
+                ("accept-ranges", "bytes"),
+            ] {
+                r.headers_mut().insert(k, http::HeaderValue::from_static(v));
+            }
+            r
+        }),
+    );
     let answers = mesh.caller(Some("default/gray-client")).keep_alive(APP, "/", n).await;
     assert!(answers.iter().all(|a| a.status == 200));
 }

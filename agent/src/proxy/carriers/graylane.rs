@@ -11,6 +11,9 @@ const BAGGAGE: HeaderName = HeaderName::from_static("baggage");
 const BAGGAGE_TAG: &str = "graylane-tag";
 const BAGGAGE_TENANT: &str = "graylane-tenant";
 
+/// The headers [`read_lane`] reads.
+pub(super) const READS: [HeaderName; 3] = [TAG, TENANT, BAGGAGE];
+
 /// Tag and tenant a request carries (headers first, then baggage). Malformed values are
 /// ignored.
 pub fn read_lane(headers: &HeaderMap) -> (Option<String>, Option<String>) {

@@ -8,6 +8,8 @@ use crate::vocab::valid_label;
 
 pub const JAEGER_TAG: HeaderName = HeaderName::from_static("uberctx-graylane-tag");
 pub const OT_TAG: HeaderName = HeaderName::from_static("ot-baggage-graylane-tag");
+/// The headers a carrier here is read from.
+pub(super) const READS: [HeaderName; 2] = [JAEGER_TAG, OT_TAG];
 const UBER_TRACE_ID: HeaderName = HeaderName::from_static("uber-trace-id");
 const B3: HeaderName = HeaderName::from_static("b3");
 const B3_TRACE: HeaderName = HeaderName::from_static("x-b3-traceid");

@@ -12,6 +12,9 @@ use crate::vocab::valid_label;
 const SW8: HeaderName = HeaderName::from_static("sw8");
 const CORRELATION: HeaderName = HeaderName::from_static("sw8-correlation");
 const TAG_KEY: &str = "graylane-tag";
+
+/// The header [`read`] reads.
+pub(super) const READS: [HeaderName; 1] = [CORRELATION];
 const TENANT_KEY: &str = "graylane-tenant";
 /// SkyWalking's defaults: keys per request, and a value's length.
 const MAX_KEYS: usize = 3;

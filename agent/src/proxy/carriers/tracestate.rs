@@ -12,6 +12,9 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const KEY: &str = "graylane";
 const MAX_MEMBERS: usize = 32;
 
+/// The header [`read`] reads.
+pub(super) const READS: [HeaderName; 1] = [TRACESTATE];
+
 /// Tag and tenant from our member, if it is there and well-formed.
 pub fn read(headers: &HeaderMap) -> (Option<String>, Option<String>) {
     let Some(value) = members(headers).find_map(|m| m.strip_prefix("graylane=")) else { return (None, None) };
@@ -52,6 +55,13 @@ pub fn strip(headers: &mut HeaderMap) {
 }
 
 fn set(headers: &mut HeaderMap, ours: Option<String>) {
+    if !headers.contains_key(TRACESTATE) {
+        // Nobody else's members: ours alone (most requests).
+        if let Some(v) = ours.and_then(|o| HeaderValue::try_from(o).ok()) {
+            headers.insert(TRACESTATE, v);
+        }
+        return;
+    }
     let others: Vec<&str> = members(headers).filter(|m| m.split('=').next() != Some(KEY)).collect();
     let mut list: Vec<&str> = Vec::with_capacity(others.len() + 1);
     if let Some(o) = &ours {

@@ -46,7 +46,7 @@ pub async fn run(
         .and_then(|p| p.retry.clone())
         .filter(|(r, _)| r.all_methods || idempotent(&head.method))
         .filter(|_| replayable(&head.headers, &body));
-    let copy = replayable(&head.headers, &body) && mirror::wanted(plan);
+    let copy = mirror::wanted(plan) && replayable(&head.headers, &body);
     if retry.is_none() && !copy {
         let body = if body.is_end_stream() {
             ReqBody::Empty

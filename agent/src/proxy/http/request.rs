@@ -37,7 +37,7 @@ pub async fn handle(
     let mut rec = Recorder::new(proxy, conn, req.method(), req.uri());
     let grpc = respond::is_grpc(req.headers());
     let framed_twice = headers::ambiguous_framing(req.headers());
-    let resp = match forward(proxy, conn, req, h2, local, &mut rec).await {
+    let resp = match forward(proxy, conn, req, h2, local, framed_twice, &mut rec).await {
         Ok(resp) => resp,
         Err(e) => {
             let resp = respond::error(&e, grpc);
@@ -64,9 +64,10 @@ async fn forward(
     mut req: Request<Incoming>,
     h2: bool,
     local: Option<&Arc<LocalConn>>,
+    framed_twice: bool,
     rec: &mut Recorder<'_>,
 ) -> Result<Response<Body>, ProxyError> {
-    if headers::ambiguous_framing(req.headers()) {
+    if framed_twice {
         return Err(ProxyError::new(
             ErrorKind::BadRequest,
             "Content-Length and Transfer-Encoding together: ambiguous framing",
