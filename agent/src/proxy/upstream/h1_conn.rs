@@ -2,7 +2,11 @@
 //! them: its key, its I/O future (polled by its own task, by its downstream connection's,
 //! or by nobody while parked idle), and where an idle one goes.
 
-use std::{future::Future, pin::Pin, time::Duration};
+use std::{
+    future::Future,
+    pin::Pin,
+    time::{Duration, Instant},
+};
 
 use hyper::client::conn::http1;
 
@@ -21,8 +25,9 @@ pub type Sender = http1::SendRequest<ReqBody>;
 pub trait IdleConns: Send + Sync {
     /// An idle connection driven by its own task.
     fn checkin(&self, key: Key, sender: Sender);
-    /// An idle connection nobody drives any more: kept undriven until taken, or closed.
-    fn park(&self, key: Key, sender: Sender, conn: ConnFuture);
+    /// An idle connection nobody drives any more, idle `since`: kept undriven until
+    /// taken, or closed.
+    fn park(&self, key: Key, sender: Sender, conn: ConnFuture, since: Instant);
     /// How long an idle connection is kept.
     fn idle_timeout(&self) -> Duration;
 }

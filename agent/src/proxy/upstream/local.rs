@@ -40,9 +40,12 @@ struct Slot {
     conn: Option<Held>,
     /// The downstream connection has ended: nothing is adopted any more.
     released: bool,
+    /// Ids of the connections held, in turn: a sender comes back only to its own.
+    next: u64,
 }
 
 struct Held {
+    id: u64,
     key: Key,
     conn: ConnFuture,
     /// `None` while a request uses the connection.
@@ -62,21 +65,24 @@ impl LocalConn {
         self.slot.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The idle connection to `key`, if this downstream connection holds one. One to
-    /// another endpoint is parked in the pool (a request at a time: it is not needed now).
-    pub(super) fn take(&self, key: Key) -> Option<Sender> {
+    /// The idle connection to `key` (and its id), if this downstream connection holds
+    /// one. One to another endpoint is parked in the pool (a request at a time: it is not
+    /// needed now); one idle past the pool's timeout, or closed, is closed and let go.
+    pub(super) fn take(&self, key: Key) -> Option<(Sender, u64)> {
         let mut slot = self.slot();
         let held = slot.conn.as_mut()?;
+        held.idle.as_ref()?;
         if held.key == key {
-            // Idle past the pool's timeout: closed when next polled, a fresh one is used.
             let fresh = held.since.elapsed() < self.pool.idle_timeout();
-            return held.idle.take().filter(|s| fresh && !s.is_closed());
+            if let Some(sender) = held.idle.take().filter(|s| fresh && !s.is_closed()) {
+                return Some((sender, held.id));
+            }
+            slot.conn = None; // closes it
+            return None;
         }
-        if held.idle.is_some()
-            && let Some(Held { key, conn, idle: Some(sender), .. }) = slot.conn.take()
-        {
+        if let Some(Held { key, conn, idle: Some(sender), since, .. }) = slot.conn.take() {
             drop(slot);
-            self.pool.park(key, sender, conn);
+            self.pool.park(key, sender, conn, since);
         }
         None
     }
@@ -92,20 +98,23 @@ impl LocalConn {
         if conn.as_mut().poll(&mut Context::from_waker(&self.conn_waker)).is_ready() {
             return Adopted::Ended;
         }
-        slot.conn = Some(Held { key, conn, idle: None, since: Instant::now() });
-        Adopted::Driven
+        slot.next += 1;
+        let id = slot.next;
+        slot.conn = Some(Held { id, key, conn, idle: None, since: Instant::now() });
+        Adopted::Driven(id)
     }
 
-    /// The response has been read to its end: the connection is idle again.
-    pub(super) fn checkin(&self, key: Key, sender: Sender) {
+    /// The response has been read to its end: connection `id` is idle again.
+    pub(super) fn checkin(&self, id: u64, key: Key, sender: Sender) {
         let mut slot = self.slot();
         let released = slot.released;
         match slot.conn.as_mut() {
-            Some(held) if held.key == key && held.idle.is_none() && !released => {
+            Some(held) if held.id == id && held.idle.is_none() && !released => {
                 held.idle = Some(sender);
                 held.since = Instant::now();
             }
-            // Released meanwhile (its connection was detached and runs on its own).
+            // Released meanwhile (its connection was detached and runs on its own), or
+            // its connection ended (the sender is closed: the pool drops it).
             _ => {
                 drop(slot);
                 self.pool.checkin(key, sender);
@@ -118,10 +127,10 @@ impl LocalConn {
     pub fn release(&self) {
         let mut slot = self.slot();
         slot.released = true;
-        let Some(Held { key, conn, idle, .. }) = slot.conn.take() else { return };
+        let Some(Held { key, conn, idle, since, .. }) = slot.conn.take() else { return };
         drop(slot);
         match idle {
-            Some(sender) => self.pool.park(key, sender, conn),
+            Some(sender) => self.pool.park(key, sender, conn, since),
             None => detach(key.1, conn),
         }
     }
@@ -129,7 +138,7 @@ impl LocalConn {
     /// `fut` (the downstream connection) and the upstream connection, polled together on
     /// this task.
     pub fn drive<'a, F: Future>(&'a self, fut: Pin<&'a mut F>) -> Driven<'a, F> {
-        Driven { local: self, fut }
+        Driven { local: self, fut, first: true }
     }
 
     fn poll_conn(&self, cx: &mut Context<'_>) {
@@ -146,7 +155,8 @@ impl LocalConn {
 
 /// What became of a connection offered to [`LocalConn::adopt`].
 pub(super) enum Adopted {
-    Driven,
+    /// Driven here, as connection `id`.
+    Driven(u64),
     /// It had ended (its server closed it while it was parked).
     Ended,
     /// The slot is taken: the caller runs the connection on its own task.
@@ -157,6 +167,9 @@ pub(super) enum Adopted {
 pub struct Driven<'a, F> {
     local: &'a LocalConn,
     fut: Pin<&'a mut F>,
+    /// Not polled yet: both sides are (a bit left by an earlier `Driven` says nothing of
+    /// this one).
+    first: bool,
 }
 
 impl<F: Future> Future for Driven<'_, F> {
@@ -170,6 +183,7 @@ impl<F: Future> Future for Driven<'_, F> {
         // What woke the task; both when nothing recorded says (a first poll, another
         // branch of the caller's select).
         let mut due = match wake.woken.swap(0, Ordering::SeqCst) {
+            _ if std::mem::replace(&mut self.first, false) => CONN | DOWN,
             0 => CONN | DOWN,
             due => due,
         };

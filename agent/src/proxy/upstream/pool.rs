@@ -98,14 +98,16 @@ struct Back {
     pool: Arc<Pool>,
     key: Key,
     sender: http1::SendRequest<ReqBody>,
-    /// The downstream connection that drives it, if one does.
-    local: Option<Arc<LocalConn>>,
+    /// The downstream connection that drives it, if one does (and its id there).
+    local: Option<Home>,
 }
+
+type Home = (Arc<LocalConn>, u64);
 
 impl Back {
     fn give(self) {
         match self.local {
-            Some(local) => local.checkin(self.key, self.sender),
+            Some((local, id)) => local.checkin(id, self.key, self.sender),
             None => self.pool.checkin(self.key, self.sender),
         }
     }
@@ -206,13 +208,13 @@ impl Pool {
         &self,
         key: Key,
         local: Option<&Arc<LocalConn>>,
-    ) -> Option<(http1::SendRequest<ReqBody>, Option<Arc<LocalConn>>)> {
+    ) -> Option<(http1::SendRequest<ReqBody>, Option<Home>)> {
         if let Some(local) = local
-            && let Some(mut sender) = local.take(key)
+            && let Some((mut sender, id)) = local.take(key)
             && sender.ready().await.is_ok()
         {
             self.counters.reused.inc();
-            return Some((sender, Some(local.clone())));
+            return Some((sender, Some((local.clone(), id))));
         }
         while let Some((mut sender, parked)) = self.checkout(key) {
             let home = match parked {
@@ -231,15 +233,10 @@ impl Pool {
 
     /// Who polls a connection from now on: the `local` downstream connection if it has
     /// room, else a task of its own. `None`: the connection had already ended.
-    fn place(
-        &self,
-        key: Key,
-        conn: ConnFuture,
-        local: Option<&Arc<LocalConn>>,
-    ) -> Option<Option<Arc<LocalConn>>> {
+    fn place(&self, key: Key, conn: ConnFuture, local: Option<&Arc<LocalConn>>) -> Option<Option<Home>> {
         let conn = match local {
             Some(l) => match l.adopt(key, conn) {
-                Adopted::Driven => return Some(Some(l.clone())),
+                Adopted::Driven(id) => return Some(Some((l.clone(), id))),
                 Adopted::Ended => return None,
                 Adopted::Busy(conn) => conn,
             },
@@ -263,8 +260,15 @@ impl Pool {
         }
     }
 
-    fn keep_idle(&self, key: Key, sender: http1::SendRequest<ReqBody>, parked: Option<ConnFuture>) {
-        if sender.is_closed() {
+    /// Keeps a connection idle `since` (closed instead if it is past the idle timeout).
+    fn keep_idle(
+        &self,
+        key: Key,
+        sender: http1::SendRequest<ReqBody>,
+        parked: Option<ConnFuture>,
+        since: Instant,
+    ) {
+        if sender.is_closed() || since.elapsed() >= self.idle_timeout {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
@@ -281,7 +285,7 @@ impl Pool {
         }
         *of_origin += 1;
         *total += 1;
-        list.push(Idle { sender, since: Instant::now(), parked });
+        list.push(Idle { sender, since, parked });
     }
 
     /// Closes idle connections past the idle timeout and those (HTTP/2 ones too) from a
@@ -369,12 +373,12 @@ impl Pool {
 
 impl IdleConns for Pool {
     fn checkin(&self, key: Key, sender: http1::SendRequest<ReqBody>) {
-        self.keep_idle(key, sender, None);
+        self.keep_idle(key, sender, None, Instant::now());
     }
 
     /// Parked by a downstream connection that moved on or ended.
-    fn park(&self, key: Key, sender: http1::SendRequest<ReqBody>, conn: ConnFuture) {
-        self.keep_idle(key, sender, Some(conn));
+    fn park(&self, key: Key, sender: http1::SendRequest<ReqBody>, conn: ConnFuture, since: Instant) {
+        self.keep_idle(key, sender, Some(conn), since);
     }
 
     fn idle_timeout(&self) -> Duration {
