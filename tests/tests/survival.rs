@@ -91,8 +91,21 @@ fn kill_9_fails_open_refuses_fail_closed_pods_and_a_new_agent_adopts_pinned_stat
     eprintln!("measured: kill -9 under traffic: {summary}");
     let errors = summary["errors"].as_object().cloned().unwrap_or_default();
     assert!(!errors.contains_key("ConnectionRefusedError"), "graylane refused a fail-open pod: {summary}");
+    // Only connections at the kill may fail: the one in flight, and any that reached the
+    // listener while the process was dying (the kernel frees a killed process's memory
+    // before its descriptors, and the listener accepts until it is closed) — one window.
+    let times: Vec<f64> = summary["failures"]
+        .as_array()
+        .map(|f| f.iter().filter_map(|x| x["t_ms"].as_f64()).collect())
+        .unwrap_or_default();
     let failed = summary["attempts"].as_u64().unwrap_or(0) - summary["ok"].as_u64().unwrap_or(0);
-    assert!(failed <= 1, "only a connection in flight at the kill may fail: {summary}");
+    assert_eq!(failed as usize, times.len(), "{summary}");
+    let spread =
+        times.iter().copied().fold(f64::NAN, f64::max) - times.iter().copied().fold(f64::NAN, f64::min);
+    assert!(
+        times.is_empty() || spread <= 100.0,
+        "only connections at the kill may fail (within 100 ms of each other): {summary}"
+    );
     assert!(summary["ok"].as_u64().unwrap_or(0) > 100, "{summary}");
 
     // Fail-closed pod: refused while no proxy listens; fail-open pod: direct.

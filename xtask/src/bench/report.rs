@@ -118,19 +118,19 @@ fn ratios(out: &mut String, samples: &[Sample]) {
     let _ = writeln!(out, "\nratios:");
     let _ = writeln!(
         out,
-        "  graylane/nginx  requests per proxy CPU-second (HTTP/1.1)   {:.2}x   (goal >= 1.2)",
+        "  graylane/nginx  requests per proxy CPU-second (HTTP/1.1)   {:.2}x   (goal >= 1.0)",
         ratio(per_cpu(&gl), per_cpu(&nginx))
     );
     let (h2, h2n) = (get("h2 graylane"), get("h2 nginx"));
     let (g, gn) = (get("grpc graylane"), get("grpc nginx"));
     let _ = writeln!(
         out,
-        "  graylane/nginx  requests per proxy CPU-second (HTTP/2)     {:.2}x",
+        "  graylane/nginx  requests per proxy CPU-second (HTTP/2)     {:.2}x   (goal >= 1.0)",
         ratio(per_cpu(&h2), per_cpu(&h2n))
     );
     let _ = writeln!(
         out,
-        "  graylane/nginx  requests per proxy CPU-second (gRPC)       {:.2}x",
+        "  graylane/nginx  requests per proxy CPU-second (gRPC)       {:.2}x   (goal >= 1.0)",
         ratio(per_cpu(&g), per_cpu(&gn))
     );
     let _ = writeln!(
@@ -145,7 +145,7 @@ fn ratios(out: &mut String, samples: &[Sample]) {
             (get(&format!("{rate} direct")), get(&format!("{rate} graylane")), get(&format!("{rate} nginx")));
         let _ = writeln!(
             out,
-            "  graylane/nginx  added p50 / p99 at {rate}               {} / {}   (goal <= 0.8)",
+            "  graylane/nginx  added p50 / p99 at {rate}               {} / {}   (goal <= 1.0)",
             added_ratio(o.p50 - d.p50, n.p50 - d.p50),
             added_ratio(o.p99 - d.p99, n.p99 - d.p99)
         );
@@ -185,17 +185,18 @@ fn ratios(out: &mut String, samples: &[Sample]) {
     );
     let _ = writeln!(
         out,
-        "  policy/plain    rate limit + breaker + retry              {:+.1} % proxy CPU per request   (goal < 5 %)",
+        "  policy/plain    rate limit + breaker + retry              {:+.1} % proxy CPU per request   (goal <= 10 %)",
         (ratio(policy.cpu_us, gl.cpu_us) - 1.0) * 100.0
     );
     let (base, lane, no_memory) =
         (get("continuity: base"), get("continuity: gray"), get("continuity: no memory"));
     let _ = writeln!(
         out,
-        "  lane/base       lane traffic (bridge + trace memory)      {:+.1} us proxy CPU per request ({:.1} vs {:.1}); trace memory alone {:+.1} us",
+        "  lane/base       lane traffic (bridge + trace memory)      {:+.1} us proxy CPU per request ({:.1} vs {:.1}, {:+.1} %; goal <= 5 %); trace memory alone {:+.1} us",
         lane.cpu_us - base.cpu_us,
         lane.cpu_us,
         base.cpu_us,
+        (ratio(lane.cpu_us, base.cpu_us) - 1.0) * 100.0,
         lane.cpu_us - no_memory.cpu_us
     );
     for (what, pod, node) in [

@@ -257,3 +257,98 @@ impl Wake for Side {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{sync::atomic::AtomicUsize, time::Duration};
+
+    use super::*;
+
+    /// No pool: these tests drive no upstream connection.
+    struct NoPool;
+
+    impl IdleConns for NoPool {
+        fn checkin(&self, _: Key, _: Sender) {}
+        fn park(&self, _: Key, _: Sender, _: ConnFuture, _: Instant) {}
+        fn idle_timeout(&self) -> Duration {
+            Duration::from_secs(30)
+        }
+    }
+
+    /// The task's waker: counts its wakes.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Wake for Counting {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A future that wakes itself `n` times before it is ready.
+    struct SelfWaking {
+        left: usize,
+        polls: usize,
+    }
+
+    impl Future for SelfWaking {
+        type Output = usize;
+
+        fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<usize> {
+            self.polls += 1;
+            if self.left == 0 {
+                return Poll::Ready(self.polls);
+            }
+            self.left -= 1;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+
+    fn poll_once<F: Future>(local: &LocalConn, fut: Pin<&mut F>, task: &Arc<Counting>) -> Poll<F::Output> {
+        let waker = Waker::from(task.clone());
+        let mut driven = local.drive(fut);
+        Pin::new(&mut driven).poll(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn a_wake_during_a_pass_is_another_pass_not_a_wake_of_the_task() {
+        let local = LocalConn::new(Arc::new(NoPool));
+        let task = Arc::new(Counting::default());
+        let mut fut = std::pin::pin!(SelfWaking { left: 3, polls: 0 });
+        assert_eq!(poll_once(&local, fut.as_mut(), &task), Poll::Ready(4));
+        assert_eq!(task.0.load(Ordering::SeqCst), 0, "the task was never woken");
+    }
+
+    #[test]
+    fn a_side_that_always_wakes_itself_yields_after_the_pass_cap() {
+        let local = LocalConn::new(Arc::new(NoPool));
+        let task = Arc::new(Counting::default());
+        let mut fut = std::pin::pin!(SelfWaking { left: usize::MAX, polls: 0 });
+        assert_eq!(poll_once(&local, fut.as_mut(), &task), Poll::Pending);
+        assert_eq!(fut.polls, MAX_PASSES, "capped");
+        assert_eq!(task.0.load(Ordering::SeqCst), 1, "woken once to go on later");
+    }
+
+    #[test]
+    fn a_wake_outside_a_pass_wakes_the_task_and_a_new_driver_polls_both_sides() {
+        let local = LocalConn::new(Arc::new(NoPool));
+        let task = Arc::new(Counting::default());
+        let mut fut = std::pin::pin!(SelfWaking { left: 0, polls: 0 });
+        // An upstream wake left over from an earlier driver (a select dropped it).
+        local.conn_waker.wake_by_ref();
+        assert_eq!(task.0.load(Ordering::SeqCst), 0, "no task registered yet");
+        assert_eq!(
+            poll_once(&local, fut.as_mut(), &task),
+            Poll::Ready(1),
+            "the downstream side is polled too"
+        );
+        // Registered now: a wake from outside a pass (another thread's) wakes the task.
+        let idle = Arc::new(Counting::default());
+        let mut pending = std::pin::pin!(std::future::pending::<()>());
+        assert_eq!(poll_once(&local, pending.as_mut(), &idle), Poll::Pending);
+        let down = local.down_waker.clone();
+        std::thread::spawn(move || down.wake()).join().expect("waker thread");
+        assert_eq!(idle.0.load(Ordering::SeqCst), 1);
+    }
+}
