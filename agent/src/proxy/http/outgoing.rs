@@ -77,12 +77,12 @@ pub fn build_copy(
 }
 
 pub fn upstream_uri(uri: &Uri, headers: &HeaderMap, target: &Target, h2: bool) -> Result<Uri, ProxyError> {
+    // Already origin-form (what a client sends to a server): as it is, not parsed again.
+    if !h2 && uri.scheme().is_none() && uri.authority().is_none() && uri.path_and_query().is_some() {
+        return Ok(uri.clone());
+    }
     let path = uri.path_and_query().map_or("/", |p| p.as_str());
     if !h2 {
-        // Already origin-form (what a client sends to a server): as it is, not parsed again.
-        if uri.scheme().is_none() && uri.authority().is_none() && uri.path_and_query().is_some() {
-            return Ok(uri.clone());
-        }
         return Uri::try_from(path)
             .map_err(|e| ProxyError::new(ErrorKind::BadRequest, format!("request target: {e}")));
     }

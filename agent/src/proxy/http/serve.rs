@@ -15,11 +15,11 @@ where
 {
     let owner = proxy.clone();
     // HTTP/1.1: one request at a time, its upstream connection driven by this task.
-    let local = (!h2).then(|| LocalConn::new(proxy.pool.clone()));
+    let local = LocalConn::new(proxy.pool.clone());
     let svc_local = local.clone();
     let svc = service_fn(move |req: http::Request<Incoming>| {
         let (proxy, ctx, local) = (proxy.clone(), ctx.clone(), svc_local.clone());
-        async move { Ok::<_, Infallible>(request::handle(&proxy, &ctx, req, h2, local.as_ref()).await) }
+        async move { Ok::<_, Infallible>(request::handle(&proxy, &ctx, req, h2, (!h2).then_some(&local)).await) }
     });
     let io = TokioIo::new(io);
     let limits = &owner.cfg.limits;
@@ -49,7 +49,6 @@ where
             .serve_connection(io, svc)
             .with_upgrades();
         tokio::pin!(conn);
-        let local = local.unwrap_or_else(|| LocalConn::new(owner.pool.clone()));
         let served = tokio::select! {
             r = local.drive(conn.as_mut()) => r,
             () = owner.draining() => {

@@ -136,9 +136,11 @@ impl LocalConn {
     }
 
     /// `fut` (the downstream connection) and the upstream connection, polled together on
-    /// this task.
+    /// this task. Both are due at the first poll (a bit left by an earlier driver, which a
+    /// select dropped, says nothing of the other side).
     pub fn drive<'a, F: Future>(&'a self, fut: Pin<&'a mut F>) -> Driven<'a, F> {
-        Driven { local: self, fut, first: true }
+        self.wake.woken.fetch_or(CONN | DOWN, Ordering::SeqCst);
+        Driven { local: self, fut }
     }
 
     fn poll_conn(&self, cx: &mut Context<'_>) {
@@ -167,9 +169,6 @@ pub(super) enum Adopted {
 pub struct Driven<'a, F> {
     local: &'a LocalConn,
     fut: Pin<&'a mut F>,
-    /// Not polled yet: both sides are (a bit left by an earlier `Driven` says nothing of
-    /// this one).
-    first: bool,
 }
 
 impl<F: Future> Future for Driven<'_, F> {
@@ -180,13 +179,8 @@ impl<F: Future> Future for Driven<'_, F> {
         let wake = &local.wake;
         wake.parent.register(cx.waker());
         wake.polling.store(true, Ordering::SeqCst);
-        // What woke the task; both when nothing recorded says (a first poll, another
-        // branch of the caller's select).
-        let mut due = match wake.woken.swap(0, Ordering::SeqCst) {
-            _ if std::mem::replace(&mut self.first, false) => CONN | DOWN,
-            0 => CONN | DOWN,
-            due => due,
-        };
+        // The sides that were woken (none: another branch of the caller's select was).
+        let mut due = wake.woken.swap(0, Ordering::SeqCst);
         for pass in 1.. {
             if due & CONN != 0 {
                 local.poll_conn(&mut Context::from_waker(&local.conn_waker));

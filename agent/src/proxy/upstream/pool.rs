@@ -26,7 +26,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 
 use super::{
     dial::Dial,
-    h1_conn::{ConnFuture, IdleConns, Key, detach},
+    h1_conn::{ConnFuture, IdleConns, Key, Sender, detach},
     idle_body::IdleBodyError,
     local::{Adopted, LocalConn},
     namespaces::Namespaces,
@@ -80,7 +80,7 @@ impl IdleLists {
 }
 
 struct Idle {
-    sender: http1::SendRequest<ReqBody>,
+    sender: Sender,
     since: Instant,
     /// Parked: nobody polls the connection until it is taken.
     parked: Option<ConnFuture>,
@@ -97,7 +97,7 @@ pub struct Pooled {
 struct Back {
     pool: Arc<Pool>,
     key: Key,
-    sender: http1::SendRequest<ReqBody>,
+    sender: Sender,
     /// The downstream connection that drives it, if one does (and its id there).
     local: Option<Home>,
 }
@@ -204,11 +204,7 @@ impl Pool {
     /// An idle connection for `key` that is open and ready for a request, if any: the
     /// `local` downstream connection's own, else one from the idle lists (which stays with
     /// `local` if it was parked), with the downstream connection that drives it.
-    async fn ready_idle(
-        &self,
-        key: Key,
-        local: Option<&Arc<LocalConn>>,
-    ) -> Option<(http1::SendRequest<ReqBody>, Option<Home>)> {
+    async fn ready_idle(&self, key: Key, local: Option<&Arc<LocalConn>>) -> Option<(Sender, Option<Home>)> {
         if let Some(local) = local
             && let Some((mut sender, id)) = local.take(key)
             && sender.ready().await.is_ok()
@@ -248,7 +244,7 @@ impl Pool {
 
     /// An idle connection for `key` that is still open, if any (and its connection future
     /// if it was parked).
-    fn checkout(&self, key: Key) -> Option<(http1::SendRequest<ReqBody>, Option<ConnFuture>)> {
+    fn checkout(&self, key: Key) -> Option<(Sender, Option<ConnFuture>)> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         loop {
             let i = idle.lists.get_mut(&key)?.pop()?;
@@ -261,13 +257,7 @@ impl Pool {
     }
 
     /// Keeps a connection idle `since` (closed instead if it is past the idle timeout).
-    fn keep_idle(
-        &self,
-        key: Key,
-        sender: http1::SendRequest<ReqBody>,
-        parked: Option<ConnFuture>,
-        since: Instant,
-    ) {
+    fn keep_idle(&self, key: Key, sender: Sender, parked: Option<ConnFuture>, since: Instant) {
         if sender.is_closed() || since.elapsed() >= self.idle_timeout {
             return;
         }
@@ -315,11 +305,7 @@ impl Pool {
     }
 
     /// A new HTTP/1.1 connection, not yet polled by anyone (see [`Pool::place`]).
-    async fn h1_connect(
-        &self,
-        from: &Origin,
-        to: UpstreamAddr,
-    ) -> Result<(http1::SendRequest<ReqBody>, ConnFuture), ProxyError> {
+    async fn h1_connect(&self, from: &Origin, to: UpstreamAddr) -> Result<(Sender, ConnFuture), ProxyError> {
         let io = self.dial(from, to).await?;
         let (sender, conn) =
             http1::Builder::new().max_buf_size(64 * 1024).handshake(TokioIo::new(io)).await.map_err(|e| {
@@ -372,12 +358,12 @@ impl Pool {
 }
 
 impl IdleConns for Pool {
-    fn checkin(&self, key: Key, sender: http1::SendRequest<ReqBody>) {
+    fn checkin(&self, key: Key, sender: Sender) {
         self.keep_idle(key, sender, None, Instant::now());
     }
 
     /// Parked by a downstream connection that moved on or ended.
-    fn park(&self, key: Key, sender: http1::SendRequest<ReqBody>, conn: ConnFuture, since: Instant) {
+    fn park(&self, key: Key, sender: Sender, conn: ConnFuture, since: Instant) {
         self.keep_idle(key, sender, Some(conn), since);
     }
 
