@@ -29,6 +29,8 @@ impl MariaDb {
                 "--skip-test-db",
             ])
             .arg(format!("--datadir={}", data.display()))
+            // Its bootstrap's temporary tables too: never in a /tmp other tests share.
+            .arg(format!("--tmpdir={}", dir.path().display()))
             .output()
             .context("mariadb-install-db (install it: cargo xtask setup)")?;
         if !out.status.success() {
